@@ -1,0 +1,36 @@
+import type { BookProgress } from '../progress/schema.js';
+import type { CommitResult, LatestState } from '../progress/tracker.js';
+
+export type ProgressListener = (state: BookProgress) => void;
+
+/**
+ * Holds the latest state of each book and carries every new one to subscribers.
+ *
+ * - `get` returns null when no state is held (never set, or expired after the TTL).
+ * - `commit` is atomic where the state lives: compare the held version, store with the TTL,
+ *   mark the book dirty for the snapshotter, publish. One round trip for Redis.
+ * - Delivery: listeners see states of one book in commit order. It is at-most-once while
+ *   the broker is disconnected; on reconnection the latest state of every subscribed book is
+ *   delivered again, so a listener that keeps the highest version ends on the latest state.
+ * - When the backend cannot answer, calls fail fast with BrokerUnavailableError.
+ */
+export interface Broker extends LatestState {
+  get(bookId: string): Promise<BookProgress | null>;
+  commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult>;
+  /** Resolves once `listener` receives every later commit of bookId; the result unsubscribes it. */
+  subscribe(bookId: string, listener: ProgressListener): Promise<() => void>;
+  /**
+   * Takes the books committed since the last claim, for one snapshot. Only one claim is out at
+   * a time cluster-wide; null while another owner holds one. An owner that never settles its
+   * claim loses it after `leaseMs`, and its books return to the next claim.
+   */
+  claimDirty(owner: string, leaseMs: number): Promise<string[] | null>;
+  /** Ends `owner`'s claim: done=true drops its books, done=false returns them to the dirty set. */
+  settleClaim(owner: string, done: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The broker's backend cannot be reached; the caller may retry later. */
+export class BrokerUnavailableError extends Error {
+  override readonly name = 'BrokerUnavailableError';
+}

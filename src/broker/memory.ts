@@ -1,0 +1,95 @@
+import type { BookProgress } from '../progress/schema.js';
+import type { CommitResult } from '../progress/tracker.js';
+import type { Broker, ProgressListener } from './broker.js';
+
+interface Held {
+  state: BookProgress;
+  expiresAt: number;
+}
+
+interface Claim {
+  owner: string;
+  books: string[];
+  expiresAt: number;
+}
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+/** The embedded broker: one process, no Redis. Same contract as the Redis one. */
+export class MemoryBroker implements Broker {
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #held = new Map<string, Held>();
+  readonly #listeners = new Map<string, Set<ProgressListener>>();
+  #dirty = new Set<string>();
+  #claim: Claim | null = null;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: { ttlSeconds: number; now?: () => number }) {
+    this.#ttlMs = options.ttlSeconds * 1000;
+    this.#now = options.now ?? Date.now;
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
+  }
+
+  async get(bookId: string): Promise<BookProgress | null> {
+    return this.#read(bookId);
+  }
+
+  async commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult> {
+    const current = this.#read(state.bookId);
+    if ((current?.version ?? null) !== expectedVersion) return { committed: false, current };
+    const copy = structuredClone(state);
+    this.#held.set(state.bookId, { state: copy, expiresAt: this.#now() + this.#ttlMs });
+    this.#dirty.add(state.bookId);
+    for (const listener of this.#listeners.get(state.bookId) ?? []) listener(structuredClone(copy));
+    return { committed: true };
+  }
+
+  async subscribe(bookId: string, listener: ProgressListener): Promise<() => void> {
+    let listeners = this.#listeners.get(bookId);
+    if (!listeners) this.#listeners.set(bookId, (listeners = new Set()));
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.#listeners.get(bookId) === listeners) this.#listeners.delete(bookId);
+    };
+  }
+
+  async claimDirty(owner: string, leaseMs: number): Promise<string[] | null> {
+    const claim = this.#claim;
+    if (claim && claim.expiresAt > this.#now() && claim.owner !== owner) return null;
+    if (claim) for (const book of claim.books) this.#dirty.add(book);
+    const books = [...this.#dirty];
+    this.#dirty = new Set();
+    this.#claim = { owner, books, expiresAt: this.#now() + leaseMs };
+    return books;
+  }
+
+  async settleClaim(owner: string, done: boolean): Promise<void> {
+    const claim = this.#claim;
+    if (!claim || claim.owner !== owner) return;
+    if (!done) for (const book of claim.books) this.#dirty.add(book);
+    this.#claim = null;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    this.#listeners.clear();
+  }
+
+  #read(bookId: string): BookProgress | null {
+    const held = this.#held.get(bookId);
+    if (!held) return null;
+    if (held.expiresAt <= this.#now()) {
+      this.#held.delete(bookId);
+      return null;
+    }
+    return structuredClone(held.state);
+  }
+
+  #sweep(): void {
+    const now = this.#now();
+    for (const [id, held] of this.#held) if (held.expiresAt <= now) this.#held.delete(id);
+  }
+}
+

@@ -1,0 +1,179 @@
+import { Redis, ReplyError } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { BookProgressSchema } from '../progress/schema.js';
+import type { BookProgress } from '../progress/schema.js';
+import type { CommitResult } from '../progress/tracker.js';
+import { BrokerUnavailableError } from './broker.js';
+import type { Broker, ProgressListener } from './broker.js';
+import { CLAIM_DIRTY, COMMIT, SETTLE_CLAIM } from './scripts.js';
+import { redisKeys } from './keys.js';
+import type { RedisKeys } from './keys.js';
+
+const COMMAND_TIMEOUT_MS = 2_000;
+const MAX_RECONNECT_DELAY_MS = 2_000;
+
+/** Connection options shared by both connections: fail fast while Redis is down, reconnect forever. */
+export const REDIS_CONNECTION_OPTIONS: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: COMMAND_TIMEOUT_MS,
+  autoResubscribe: false,
+  retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+};
+
+type ScriptedRedis = Redis & {
+  progressCommit(stateKey: string, dirtyKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string): Promise<1 | [0, string]>;
+  progressClaimDirty(dirty: string, claimed: string, owner: string, ownerId: string, leaseMs: number): Promise<string[] | null>;
+  progressSettleClaim(dirty: string, claimed: string, owner: string, ownerId: string, done: string): Promise<number>;
+};
+
+export interface RedisBrokerOptions {
+  url: string;
+  keyPrefix: string;
+  ttlSeconds: number;
+  log: Logger;
+}
+
+/**
+ * The production broker. Two connections per process: commands, and one subscriber
+ * shared by every book this process watches (Map<channel, Set<listener>>).
+ */
+export class RedisBroker implements Broker {
+  readonly keys: RedisKeys;
+  readonly #ttlSeconds: number;
+  readonly #log: Logger;
+  readonly #redis: ScriptedRedis;
+  readonly #subscriber: Redis;
+  readonly #listeners = new Map<string, Set<ProgressListener>>();
+  #closed = false;
+
+  constructor(options: RedisBrokerOptions) {
+    this.keys = redisKeys(options.keyPrefix);
+    this.#ttlSeconds = options.ttlSeconds;
+    this.#log = options.log;
+    this.#redis = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress' }) as ScriptedRedis;
+    this.#redis.defineCommand('progressCommit', { numberOfKeys: 2, lua: COMMIT });
+    this.#redis.defineCommand('progressClaimDirty', { numberOfKeys: 3, lua: CLAIM_DIRTY });
+    this.#redis.defineCommand('progressSettleClaim', { numberOfKeys: 3, lua: SETTLE_CLAIM });
+    this.#subscriber = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress-sub' });
+    this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
+    this.#subscriber.on('ready', () => void this.#resubscribe());
+    for (const connection of [this.#redis, this.#subscriber]) {
+      // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
+      connection.on('error', (error: Error) => this.#log.warn({ err: error.message }, 'redis connection error'));
+    }
+  }
+
+  async get(bookId: string): Promise<BookProgress | null> {
+    const raw = await this.#call(() => this.#redis.get(this.keys.state(bookId)));
+    return raw === null ? null : this.#parse(raw, bookId);
+  }
+
+  async commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult> {
+    const reply = await this.#call(() =>
+      this.#redis.progressCommit(
+        this.keys.state(state.bookId),
+        this.keys.dirty,
+        expectedVersion === null ? '' : String(expectedVersion),
+        JSON.stringify(state),
+        this.#ttlSeconds,
+        this.keys.channel(state.bookId),
+        state.bookId,
+      ),
+    );
+    if (reply === 1) return { committed: true };
+    const held = reply[1];
+    return { committed: false, current: held === '' ? null : this.#parse(held, state.bookId) };
+  }
+
+  async subscribe(bookId: string, listener: ProgressListener): Promise<() => void> {
+    const channel = this.keys.channel(bookId);
+    let listeners = this.#listeners.get(channel);
+    if (!listeners) {
+      this.#listeners.set(channel, (listeners = new Set()));
+      // While Redis is down this fails at once; #resubscribe subscribes every channel on 'ready'.
+      await this.#subscriber.subscribe(channel).catch((error: Error) => this.#log.debug({ err: error.message, channel }, 'subscribe deferred until redis is ready'));
+    }
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
+      this.#listeners.delete(channel);
+      this.#subscriber.unsubscribe(channel).catch(() => {
+        // Disconnected: the server dropped the subscription with the connection already.
+      });
+    };
+  }
+
+  async claimDirty(owner: string, leaseMs: number): Promise<string[] | null> {
+    const { dirty, claimed, claimOwner } = this.keys;
+    return this.#call(() => this.#redis.progressClaimDirty(dirty, claimed, claimOwner, owner, leaseMs));
+  }
+
+  async settleClaim(owner: string, done: boolean): Promise<void> {
+    const { dirty, claimed, claimOwner } = this.keys;
+    await this.#call(() => this.#redis.progressSettleClaim(dirty, claimed, claimOwner, owner, done ? '1' : '0'));
+  }
+
+  /** Channels this process is subscribed to, for leak checks and metrics. */
+  subscribedChannels(): number {
+    return this.#listeners.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    await Promise.allSettled([this.#redis.quit(), this.#subscriber.quit()]);
+    this.#redis.disconnect();
+    this.#subscriber.disconnect();
+  }
+
+  async #call<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      if (error instanceof ReplyError) throw error;
+      throw new BrokerUnavailableError(`redis unavailable: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  #onMessage(channel: string, message: string): void {
+    const listeners = this.#listeners.get(channel);
+    if (!listeners) return;
+    const state = this.#parse(message, channel);
+    if (state === null) return;
+    for (const listener of listeners) listener(state);
+  }
+
+  /** After (re)connecting: subscribe every watched channel, then hand listeners the state they may have missed. */
+  async #resubscribe(): Promise<void> {
+    const channels = [...this.#listeners.keys()];
+    if (channels.length === 0 || this.#closed) return;
+    try {
+      await this.#subscriber.subscribe(...channels);
+      if (this.#redis.status !== 'ready') await new Promise((resolve) => this.#redis.once('ready', resolve));
+      const bookIds = channels.map((channel) => this.keys.bookIdOfChannel(channel));
+      const states = await this.#redis.mget(bookIds.map((id) => this.keys.state(id)));
+      states.forEach((raw, i) => {
+        if (raw !== null) this.#onMessage(channels[i] as string, raw);
+      });
+      this.#log.info({ channels: channels.length }, 'redis subscriptions restored');
+    } catch (error) {
+      this.#log.warn({ err: (error as Error).message }, 'restoring redis subscriptions failed; retrying on next ready');
+    }
+  }
+
+  /** Parses a state from Redis; a foreign publisher's malformed value is logged and ignored. */
+  #parse(raw: string, where: string): BookProgress | null {
+    try {
+      const result = BookProgressSchema.safeParse(JSON.parse(raw));
+      if (result.success) return result.data;
+      this.#log.warn({ where, issue: result.error.issues[0]?.message }, 'ignoring invalid progress state in redis');
+    } catch {
+      this.#log.warn({ where }, 'ignoring non-JSON progress state in redis');
+    }
+    return null;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Server-side scripts of the Redis broker. Each runs atomically, so versions are assigned
+ * where the state lives and the snapshot claim is taken by one process at a time.
+ * docs/protocol.md documents them for publishers in other languages.
+ */
+
+/**
+ * KEYS: state key, dirty set. ARGV: expected version ('' = none held), state JSON, TTL seconds,
+ * channel, bookId. Returns 1 when committed, or {0, held JSON or ''} when the held version differs.
+ */
+export const COMMIT = `
+local held = redis.call('GET', KEYS[1])
+local heldVersion = ''
+if held then
+  local ok, decoded = pcall(cjson.decode, held)
+  if ok and type(decoded) == 'table' and type(decoded.version) == 'number' then
+    heldVersion = string.format('%d', decoded.version)
+  end
+end
+if heldVersion ~= ARGV[1] then return {0, held or ''} end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('PUBLISH', ARGV[4], ARGV[2])
+return 1
+`;
+
+/**
+ * KEYS: dirty set, claimed set, owner key. ARGV: owner, lease ms.
+ * Returns the claimed books, or nil while another owner's lease runs. Books of an expired
+ * claim go back to the dirty set first, so a process that died mid-snapshot loses nothing.
+ */
+export const CLAIM_DIRTY = `
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[1] then return nil end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SUNIONSTORE', KEYS[1], KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[2])
+end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+redis.call('RENAME', KEYS[1], KEYS[2])
+return redis.call('SMEMBERS', KEYS[2])
+`;
+
+/**
+ * KEYS: dirty set, claimed set, owner key. ARGV: owner, '1' when written, '0' to give the books back.
+ * Returns 1, or 0 when the owner had lost its lease (then the next claim takes the books back).
+ */
+export const SETTLE_CLAIM = `
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SUNIONSTORE', KEYS[1], KEYS[1], KEYS[2])
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
+`;

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+export const DEFAULT_PORT = 3000;
+export const DEFAULT_HOST = '0.0.0.0';
+export const DEFAULT_REDIS_KEY_PREFIX = 'booksai:';
+export const DEFAULT_PROGRESS_TTL_SECONDS = 86_400;
+export const DEFAULT_DATA_DIR = './data';
+export const DEFAULT_SNAPSHOT_INTERVAL_MS = 30_000;
+export const DEFAULT_HEARTBEAT_MS = 15_000;
+export const MAX_HEARTBEAT_MS = 25_000;
+export const DEFAULT_DEMO_STEP_MS = 400;
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+export const DEFAULT_SSE_RETRY_MS = 3_000;
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const blankAsUndefined = (value: unknown) => (value === '' ? undefined : value);
+const optionalString = z.preprocess(blankAsUndefined, z.string().optional());
+
+const EnvSchema = z.object({
+  PORT: z.preprocess(blankAsUndefined, integer(0, 65_535).default(DEFAULT_PORT)),
+  HOST: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_HOST)),
+  REDIS_URL: z.preprocess(blankAsUndefined, z.url({ protocol: /^rediss?$/ }).optional()),
+  REDIS_HOST: optionalString,
+  REDIS_PORT: z.preprocess(blankAsUndefined, integer(1, 65_535).default(6379)),
+  REDIS_PASSWORD: optionalString,
+  REDIS_KEY_PREFIX: z.preprocess(blankAsUndefined, z.string().max(64).default(DEFAULT_REDIS_KEY_PREFIX)),
+  PROGRESS_TTL_SECONDS: z.preprocess(blankAsUndefined, integer(1, 30 * 86_400).default(DEFAULT_PROGRESS_TTL_SECONDS)),
+  DATABASE_URL: z.preprocess(blankAsUndefined, z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  DATA_DIR: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_DATA_DIR)),
+  SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
+  HEARTBEAT_MS: z.preprocess(blankAsUndefined, integer(100, MAX_HEARTBEAT_MS).default(DEFAULT_HEARTBEAT_MS)),
+  DEMO_STEP_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_DEMO_STEP_MS)),
+  LOG_LEVEL: z.preprocess(
+    blankAsUndefined,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+});
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** Null: the embedded in-memory broker. */
+  readonly redisUrl: string | null;
+  readonly redisKeyPrefix: string;
+  readonly progressTtlSeconds: number;
+  /** Null: the embedded PGlite database under dataDir. */
+  readonly databaseUrl: string | null;
+  readonly dataDir: string;
+  readonly snapshotIntervalMs: number;
+  readonly heartbeatMs: number;
+  readonly demoStepMs: number;
+  readonly logLevel: string;
+}
+
+/** Reads the configuration once from `env`; throws one message naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL ?? redisUrlFromParts(e.REDIS_HOST, e.REDIS_PORT, e.REDIS_PASSWORD),
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    progressTtlSeconds: e.PROGRESS_TTL_SECONDS,
+    databaseUrl: e.DATABASE_URL ?? null,
+    dataDir: e.DATA_DIR,
+    snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,
+    heartbeatMs: e.HEARTBEAT_MS,
+    demoStepMs: e.DEMO_STEP_MS,
+    logLevel: e.LOG_LEVEL,
+  });
+}
+
+/** The seed's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, when REDIS_URL is not set. */
+function redisUrlFromParts(host: string | undefined, port: number, password: string | undefined): string | null {
+  if (host === undefined) return null;
+  const url = new URL('redis://');
+  url.hostname = host;
+  url.port = String(port);
+  if (password !== undefined) url.password = password;
+  return url.toString();
+}

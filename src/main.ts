@@ -1,0 +1,36 @@
+import { pino } from 'pino';
+import { loadConfig } from './config.js';
+import { startService } from './service.js';
+
+/** Exit within this long on SIGTERM/SIGINT, even if a backend hangs. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(1);
+}
+
+const log = pino({ level: config.logLevel, base: { service: 'booksai-progress' } });
+const service = await startService(config, log);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down');
+  const timer = setTimeout(() => {
+    log.error('shutdown timed out');
+    process.exit(1);
+  }, SHUTDOWN_TIMEOUT_MS);
+  timer.unref();
+  await service.close();
+  log.info('stopped');
+  process.exit(0);
+}
+
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection'));

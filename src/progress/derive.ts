@@ -1,0 +1,96 @@
+import { BookProgressSchema, isTerminal } from './schema.js';
+import type { BookProgress, ProgressUpdate, Step } from './schema.js';
+import { ValidationError } from './errors.js';
+
+/** Where each step starts and ends on the 0-100 bar; CHAPTERS takes most of the run. */
+const STEP_RANGES: Record<Step, readonly [number, number]> = {
+  PLANNING: [0, 5],
+  RESEARCH: [5, 15],
+  OUTLINE: [15, 20],
+  STRUCTURE: [20, 25],
+  CHAPTERS: [25, 90],
+  PROOFREADING: [90, 99],
+  COMPLETE: [100, 100],
+};
+
+/** Overall progress from the step and the chapter/section counters (1-based: "writing chapter 2" means 1 is done). */
+export function stepProgress(s: Pick<BookProgress, 'generationStep' | 'currentChapter' | 'totalChapters' | 'currentSection' | 'totalSections'>): number {
+  const [start, end] = STEP_RANGES[s.generationStep];
+  if (s.generationStep !== 'CHAPTERS' || s.totalChapters === 0) return start;
+  const sectionFraction = s.totalSections > 0 ? s.currentSection / s.totalSections : 0;
+  const chaptersDone = Math.max(0, s.currentChapter - 1) + sectionFraction;
+  const fraction = Math.min(1, chaptersDone / s.totalChapters);
+  return round1(start + (end - start) * fraction);
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+/** Linear estimate from the time spent so far; undefined until there is something to extrapolate. */
+export function estimateEnd(startTime: number, now: number, progress: number): number | undefined {
+  if (progress <= 0 || progress >= 100 || now <= startTime) return undefined;
+  const elapsed = now - startTime;
+  return Math.round(now + (elapsed * (100 - progress)) / progress);
+}
+
+const EMPTY: Omit<BookProgress, 'bookId' | 'version' | 'timestamp'> = {
+  status: 'PLANNING',
+  generationStep: 'PLANNING',
+  currentChapter: 0,
+  totalChapters: 0,
+  currentSection: 0,
+  totalSections: 0,
+  overallProgress: 0,
+  message: '',
+};
+
+/**
+ * The state after applying `update` to `previous` (null: the book has no state yet).
+ * A run starts with the first update or the first non-terminal update after a terminal one;
+ * within a run overall progress never goes down. Throws ValidationError when the merged
+ * state breaks the schema (e.g. currentChapter > totalChapters).
+ */
+export function nextState(
+  bookId: string,
+  previous: BookProgress | null,
+  update: ProgressUpdate,
+  now: number,
+  minVersion = 0,
+): BookProgress {
+  const base = previous ?? { ...EMPTY, bookId, version: 0, timestamp: now };
+  const status = update.status ?? (update.generationStep === 'COMPLETE' ? 'COMPLETE' : base.status);
+  const newRun = previous === null || (isTerminal(previous.status) && !isTerminal(status));
+
+  const merged: BookProgress = {
+    ...(newRun ? { ...EMPTY, bookId } : base),
+    ...update,
+    bookId,
+    status,
+    timestamp: now,
+    version: Math.max(base.version, minVersion) + 1,
+  };
+  if (newRun) merged.startTime = update.startTime ?? now;
+  if (status === 'COMPLETE') {
+    merged.generationStep = 'COMPLETE';
+    merged.currentChapter = merged.totalChapters;
+    merged.currentSection = merged.totalSections;
+  }
+  if (status !== 'ERROR') delete merged.error;
+
+  const floor = newRun ? 0 : base.overallProgress;
+  const derived = status === 'COMPLETE' ? 100 : (update.overallProgress ?? stepProgress(merged));
+  merged.overallProgress = Math.max(floor, derived);
+
+  if (status === 'COMPLETE') merged.estimatedEndTime = now;
+  else if (status === 'ERROR') delete merged.estimatedEndTime;
+  else if (update.estimatedEndTime === undefined) {
+    const eta = merged.startTime === undefined ? undefined : estimateEnd(merged.startTime, now, merged.overallProgress);
+    if (eta === undefined) delete merged.estimatedEndTime;
+    else merged.estimatedEndTime = eta;
+  }
+
+  const checked = BookProgressSchema.safeParse(merged);
+  if (!checked.success) throw ValidationError.fromZod(checked.error, 'progress');
+  return checked.data;
+}

@@ -1,0 +1,13 @@
+import type { z } from 'zod';
+
+/** A value broke the progress schema; the message names the field and the rule. */
+export class ValidationError extends Error {
+  override readonly name = 'ValidationError';
+
+  static fromZod(error: z.ZodError, subject: string): ValidationError {
+    const issue = error.issues[0];
+    if (!issue) return new ValidationError(`invalid ${subject}`);
+    const where = issue.path.length > 0 ? issue.path.join('.') : subject;
+    return new ValidationError(`${where}: ${issue.message}`);
+  }
+}

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/** Book statuses of the seed design; COMPLETE and ERROR end a run. */
+export const STATUSES = ['PLANNING', 'GENERATING', 'COMPLETE', 'ERROR'] as const;
+/** Generation steps of the seed design, in pipeline order. */
+export const STEPS = ['PLANNING', 'RESEARCH', 'OUTLINE', 'STRUCTURE', 'CHAPTERS', 'PROOFREADING', 'COMPLETE'] as const;
+
+export const MAX_MESSAGE_LENGTH = 2_000;
+export const MAX_ERROR_LENGTH = 8_000;
+const MAX_COUNT = 100_000;
+
+export const BookIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,128}$/, 'bookId must be 1-128 characters of A-Z, a-z, 0-9, "_" or "-"');
+
+const count = z.number().int().min(0).max(MAX_COUNT);
+const epochMs = z.number().int().min(0);
+
+/** The latest state of one book, as stored in Redis and Postgres and sent to clients. */
+export const BookProgressSchema = z
+  .object({
+    bookId: BookIdSchema,
+    status: z.enum(STATUSES),
+    generationStep: z.enum(STEPS),
+    currentChapter: count,
+    totalChapters: count,
+    currentSection: count,
+    totalSections: count,
+    overallProgress: z.number().min(0).max(100),
+    message: z.string().max(MAX_MESSAGE_LENGTH),
+    timestamp: epochMs,
+    error: z.string().max(MAX_ERROR_LENGTH).optional(),
+    startTime: epochMs.optional(),
+    estimatedEndTime: epochMs.optional(),
+    /** Per-book counter, +1 on every update; the SSE event id. */
+    version: z.number().int().min(1),
+  })
+  .refine((s) => s.currentChapter <= s.totalChapters, {
+    message: 'currentChapter must not exceed totalChapters',
+    path: ['currentChapter'],
+  })
+  .refine((s) => s.currentSection <= s.totalSections, {
+    message: 'currentSection must not exceed totalSections',
+    path: ['currentSection'],
+  });
+
+export type BookProgress = z.infer<typeof BookProgressSchema>;
+export type Status = (typeof STATUSES)[number];
+export type Step = (typeof STEPS)[number];
+
+/**
+ * A partial update as a publisher sends it. Unknown fields are refused, so a typo
+ * (`overalProgress`) is an error instead of a silently ignored value.
+ * bookId, version and timestamp are assigned by the tracker.
+ */
+export const ProgressUpdateSchema = z
+  .object({
+    status: z.enum(STATUSES),
+    generationStep: z.enum(STEPS),
+    currentChapter: count,
+    totalChapters: count,
+    currentSection: count,
+    totalSections: count,
+    overallProgress: z.number().min(0).max(100),
+    message: z.string().max(MAX_MESSAGE_LENGTH),
+    error: z.string().max(MAX_ERROR_LENGTH),
+    startTime: epochMs,
+    estimatedEndTime: epochMs,
+  })
+  .partial()
+  .strict();
+
+export type ProgressUpdate = z.infer<typeof ProgressUpdateSchema>;
+
+export function isTerminal(status: Status): boolean {
+  return status === 'COMPLETE' || status === 'ERROR';
+}

@@ -1,0 +1,105 @@
+import { nextState } from './derive.js';
+import { ValidationError } from './errors.js';
+import { BookIdSchema, ProgressUpdateSchema, isTerminal } from './schema.js';
+import type { BookProgress, ProgressUpdate } from './schema.js';
+
+export type CommitResult = { committed: true } | { committed: false; current: BookProgress | null };
+
+/** Where the latest state lives: read it, and replace it only if nobody else did meanwhile. */
+export interface LatestState {
+  get(bookId: string): Promise<BookProgress | null>;
+  /** Stores and publishes `state` if the held version equals `expectedVersion` (null: none held). */
+  commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult>;
+}
+
+export interface TrackerOptions {
+  latest: LatestState;
+  /** The last persisted state, asked when `latest` holds nothing (expired, or Redis restarted empty). */
+  recover?: (bookId: string) => Promise<BookProgress | null>;
+  /** Called with each terminal state once it is committed; the call resolves when it is durable. */
+  onTerminal?: (state: BookProgress) => Promise<void>;
+  now?: () => number;
+}
+
+/** Thrown when concurrent publishers keep winning the race for one book. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+const MAX_ATTEMPTS = 50;
+
+/**
+ * The seed's progress API. Updates are merged into the latest state with optimistic
+ * concurrency: read, derive, commit-if-unchanged, retry on conflict, so concurrent
+ * publishers never share a version and never lose an update.
+ */
+export class ProgressTracker {
+  readonly #latest: LatestState;
+  readonly #recover: (bookId: string) => Promise<BookProgress | null>;
+  readonly #onTerminal: (state: BookProgress) => Promise<void>;
+  readonly #now: () => number;
+  /** Versions this process committed, so a restarted-empty Redis never restarts a count clients have seen. */
+  readonly #versions = new Map<string, number>();
+
+  constructor(options: TrackerOptions) {
+    this.#latest = options.latest;
+    this.#recover = options.recover ?? (async () => null);
+    this.#onTerminal = options.onTerminal ?? (async () => {});
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Merges a partial update into the book's latest state, publishes it and returns it. */
+  async updateProgress(bookId: string, update: ProgressUpdate): Promise<BookProgress> {
+    const id = BookIdSchema.safeParse(bookId);
+    if (!id.success) throw ValidationError.fromZod(id.error, 'bookId');
+    const parsed = ProgressUpdateSchema.safeParse(update);
+    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'update');
+
+    const held = await this.#latest.get(bookId);
+    let expected = held?.version ?? null;
+    let current = held;
+    let minVersion = this.#versions.get(bookId) ?? 0;
+    if (held === null) {
+      current = await this.#recover(bookId);
+      minVersion = Math.max(minVersion, current?.version ?? 0);
+    }
+
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const next = nextState(bookId, current, parsed.data, this.#now(), minVersion);
+      const result = await this.#latest.commit(next, expected);
+      if (result.committed) {
+        this.#remember(next);
+        if (isTerminal(next.status)) await this.#onTerminal(next);
+        return next;
+      }
+      expected = result.current?.version ?? null;
+      // A key that vanished meanwhile (TTL) keeps the base we had, so the run goes on.
+      if (result.current !== null) current = result.current;
+    }
+    throw new ConflictError(`book ${bookId}: ${MAX_ATTEMPTS} concurrent updates won the race; try again`);
+  }
+
+  /** Marks the book complete: every chapter written, 100 %. Resolves once the state is durable. */
+  markComplete(bookId: string, totalChapters: number): Promise<BookProgress> {
+    return this.updateProgress(bookId, {
+      status: 'COMPLETE',
+      generationStep: 'COMPLETE',
+      totalChapters,
+      message: 'Book generation complete',
+    });
+  }
+
+  /** Marks the book failed with `message`; counters and generated content stay. */
+  markError(bookId: string, message: string): Promise<BookProgress> {
+    return this.updateProgress(bookId, {
+      status: 'ERROR',
+      error: message,
+      message: `Generation failed: ${message}`.slice(0, 2_000),
+    });
+  }
+
+  #remember(state: BookProgress): void {
+    if (isTerminal(state.status)) this.#versions.delete(state.bookId);
+    else this.#versions.set(state.bookId, state.version);
+  }
+}

@@ -1,0 +1,31 @@
+import type { HttpBindings } from '@hono/node-server';
+import { Hono } from 'hono';
+import type { Logger } from 'pino';
+import type { ProgressTracker } from '../progress/tracker.js';
+import { errorBody, toErrorResponse } from './errors.js';
+import type { Hub } from './hub.js';
+import type { ReadLatest } from './latest.js';
+import { progressRoutes } from './progress-routes.js';
+import type { StreamRegistry } from './stream.js';
+
+export interface AppDeps {
+  tracker: ProgressTracker;
+  hub: Hub;
+  readLatest: ReadLatest;
+  streams: StreamRegistry;
+  log: Logger;
+  maxBodyBytes: number;
+  sseRetryMs: number;
+}
+
+/** The HTTP API. Touches neither process.env nor sockets: main.ts and tests serve it. */
+export function createApp(deps: AppDeps) {
+  const app = new Hono<{ Bindings: HttpBindings }>();
+
+  app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  app.route('/api/ai/progress', progressRoutes(deps));
+
+  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.onError((error, c) => toErrorResponse(error, c, deps.log));
+  return app;
+}

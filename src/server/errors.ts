@@ -1,0 +1,58 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from 'pino';
+import { BrokerUnavailableError } from '../broker/broker.js';
+import { ValidationError } from '../progress/errors.js';
+import { ConflictError } from '../progress/tracker.js';
+
+/** Seconds a client should wait before retrying while a backend is down. */
+export const RETRY_AFTER_SECONDS = 2;
+
+/** An error with its HTTP status and a stable machine-readable code. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Neither Redis nor the database could answer. */
+export class ServiceUnavailableError extends ApiError {
+  constructor(message: string) {
+    super(503, 'service_unavailable', message);
+  }
+}
+
+export function errorBody(code: string, message: string) {
+  return { success: false as const, error: { code, message } };
+}
+
+/** The one place where errors become HTTP responses; nothing internal leaks to the client. */
+export function toErrorResponse(error: unknown, c: Context, log: Logger): Response {
+  if (error instanceof ApiError) {
+    if (error.status === 503) c.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    return c.json(errorBody(error.code, error.message), error.status);
+  }
+  if (error instanceof ValidationError) return c.json(errorBody('invalid_progress', error.message), 400);
+  if (error instanceof BrokerUnavailableError) {
+    log.warn({ err: error.message }, 'broker unavailable');
+    c.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    return c.json(errorBody('broker_unavailable', 'progress broker is unavailable; retry later'), 503);
+  }
+  if (error instanceof ConflictError) {
+    c.header('Retry-After', '1');
+    return c.json(errorBody('conflict', error.message), 409);
+  }
+  if (error instanceof HTTPException) {
+    const code = error.status === 413 ? 'payload_too_large' : 'http_error';
+    const message = error.status === 413 ? 'request body is too large' : error.message || 'request failed';
+    return c.json(errorBody(code, message), error.status as ContentfulStatusCode);
+  }
+  log.error({ err: error }, 'unhandled error');
+  return c.json(errorBody('internal_error', 'internal server error'), 500);
+}

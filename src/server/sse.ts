@@ -1,0 +1,35 @@
+/** One Server-Sent Events message, as the wire format of the HTML standard defines it. */
+export interface SseEvent {
+  event?: string;
+  id?: string;
+  data?: string;
+  retry?: number;
+}
+
+const LINE_BREAK = /\r\n|\r|\n/;
+const FORBIDDEN_IN_FIELD = /[\r\n\0]/;
+
+/**
+ * Serializes one event. Data with line breaks becomes several `data:` lines, so no text in a
+ * message can start a field of its own; `event` and `id` must hold no CR, LF or NUL.
+ */
+export function formatSseEvent(message: SseEvent): string {
+  let out = '';
+  if (message.event !== undefined) out += `event: ${field('event', message.event)}\n`;
+  if (message.id !== undefined) out += `id: ${field('id', message.id)}\n`;
+  if (message.retry !== undefined) out += `retry: ${Math.max(0, Math.trunc(message.retry))}\n`;
+  if (message.data !== undefined) {
+    for (const line of message.data.split(LINE_BREAK)) out += `data: ${line}\n`;
+  }
+  return `${out}\n`;
+}
+
+/** A comment line: ignored by clients, keeps proxies and load balancers from closing an idle stream. */
+export function formatSseComment(text: string): string {
+  return `: ${text.replace(/[\r\n]/g, ' ')}\n\n`;
+}
+
+function field(name: string, value: string): string {
+  if (FORBIDDEN_IN_FIELD.test(value)) throw new Error(`SSE ${name} must not contain CR, LF or NUL`);
+  return value;
+}

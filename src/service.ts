@@ -1,0 +1,111 @@
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
+import type { Logger } from 'pino';
+import type { Broker } from './broker/broker.js';
+import { MemoryBroker } from './broker/memory.js';
+import { RedisBroker } from './broker/redis.js';
+import type { Config } from './config.js';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_SSE_RETRY_MS } from './config.js';
+import { ProgressTracker } from './progress/tracker.js';
+import { createApp } from './server/app.js';
+import { Hub } from './server/hub.js';
+import { latestReader } from './server/latest.js';
+import type { Source } from './server/latest.js';
+import { StreamRegistry } from './server/stream.js';
+import { openDatabase } from './store/database.js';
+import type { DatabaseHandle } from './store/database.js';
+import { PgStore } from './store/store.js';
+
+/** A running server process: every part, for main.ts to stop and for tests to inspect. */
+export interface Service {
+  readonly url: string;
+  readonly port: number;
+  readonly broker: Broker;
+  readonly store: PgStore;
+  readonly tracker: ProgressTracker;
+  readonly hub: Hub;
+  readonly streams: StreamRegistry;
+  /** Stops accepting, ends streams with a retry hint, then closes the backends. */
+  close(): Promise<void>;
+}
+
+/** Builds the parts from `config`, applies migrations and listens. */
+export async function startService(config: Config, log: Logger): Promise<Service> {
+  const database = await openDatabase(config.databaseUrl, config.dataDir);
+  const store = new PgStore(database.db);
+  const { broker, source } = createBroker(config, log);
+  log.info(
+    { broker: source, redis: config.redisUrl ? redactUrl(config.redisUrl) : null, database: database.kind },
+    `backends: ${source === 'redis' ? 'redis' : 'in-memory'} broker, ${database.kind} database`,
+  );
+
+  const readLatest = latestReader(broker, source, store, log);
+  const tracker = new ProgressTracker({ latest: broker, recover: (bookId) => store.getProgress(bookId) });
+  const hub = new Hub(broker, readLatest, log);
+  const streams = new StreamRegistry(config.heartbeatMs);
+  const app = createApp({
+    tracker,
+    hub,
+    readLatest,
+    streams,
+    log,
+    maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+    sseRetryMs: DEFAULT_SSE_RETRY_MS,
+  });
+
+  const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host });
+  const port = await listen(server, config.port, config.host);
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  log.info({ url }, 'listening');
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      streams.closeAll(DEFAULT_SSE_RETRY_MS);
+      streams.stop();
+      if ('closeIdleConnections' in server) server.closeIdleConnections();
+      await stopped;
+      await broker.close();
+      await closeDatabase(database, log);
+    })());
+
+  return { url, port, broker, store, tracker, hub, streams, close };
+}
+
+function createBroker(config: Config, log: Logger): { broker: Broker; source: Source } {
+  if (config.redisUrl === null) return { broker: new MemoryBroker({ ttlSeconds: config.progressTtlSeconds }), source: 'memory' };
+  const broker = new RedisBroker({
+    url: config.redisUrl,
+    keyPrefix: config.redisKeyPrefix,
+    ttlSeconds: config.progressTtlSeconds,
+    log,
+  });
+  return { broker, source: 'redis' };
+}
+
+function listen(server: ServerType, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+async function closeDatabase(database: DatabaseHandle, log: Logger): Promise<void> {
+  try {
+    await database.close();
+  } catch (error) {
+    log.warn({ err: (error as Error).message }, 'closing the database failed');
+  }
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl(raw: string): string {
+  const url = new URL(raw);
+  if (url.password) url.password = '***';
+  return url.toString();
+}

@@ -1,0 +1,86 @@
+import { eq, sql } from 'drizzle-orm';
+import type { BookProgress } from '../progress/schema.js';
+import { BookProgressSchema } from '../progress/schema.js';
+import type { Database } from './database.js';
+import { books } from './schema.js';
+
+/** Rows per upsert statement: 5 parameters a row keeps it far below Postgres' 65,535 limit. */
+export const UPSERT_CHUNK_ROWS = 1_000;
+
+/** The database behind the broker: snapshots in, fallback reads out. */
+export interface Store {
+  /** The last persisted state of a book, or null when the database has none. */
+  getProgress(bookId: string): Promise<BookProgress | null>;
+  /**
+   * Upserts states in batched statements; a row is only replaced by a newer version, so a late
+   * or replayed snapshot never overwrites a newer one. Resolves to the rows actually written.
+   */
+  saveProgress(states: readonly BookProgress[]): Promise<number>;
+}
+
+/** Queries this process sent, for metrics and the benchmark. */
+export interface StoreStats {
+  queries: number;
+  upsertStatements: number;
+  rowsWritten: number;
+}
+
+export class PgStore implements Store {
+  readonly stats: StoreStats = { queries: 0, upsertStatements: 0, rowsWritten: 0 };
+  readonly #db: Database;
+
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  async getProgress(bookId: string): Promise<BookProgress | null> {
+    this.stats.queries++;
+    const rows = await this.#db.select({ progress: books.progress }).from(books).where(eq(books.id, bookId));
+    const parsed = BookProgressSchema.safeParse(rows[0]?.progress);
+    return parsed.success ? parsed.data : null;
+  }
+
+  async saveProgress(states: readonly BookProgress[]): Promise<number> {
+    const latest = newestPerBook(states);
+    let written = 0;
+    for (let i = 0; i < latest.length; i += UPSERT_CHUNK_ROWS) {
+      const rows = latest.slice(i, i + UPSERT_CHUNK_ROWS).map((state) => ({
+        id: state.bookId,
+        status: state.status,
+        generationStep: state.generationStep,
+        progress: state,
+        version: state.version,
+      }));
+      this.stats.queries++;
+      this.stats.upsertStatements++;
+      const result = await this.#db
+        .insert(books)
+        .values(rows)
+        .onConflictDoUpdate({
+          target: books.id,
+          set: {
+            status: sql`excluded.status`,
+            generationStep: sql`excluded.generation_step`,
+            progress: sql`excluded.progress`,
+            version: sql`excluded.version`,
+            updatedAt: sql`now()`,
+          },
+          setWhere: sql`excluded.version > ${books.version}`,
+        })
+        .returning({ id: books.id });
+      written += result.length;
+    }
+    this.stats.rowsWritten += written;
+    return written;
+  }
+}
+
+/** One state per book, the newest: Postgres refuses to upsert one row twice in a statement. */
+function newestPerBook(states: readonly BookProgress[]): BookProgress[] {
+  const newest = new Map<string, BookProgress>();
+  for (const state of states) {
+    const seen = newest.get(state.bookId);
+    if (!seen || state.version > seen.version) newest.set(state.bookId, state);
+  }
+  return [...newest.values()];
+}
