@@ -34,7 +34,7 @@ export interface Service {
 export async function startService(config: Config, log: Logger): Promise<Service> {
   const database = await openDatabase(config.databaseUrl, config.dataDir);
   const store = new PgStore(database.db);
-  const { broker, source } = createBroker(config, log);
+  const { broker, source } = await createBroker(config, log);
   log.info(
     { broker: source, redis: config.redisUrl ? redactUrl(config.redisUrl) : null, database: database.kind },
     `backends: ${source === 'redis' ? 'redis' : 'in-memory'} broker, ${database.kind} database`,
@@ -74,7 +74,10 @@ export async function startService(config: Config, log: Logger): Promise<Service
   return { url, port, broker, store, tracker, hub, streams, close };
 }
 
-function createBroker(config: Config, log: Logger): { broker: Broker; source: Source } {
+/** How long start-up waits for Redis before serving anyway (with the database fallback). */
+const REDIS_STARTUP_WAIT_MS = 5_000;
+
+async function createBroker(config: Config, log: Logger): Promise<{ broker: Broker; source: Source }> {
   if (config.redisUrl === null) return { broker: new MemoryBroker({ ttlSeconds: config.progressTtlSeconds }), source: 'memory' };
   const broker = new RedisBroker({
     url: config.redisUrl,
@@ -82,6 +85,7 @@ function createBroker(config: Config, log: Logger): { broker: Broker; source: So
     ttlSeconds: config.progressTtlSeconds,
     log,
   });
+  if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
   return { broker, source: 'redis' };
 }
 

@@ -116,6 +116,23 @@ export class RedisBroker implements Broker {
     await this.#call(() => this.#redis.progressSettleClaim(dirty, claimed, claimOwner, owner, done ? '1' : '0'));
   }
 
+  /**
+   * Resolves true once both connections are ready, or false after `timeoutMs` (Redis down:
+   * the broker keeps reconnecting in the background and calls fail fast until then).
+   */
+  async ready(timeoutMs: number): Promise<boolean> {
+    const connected = (connection: Redis) =>
+      connection.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => connection.once('ready', () => resolve()));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const both = Promise.all([connected(this.#redis), connected(this.#subscriber)]).then(() => true as const);
+    try {
+      return await Promise.race([both, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Channels this process is subscribed to, for leak checks and metrics. */
   subscribedChannels(): number {
     return this.#listeners.size;

@@ -40,6 +40,8 @@ export class ProgressTracker {
   readonly #now: () => number;
   /** Versions this process committed, so a restarted-empty Redis never restarts a count clients have seen. */
   readonly #versions = new Map<string, number>();
+  /** Updates of one book run one after another in this process; the race is only between processes. */
+  readonly #queues = new Map<string, Promise<unknown>>();
 
   constructor(options: TrackerOptions) {
     this.#latest = options.latest;
@@ -54,6 +56,25 @@ export class ProgressTracker {
     if (!id.success) throw ValidationError.fromZod(id.error, 'bookId');
     const parsed = ProgressUpdateSchema.safeParse(update);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'update');
+    return this.#serialized(bookId, () => this.#apply(bookId, parsed.data));
+  }
+
+  async #serialized<T>(bookId: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(bookId) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const settled = run.then(
+      () => {},
+      () => {},
+    );
+    this.#queues.set(bookId, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.#queues.get(bookId) === settled) this.#queues.delete(bookId);
+    }
+  }
+
+  async #apply(bookId: string, update: ProgressUpdate): Promise<BookProgress> {
 
     const held = await this.#latest.get(bookId);
     let expected = held?.version ?? null;
@@ -65,7 +86,7 @@ export class ProgressTracker {
     }
 
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const next = nextState(bookId, current, parsed.data, this.#now(), minVersion);
+      const next = nextState(bookId, current, update, this.#now(), minVersion);
       const result = await this.#latest.commit(next, expected);
       if (result.committed) {
         this.#remember(next);

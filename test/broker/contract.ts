@@ -1,0 +1,144 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Broker } from '../../src/broker/broker.js';
+import type { BookProgress } from '../../src/progress/schema.js';
+import { ProgressTracker } from '../../src/progress/tracker.js';
+import { withTimeout } from '../support/wait.js';
+
+function state(bookId: string, version: number, extra: Partial<BookProgress> = {}): BookProgress {
+  return {
+    bookId,
+    status: 'GENERATING',
+    generationStep: 'CHAPTERS',
+    currentChapter: 1,
+    totalChapters: 10,
+    currentSection: 0,
+    totalSections: 0,
+    overallProgress: 30,
+    message: `version ${version}`,
+    timestamp: 1_700_000_000_000 + version,
+    version,
+    ...extra,
+  };
+}
+
+let counter = 0;
+const uniqueBook = () => `book-${process.pid}-${Date.now()}-${counter++}`;
+
+/** The Broker contract: every implementation passes this suite unchanged. */
+export function brokerContract(name: string, makeBroker: () => Promise<Broker>): void {
+  describe(`Broker contract: ${name}`, () => {
+    let broker: Broker;
+    beforeEach(async () => {
+      broker = await makeBroker();
+    });
+    afterEach(async () => {
+      await broker.close();
+    });
+
+    it('holds nothing for an unknown book', async () => {
+      expect(await broker.get(uniqueBook())).toBeNull();
+    });
+
+    it('commits a first state only when nothing is held, and returns it from get', async () => {
+      const id = uniqueBook();
+      expect(await broker.commit(state(id, 1), null)).toEqual({ committed: true });
+      expect(await broker.get(id)).toEqual(state(id, 1));
+      const conflict = await broker.commit(state(id, 1, { message: 'other' }), null);
+      expect(conflict).toEqual({ committed: false, current: state(id, 1) });
+    });
+
+    it('commits over the held version only, and reports the held state on conflict', async () => {
+      const id = uniqueBook();
+      await broker.commit(state(id, 1), null);
+      expect(await broker.commit(state(id, 2), 1)).toEqual({ committed: true });
+      expect(await broker.commit(state(id, 3), 1)).toEqual({ committed: false, current: state(id, 2) });
+      expect((await broker.get(id))?.version).toBe(2);
+    });
+
+    it('delivers every commit to every subscriber in order, and nothing after unsubscribing', async () => {
+      const id = uniqueBook();
+      const a: number[] = [];
+      const b: number[] = [];
+      let resolveA: () => void;
+      const aDone = new Promise<void>((resolve) => (resolveA = resolve));
+      const stopA = await broker.subscribe(id, (s) => {
+        a.push(s.version);
+        if (s.version === 10) resolveA();
+      });
+      let resolveB: () => void;
+      const bDone = new Promise<void>((resolve) => (resolveB = resolve));
+      const stopB = await broker.subscribe(id, (s) => {
+        b.push(s.version);
+        if (s.version === 20) resolveB();
+      });
+      for (let v = 1; v <= 10; v++) await broker.commit(state(id, v), v === 1 ? null : v - 1);
+      await withTimeout(aDone, 5_000, 'subscriber a to receive version 10');
+      stopA();
+      for (let v = 11; v <= 20; v++) await broker.commit(state(id, v), v - 1);
+      await withTimeout(bDone, 5_000, 'subscriber b to receive version 20');
+      stopB();
+      expect(b).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect(a).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    });
+
+    it('does not deliver one book to subscribers of another', async () => {
+      const watched = uniqueBook();
+      const other = uniqueBook();
+      const seen: string[] = [];
+      let resolve: () => void;
+      const got = new Promise<void>((r) => (resolve = r));
+      const stop = await broker.subscribe(watched, (s) => {
+        seen.push(s.bookId);
+        resolve();
+      });
+      await broker.commit(state(other, 1), null);
+      await broker.commit(state(watched, 1), null);
+      await withTimeout(got, 5_000, 'the watched book');
+      stop();
+      expect(seen).toEqual([watched]);
+    });
+
+    it('claims dirty books once, for one owner at a time, and gives them back on failure', async () => {
+      const ids = [uniqueBook(), uniqueBook(), uniqueBook()];
+      for (const id of ids) await broker.commit(state(id, 1), null);
+      await broker.commit(state(ids[0]!, 2), 1);
+
+      const first = await broker.claimDirty('owner-a', 10_000);
+      expect(new Set(first)).toEqual(new Set(ids));
+      expect(await broker.claimDirty('owner-b', 10_000)).toBeNull();
+
+      await broker.settleClaim('owner-a', false);
+      const again = await broker.claimDirty('owner-b', 10_000);
+      expect(new Set(again)).toEqual(new Set(ids));
+      await broker.settleClaim('owner-b', true);
+      expect(await broker.claimDirty('owner-a', 10_000)).toEqual([]);
+      await broker.settleClaim('owner-a', true);
+    });
+
+    it('returns the books of an expired claim to the next owner', async () => {
+      const id = uniqueBook();
+      await broker.commit(state(id, 1), null);
+      expect(await broker.claimDirty('dead-owner', 1)).toEqual([id]);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the 1 ms lease has run out
+      expect(await broker.claimDirty('next-owner', 10_000)).toEqual([id]);
+      await broker.settleClaim('dead-owner', true); // a late settle of a lost claim changes nothing
+      await broker.settleClaim('next-owner', false);
+      expect(await broker.claimDirty('next-owner', 10_000)).toEqual([id]);
+      await broker.settleClaim('next-owner', true);
+    });
+
+    it('gives concurrent tracker publishers distinct versions and loses no update', async () => {
+      const id = uniqueBook();
+      const trackers = [1, 2, 3, 4].map(() => new ProgressTracker({ latest: broker }));
+      const seen: number[] = [];
+      const stop = await broker.subscribe(id, (s) => seen.push(s.version));
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => trackers[i % 4]!.updateProgress(id, { message: `update ${i}` })),
+      );
+      stop();
+      const versions = results.map((s) => s.version).sort((x, y) => x - y);
+      expect(versions).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      expect((await broker.get(id))?.version).toBe(60);
+    });
+  });
+}

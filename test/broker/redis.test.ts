@@ -1,0 +1,75 @@
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RedisBroker } from '../../src/broker/redis.js';
+import { REDIS_URL, uniquePrefix } from '../support/backends.js';
+import { silentLog } from '../support/service.js';
+import { brokerContract } from './contract.js';
+
+async function connectedBroker(keyPrefix: string, ttlSeconds = 60): Promise<RedisBroker> {
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix, ttlSeconds, log: silentLog });
+  if (!(await broker.ready(5_000))) throw new Error(`redis at ${REDIS_URL} is not answering`);
+  return broker;
+}
+
+brokerContract('redis', () => connectedBroker(uniquePrefix()));
+
+describe('Redis wire format', () => {
+  const redis = new Redis(REDIS_URL);
+  afterAll(() => redis.quit());
+
+  it('keeps the JSON state at <prefix>progress:<bookId> with the TTL, and publishes it on <prefix>updates:<bookId>', async () => {
+    const prefix = uniquePrefix();
+    const broker = await connectedBroker(prefix, 86_400);
+    const subscriber = new Redis(REDIS_URL);
+    try {
+      await subscriber.subscribe(`${prefix}updates:wire-book`);
+      const published = new Promise<string>((resolve) => subscriber.once('message', (_channel, message: string) => resolve(message)));
+      const { ProgressTracker } = await import('../../src/progress/tracker.js');
+      const tracker = new ProgressTracker({ latest: broker });
+      const saved = await tracker.updateProgress('wire-book', { message: 'Writing Chapter 2 of 10...' });
+
+      const raw = await redis.get(`${prefix}progress:wire-book`);
+      expect(JSON.parse(raw!)).toEqual(saved);
+      expect(JSON.parse(await published)).toEqual(saved);
+      const ttl = await redis.ttl(`${prefix}progress:wire-book`);
+      expect(ttl).toBeGreaterThan(86_000);
+      expect(await redis.sismember(`${prefix}dirty`, 'wire-book')).toBe(1);
+      expect(await redis.keys(`${prefix}progress:*`)).toEqual([`${prefix}progress:wire-book`]);
+    } finally {
+      await subscriber.quit();
+      await broker.close();
+    }
+  });
+
+  it('uses one subscriber connection for any number of watched books, and unsubscribes the last', async () => {
+    const prefix = uniquePrefix();
+    const broker = await connectedBroker(prefix);
+    try {
+      const stops = await Promise.all(Array.from({ length: 50 }, (_, i) => broker.subscribe(`many-${i}`, () => {})));
+      const channels = (await redis.pubsub('CHANNELS', `${prefix}updates:*`)) as string[];
+      expect(channels).toHaveLength(50);
+      const clients = (await redis.client('LIST')) as string;
+      const subscribers = clients.split('\n').filter((line) => line.includes('name=booksai-progress-sub') && / sub=50 /.test(line));
+      expect(subscribers).toHaveLength(1);
+      for (const stop of stops) stop();
+      await expect
+        .poll(async () => ((await redis.pubsub('CHANNELS', `${prefix}updates:*`)) as string[]).length, { timeout: 5_000 })
+        .toBe(0);
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('ignores a malformed state written by a foreign publisher instead of crashing', async () => {
+    const prefix = uniquePrefix();
+    const broker = await connectedBroker(prefix);
+    try {
+      await redis.set(`${prefix}progress:bad`, '{not json');
+      expect(await broker.get('bad')).toBeNull();
+      await redis.set(`${prefix}progress:bad2`, JSON.stringify({ bookId: 'bad2', version: 'x' }));
+      expect(await broker.get('bad2')).toBeNull();
+    } finally {
+      await broker.close();
+    }
+  });
+});

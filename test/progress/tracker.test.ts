@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryBroker } from '../../src/broker/memory.js';
+import { ValidationError } from '../../src/progress/errors.js';
+import type { BookProgress } from '../../src/progress/schema.js';
+import { ProgressTracker } from '../../src/progress/tracker.js';
+
+describe('ProgressTracker', () => {
+  it('offers the seed API: updateProgress, markComplete, markError', async () => {
+    const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
+    await tracker.updateProgress('seed-book', {
+      status: 'GENERATING',
+      generationStep: 'CHAPTERS',
+      currentChapter: 2,
+      totalChapters: 10,
+      overallProgress: 45,
+      message: 'Writing Chapter 2 of 10...',
+    });
+    const done = await tracker.markComplete('seed-book', 10);
+    expect(done).toMatchObject({ status: 'COMPLETE', overallProgress: 100, currentChapter: 10, version: 2 });
+    const failed = await tracker.markError('other-book', 'the model timed out');
+    expect(failed).toMatchObject({ status: 'ERROR', error: 'the model timed out', version: 1 });
+  });
+
+  it('refuses invalid ids and updates with a ValidationError', async () => {
+    const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
+    await expect(tracker.updateProgress('a/b', {})).rejects.toThrow(ValidationError);
+    await expect(tracker.updateProgress('ok', { overallProgress: 150 })).rejects.toThrow(/overallProgress/);
+    await expect(tracker.updateProgress('ok', { status: 'DONE' } as never)).rejects.toThrow(/status/);
+    await expect(tracker.updateProgress('ok', { overalProgress: 5 } as never)).rejects.toThrow(ValidationError);
+  });
+
+  it('continues from the recovered state when the broker lost the book', async () => {
+    const persisted: BookProgress = {
+      bookId: 'lost',
+      status: 'GENERATING',
+      generationStep: 'CHAPTERS',
+      currentChapter: 4,
+      totalChapters: 10,
+      currentSection: 0,
+      totalSections: 0,
+      overallProgress: 50,
+      message: 'Writing Chapter 4 of 10...',
+      timestamp: 1,
+      startTime: 1,
+      version: 35,
+    };
+    const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }), recover: async () => persisted });
+    const next = await tracker.updateProgress('lost', { currentChapter: 5 });
+    expect(next).toMatchObject({ version: 36, totalChapters: 10, startTime: 1, currentChapter: 5 });
+  });
+
+  it('never restarts a version it has published itself, even when the broker comes back empty', async () => {
+    let backing = new MemoryBroker({ ttlSeconds: 60 });
+    const tracker = new ProgressTracker({
+      latest: { get: (id) => backing.get(id), commit: (state, expected) => backing.commit(state, expected) },
+    });
+    for (let i = 0; i < 40; i++) await tracker.updateProgress('restarted', { message: `m${i}` });
+    backing = new MemoryBroker({ ttlSeconds: 60 }); // Redis restarted without persistence
+    expect(await backing.get('restarted')).toBeNull();
+    expect((await tracker.updateProgress('restarted', {})).version).toBe(41);
+  });
+
+  it('resolves markComplete only after the terminal state is durable', async () => {
+    const durable: number[] = [];
+    const tracker = new ProgressTracker({
+      latest: new MemoryBroker({ ttlSeconds: 60 }),
+      onTerminal: async (state) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        durable.push(state.version);
+      },
+    });
+    await tracker.updateProgress('t', {});
+    const done = await tracker.markComplete('t', 0);
+    expect(durable).toEqual([done.version]);
+  });
+});
