@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { createAdaptorServer } from '@hono/node-server';
 import type { ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
@@ -7,6 +9,9 @@ import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { Config } from './config.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_SSE_RETRY_MS } from './config.js';
+import { DemoGenerator } from './orchestrator/demo-generator.js';
+import type { Generator } from './orchestrator/generator.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
 import { createApp } from './server/app.js';
 import { Hub } from './server/hub.js';
@@ -15,6 +20,8 @@ import type { Source } from './server/latest.js';
 import { StreamRegistry } from './server/stream.js';
 import { openDatabase } from './store/database.js';
 import type { DatabaseHandle } from './store/database.js';
+import { BookStore } from './store/books.js';
+import { Snapshotter } from './store/snapshotter.js';
 import { PgStore } from './store/store.js';
 
 /** A running server process: every part, for main.ts to stop and for tests to inspect. */
@@ -23,17 +30,26 @@ export interface Service {
   readonly port: number;
   readonly broker: Broker;
   readonly store: PgStore;
+  readonly books: BookStore;
+  readonly snapshotter: Snapshotter;
+  readonly orchestrator: Orchestrator;
   readonly tracker: ProgressTracker;
   readonly hub: Hub;
   readonly streams: StreamRegistry;
-  /** Stops accepting, ends streams with a retry hint, then closes the backends. */
+  /** Stops accepting, ends streams with a retry hint, takes a last snapshot, then closes the backends. */
   close(): Promise<void>;
 }
 
+export interface ServiceOptions {
+  /** Where book content comes from; the demo generator by default. */
+  generator?: Generator;
+}
+
 /** Builds the parts from `config`, applies migrations and listens. */
-export async function startService(config: Config, log: Logger): Promise<Service> {
+export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
   const database = await openDatabase(config.databaseUrl, config.dataDir);
   const store = new PgStore(database.db);
+  const books = new BookStore(database.db);
   const { broker, source } = await createBroker(config, log);
   log.info(
     { broker: source, redis: config.redisUrl ? redactUrl(config.redisUrl) : null, database: database.kind },
@@ -41,11 +57,33 @@ export async function startService(config: Config, log: Logger): Promise<Service
   );
 
   const readLatest = latestReader(broker, source, store, log);
-  const tracker = new ProgressTracker({ latest: broker, recover: (bookId) => store.getProgress(bookId) });
+  const snapshotter = new Snapshotter({
+    broker,
+    store,
+    intervalMs: config.snapshotIntervalMs,
+    owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+    log,
+  });
+  const tracker = new ProgressTracker({
+    latest: broker,
+    recover: (bookId) => store.getProgress(bookId),
+    onTerminal: async (state) => {
+      await snapshotter.persistNow(state);
+    },
+  });
+  const orchestrator = new Orchestrator({
+    tracker,
+    books,
+    generator: options.generator ?? new DemoGenerator(config.demoStepMs),
+    log,
+  });
   const hub = new Hub(broker, readLatest, log);
   const streams = new StreamRegistry(config.heartbeatMs);
   const app = createApp({
     tracker,
+    broker,
+    books,
+    orchestrator,
     hub,
     readLatest,
     streams,
@@ -58,6 +96,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
   const port = await listen(server, config.port, config.host);
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   log.info({ url }, 'listening');
+  snapshotter.start();
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -66,12 +105,14 @@ export async function startService(config: Config, log: Logger): Promise<Service
       streams.closeAll(DEFAULT_SSE_RETRY_MS);
       streams.stop();
       if ('closeIdleConnections' in server) server.closeIdleConnections();
+      await orchestrator.stop();
       await stopped;
+      await snapshotter.stop();
       await broker.close();
       await closeDatabase(database, log);
     })());
 
-  return { url, port, broker, store, tracker, hub, streams, close };
+  return { url, port, broker, store, books, snapshotter, orchestrator, tracker, hub, streams, close };
 }
 
 /** How long start-up waits for Redis before serving anyway (with the database fallback). */

@@ -16,15 +16,18 @@ export type ProgressListener = (state: BookProgress) => void;
  */
 export interface Broker extends LatestState {
   get(bookId: string): Promise<BookProgress | null>;
+  /** The states of several books in one round trip, in order; null where none is held. */
+  getMany(bookIds: readonly string[]): Promise<Array<BookProgress | null>>;
   commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult>;
   /** Resolves once `listener` receives every later commit of bookId; the result unsubscribes it. */
   subscribe(bookId: string, listener: ProgressListener): Promise<() => void>;
   /**
    * Takes the books committed since the last claim, for one snapshot. Only one claim is out at
-   * a time cluster-wide; null while another owner holds one. An owner that never settles its
-   * claim loses it after `leaseMs`, and its books return to the next claim.
+   * a time cluster-wide, and at most one per `round` (null: outside rounds, e.g. at shutdown);
+   * null when another owner holds the claim or the round was taken. An owner that never
+   * settles loses its claim after `leaseMs`, and its books return to the next claim.
    */
-  claimDirty(owner: string, leaseMs: number): Promise<string[] | null>;
+  claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null>;
   /** Ends `owner`'s claim: done=true drops its books, done=false returns them to the dirty set. */
   settleClaim(owner: string, done: boolean): Promise<void>;
   close(): Promise<void>;

@@ -11,6 +11,8 @@ export interface RedisKeys {
   claimed: string;
   /** String with a lease: who holds the snapshot claim. */
   claimOwner: string;
+  /** String: the last snapshot round claimed, so each round is snapshotted once cluster-wide. */
+  claimRound: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -22,5 +24,6 @@ export function redisKeys(prefix: string): RedisKeys {
     dirty: `${prefix}dirty`,
     claimed: `${prefix}dirty:claimed`,
     claimOwner: `${prefix}dirty:owner`,
+    claimRound: `${prefix}dirty:round`,
   };
 }

@@ -23,6 +23,7 @@ export class MemoryBroker implements Broker {
   readonly #listeners = new Map<string, Set<ProgressListener>>();
   #dirty = new Set<string>();
   #claim: Claim | null = null;
+  #lastRound = -1;
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: { ttlSeconds: number; now?: () => number }) {
@@ -33,6 +34,10 @@ export class MemoryBroker implements Broker {
 
   async get(bookId: string): Promise<BookProgress | null> {
     return this.#read(bookId);
+  }
+
+  async getMany(bookIds: readonly string[]): Promise<Array<BookProgress | null>> {
+    return bookIds.map((id) => this.#read(id));
   }
 
   async commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult> {
@@ -55,9 +60,11 @@ export class MemoryBroker implements Broker {
     };
   }
 
-  async claimDirty(owner: string, leaseMs: number): Promise<string[] | null> {
+  async claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null> {
     const claim = this.#claim;
+    if (round !== null && round <= this.#lastRound) return null;
     if (claim && claim.expiresAt > this.#now() && claim.owner !== owner) return null;
+    if (round !== null) this.#lastRound = round;
     if (claim) for (const book of claim.books) this.#dirty.add(book);
     const books = [...this.#dirty];
     this.#dirty = new Set();

@@ -24,7 +24,7 @@ export const REDIS_CONNECTION_OPTIONS: RedisOptions = {
 
 type ScriptedRedis = Redis & {
   progressCommit(stateKey: string, dirtyKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string): Promise<1 | [0, string]>;
-  progressClaimDirty(dirty: string, claimed: string, owner: string, ownerId: string, leaseMs: number): Promise<string[] | null>;
+  progressClaimDirty(dirty: string, claimed: string, owner: string, round: string, ownerId: string, leaseMs: number, roundNumber: string): Promise<string[] | null>;
   progressSettleClaim(dirty: string, claimed: string, owner: string, ownerId: string, done: string): Promise<number>;
 };
 
@@ -54,7 +54,7 @@ export class RedisBroker implements Broker {
     this.#log = options.log;
     this.#redis = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress' }) as ScriptedRedis;
     this.#redis.defineCommand('progressCommit', { numberOfKeys: 2, lua: COMMIT });
-    this.#redis.defineCommand('progressClaimDirty', { numberOfKeys: 3, lua: CLAIM_DIRTY });
+    this.#redis.defineCommand('progressClaimDirty', { numberOfKeys: 4, lua: CLAIM_DIRTY });
     this.#redis.defineCommand('progressSettleClaim', { numberOfKeys: 3, lua: SETTLE_CLAIM });
     this.#subscriber = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress-sub' });
     this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
@@ -68,6 +68,12 @@ export class RedisBroker implements Broker {
   async get(bookId: string): Promise<BookProgress | null> {
     const raw = await this.#call(() => this.#redis.get(this.keys.state(bookId)));
     return raw === null ? null : this.#parse(raw, bookId);
+  }
+
+  async getMany(bookIds: readonly string[]): Promise<Array<BookProgress | null>> {
+    if (bookIds.length === 0) return [];
+    const raws = await this.#call(() => this.#redis.mget(bookIds.map((id) => this.keys.state(id))));
+    return raws.map((raw, i) => (raw === null ? null : this.#parse(raw, bookIds[i] as string)));
   }
 
   async commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult> {
@@ -106,9 +112,10 @@ export class RedisBroker implements Broker {
     };
   }
 
-  async claimDirty(owner: string, leaseMs: number): Promise<string[] | null> {
-    const { dirty, claimed, claimOwner } = this.keys;
-    return this.#call(() => this.#redis.progressClaimDirty(dirty, claimed, claimOwner, owner, leaseMs));
+  async claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null> {
+    const { dirty, claimed, claimOwner, claimRound } = this.keys;
+    const roundArg = round === null ? '' : String(round);
+    return this.#call(() => this.#redis.progressClaimDirty(dirty, claimed, claimOwner, claimRound, owner, leaseMs, roundArg));
   }
 
   async settleClaim(owner: string, done: boolean): Promise<void> {

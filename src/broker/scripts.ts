@@ -25,13 +25,19 @@ return 1
 `;
 
 /**
- * KEYS: dirty set, claimed set, owner key. ARGV: owner, lease ms.
- * Returns the claimed books, or nil while another owner's lease runs. Books of an expired
- * claim go back to the dirty set first, so a process that died mid-snapshot loses nothing.
+ * KEYS: dirty set, claimed set, owner key, last round key. ARGV: owner, lease ms, round ('' = none).
+ * Returns the claimed books, or nil while another owner's lease runs or the round was taken.
+ * Books of an expired claim go back to the dirty set first, so a process that died
+ * mid-snapshot loses nothing.
  */
 export const CLAIM_DIRTY = `
+if ARGV[3] ~= '' then
+  local last = tonumber(redis.call('GET', KEYS[4]) or '-1')
+  if tonumber(ARGV[3]) <= last then return nil end
+end
 local holder = redis.call('GET', KEYS[3])
 if holder and holder ~= ARGV[1] then return nil end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[4], ARGV[3], 'EX', 86400) end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('SUNIONSTORE', KEYS[1], KEYS[1], KEYS[2])
   redis.call('DEL', KEYS[2])

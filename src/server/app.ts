@@ -1,7 +1,11 @@
 import type { HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
+import type { Broker } from '../broker/broker.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { ProgressTracker } from '../progress/tracker.js';
+import type { BookStore } from '../store/books.js';
+import { bookRoutes } from './book-routes.js';
 import { errorBody, toErrorResponse } from './errors.js';
 import type { Hub } from './hub.js';
 import type { ReadLatest } from './latest.js';
@@ -10,6 +14,9 @@ import type { StreamRegistry } from './stream.js';
 
 export interface AppDeps {
   tracker: ProgressTracker;
+  broker: Broker;
+  books: BookStore;
+  orchestrator: Orchestrator;
   hub: Hub;
   readLatest: ReadLatest;
   streams: StreamRegistry;
@@ -24,6 +31,7 @@ export function createApp(deps: AppDeps) {
 
   app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
   app.route('/api/ai/progress', progressRoutes(deps));
+  app.route('/api/books', bookRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
   app.onError((error, c) => toErrorResponse(error, c, deps.log));

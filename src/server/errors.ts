@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { BrokerUnavailableError } from '../broker/broker.js';
 import { ValidationError } from '../progress/errors.js';
 import { ConflictError } from '../progress/tracker.js';
+import { isDatabaseUnavailable, rootMessage } from '../store/failures.js';
 
 /** Seconds a client should wait before retrying while a backend is down. */
 export const RETRY_AFTER_SECONDS = 2;
@@ -44,6 +45,11 @@ export function toErrorResponse(error: unknown, c: Context, log: Logger): Respon
     c.header('Retry-After', String(RETRY_AFTER_SECONDS));
     return c.json(errorBody('broker_unavailable', 'progress broker is unavailable; retry later'), 503);
   }
+  if (isDatabaseUnavailable(error)) {
+    log.warn({ err: rootMessage(error) }, 'database unavailable');
+    c.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    return c.json(errorBody('database_unavailable', 'the database is unavailable; retry later'), 503);
+  }
   if (error instanceof ConflictError) {
     c.header('Retry-After', '1');
     return c.json(errorBody('conflict', error.message), 409);
@@ -53,6 +59,6 @@ export function toErrorResponse(error: unknown, c: Context, log: Logger): Respon
     const message = error.status === 413 ? 'request body is too large' : error.message || 'request failed';
     return c.json(errorBody(code, message), error.status as ContentfulStatusCode);
   }
-  log.error({ err: error }, 'unhandled error');
+  log.error({ err: rootMessage(error) }, 'unhandled error');
   return c.json(errorBody('internal_error', 'internal server error'), 500);
 }

@@ -2,14 +2,14 @@ import type { ServerResponse } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
-import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { BookIdSchema, isTerminal } from '../progress/schema.js';
+import { isTerminal } from '../progress/schema.js';
 import type { ProgressUpdate } from '../progress/schema.js';
 import type { ProgressTracker } from '../progress/tracker.js';
 import { ApiError } from './errors.js';
 import type { Hub } from './hub.js';
 import type { ReadLatest } from './latest.js';
+import { parseBookId, readJson } from './request.js';
 import { ProgressStream } from './stream.js';
 import type { StreamRegistry } from './stream.js';
 
@@ -73,13 +73,6 @@ export function progressRoutes(options: ProgressRoutesOptions) {
   return app;
 }
 
-function parseBookId(c: Context): string {
-  const raw = c.req.param('bookId') ?? '';
-  const parsed = BookIdSchema.safeParse(raw);
-  if (!parsed.success) throw new ApiError(400, 'invalid_book_id', 'bookId must be 1-128 characters of A-Z, a-z, 0-9, "_" or "-"');
-  return parsed.data;
-}
-
 function parseLastEventId(raw: string | undefined): number {
   if (raw === undefined || raw === '') return 0;
   const value = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
@@ -87,13 +80,4 @@ function parseLastEventId(raw: string | undefined): number {
     throw new ApiError(400, 'invalid_last_event_id', 'Last-Event-ID must be a non-negative integer version');
   }
   return value;
-}
-
-async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ApiError(400, 'invalid_json', 'request body must be valid JSON');
-  }
 }

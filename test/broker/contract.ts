@@ -47,6 +47,14 @@ export function brokerContract(name: string, makeBroker: () => Promise<Broker>):
       expect(conflict).toEqual({ committed: false, current: state(id, 1) });
     });
 
+    it('reads several books at once, in order, with null for the unknown', async () => {
+      const [a, b] = [uniqueBook(), uniqueBook()];
+      await broker.commit(state(a, 1), null);
+      await broker.commit(state(b, 1, { message: 'b' }), null);
+      expect(await broker.getMany([b, uniqueBook(), a])).toEqual([state(b, 1, { message: 'b' }), null, state(a, 1)]);
+      expect(await broker.getMany([])).toEqual([]);
+    });
+
     it('commits over the held version only, and reports the held state on conflict', async () => {
       const id = uniqueBook();
       await broker.commit(state(id, 1), null);
@@ -103,27 +111,39 @@ export function brokerContract(name: string, makeBroker: () => Promise<Broker>):
       for (const id of ids) await broker.commit(state(id, 1), null);
       await broker.commit(state(ids[0]!, 2), 1);
 
-      const first = await broker.claimDirty('owner-a', 10_000);
+      const first = await broker.claimDirty('owner-a', 10_000, null);
       expect(new Set(first)).toEqual(new Set(ids));
-      expect(await broker.claimDirty('owner-b', 10_000)).toBeNull();
+      expect(await broker.claimDirty('owner-b', 10_000, null)).toBeNull();
 
       await broker.settleClaim('owner-a', false);
-      const again = await broker.claimDirty('owner-b', 10_000);
+      const again = await broker.claimDirty('owner-b', 10_000, null);
       expect(new Set(again)).toEqual(new Set(ids));
       await broker.settleClaim('owner-b', true);
-      expect(await broker.claimDirty('owner-a', 10_000)).toEqual([]);
+      expect(await broker.claimDirty('owner-a', 10_000, null)).toEqual([]);
       await broker.settleClaim('owner-a', true);
+    });
+
+    it('grants each round to one claim only', async () => {
+      const id = uniqueBook();
+      await broker.commit(state(id, 1), null);
+      expect(await broker.claimDirty('owner-a', 10_000, 7)).toEqual([id]);
+      await broker.settleClaim('owner-a', true);
+      await broker.commit(state(id, 2), 1);
+      expect(await broker.claimDirty('owner-b', 10_000, 7)).toBeNull();
+      expect(await broker.claimDirty('owner-b', 10_000, 6)).toBeNull();
+      expect(await broker.claimDirty('owner-b', 10_000, 8)).toEqual([id]);
+      await broker.settleClaim('owner-b', true);
     });
 
     it('returns the books of an expired claim to the next owner', async () => {
       const id = uniqueBook();
       await broker.commit(state(id, 1), null);
-      expect(await broker.claimDirty('dead-owner', 1)).toEqual([id]);
+      expect(await broker.claimDirty('dead-owner', 1, null)).toEqual([id]);
       await new Promise((resolve) => setTimeout(resolve, 20)); // the 1 ms lease has run out
-      expect(await broker.claimDirty('next-owner', 10_000)).toEqual([id]);
+      expect(await broker.claimDirty('next-owner', 10_000, null)).toEqual([id]);
       await broker.settleClaim('dead-owner', true); // a late settle of a lost claim changes nothing
       await broker.settleClaim('next-owner', false);
-      expect(await broker.claimDirty('next-owner', 10_000)).toEqual([id]);
+      expect(await broker.claimDirty('next-owner', 10_000, null)).toEqual([id]);
       await broker.settleClaim('next-owner', true);
     });
 

@@ -1,0 +1,74 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { BookSpec, ChapterPlan, Generator, PreparationStep } from './generator.js';
+
+const THEMES = [
+  'The First Question',
+  'Maps and Territories',
+  'A Quiet Experiment',
+  'What the Data Said',
+  'Turning Points',
+  'The Long Middle',
+  'Unexpected Allies',
+  'Measuring Twice',
+  'The Cost of Speed',
+  'Lessons Kept',
+];
+
+const SUBJECTS = ['The team', 'Every draft', 'The reader', 'A good outline', 'The evidence', 'Each chapter', 'The argument'];
+const VERBS = ['builds on', 'questions', 'returns to', 'sharpens', 'connects', 'tests', 'reframes'];
+const OBJECTS = [
+  'the idea introduced earlier',
+  'a simple model of the problem',
+  'what the numbers suggest',
+  'the story so far',
+  'an assumption worth checking',
+  'the next open question',
+];
+
+/** Deterministic text and a fixed delay per step: the whole pipeline runs without an AI service. */
+export class DemoGenerator implements Generator {
+  readonly #stepMs: number;
+
+  constructor(stepMs: number) {
+    this.#stepMs = stepMs;
+  }
+
+  async prepare(_step: PreparationStep, _book: BookSpec): Promise<void> {
+    await delay(this.#stepMs);
+  }
+
+  async outline(book: BookSpec): Promise<ChapterPlan[]> {
+    await delay(this.#stepMs);
+    const offset = seed(book.title) % THEMES.length;
+    return Array.from({ length: book.chapters }, (_, i) => ({
+      number: i + 1,
+      title: THEMES[(offset + i) % THEMES.length] as string,
+    }));
+  }
+
+  async writeSection(book: BookSpec, chapter: ChapterPlan, section: number): Promise<string> {
+    await delay(this.#stepMs);
+    const random = prng(seed(`${book.title}/${chapter.number}/${section}`));
+    const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
+    const sentences = Array.from({ length: 4 }, () => `${pick(SUBJECTS)} ${pick(VERBS)} ${pick(OBJECTS)}.`);
+    return `## ${chapter.title}, part ${section}\n\n${sentences.join(' ')}`;
+  }
+}
+
+function seed(text: string): number {
+  let hash = 2166136261;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 16777619);
+  return hash >>> 0;
+}
+
+/** mulberry32: a small, well-known deterministic generator. */
+function prng(start: number): () => number {
+  let state = start;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,86 @@
+import type { Logger } from 'pino';
+import type { ProgressTracker } from '../progress/tracker.js';
+import type { BookStore } from '../store/books.js';
+import type { BookSpec, Generator } from './generator.js';
+import { ProgressPublisher } from './publisher.js';
+import { retryInfrastructure } from './retry.js';
+
+export interface PipelineDeps {
+  tracker: ProgressTracker;
+  books: Pick<BookStore, 'saveChapter'>;
+  generator: Generator;
+  log: Logger;
+  /** Aborted at shutdown: the run stops where it is, without marking the book failed. */
+  signal?: AbortSignal;
+}
+
+/** A failure of the generator itself: the only thing that marks a book ERROR. */
+export class GenerationError extends Error {
+  override readonly name = 'GenerationError';
+}
+
+export type PipelineResult = 'COMPLETE' | 'ERROR' | 'ABORTED';
+
+/**
+ * Generates one book through the seed's steps, publishing progress as it goes. Every finished
+ * chapter is saved at once; a save that fails because Postgres is down is retried in the
+ * background (the text stays in memory, never regenerated), and COMPLETE is published only
+ * once every chapter is saved. Redis and Postgres outages delay a book; they never fail it.
+ */
+export async function runPipeline(spec: BookSpec, deps: PipelineDeps): Promise<PipelineResult> {
+  const { generator, log, signal } = deps;
+  const publisher = new ProgressPublisher(deps.tracker, spec.bookId, log, signal);
+  const counters = { totalChapters: spec.chapters, totalSections: spec.sectionsPerChapter };
+  const generate = async <T>(work: () => Promise<T>): Promise<T> => {
+    signal?.throwIfAborted();
+    try {
+      return await work();
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      throw new GenerationError((error as Error).message || 'generation failed', { cause: error });
+    }
+  };
+  const saves: Array<Promise<void>> = [];
+
+  try {
+    publisher.publish({ status: 'PLANNING', generationStep: 'PLANNING', ...counters, currentChapter: 0, currentSection: 0, message: 'Planning the book...' });
+    await generate(() => generator.prepare('PLANNING', spec));
+    publisher.publish({ status: 'GENERATING', generationStep: 'RESEARCH', message: 'Researching the topic...' });
+    await generate(() => generator.prepare('RESEARCH', spec));
+    publisher.publish({ generationStep: 'OUTLINE', message: `Outlining ${spec.chapters} chapters...` });
+    const outline = await generate(() => generator.outline(spec));
+    publisher.publish({ generationStep: 'STRUCTURE', message: 'Structuring chapters and sections...' });
+    await generate(() => generator.prepare('STRUCTURE', spec));
+
+    for (const chapter of outline) {
+      const sections: string[] = [];
+      for (let section = 1; section <= spec.sectionsPerChapter; section++) {
+        publisher.publish({
+          generationStep: 'CHAPTERS',
+          currentChapter: chapter.number,
+          currentSection: section - 1,
+          message: `Writing Chapter ${chapter.number} of ${spec.chapters}...`,
+        });
+        sections.push(await generate(() => generator.writeSection(spec, chapter, section)));
+      }
+      const saved = { number: chapter.number, title: chapter.title, content: sections.join('\n\n') };
+      saves.push(retryInfrastructure(() => deps.books.saveChapter(spec.bookId, saved), { what: `saving chapter ${chapter.number} of ${spec.bookId}`, log }));
+      publisher.publish({ currentChapter: chapter.number, currentSection: spec.sectionsPerChapter, message: `Finished Chapter ${chapter.number} of ${spec.chapters}` });
+    }
+
+    publisher.publish({ generationStep: 'PROOFREADING', message: 'Proofreading the manuscript...' });
+    await generate(() => generator.prepare('PROOFREADING', spec));
+    publisher.publish({ message: 'Saving chapters...' });
+    await Promise.all(saves);
+    await publisher.finish((tracker) => tracker.markComplete(spec.bookId, spec.chapters));
+    return 'COMPLETE';
+  } catch (error) {
+    if (signal?.aborted) return 'ABORTED';
+    if (!(error instanceof GenerationError)) throw error;
+    log.warn({ bookId: spec.bookId, err: error.message }, 'generation failed');
+    // Chapters already written are kept: their saves go on, and the book shows ERROR with the reason.
+    await Promise.all(saves);
+    await publisher.finish((tracker) => tracker.markError(spec.bookId, error.message));
+    return 'ERROR';
+  }
+}

@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import type { BookProgress, ProgressUpdate } from '../progress/schema.js';
+import type { ProgressTracker } from '../progress/tracker.js';
+import { rootMessage } from '../store/failures.js';
+import { retryInfrastructure } from './retry.js';
+
+/**
+ * Publishes one book's progress without ever blocking generation on Redis: updates queued
+ * while a publish is in flight (or while Redis is down) are merged into one, so the newest
+ * state goes out as soon as Redis answers. Terminal states are retried until they land.
+ */
+export class ProgressPublisher {
+  readonly #tracker: ProgressTracker;
+  readonly #bookId: string;
+  readonly #log: Logger;
+  readonly #signal: AbortSignal | undefined;
+  #pending: ProgressUpdate | null = null;
+  #flushing: Promise<void> | null = null;
+
+  constructor(tracker: ProgressTracker, bookId: string, log: Logger, signal?: AbortSignal) {
+    this.#tracker = tracker;
+    this.#bookId = bookId;
+    this.#log = log;
+    this.#signal = signal;
+  }
+
+  publish(update: ProgressUpdate): void {
+    this.#pending = { ...this.#pending, ...update };
+    this.#flushing ??= this.#flush().finally(() => {
+      this.#flushing = null;
+    });
+  }
+
+  /** Waits for queued updates, then commits the terminal state `finish` produces, retrying until it lands. */
+  async finish(finish: (tracker: ProgressTracker) => Promise<BookProgress>): Promise<BookProgress> {
+    await this.#flushing;
+    return retryInfrastructure(() => finish(this.#tracker), { what: `terminal progress of ${this.#bookId}`, log: this.#log, signal: this.#signal });
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#pending !== null) {
+      const update = this.#pending;
+      this.#pending = null;
+      try {
+        await retryInfrastructure(
+          async () => {
+            // Newer updates that arrived while Redis was down ride along with this one.
+            const merged = { ...update, ...this.#pending };
+            this.#pending = null;
+            Object.assign(update, merged);
+            return this.#tracker.updateProgress(this.#bookId, update);
+          },
+          { what: `progress of ${this.#bookId}`, log: this.#log, signal: this.#signal },
+        );
+      } catch (error) {
+        if (this.#signal?.aborted) return;
+        // Not an outage: an update the schema refuses is a bug in the pipeline; log it and go on.
+        this.#log.error({ err: rootMessage(error), bookId: this.#bookId }, 'progress update refused');
+      }
+    }
+  }
+}

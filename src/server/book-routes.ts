@@ -1,0 +1,89 @@
+import type { HttpBindings } from '@hono/node-server';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { z } from 'zod';
+import type { Broker } from '../broker/broker.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { BookProgress } from '../progress/schema.js';
+import type { BookRecord, BookStore } from '../store/books.js';
+import { ApiError } from './errors.js';
+import { parseBookId, readJson } from './request.js';
+
+export const MAX_CHAPTERS = 50;
+export const MAX_SECTIONS_PER_CHAPTER = 20;
+const MAX_LIST_LIMIT = 500;
+
+const BookRequestSchema = z
+  .object({
+    title: z.string().trim().min(1).max(200),
+    chapters: z.number().int().min(1).max(MAX_CHAPTERS).default(5),
+    sectionsPerChapter: z.number().int().min(1).max(MAX_SECTIONS_PER_CHAPTER).default(3),
+  })
+  .strict();
+
+const ListQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(100) });
+
+export interface BookRoutesOptions {
+  orchestrator: Orchestrator;
+  books: BookStore;
+  broker: Broker;
+  maxBodyBytes: number;
+}
+
+/** `/api/books`: start a demo generation, list books, read one with its chapters. */
+export function bookRoutes(options: BookRoutesOptions) {
+  const { orchestrator, books, broker } = options;
+  const app = new Hono<{ Bindings: HttpBindings }>();
+
+  app.post('/', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
+    const parsed = BookRequestSchema.safeParse(await readJson(c));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new ApiError(400, 'invalid_book', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
+    }
+    const spec = await orchestrator.start(parsed.data);
+    c.header('Location', `/api/books/${spec.bookId}`);
+    return c.json({ success: true, data: { ...spec, status: 'PLANNING' } }, 201);
+  });
+
+  app.get('/', async (c) => {
+    const query = ListQuerySchema.safeParse({ limit: c.req.query('limit') });
+    if (!query.success) throw new ApiError(400, 'invalid_query', `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+    const rows = await books.listBooks(query.data.limit);
+    const live = await liveStates(broker, rows.map((row) => row.id));
+    return c.json({ success: true, data: rows.map((row, i) => present(row, live[i] ?? null)) });
+  });
+
+  app.get('/:bookId', async (c) => {
+    const bookId = parseBookId(c);
+    const book = await books.getBook(bookId);
+    if (!book) throw new ApiError(404, 'not_found', `no book ${bookId}`);
+    const [live] = await liveStates(broker, [bookId]);
+    return c.json({ success: true, data: { ...present(book, live ?? null), chapters: book.chapters } });
+  });
+
+  return app;
+}
+
+/** The newest progress: the broker's when it answers, else the snapshot in the row. */
+async function liveStates(broker: Broker, bookIds: string[]): Promise<Array<BookProgress | null>> {
+  try {
+    return await broker.getMany(bookIds);
+  } catch {
+    return bookIds.map(() => null);
+  }
+}
+
+function present(row: BookRecord, live: BookProgress | null) {
+  const progress = live && live.version >= row.version ? live : row.progress;
+  return {
+    bookId: row.id,
+    title: row.title,
+    owner: row.owner,
+    status: progress?.status ?? row.status,
+    generationStep: progress?.generationStep ?? row.generationStep,
+    progress,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}

@@ -1,0 +1,69 @@
+import { asc, desc, eq, sql } from 'drizzle-orm';
+import type { BookProgress } from '../progress/schema.js';
+import type { Database } from './database.js';
+import { books, chapters } from './schema.js';
+
+export interface BookRecord {
+  id: string;
+  title: string;
+  owner: string | null;
+  status: string;
+  generationStep: string;
+  progress: BookProgress | null;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ChapterRecord {
+  number: number;
+  title: string;
+  content: string;
+  updatedAt: Date;
+}
+
+export const DEFAULT_LIST_LIMIT = 100;
+
+/** Books and their generated chapters in Postgres. */
+export class BookStore {
+  readonly #db: Database;
+
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  async createBook(book: { id: string; title: string; owner?: string | null }): Promise<BookRecord> {
+    const [row] = await this.#db
+      .insert(books)
+      .values({ id: book.id, title: book.title, owner: book.owner ?? null })
+      .returning();
+    return row as BookRecord;
+  }
+
+  /** Newest first. */
+  async listBooks(limit = DEFAULT_LIST_LIMIT): Promise<BookRecord[]> {
+    return this.#db.select().from(books).orderBy(desc(books.createdAt), asc(books.id)).limit(limit);
+  }
+
+  async getBook(bookId: string): Promise<(BookRecord & { chapters: ChapterRecord[] }) | null> {
+    const [book] = await this.#db.select().from(books).where(eq(books.id, bookId));
+    if (!book) return null;
+    const rows = await this.#db
+      .select({ number: chapters.number, title: chapters.title, content: chapters.content, updatedAt: chapters.updatedAt })
+      .from(chapters)
+      .where(eq(chapters.bookId, bookId))
+      .orderBy(asc(chapters.number));
+    return { ...book, chapters: rows };
+  }
+
+  /** Saves one chapter; saving it again replaces it, so a retried save is harmless. */
+  async saveChapter(bookId: string, chapter: { number: number; title: string; content: string }): Promise<void> {
+    await this.#db
+      .insert(chapters)
+      .values({ bookId, ...chapter })
+      .onConflictDoUpdate({
+        target: [chapters.bookId, chapters.number],
+        set: { title: chapter.title, content: chapter.content, updatedAt: sql`now()` },
+      });
+  }
+}

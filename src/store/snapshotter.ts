@@ -1,0 +1,162 @@
+import type { Logger } from 'pino';
+import type { Broker } from '../broker/broker.js';
+import type { BookProgress } from '../progress/schema.js';
+import type { Store } from './store.js';
+
+const MIN_RETRY_MS = 500;
+const MIN_LEASE_MS = 5_000;
+
+export interface SnapshotterOptions {
+  broker: Pick<Broker, 'claimDirty' | 'settleClaim' | 'getMany'>;
+  store: Store;
+  intervalMs: number;
+  /** Unique per process: who holds the snapshot claim. */
+  owner: string;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface SnapshotStats {
+  snapshots: number;
+  rowsWritten: number;
+  failures: number;
+  pendingTerminal: number;
+}
+
+/**
+ * Writes the books that changed to Postgres: once per interval cluster-wide (rounds aligned
+ * to the interval, claimed in the broker), in one batched upsert, version-guarded. Terminal
+ * states are written at once. While Postgres is down nothing is dropped: claimed books go
+ * back to the dirty set and terminal states wait in memory, retried with backoff.
+ */
+export class Snapshotter {
+  readonly stats: SnapshotStats = { snapshots: 0, rowsWritten: 0, failures: 0, pendingTerminal: 0 };
+  readonly #options: SnapshotterOptions;
+  readonly #now: () => number;
+  readonly #leaseMs: number;
+  readonly #pendingTerminal = new Map<string, BookProgress>();
+  #timer: NodeJS.Timeout | null = null;
+  #retryMs = MIN_RETRY_MS;
+  #running: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(options: SnapshotterOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#leaseMs = Math.max(MIN_LEASE_MS, 2 * options.intervalMs);
+  }
+
+  start(): void {
+    this.#schedule(this.#untilNextRound());
+  }
+
+  /**
+   * Takes one snapshot of every dirty book now (round null: outside the schedule). Resolves
+   * to the rows written, or null when another process holds the claim or the round was taken.
+   * Throws when the database or broker failed; the claimed books are back in the dirty set then.
+   */
+  async snapshot(round: number | null = null): Promise<number | null> {
+    const { broker, store, owner } = this.#options;
+    await this.#flushTerminal();
+    const books = await broker.claimDirty(owner, this.#leaseMs, round);
+    if (books === null) return null;
+    let written = 0;
+    try {
+      if (books.length > 0) {
+        const states = (await broker.getMany(books)).filter((s): s is BookProgress => s !== null);
+        written = await store.saveProgress(states);
+      }
+    } catch (error) {
+      await broker.settleClaim(owner, false).catch(() => {
+        // Broker down too: the lease runs out and the next claim takes the books back.
+      });
+      throw error;
+    }
+    await broker.settleClaim(owner, true);
+    this.stats.snapshots++;
+    this.stats.rowsWritten += written;
+    return written;
+  }
+
+  /**
+   * Writes a terminal state now. Resolves once it is written, or once it is queued for retry
+   * when the database is down (then it is retried until written).
+   */
+  async persistNow(state: BookProgress): Promise<'written' | 'queued'> {
+    try {
+      await this.#options.store.saveProgress([state]);
+      return 'written';
+    } catch (error) {
+      this.#queueTerminal(state);
+      this.#options.log.warn({ err: (error as Error).message, bookId: state.bookId }, 'terminal state queued until the database answers');
+      this.#scheduleRetry();
+      return 'queued';
+    }
+  }
+
+  /** Stops the schedule and takes a last snapshot (once; failures are logged, not thrown). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#running;
+    try {
+      await this.snapshot(null);
+    } catch (error) {
+      this.#options.log.error({ err: (error as Error).message, pendingTerminal: this.#pendingTerminal.size }, 'last snapshot failed; dirty books stay in the broker');
+    }
+  }
+
+  #schedule(delayMs: number, retry = false): void {
+    if (this.#stopped) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#running = this.#tick(retry ? null : this.#round());
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  async #tick(round: number | null): Promise<void> {
+    try {
+      await this.snapshot(round);
+      this.#retryMs = MIN_RETRY_MS;
+      this.#schedule(this.#untilNextRound());
+    } catch (error) {
+      this.stats.failures++;
+      this.#options.log.warn({ err: (error as Error).message, retryInMs: this.#retryMs }, 'snapshot failed; retrying');
+      this.#scheduleRetry();
+    }
+  }
+
+  #scheduleRetry(): void {
+    const delay = this.#retryMs;
+    this.#retryMs = Math.min(this.#retryMs * 2, this.#options.intervalMs);
+    this.#schedule(delay, true);
+  }
+
+  async #flushTerminal(): Promise<void> {
+    if (this.#pendingTerminal.size === 0) return;
+    const states = [...this.#pendingTerminal.values()];
+    await this.#options.store.saveProgress(states);
+    for (const state of states) {
+      if (this.#pendingTerminal.get(state.bookId) === state) this.#pendingTerminal.delete(state.bookId);
+    }
+    this.stats.pendingTerminal = this.#pendingTerminal.size;
+  }
+
+  #queueTerminal(state: BookProgress): void {
+    const queued = this.#pendingTerminal.get(state.bookId);
+    if (!queued || state.version > queued.version) this.#pendingTerminal.set(state.bookId, state);
+    this.stats.pendingTerminal = this.#pendingTerminal.size;
+  }
+
+  #round(): number {
+    return Math.floor(this.#now() / this.#options.intervalMs);
+  }
+
+  #untilNextRound(): number {
+    const interval = this.#options.intervalMs;
+    return interval - (this.#now() % interval) + Math.floor(Math.random() * Math.min(50, interval / 10));
+  }
+}
