@@ -11,6 +11,8 @@ export const MAX_HEARTBEAT_MS = 25_000;
 export const DEFAULT_DEMO_STEP_MS = 400;
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_SSE_RETRY_MS = 3_000;
+export const DEFAULT_MAX_SSE_CONNECTIONS = 20_000;
+export const DEFAULT_MAX_BOOKS_PER_STREAM = 100;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const blankAsUndefined = (value: unknown) => (value === '' ? undefined : value);
@@ -23,13 +25,23 @@ const EnvSchema = z.object({
   REDIS_HOST: optionalString,
   REDIS_PORT: z.preprocess(blankAsUndefined, integer(1, 65_535).default(6379)),
   REDIS_PASSWORD: optionalString,
-  REDIS_KEY_PREFIX: z.preprocess(blankAsUndefined, z.string().max(64).default(DEFAULT_REDIS_KEY_PREFIX)),
+  REDIS_KEY_PREFIX: z.preprocess(
+    blankAsUndefined,
+    z
+      .string()
+      .max(64)
+      .regex(/^[A-Za-z0-9:_.-]*$/, 'may hold only A-Z, a-z, 0-9, ":", "_", "." and "-"')
+      .default(DEFAULT_REDIS_KEY_PREFIX),
+  ),
   PROGRESS_TTL_SECONDS: z.preprocess(blankAsUndefined, integer(1, 30 * 86_400).default(DEFAULT_PROGRESS_TTL_SECONDS)),
   DATABASE_URL: z.preprocess(blankAsUndefined, z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   DATA_DIR: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_DATA_DIR)),
   SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
   HEARTBEAT_MS: z.preprocess(blankAsUndefined, integer(100, MAX_HEARTBEAT_MS).default(DEFAULT_HEARTBEAT_MS)),
   DEMO_STEP_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_DEMO_STEP_MS)),
+  MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
+  MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
+  MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
   LOG_LEVEL: z.preprocess(
     blankAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -49,6 +61,9 @@ export interface Config {
   readonly snapshotIntervalMs: number;
   readonly heartbeatMs: number;
   readonly demoStepMs: number;
+  readonly maxBodyBytes: number;
+  readonly maxSseConnections: number;
+  readonly maxBooksPerStream: number;
   readonly logLevel: string;
 }
 
@@ -71,6 +86,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,
     heartbeatMs: e.HEARTBEAT_MS,
     demoStepMs: e.DEMO_STEP_MS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxSseConnections: e.MAX_SSE_CONNECTIONS,
+    maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
     logLevel: e.LOG_LEVEL,
   });
 }

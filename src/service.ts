@@ -8,7 +8,7 @@ import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { Config } from './config.js';
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_SSE_RETRY_MS } from './config.js';
+import { DEFAULT_SSE_RETRY_MS } from './config.js';
 import { DemoGenerator } from './orchestrator/demo-generator.js';
 import type { Generator } from './orchestrator/generator.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
@@ -88,8 +88,10 @@ export async function startService(config: Config, log: Logger, options: Service
     readLatest,
     streams,
     log,
-    maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+    maxBodyBytes: config.maxBodyBytes,
     sseRetryMs: DEFAULT_SSE_RETRY_MS,
+    maxSseConnections: config.maxSseConnections,
+    maxBooksPerStream: config.maxBooksPerStream,
   });
 
   const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host });

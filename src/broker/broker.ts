@@ -21,6 +21,8 @@ export interface Broker extends LatestState {
   commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult>;
   /** Resolves once `listener` receives every later commit of bookId; the result unsubscribes it. */
   subscribe(bookId: string, listener: ProgressListener): Promise<() => void>;
+  /** Like subscribe, for the commits of every book (the list page's stream). */
+  subscribeAll(listener: ProgressListener): Promise<() => void>;
   /**
    * Takes the books committed since the last claim, for one snapshot. Only one claim is out at
    * a time cluster-wide, and at most one per `round` (null: outside rounds, e.g. at shutdown);

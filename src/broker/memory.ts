@@ -21,6 +21,7 @@ export class MemoryBroker implements Broker {
   readonly #now: () => number;
   readonly #held = new Map<string, Held>();
   readonly #listeners = new Map<string, Set<ProgressListener>>();
+  readonly #allListeners = new Set<ProgressListener>();
   #dirty = new Set<string>();
   #claim: Claim | null = null;
   #lastRound = -1;
@@ -47,6 +48,7 @@ export class MemoryBroker implements Broker {
     this.#held.set(state.bookId, { state: copy, expiresAt: this.#now() + this.#ttlMs });
     this.#dirty.add(state.bookId);
     for (const listener of this.#listeners.get(state.bookId) ?? []) listener(structuredClone(copy));
+    for (const listener of this.#allListeners) listener(structuredClone(copy));
     return { committed: true };
   }
 
@@ -57,6 +59,13 @@ export class MemoryBroker implements Broker {
     return () => {
       listeners.delete(listener);
       if (listeners.size === 0 && this.#listeners.get(bookId) === listeners) this.#listeners.delete(bookId);
+    };
+  }
+
+  async subscribeAll(listener: ProgressListener): Promise<() => void> {
+    this.#allListeners.add(listener);
+    return () => {
+      this.#allListeners.delete(listener);
     };
   }
 
@@ -82,6 +91,7 @@ export class MemoryBroker implements Broker {
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     this.#listeners.clear();
+    this.#allListeners.clear();
   }
 
   #read(bookId: string): BookProgress | null {

@@ -46,6 +46,7 @@ export class RedisBroker implements Broker {
   readonly #redis: ScriptedRedis;
   readonly #subscriber: Redis;
   readonly #listeners = new Map<string, Set<ProgressListener>>();
+  readonly #allListeners = new Set<ProgressListener>();
   #closed = false;
 
   constructor(options: RedisBrokerOptions) {
@@ -58,6 +59,7 @@ export class RedisBroker implements Broker {
     this.#redis.defineCommand('progressSettleClaim', { numberOfKeys: 3, lua: SETTLE_CLAIM });
     this.#subscriber = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress-sub' });
     this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
+    this.#subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => this.#onAnyMessage(channel, message));
     this.#subscriber.on('ready', () => void this.#resubscribe());
     for (const connection of [this.#redis, this.#subscriber]) {
       // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
@@ -112,6 +114,20 @@ export class RedisBroker implements Broker {
     };
   }
 
+  async subscribeAll(listener: ProgressListener): Promise<() => void> {
+    const pattern = this.keys.channel('*');
+    this.#allListeners.add(listener);
+    if (this.#allListeners.size === 1) {
+      await this.#subscriber.psubscribe(pattern).catch((error: Error) => this.#log.debug({ err: error.message }, 'psubscribe deferred until redis is ready'));
+    }
+    return () => {
+      if (!this.#allListeners.delete(listener) || this.#allListeners.size > 0) return;
+      this.#subscriber.punsubscribe(pattern).catch(() => {
+        // Disconnected: the server dropped the subscription with the connection already.
+      });
+    };
+  }
+
   async claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null> {
     const { dirty, claimed, claimOwner, claimRound } = this.keys;
     const roundArg = round === null ? '' : String(round);
@@ -149,6 +165,7 @@ export class RedisBroker implements Broker {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
+    this.#allListeners.clear();
     await Promise.allSettled([this.#redis.quit(), this.#subscriber.quit()]);
     this.#redis.disconnect();
     this.#subscriber.disconnect();
@@ -163,6 +180,13 @@ export class RedisBroker implements Broker {
     }
   }
 
+  #onAnyMessage(channel: string, message: string): void {
+    if (this.#allListeners.size === 0) return;
+    const state = this.#parse(message, channel);
+    if (state === null) return;
+    for (const listener of this.#allListeners) listener(state);
+  }
+
   #onMessage(channel: string, message: string): void {
     const listeners = this.#listeners.get(channel);
     if (!listeners) return;
@@ -173,8 +197,12 @@ export class RedisBroker implements Broker {
 
   /** After (re)connecting: subscribe every watched channel, then hand listeners the state they may have missed. */
   async #resubscribe(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#allListeners.size > 0) {
+      this.#subscriber.psubscribe(this.keys.channel('*')).catch((error: Error) => this.#log.warn({ err: error.message }, 'restoring the all-books subscription failed'));
+    }
     const channels = [...this.#listeners.keys()];
-    if (channels.length === 0 || this.#closed) return;
+    if (channels.length === 0) return;
     try {
       await this.#subscriber.subscribe(...channels);
       if (this.#redis.status !== 'ready') await new Promise((resolve) => this.#redis.once('ready', resolve));

@@ -5,12 +5,13 @@ import type { Broker } from '../broker/broker.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { ProgressTracker } from '../progress/tracker.js';
 import type { BookStore } from '../store/books.js';
-import { bookRoutes } from './book-routes.js';
+import { bookRoutes, recentProgress } from './book-routes.js';
 import { errorBody, toErrorResponse } from './errors.js';
 import type { Hub } from './hub.js';
 import type { ReadLatest } from './latest.js';
 import { progressRoutes } from './progress-routes.js';
 import type { StreamRegistry } from './stream.js';
+import { streamRoutes } from './stream-routes.js';
 
 export interface AppDeps {
   tracker: ProgressTracker;
@@ -23,6 +24,8 @@ export interface AppDeps {
   log: Logger;
   maxBodyBytes: number;
   sseRetryMs: number;
+  maxSseConnections: number;
+  maxBooksPerStream: number;
 }
 
 /** The HTTP API. Touches neither process.env nor sockets: main.ts and tests serve it. */
@@ -30,7 +33,13 @@ export function createApp(deps: AppDeps) {
   const app = new Hono<{ Bindings: HttpBindings }>();
 
   app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  const streams = streamRoutes({
+    ...deps,
+    recentStates: () => recentProgress(deps.books, deps.broker, deps.maxBooksPerStream),
+  });
+  app.route('/api/ai/progress', streams.perBook);
   app.route('/api/ai/progress', progressRoutes(deps));
+  app.route('/api/ai/stream', streams.multiplexed);
   app.route('/api/books', bookRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));

@@ -65,6 +65,17 @@ export function bookRoutes(options: BookRoutesOptions) {
   return app;
 }
 
+/** The newest progress of the most recent books, for the first events of the every-book stream. */
+export async function recentProgress(books: BookStore, broker: Broker, limit: number): Promise<BookProgress[]> {
+  const rows = await books.listBooks(limit);
+  const live = await liveStates(broker, rows.map((row) => row.id));
+  return rows.map((row, i) => newest(row, live[i] ?? null)).filter((p): p is BookProgress => p !== null);
+}
+
+function newest(row: BookRecord, live: BookProgress | null): BookProgress | null {
+  return live && live.version >= row.version ? live : row.progress;
+}
+
 /** The newest progress: the broker's when it answers, else the snapshot in the row. */
 async function liveStates(broker: Broker, bookIds: string[]): Promise<Array<BookProgress | null>> {
   try {
@@ -75,7 +86,7 @@ async function liveStates(broker: Broker, bookIds: string[]): Promise<Array<Book
 }
 
 function present(row: BookRecord, live: BookProgress | null) {
-  const progress = live && live.version >= row.version ? live : row.progress;
+  const progress = newest(row, live);
   return {
     bookId: row.id,
     title: row.title,

@@ -7,6 +7,9 @@ import { formatSseEvent } from './sse.js';
 /** A state with its SSE frame, serialized once per version for every watcher of the process. */
 export interface Update {
   readonly state: BookProgress;
+  /** The state as JSON. */
+  readonly json: string;
+  /** A complete `progress` event with the version as id. */
   readonly frame: string;
 }
 
@@ -25,7 +28,8 @@ interface Topic {
 }
 
 export function toUpdate(state: BookProgress): Update {
-  return { state, frame: formatSseEvent({ event: 'progress', id: String(state.version), data: JSON.stringify(state) }) };
+  const json = JSON.stringify(state);
+  return { state, json, frame: formatSseEvent({ event: 'progress', id: String(state.version), data: json }) };
 }
 
 /**
@@ -38,6 +42,9 @@ export class Hub {
   readonly #readLatest: ReadLatest;
   readonly #log: Logger;
   readonly #topics = new Map<string, Topic>();
+  /** Watchers of every book, behind one all-books broker subscription. */
+  readonly #everyBook = new Set<Watcher>();
+  #everyBookSubscription: Promise<() => void> | null = null;
 
   constructor(broker: Broker, readLatest: ReadLatest, log: Logger) {
     this.#broker = broker;
@@ -68,11 +75,28 @@ export class Hub {
     this.#closeIfIdle(bookId, topic);
   }
 
+  /** Adds a watcher of every book's updates; resolves once the broker subscription is in place. */
+  async joinAll(watcher: Watcher): Promise<void> {
+    this.#everyBook.add(watcher);
+    this.#everyBookSubscription ??= this.#broker.subscribeAll((state) => {
+      const update = toUpdate(state);
+      for (const w of this.#everyBook) w.deliver(update);
+    });
+    await this.#everyBookSubscription;
+  }
+
+  leaveAll(watcher: Watcher): void {
+    if (!this.#everyBook.delete(watcher) || this.#everyBook.size > 0) return;
+    const subscription = this.#everyBookSubscription;
+    this.#everyBookSubscription = null;
+    void subscription?.then((unsubscribe) => unsubscribe());
+  }
+
   /** Counts for metrics and leak checks. */
-  stats(): { topics: number; watchers: number } {
+  stats(): { topics: number; watchers: number; everyBookWatchers: number } {
     let watchers = 0;
     for (const topic of this.#topics.values()) watchers += topic.watchers.size;
-    return { topics: this.#topics.size, watchers };
+    return { topics: this.#topics.size, watchers, everyBookWatchers: this.#everyBook.size };
   }
 
   #open(bookId: string): Topic {

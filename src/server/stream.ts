@@ -12,22 +12,35 @@ export const SSE_HEADERS = {
 
 const HEARTBEAT = formatSseComment('heartbeat');
 
+/** Which books a stream carries: a list (ends when all are finished), or every book. */
+export type Watched = readonly string[] | 'all';
+
 /**
- * One SSE response watching one book. Writes straight to the Node response: a frame built once
- * per version is shared by every watcher, and a client whose socket is not draining keeps only
- * the newest pending update (latest state wins, a terminal one is never replaced).
+ * One SSE response carrying the progress of one or more books. Writes straight to the Node
+ * response. A client whose socket is not draining keeps only the newest pending update per
+ * book (latest state wins; a pending terminal state is never replaced), so a slow client
+ * costs at most one state per book, whatever the update rate.
+ *
+ * Event ids make resuming exact: for one book the id is its version (the frame built once per
+ * version is shared by every watcher); for a list it is the versions in list order joined by
+ * '.', e.g. `12.7.0`. The every-book stream has no id: a reconnect gets the latest states again.
  */
 export class ProgressStream implements Watcher {
   readonly #res: ServerResponse;
+  readonly #watched: Watched;
+  readonly #sent: Map<string, number>;
+  readonly #finished = new Set<string>();
+  readonly #pending = new Map<string, Update>();
   readonly #onEnd: () => void;
-  #sentVersion: number;
-  #pending: Update | null = null;
   #open = false;
   #ended = false;
+  #waitingForDrain = false;
 
-  constructor(res: ServerResponse, lastEventId: number, onEnd: () => void) {
+  /** `known`: versions the client already has, from Last-Event-ID. */
+  constructor(res: ServerResponse, watched: Watched, known: ReadonlyMap<string, number>, onEnd: () => void) {
     this.#res = res;
-    this.#sentVersion = lastEventId;
+    this.#watched = watched;
+    this.#sent = new Map(known);
     this.#onEnd = onEnd;
     // 'close' fires once for every exit: client abort, socket error, or our own end().
     res.once('close', () => this.#finish());
@@ -47,14 +60,16 @@ export class ProgressStream implements Watcher {
   }
 
   deliver(update: Update): void {
-    if (this.#ended || update.state.version <= this.#sentVersion) return;
-    if (this.#pending && isTerminal(this.#pending.state.status)) return;
-    if (this.#pending === null || update.state.version > this.#pending.state.version) this.#pending = update;
-    if (this.#open && !this.#res.writableNeedDrain) this.#flush();
+    const { bookId, version } = update.state;
+    if (this.#ended || version <= (this.#sent.get(bookId) ?? 0)) return;
+    const pending = this.#pending.get(bookId);
+    if (pending && (isTerminal(pending.state.status) || pending.state.version >= version)) return;
+    this.#pending.set(bookId, update);
+    if (this.#open && !this.#waitingForDrain) this.#flush();
   }
 
   heartbeat(): void {
-    if (this.#open && !this.#ended && !this.#res.writableNeedDrain) this.#res.write(HEARTBEAT);
+    if (this.#open && !this.#ended && !this.#waitingForDrain) this.#res.write(HEARTBEAT);
   }
 
   /** Closes the stream, first telling the client when to reconnect. */
@@ -66,22 +81,34 @@ export class ProgressStream implements Watcher {
   }
 
   #flush(): void {
-    const update = this.#pending;
-    if (update === null || this.#ended) return;
-    this.#pending = null;
-    this.#sentVersion = update.state.version;
-    const drained = this.#res.write(update.frame);
-    if (isTerminal(update.state.status)) {
-      this.close();
-      return;
+    for (const [bookId, update] of this.#pending) {
+      if (this.#ended) return;
+      this.#pending.delete(bookId);
+      this.#sent.set(bookId, update.state.version);
+      if (isTerminal(update.state.status)) this.#finished.add(bookId);
+      if (!this.#res.write(this.#frame(update))) {
+        this.#waitingForDrain = true;
+        this.#res.once('drain', () => {
+          this.#waitingForDrain = false;
+          this.#flush();
+        });
+        return;
+      }
     }
-    if (!drained) this.#res.once('drain', () => this.#flush());
+    if (this.#watched !== 'all' && this.#finished.size === this.#watched.length) this.close();
+  }
+
+  #frame(update: Update): string {
+    if (this.#watched === 'all') return formatSseEvent({ event: 'progress', data: update.json });
+    if (this.#watched.length === 1) return update.frame;
+    const id = this.#watched.map((bookId) => this.#sent.get(bookId) ?? 0).join('.');
+    return formatSseEvent({ event: 'progress', id, data: update.json });
   }
 
   #finish(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#pending = null;
+    this.#pending.clear();
     this.#onEnd();
   }
 }

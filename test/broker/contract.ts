@@ -106,6 +106,24 @@ export function brokerContract(name: string, makeBroker: () => Promise<Broker>):
       expect(seen).toEqual([watched]);
     });
 
+    it('delivers every book to an all-books subscriber until it unsubscribes', async () => {
+      const [a, b] = [uniqueBook(), uniqueBook()];
+      const seen: string[] = [];
+      let resolve: () => void;
+      const got = new Promise<void>((r) => (resolve = r));
+      const stop = await broker.subscribeAll((s) => {
+        if (s.bookId !== a && s.bookId !== b) return; // other tests share the Redis
+        seen.push(`${s.bookId}@${s.version}`);
+        if (seen.length === 3) resolve();
+      });
+      await broker.commit(state(a, 1), null);
+      await broker.commit(state(b, 1), null);
+      await broker.commit(state(a, 2), 1);
+      await withTimeout(got, 5_000, 'three commits on the all-books subscription');
+      stop();
+      expect(seen).toEqual([`${a}@1`, `${b}@1`, `${a}@2`]);
+    });
+
     it('claims dirty books once, for one owner at a time, and gives them back on failure', async () => {
       const ids = [uniqueBook(), uniqueBook(), uniqueBook()];
       for (const id of ids) await broker.commit(state(id, 1), null);

@@ -1,0 +1,107 @@
+import type { ServerResponse } from 'node:http';
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { BookIdSchema, isTerminal } from '../progress/schema.js';
+import type { BookProgress } from '../progress/schema.js';
+import { ApiError } from './errors.js';
+import { toUpdate } from './hub.js';
+import type { Hub, Update } from './hub.js';
+import { parseBookId } from './request.js';
+import { ProgressStream } from './stream.js';
+import type { StreamRegistry, Watched } from './stream.js';
+
+export interface StreamRoutesOptions {
+  hub: Hub;
+  streams: StreamRegistry;
+  sseRetryMs: number;
+  maxSseConnections: number;
+  maxBooksPerStream: number;
+  /** The latest states of recent books, sent first on the every-book stream. */
+  recentStates: () => Promise<BookProgress[]>;
+}
+
+type App = Hono<{ Bindings: HttpBindings }>;
+
+/**
+ * The SSE endpoints: `GET /api/ai/progress/:bookId/stream` (one book), and `GET /api/ai/stream`
+ * with `?books=a,b,c` (several books on one connection) or without (every book, for lists).
+ */
+export function streamRoutes(options: StreamRoutesOptions): { perBook: App; multiplexed: App } {
+  const perBook: App = new Hono();
+  perBook.get('/:bookId/stream', (c) => {
+    const bookId = parseBookId(c);
+    return serve(c, options, [bookId]);
+  });
+
+  const multiplexed: App = new Hono();
+  multiplexed.get('/', (c) => {
+    const books = c.req.query('books');
+    if (books === undefined) return serve(c, options, 'all');
+    return serve(c, options, parseBookList(books, options.maxBooksPerStream));
+  });
+  return { perBook, multiplexed };
+}
+
+async function serve(c: Context<{ Bindings: HttpBindings }>, options: StreamRoutesOptions, watched: Watched): Promise<Response> {
+  const { hub, streams } = options;
+  const known = watched === 'all' ? new Map<string, number>() : parseLastEventId(c.req.header('last-event-id') ?? c.req.query('lastEventId'), watched);
+  if (streams.size >= options.maxSseConnections) {
+    throw new ApiError(503, 'too_many_connections', 'this server holds its maximum of streams; retry later or elsewhere');
+  }
+
+  const leave = () => {
+    if (watched === 'all') hub.leaveAll(stream);
+    else for (const bookId of watched) hub.leave(bookId, stream);
+  };
+  const stream = new ProgressStream(c.env.outgoing as ServerResponse, watched, known, () => {
+    leave();
+    streams.delete(stream);
+  });
+
+  let first: Array<Update | null>;
+  if (watched === 'all') {
+    await hub.joinAll(stream);
+    first = (await options.recentStates().catch(() => [])).map(toUpdate);
+  } else {
+    first = await Promise.all(watched.map((bookId) => hub.join(bookId, stream)));
+    // A client that already has every final state must stop reconnecting: 204 tells EventSource so.
+    const done = first.every((u) => u !== null && isTerminal(u.state.status) && u.state.version <= (known.get(u.state.bookId) ?? 0));
+    if (done) {
+      leave();
+      return c.body(null, 204);
+    }
+  }
+  if (stream.ended) {
+    // The client hung up while we joined: its end ran before the joins added it to the topics.
+    leave();
+    return RESPONSE_ALREADY_SENT;
+  }
+  streams.add(stream);
+  stream.open(options.sseRetryMs);
+  for (const update of first) if (update) stream.deliver(update);
+  return RESPONSE_ALREADY_SENT;
+}
+
+function parseBookList(raw: string, max: number): string[] {
+  const ids = [...new Set(raw.split(',').filter((id) => id !== ''))];
+  if (ids.length === 0) throw new ApiError(400, 'invalid_books', 'books must list at least one bookId, comma-separated');
+  if (ids.length > max) throw new ApiError(400, 'too_many_books', `a stream carries at most ${max} books; got ${ids.length}`);
+  for (const id of ids) {
+    if (!BookIdSchema.safeParse(id).success) throw new ApiError(400, 'invalid_book_id', 'each bookId must be 1-128 characters of A-Z, a-z, 0-9, "_" or "-"');
+  }
+  return ids;
+}
+
+/** Versions the client has: `12` for one book, `12.7.0` for a list (list order). */
+function parseLastEventId(raw: string | undefined, books: readonly string[]): Map<string, number> {
+  const known = new Map<string, number>();
+  if (raw === undefined || raw === '') return known;
+  const parts = raw.split('.');
+  if (parts.length !== books.length || !parts.every((p) => /^\d{1,15}$/.test(p))) {
+    throw new ApiError(400, 'invalid_last_event_id', 'Last-Event-ID must be the id of an event this stream sent: versions joined by "."');
+  }
+  books.forEach((bookId, i) => known.set(bookId, Number(parts[i])));
+  return known;
+}
