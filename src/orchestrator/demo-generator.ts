@@ -51,7 +51,7 @@ export class DemoGenerator implements Generator {
     const random = prng(seed(`${book.title}/${chapter.number}/${section}`));
     const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
     const sentences = Array.from({ length: 4 }, () => `${pick(SUBJECTS)} ${pick(VERBS)} ${pick(OBJECTS)}.`);
-    return `## ${chapter.title}, part ${section}\n\n${sentences.join(' ')}`;
+    return `Part ${section}. ${sentences.join(' ')}`;
   }
 }
 

@@ -38,8 +38,11 @@ export class ProgressTracker {
   readonly #recover: (bookId: string) => Promise<BookProgress | null>;
   readonly #onTerminal: (state: BookProgress) => Promise<void>;
   readonly #now: () => number;
-  /** Versions this process committed, so a restarted-empty Redis never restarts a count clients have seen. */
-  readonly #versions = new Map<string, number>();
+  /**
+   * The last state this process committed per running book, so a restarted-empty Redis neither
+   * restarts a count clients have seen nor moves the book back to an older database snapshot.
+   */
+  readonly #committed = new Map<string, BookProgress>();
   /** Updates of one book run one after another in this process; the race is only between processes. */
   readonly #queues = new Map<string, Promise<unknown>>();
 
@@ -75,13 +78,13 @@ export class ProgressTracker {
   }
 
   async #apply(bookId: string, update: ProgressUpdate): Promise<BookProgress> {
-
     const held = await this.#latest.get(bookId);
     let expected = held?.version ?? null;
     let current = held;
-    let minVersion = this.#versions.get(bookId) ?? 0;
+    const committed = this.#committed.get(bookId) ?? null;
+    let minVersion = committed?.version ?? 0;
     if (held === null) {
-      current = await this.#recover(bookId);
+      current = newer(await this.#recover(bookId), committed);
       minVersion = Math.max(minVersion, current?.version ?? 0);
     }
 
@@ -120,7 +123,12 @@ export class ProgressTracker {
   }
 
   #remember(state: BookProgress): void {
-    if (isTerminal(state.status)) this.#versions.delete(state.bookId);
-    else this.#versions.set(state.bookId, state.version);
+    if (isTerminal(state.status)) this.#committed.delete(state.bookId);
+    else this.#committed.set(state.bookId, state);
   }
+}
+
+function newer(a: BookProgress | null, b: BookProgress | null): BookProgress | null {
+  if (a === null || b === null) return a ?? b;
+  return b.version > a.version ? b : a;
 }

@@ -12,6 +12,7 @@ import type { ReadLatest } from './latest.js';
 import { progressRoutes } from './progress-routes.js';
 import type { StreamRegistry } from './stream.js';
 import { streamRoutes } from './stream-routes.js';
+import { webRoutes } from './web-routes.js';
 
 export interface AppDeps {
   tracker: ProgressTracker;
@@ -40,6 +41,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/progress', streams.perBook);
   app.route('/api/ai/progress', progressRoutes(deps));
   app.route('/api/ai/stream', streams.multiplexed);
+  app.route('/', webRoutes());
   app.route('/api/books', bookRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));

@@ -1,0 +1,30 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { HttpBindings } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono } from 'hono';
+import { compress } from 'hono/compress';
+
+/** web/ at the project root: two levels up from both src/server and dist/server. */
+export const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
+
+/** The dashboard: `/` lists books, `/book/:bookId` shows one; scripts bundled into web/dist by `npm run build`. */
+export function webRoutes(webRoot = WEB_ROOT) {
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  const page = (name: string) => readFileSync(join(webRoot, name), 'utf8');
+  const listPage = page('index.html');
+  const bookPage = page('book.html');
+
+  app.get('/', (c) => c.html(listPage));
+  app.get('/book/:bookId', (c) => c.html(bookPage));
+  app.use('/assets/*', compress(), async (c, next) => {
+    await next();
+    c.header('Cache-Control', 'no-cache');
+  });
+  app.use(
+    '/assets/*',
+    serveStatic({ root: join(webRoot, 'dist'), rewriteRequestPath: (path) => path.replace(/^\/assets/, '') }),
+  );
+  return app;
+}
