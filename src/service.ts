@@ -86,6 +86,7 @@ export async function startService(config: Config, log: Logger, options: Service
     orchestrator,
     hub,
     readLatest,
+    brokerSource: source,
     streams,
     log,
     maxBodyBytes: config.maxBodyBytes,
@@ -106,6 +107,7 @@ export async function startService(config: Config, log: Logger, options: Service
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       streams.closeAll(DEFAULT_SSE_RETRY_MS);
       streams.stop();
+      hub.close();
       if ('closeIdleConnections' in server) server.closeIdleConnections();
       await orchestrator.stop();
       await stopped;

@@ -21,6 +21,11 @@ export interface Broker extends LatestState {
   commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult>;
   /** Resolves once `listener` receives every later commit of bookId; the result unsubscribes it. */
   subscribe(bookId: string, listener: ProgressListener): Promise<() => void>;
+  /**
+   * True while subscriptions deliver every commit; false while they may miss some (Redis
+   * disconnected, or subscriptions still being restored). Cached states are only trusted then.
+   */
+  isLive(): boolean;
   /** Like subscribe, for the commits of every book (the list page's stream). */
   subscribeAll(listener: ProgressListener): Promise<() => void>;
   /**

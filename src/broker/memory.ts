@@ -62,6 +62,10 @@ export class MemoryBroker implements Broker {
     };
   }
 
+  isLive(): boolean {
+    return true;
+  }
+
   async subscribeAll(listener: ProgressListener): Promise<() => void> {
     this.#allListeners.add(listener);
     return () => {

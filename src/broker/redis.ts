@@ -12,6 +12,7 @@ import type { RedisKeys } from './keys.js';
 
 const COMMAND_TIMEOUT_MS = 2_000;
 const MAX_RECONNECT_DELAY_MS = 2_000;
+const RESUBSCRIBE_RETRY_MS = 1_000;
 
 /** Connection options shared by both connections: fail fast while Redis is down, reconnect forever. */
 export const REDIS_CONNECTION_OPTIONS: RedisOptions = {
@@ -48,6 +49,8 @@ export class RedisBroker implements Broker {
   readonly #listeners = new Map<string, Set<ProgressListener>>();
   readonly #allListeners = new Set<ProgressListener>();
   #closed = false;
+  /** Subscriptions restored and delivering; see Broker.isLive. */
+  #live = false;
 
   constructor(options: RedisBrokerOptions) {
     this.keys = redisKeys(options.keyPrefix);
@@ -61,6 +64,9 @@ export class RedisBroker implements Broker {
     this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
     this.#subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => this.#onAnyMessage(channel, message));
     this.#subscriber.on('ready', () => void this.#resubscribe());
+    this.#subscriber.on('close', () => {
+      this.#live = false;
+    });
     for (const connection of [this.#redis, this.#subscriber]) {
       // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
       connection.on('error', (error: Error) => this.#log.warn({ err: error.message }, 'redis connection error'));
@@ -112,6 +118,10 @@ export class RedisBroker implements Broker {
         // Disconnected: the server dropped the subscription with the connection already.
       });
     };
+  }
+
+  isLive(): boolean {
+    return this.#live;
   }
 
   async subscribeAll(listener: ProgressListener): Promise<() => void> {
@@ -202,7 +212,10 @@ export class RedisBroker implements Broker {
       this.#subscriber.psubscribe(this.keys.channel('*')).catch((error: Error) => this.#log.warn({ err: error.message }, 'restoring the all-books subscription failed'));
     }
     const channels = [...this.#listeners.keys()];
-    if (channels.length === 0) return;
+    if (channels.length === 0) {
+      this.#live = this.#subscriber.status === 'ready';
+      return;
+    }
     try {
       await this.#subscriber.subscribe(...channels);
       if (this.#redis.status !== 'ready') await new Promise((resolve) => this.#redis.once('ready', resolve));
@@ -211,9 +224,13 @@ export class RedisBroker implements Broker {
       states.forEach((raw, i) => {
         if (raw !== null) this.#onMessage(channels[i] as string, raw);
       });
+      this.#live = this.#subscriber.status === 'ready';
       this.#log.info({ channels: channels.length }, 'redis subscriptions restored');
     } catch (error) {
-      this.#log.warn({ err: (error as Error).message }, 'restoring redis subscriptions failed; retrying on next ready');
+      this.#log.warn({ err: (error as Error).message }, 'restoring redis subscriptions failed; retrying');
+      setTimeout(() => {
+        if (this.#subscriber.status === 'ready' && !this.#live) void this.#resubscribe();
+      }, RESUBSCRIBE_RETRY_MS).unref();
     }
   }
 

@@ -11,6 +11,8 @@ export interface Update {
   readonly json: string;
   /** A complete `progress` event with the version as id. */
   readonly frame: string;
+  /** The poll endpoint's answer: `{ success: true, data: state }`. */
+  readonly pollBody: string;
 }
 
 export interface Watcher {
@@ -20,17 +22,30 @@ export interface Watcher {
 
 interface Topic {
   latest: Update | null;
+  /** Subscribed and read: `latest` follows every commit from here on (while the broker is live). */
+  ready: boolean;
   readonly watchers: Set<Watcher>;
   /** Joins still waiting for `ready`; the topic stays open while any are. */
   joining: number;
-  ready: Promise<void>;
+  setup: Promise<void>;
   unsubscribe: (() => void) | null;
 }
 
 export function toUpdate(state: BookProgress): Update {
   const json = JSON.stringify(state);
-  return { state, json, frame: formatSseEvent({ event: 'progress', id: String(state.version), data: json }) };
+  return {
+    state,
+    json,
+    frame: formatSseEvent({ event: 'progress', id: String(state.version), data: json }),
+    pollBody: `{"success":true,"data":${json}}`,
+  };
 }
+
+/** How long a polled book stays followed after its last poll; legacy pollers ask every 3 s. */
+export const POLL_LEASE_MS = 30_000;
+
+/** The member that keeps a polled book's topic open: receives nothing, only holds a place. */
+const POLLERS: Watcher = { deliver() {} };
 
 /**
  * In-process fan-out: one broker subscription per watched book, whatever the number of
@@ -45,11 +60,34 @@ export class Hub {
   /** Watchers of every book, behind one all-books broker subscription. */
   readonly #everyBook = new Set<Watcher>();
   #everyBookSubscription: Promise<() => void> | null = null;
+  /** Polled books and when their lease ends; one sweep for all of them. */
+  readonly #polled = new Map<string, number>();
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(broker: Broker, readLatest: ReadLatest, log: Logger) {
     this.#broker = broker;
     this.#readLatest = readLatest;
     this.#log = log;
+    this.#sweeper = setInterval(() => this.#sweepPolled(), POLL_LEASE_MS / 3).unref();
+  }
+
+  /**
+   * The latest state of a book when this process follows it live, without a round trip; else
+   * null. Asking starts following the book for POLL_LEASE_MS, so the next poll is answered here.
+   */
+  polled(bookId: string): Update | null {
+    const following = this.#polled.has(bookId);
+    this.#polled.set(bookId, Date.now() + POLL_LEASE_MS);
+    if (!following) void this.join(bookId, POLLERS);
+    const topic = this.#topics.get(bookId);
+    if (!topic?.ready || !this.#broker.isLive()) return null;
+    return topic.latest;
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+    for (const bookId of this.#polled.keys()) this.leave(bookId, POLLERS);
+    this.#polled.clear();
   }
 
   /**
@@ -60,7 +98,7 @@ export class Hub {
     const topic = this.#topics.get(bookId) ?? this.#open(bookId);
     topic.joining++;
     try {
-      await topic.ready;
+      await topic.setup;
     } finally {
       topic.joining--;
     }
@@ -100,20 +138,33 @@ export class Hub {
   }
 
   #open(bookId: string): Topic {
-    const topic: Topic = { latest: null, watchers: new Set(), joining: 0, ready: Promise.resolve(), unsubscribe: null };
+    const topic: Topic = { latest: null, ready: false, watchers: new Set(), joining: 0, setup: Promise.resolve(), unsubscribe: null };
     this.#topics.set(bookId, topic);
-    topic.ready = this.#subscribe(bookId, topic);
+    topic.setup = this.#subscribe(bookId, topic);
     return topic;
   }
 
   async #subscribe(bookId: string, topic: Topic): Promise<void> {
     try {
-      topic.unsubscribe = await this.#broker.subscribe(bookId, (state) => this.#offer(topic, state));
+      topic.unsubscribe = await this.#broker.subscribe(bookId, (state) => {
+        topic.ready = true;
+        this.#offer(topic, state);
+      });
       const found = await this.#readLatest(bookId);
       if (found) this.#offer(topic, found.state);
+      if (found === null || found.source !== 'database') topic.ready = true;
     } catch (error) {
       // Watchers still join: they get the state with the next update, or after Redis reconnects.
       this.#log.warn({ err: (error as Error).message, bookId }, 'could not read the current state for a new topic');
+    }
+  }
+
+  #sweepPolled(): void {
+    const now = Date.now();
+    for (const [bookId, until] of this.#polled) {
+      if (until > now) continue;
+      this.#polled.delete(bookId);
+      this.leave(bookId, POLLERS);
     }
   }
 

@@ -95,7 +95,7 @@ describe('dashboard in Chromium', () => {
           values.add((await bar.getAttribute('aria-valuenow')) ?? '');
           return values.size;
         },
-        { timeout: 20_000, intervals: [200] },
+        { timeout: 20_000, interval: 200 },
       )
       .toBeGreaterThanOrEqual(2);
     await page.screenshot({ path: `${ARTIFACTS}/book-page.png`, fullPage: true });
