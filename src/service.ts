@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
 import { createAdaptorServer } from '@hono/node-server';
 import type { ServerType } from '@hono/node-server';
@@ -14,8 +16,10 @@ import type { Generator } from './orchestrator/generator.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
 import { createApp } from './server/app.js';
+import { errorBody } from './server/errors.js';
 import { Hub } from './server/hub.js';
 import { latestReader } from './server/latest.js';
+import { createMetrics } from './server/metrics.js';
 import type { Source } from './server/latest.js';
 import { StreamRegistry } from './server/stream.js';
 import { openDatabase } from './store/database.js';
@@ -79,7 +83,9 @@ export async function startService(config: Config, log: Logger, options: Service
   });
   const hub = new Hub(broker, readLatest, log);
   const streams = new StreamRegistry(config.heartbeatMs);
+  const metrics = createMetrics({ hub, streams, broker, storeStats: store.stats, snapshotter, orchestrator });
   const app = createApp({
+    metrics,
     tracker,
     broker,
     books,
@@ -96,6 +102,7 @@ export async function startService(config: Config, log: Logger, options: Service
   });
 
   const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host });
+  server.on('clientError', answerMalformedRequest);
   const port = await listen(server, config.port, config.host);
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   log.info({ url }, 'listening');
@@ -132,6 +139,22 @@ async function createBroker(config: Config, log: Logger): Promise<{ broker: Brok
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
   return { broker, source: 'redis' };
+}
+
+/** Requests Node's parser refuses (bad framing, huge headers) get the API's JSON error too. */
+function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers_too_large', 'request headers are too large']
+      : [400, 'bad_request', 'malformed HTTP request'];
+  const body = JSON.stringify(errorBody(code, message));
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 function listen(server: ServerType, port: number, host: string): Promise<number> {

@@ -10,6 +10,7 @@ import { errorBody, toErrorResponse } from './errors.js';
 import type { Hub } from './hub.js';
 import type { ReadLatest, Source } from './latest.js';
 import { progressRoutes } from './progress-routes.js';
+import type { Registry } from 'prom-client';
 import type { StreamRegistry } from './stream.js';
 import { streamRoutes } from './stream-routes.js';
 import { webRoutes } from './web-routes.js';
@@ -28,6 +29,7 @@ export interface AppDeps {
   sseRetryMs: number;
   maxSseConnections: number;
   maxBooksPerStream: number;
+  metrics: Registry;
 }
 
 /** The HTTP API. Touches neither process.env nor sockets: main.ts and tests serve it. */
@@ -35,6 +37,7 @@ export function createApp(deps: AppDeps) {
   const app = new Hono<{ Bindings: HttpBindings }>();
 
   app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  app.get('/metrics', async (c) => c.body(await deps.metrics.metrics(), 200, { 'Content-Type': deps.metrics.contentType }));
   const streams = streamRoutes({
     ...deps,
     recentStates: () => recentProgress(deps.books, deps.broker, deps.maxBooksPerStream),

@@ -9,7 +9,7 @@ import { ApiError } from './errors.js';
 import { toUpdate } from './hub.js';
 import type { Hub, Update } from './hub.js';
 import { parseBookId } from './request.js';
-import { ProgressStream } from './stream.js';
+import { ProgressStream, SSE_HEADERS } from './stream.js';
 import type { StreamRegistry, Watched } from './stream.js';
 
 export interface StreamRoutesOptions {
@@ -46,6 +46,8 @@ export function streamRoutes(options: StreamRoutesOptions): { perBook: App; mult
 
 async function serve(c: Context<{ Bindings: HttpBindings }>, options: StreamRoutesOptions, watched: Watched): Promise<Response> {
   const { hub, streams } = options;
+  // Hono answers HEAD by running GET and dropping the body: never open a stream for it.
+  if (c.req.method === 'HEAD') return c.body(null, 200, SSE_HEADERS);
   const known = watched === 'all' ? new Map<string, number>() : parseLastEventId(c.req.header('last-event-id') ?? c.req.query('lastEventId'), watched);
   if (streams.size >= options.maxSseConnections) {
     throw new ApiError(503, 'too_many_connections', 'this server holds its maximum of streams; retry later or elsewhere');

@@ -1,0 +1,47 @@
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Broker } from '../broker/broker.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { Snapshotter } from '../store/snapshotter.js';
+import type { StoreStats } from '../store/store.js';
+import type { Hub } from './hub.js';
+import type { StreamRegistry } from './stream.js';
+
+export interface MetricSources {
+  hub: Hub;
+  streams: StreamRegistry;
+  broker: Broker;
+  storeStats: StoreStats;
+  snapshotter: Snapshotter;
+  orchestrator: Orchestrator;
+}
+
+/**
+ * Prometheus metrics, read from the parts when scraped (nothing is counted on the hot paths),
+ * plus Node's defaults (event loop lag, heap, active handles).
+ */
+export function createMetrics(sources: MetricSources): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+
+  gauge('booksai_sse_streams', 'Open SSE streams', () => sources.streams.size);
+  gauge('booksai_hub_topics', 'Books this process follows (one broker subscription each)', () => sources.hub.stats().topics);
+  gauge('booksai_hub_watchers', 'Watchers across all followed books', () => sources.hub.stats().watchers);
+  gauge('booksai_broker_live', '1 while broker subscriptions deliver every update', () => (sources.broker.isLive() ? 1 : 0));
+  gauge('booksai_db_queries_total', 'Database queries sent by the progress store', () => sources.storeStats.queries);
+  gauge('booksai_db_upsert_statements_total', 'Snapshot upsert statements', () => sources.storeStats.upsertStatements);
+  gauge('booksai_db_rows_written_total', 'Book rows written by snapshots', () => sources.storeStats.rowsWritten);
+  gauge('booksai_snapshots_total', 'Snapshots taken by this process', () => sources.snapshotter.stats.snapshots);
+  gauge('booksai_snapshot_failures_total', 'Snapshots that failed and were retried', () => sources.snapshotter.stats.failures);
+  gauge('booksai_terminal_states_pending', 'Terminal states waiting for the database', () => sources.snapshotter.stats.pendingTerminal);
+  gauge('booksai_generations_running', 'Book generations running in this process', () => sources.orchestrator.running);
+  return registry;
+}
