@@ -71,7 +71,7 @@ export async function startService(config: Config, log: Logger, options: Service
   const tracker = new ProgressTracker({
     latest: broker,
     recover: (bookId) => store.getProgress(bookId),
-    onTerminal: async (state) => {
+    persistNow: async (state) => {
       await snapshotter.persistNow(state);
     },
   });
@@ -116,8 +116,11 @@ export async function startService(config: Config, log: Logger, options: Service
       streams.stop();
       hub.close();
       if ('closeIdleConnections' in server) server.closeIdleConnections();
+      // Requests in flight get a moment; sockets that never sent one (clients open spares) do not hold us.
+      const force = setTimeout(() => 'closeAllConnections' in server && server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await orchestrator.stop();
       await stopped;
+      clearTimeout(force);
       await snapshotter.stop();
       await broker.close();
       await closeDatabase(database, log);
@@ -125,6 +128,9 @@ export async function startService(config: Config, log: Logger, options: Service
 
   return { url, port, broker, store, books, snapshotter, orchestrator, tracker, hub, streams, close };
 }
+
+/** How long requests in flight may take to finish at shutdown. */
+const SHUTDOWN_GRACE_MS = 1_000;
 
 /** How long start-up waits for Redis before serving anyway (with the database fallback). */
 const REDIS_STARTUP_WAIT_MS = 5_000;

@@ -34,6 +34,11 @@ export function estimateEnd(startTime: number, now: number, progress: number): n
   return Math.round(now + (elapsed * (100 - progress)) / progress);
 }
 
+/** True when `next` begins a run: the book's first state, or the first after a terminal one. */
+export function startsRun(previous: BookProgress | null, next: BookProgress): boolean {
+  return previous === null || (isTerminal(previous.status) && !isTerminal(next.status));
+}
+
 const EMPTY: Omit<BookProgress, 'bookId' | 'version' | 'timestamp'> = {
   status: 'PLANNING',
   generationStep: 'PLANNING',

@@ -1,4 +1,4 @@
-import { nextState } from './derive.js';
+import { nextState, startsRun } from './derive.js';
 import { ValidationError } from './errors.js';
 import { BookIdSchema, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
@@ -16,8 +16,12 @@ export interface TrackerOptions {
   latest: LatestState;
   /** The last persisted state, asked when `latest` holds nothing (expired, or Redis restarted empty). */
   recover?: (bookId: string) => Promise<BookProgress | null>;
-  /** Called with each terminal state once it is committed; the call resolves when it is durable. */
-  onTerminal?: (state: BookProgress) => Promise<void>;
+  /**
+   * Called with each committed state that must not wait for the next snapshot: the first of a
+   * run (so the database knows the book) and terminal ones. Resolves when it is durable (or
+   * queued for retry while the database is down).
+   */
+  persistNow?: (state: BookProgress) => Promise<void>;
   now?: () => number;
 }
 
@@ -36,7 +40,7 @@ const MAX_ATTEMPTS = 50;
 export class ProgressTracker {
   readonly #latest: LatestState;
   readonly #recover: (bookId: string) => Promise<BookProgress | null>;
-  readonly #onTerminal: (state: BookProgress) => Promise<void>;
+  readonly #persistNow: (state: BookProgress) => Promise<void>;
   readonly #now: () => number;
   /**
    * The last state this process committed per running book, so a restarted-empty Redis neither
@@ -49,7 +53,7 @@ export class ProgressTracker {
   constructor(options: TrackerOptions) {
     this.#latest = options.latest;
     this.#recover = options.recover ?? (async () => null);
-    this.#onTerminal = options.onTerminal ?? (async () => {});
+    this.#persistNow = options.persistNow ?? (async () => {});
     this.#now = options.now ?? Date.now;
   }
 
@@ -93,7 +97,7 @@ export class ProgressTracker {
       const result = await this.#latest.commit(next, expected);
       if (result.committed) {
         this.#remember(next);
-        if (isTerminal(next.status)) await this.#onTerminal(next);
+        if (isTerminal(next.status) || startsRun(current, next)) await this.#persistNow(next);
         return next;
       }
       expected = result.current?.version ?? null;

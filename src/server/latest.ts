@@ -28,13 +28,17 @@ export function latestReader(broker: Broker, brokerSource: Source, store: Store,
       if (!(error instanceof BrokerUnavailableError)) throw error;
       brokerDown = true;
     }
+    let state: BookProgress | null;
     try {
-      const state = await store.getProgress(bookId);
-      return state ? { state, source: 'database' } : null;
+      state = await store.getProgress(bookId);
     } catch (error) {
       log.warn({ err: (error as Error).message, bookId }, 'database fallback read failed');
       const what = brokerDown ? 'redis and the database are' : 'the database is';
       throw new ServiceUnavailableError(`${what} unavailable; retry later`);
     }
+    if (state) return { state, source: 'database' };
+    // With Redis down, "not in the database" does not mean "no such book": say we cannot tell.
+    if (brokerDown) throw new ServiceUnavailableError('redis is unavailable and the database has no state for this book yet; retry later');
+    return null;
   };
 }

@@ -33,6 +33,7 @@ export function createMetrics(sources: MetricSources): Registry {
     });
 
   gauge('booksai_sse_streams', 'Open SSE streams', () => sources.streams.size);
+  gauge('booksai_sse_buffered_bytes', 'Bytes waiting in SSE responses for slow clients', () => sources.streams.bufferedBytes());
   gauge('booksai_hub_topics', 'Books this process follows (one broker subscription each)', () => sources.hub.stats().topics);
   gauge('booksai_hub_watchers', 'Watchers across all followed books', () => sources.hub.stats().watchers);
   gauge('booksai_broker_live', '1 while broker subscriptions deliver every update', () => (sources.broker.isLive() ? 1 : 0));

@@ -50,6 +50,11 @@ export class ProgressStream implements Watcher {
     return this.#ended || this.#res.destroyed;
   }
 
+  /** Bytes written but not yet handed to the socket: what a slow client costs this process. */
+  get bufferedBytes(): number {
+    return this.#res.writableLength;
+  }
+
   /** Sends the headers and the retry hint, then whatever arrived meanwhile. */
   open(retryMs: number): void {
     if (this.ended) return;
@@ -127,6 +132,12 @@ export class StreamRegistry {
 
   get size(): number {
     return this.#streams.size;
+  }
+
+  bufferedBytes(): number {
+    let total = 0;
+    for (const stream of this.#streams) total += stream.bufferedBytes;
+    return total;
   }
 
   add(stream: ProgressStream): void {

@@ -25,17 +25,19 @@ const POOL_SIZE = 10;
 const CONNECT_TIMEOUT_SECONDS = 5;
 
 /**
+ * fetch_types off: the schema has no array columns, and postgres.js runs that lookup on each new
+ * connection as a promise nobody awaits, so a connection reset during it is an unhandled rejection.
+ */
+const CLIENT_OPTIONS = { connect_timeout: CONNECT_TIMEOUT_SECONDS, fetch_types: false, onnotice: () => {} } as const;
+
+/**
  * Opens Postgres at `databaseUrl`, or the embedded PGlite under `dataDir` when it is null,
  * after applying pending migrations (on their own single connection for Postgres).
  */
 export async function openDatabase(databaseUrl: string | null, dataDir: string): Promise<DatabaseHandle> {
   if (databaseUrl === null) return openPglite(dataDir);
   await migrateDatabase(databaseUrl);
-  const client = postgres(databaseUrl, {
-    max: POOL_SIZE,
-    connect_timeout: CONNECT_TIMEOUT_SECONDS,
-    onnotice: () => {},
-  });
+  const client = postgres(databaseUrl, { ...CLIENT_OPTIONS, max: POOL_SIZE });
   return {
     db: drizzlePostgres(client, { schema }),
     kind: 'postgres',
@@ -45,7 +47,7 @@ export async function openDatabase(databaseUrl: string | null, dataDir: string):
 
 /** Applies pending migrations to Postgres over one connection, then closes it. */
 export async function migrateDatabase(databaseUrl: string): Promise<void> {
-  const client = postgres(databaseUrl, { max: 1, connect_timeout: CONNECT_TIMEOUT_SECONDS, onnotice: () => {} });
+  const client = postgres(databaseUrl, { ...CLIENT_OPTIONS, max: 1 });
   try {
     await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });
   } finally {

@@ -60,17 +60,20 @@ describe('ProgressTracker', () => {
     expect((await tracker.updateProgress('restarted', {})).version).toBe(41);
   });
 
-  it('resolves markComplete only after the terminal state is durable', async () => {
+  it('persists the first state of a run and terminal states at once, resolving after', async () => {
     const durable: number[] = [];
     const tracker = new ProgressTracker({
       latest: new MemoryBroker({ ttlSeconds: 60 }),
-      onTerminal: async (state) => {
+      persistNow: async (state) => {
         await new Promise((resolve) => setImmediate(resolve));
         durable.push(state.version);
       },
     });
     await tracker.updateProgress('t', {});
+    await tracker.updateProgress('t', { message: 'in between: left to the snapshot' });
     const done = await tracker.markComplete('t', 0);
-    expect(durable).toEqual([done.version]);
+    expect(durable).toEqual([1, done.version]);
+    await tracker.updateProgress('t', { status: 'PLANNING' }); // a new run
+    expect(durable).toEqual([1, done.version, done.version + 1]);
   });
 });

@@ -1,6 +1,12 @@
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 
+interface Pair {
+  client: Socket;
+  upstream: Socket;
+  resetAtQuery: boolean;
+}
+
 /**
  * A TCP proxy in front of Postgres, for outages without touching the shared server: `cut()`
  * resets every open connection and every new one until `heal()`, as a network partition or a
@@ -10,8 +16,10 @@ export class PgProxy {
   readonly port: number;
   readonly #server: Server;
   readonly #target: { host: string; port: number };
-  readonly #pairs = new Set<{ client: Socket; upstream: Socket }>();
+  readonly #pairs = new Set<Pair>();
   #cut = false;
+  /** While true, each new connection is reset when it sends its first query (after the startup exchange). */
+  resetFirstQuery = false;
   /** Connections accepted (and forwarded) so far, to show the service really came through here. */
   accepted = 0;
   /** Connections reset while cut. */
@@ -83,9 +91,17 @@ export class PgProxy {
     }
     this.accepted++;
     const upstream = connect(this.#target.port, this.#target.host);
-    const pair = { client, upstream };
+    const pair: Pair = { client, upstream, resetAtQuery: this.resetFirstQuery };
     this.#pairs.add(pair);
-    client.pipe(upstream);
+    client.on('data', (chunk: Buffer) => {
+      // Frontend messages after startup begin with their type: 'P' (Parse) or 'Q' (Query) starts a query.
+      const query = chunk[0] === 0x50 || chunk[0] === 0x51;
+      if (query && pair.resetAtQuery) {
+        this.#drop(pair);
+        return;
+      }
+      upstream.write(chunk);
+    });
     upstream.pipe(client);
     const drop = () => this.#drop(pair);
     for (const socket of [client, upstream]) {
@@ -94,7 +110,7 @@ export class PgProxy {
     }
   }
 
-  #drop(pair: { client: Socket; upstream: Socket }): void {
+  #drop(pair: Pair): void {
     if (!this.#pairs.delete(pair)) return;
     if (!pair.client.destroyed) pair.client.resetAndDestroy();
     pair.upstream.destroy();

@@ -1,0 +1,70 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { until, withTimeout } from './wait.js';
+
+/** `node src/main.ts` as a real process: for kill -9, SIGTERM, and measuring a server alone. */
+export class ServerProcess {
+  readonly url: string;
+  output = '';
+  readonly #child: ChildProcess;
+  readonly #exit: Promise<number | null>;
+
+  private constructor(port: number, env: Record<string, string>) {
+    this.url = `http://127.0.0.1:${port}`;
+    this.#child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATA_DIR: mkdtempSync(join(tmpdir(), 'booksai-process-')),
+        LOG_LEVEL: 'warn',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.#child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.#exit = once(this.#child, 'exit').then(([code]) => code as number | null);
+  }
+
+  /** Starts a server (on `port`, or a free one) and resolves once /healthz answers. */
+  static async start(env: Record<string, string>, port?: number): Promise<ServerProcess> {
+    const server = new ServerProcess(port ?? (await freePort()), env);
+    await until(
+      async () => {
+        if (server.#child.exitCode !== null) throw new Error(`the server exited with ${server.#child.exitCode}: ${server.output}`);
+        return fetch(`${server.url}/healthz`).then((res) => res.ok, () => false);
+      },
+      30_000,
+      `the server at ${server.url} answers /healthz`,
+    );
+    return server;
+  }
+
+  get pid(): number {
+    return this.#child.pid ?? 0;
+  }
+
+  get running(): boolean {
+    return this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  /** Sends `signal` and resolves with the exit code (null when killed by the signal). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', ms = 15_000): Promise<number | null> {
+    if (this.running) this.#child.kill(signal);
+    return withTimeout(this.#exit, ms, `the server to exit after ${signal}`);
+  }
+
+  /** A Prometheus gauge or counter from /metrics. */
+  async metric(name: string): Promise<number> {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    if (!line) throw new Error(`no metric ${name}`);
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+}
