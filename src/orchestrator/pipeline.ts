@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ProgressTracker } from '../progress/tracker.js';
 import type { BookStore } from '../store/books.js';
+import { rootMessage } from '../store/failures.js';
 import type { BookSpec, Generator } from './generator.js';
 import { ProgressPublisher } from './publisher.js';
 import { retryInfrastructure } from './retry.js';
@@ -79,11 +80,13 @@ export async function runPipeline(spec: BookSpec, deps: PipelineDeps): Promise<P
     return 'COMPLETE';
   } catch (error) {
     if (signal?.aborted) return 'ABORTED';
-    if (!(error instanceof GenerationError)) throw error;
-    log.warn({ bookId: spec.bookId, err: error.message }, 'generation failed');
-    // Chapters already written are kept: their saves go on, and the book shows ERROR with the reason.
-    await Promise.all(saves);
-    await publisher.finish((tracker) => tracker.markError(spec.bookId, error.message));
+    // Not an outage (those are retried above): the generator failed, or the database refused a
+    // chapter outright, which no retry can mend. Either way the book shows ERROR with a reason.
+    const reason = error instanceof GenerationError ? error.message : 'the database refused to save a chapter';
+    log.warn({ bookId: spec.bookId, err: error instanceof GenerationError ? error.message : rootMessage(error) }, 'book generation failed');
+    // Chapters already written are kept: their saves go on.
+    await Promise.allSettled(saves);
+    await publisher.finish((tracker) => tracker.markError(spec.bookId, reason));
     return 'ERROR';
   }
 }

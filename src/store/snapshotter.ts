@@ -121,7 +121,9 @@ export class Snapshotter {
     try {
       await this.snapshot(round);
       this.#retryMs = MIN_RETRY_MS;
-      this.#schedule(this.#untilNextRound());
+      // A terminal state queued while this round ran must not wait for the next round.
+      if (this.#pendingTerminal.size > 0) this.#scheduleRetry();
+      else this.#schedule(this.#untilNextRound());
     } catch (error) {
       this.stats.failures++;
       this.#options.log.warn({ err: (error as Error).message, retryInMs: this.#retryMs }, 'snapshot failed; retrying');
