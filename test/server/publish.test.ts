@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { startServer } from './server.js';
 import { bookId, expectError, progressUrl, publish, published } from './http.js';
+import type { ErrorBody } from './http.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -89,6 +90,14 @@ describe('POST /api/ai/progress/:bookId', () => {
     ])('%s → 400 invalid_progress', async (_, body) => {
       const res = await publish(service.url, bookId('invalid'), JSON.stringify(body));
       await expectError(res, 400, 'invalid_progress');
+    });
+
+    it('refuses JSON nested 30,000 levels deep, at the top or in a field, with a 400', async () => {
+      const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
+      const top = await publish(service.url, bookId('deep'), deep);
+      expect(top.status).toBe(400);
+      expect(['invalid_json', 'invalid_progress']).toContain(((await top.json()) as ErrorBody).error.code);
+      await expectError(await publish(service.url, bookId('deep'), `{"message":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}`), 400, 'invalid_progress');
     });
 
     it('refuses an update that would push a stored chapter count past the total', async () => {

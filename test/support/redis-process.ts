@@ -11,25 +11,29 @@ import { Redis } from 'ioredis';
  */
 export class RedisProcess {
   readonly port: number;
+  readonly #password: string | null;
   #child: ChildProcess | null = null;
 
-  private constructor(port: number) {
+  private constructor(port: number, password: string | null) {
     this.port = port;
+    this.#password = password;
   }
 
-  static async start(): Promise<RedisProcess> {
-    const redis = new RedisProcess(await freePort());
+  /** `password`: start with requirepass, as a production Redis would. */
+  static async start(password: string | null = null): Promise<RedisProcess> {
+    const redis = new RedisProcess(await freePort(), password);
     await redis.start();
     return redis;
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return this.#password === null ? `redis://127.0.0.1:${this.port}` : `redis://:${this.#password}@127.0.0.1:${this.port}`;
   }
 
   async start(): Promise<void> {
     if (this.#child) return;
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const auth = this.#password === null ? [] : ['--requirepass', this.#password];
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...auth], {
       stdio: 'ignore',
     });
     this.#child = child;
