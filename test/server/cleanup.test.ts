@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
 import type { Service } from '../../src/service.js';
 import { Watch } from '../support/events.js';
-import { startServer } from './server.js';
+import { startServer } from '../support/service.js';
 import { until, withTimeout } from '../support/wait.js';
 import { bookId, progressUrl } from './http.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BookProgress } from '../../src/progress/schema.js';
 import type { Service } from '../../src/service.js';
-import { startServer } from './server.js';
+import { startServer } from '../support/service.js';
 import { bookId, expectError, progressUrl, published } from './http.js';
 
 let service: Service;

@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
-import { startServer } from './server.js';
+import { startServer } from '../support/service.js';
 import { bookId, expectError, progressUrl, publish, published } from './http.js';
 import type { ErrorBody } from './http.js';
 

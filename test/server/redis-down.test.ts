@@ -6,7 +6,7 @@ import { Watch } from '../support/events.js';
 import { RedisProcess } from '../support/redis-process.js';
 import { until } from '../support/wait.js';
 import { bookId, expectError, progressUrl, publish, published } from './http.js';
-import { startServer } from './server.js';
+import { startServer } from '../support/service.js';
 
 let redis: RedisProcess;
 let service: Service;

@@ -7,7 +7,7 @@ import type { Service } from '../../src/service.js';
 import { Watch } from '../support/events.js';
 import { withTimeout } from '../support/wait.js';
 import { bookId, progressEvents, progressUrl } from './http.js';
-import { startServer } from './server.js';
+import { startServer } from '../support/service.js';
 
 const UPDATES = 6_000;
 const MESSAGE_CHARS = 1_900;

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BookProgress } from '../../src/progress/schema.js';
 import type { Service } from '../../src/service.js';
 import { Watch } from '../support/events.js';
-import { startServer } from './server.js';
+import { startServer } from '../support/service.js';
 import { withTimeout } from '../support/wait.js';
 import { RawStream, bookId, expectError, progressEvents, progressUrl, published } from './http.js';
 

@@ -6,7 +6,7 @@ import type { Config } from '../../src/config.js';
 import { loadConfig } from '../../src/config.js';
 import { startService } from '../../src/service.js';
 import type { Service } from '../../src/service.js';
-import { REDIS_URL, uniquePrefix } from './backends.js';
+import { REDIS_URL, createTestDatabase, uniquePrefix } from './backends.js';
 
 export const silentLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -29,4 +29,27 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
 /** Starts a real server; the caller closes it in afterEach/afterAll. */
 export function startTestService(env: Record<string, string | undefined> = {}): Promise<Service> {
   return startService(testConfig(env), silentLog);
+}
+
+/**
+ * A real server on an ephemeral port, with the shared Redis under a unique prefix and a fresh
+ * database on the shared Postgres (it starts in milliseconds, where PGlite takes seconds).
+ * close() stops the server, then drops the database.
+ */
+export async function startServer(env: Record<string, string | undefined> = {}): Promise<Service> {
+  const database = await createTestDatabase();
+  let service: Service;
+  try {
+    service = await startTestService({ DATABASE_URL: database.url, ...env });
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  return {
+    ...service,
+    close: async () => {
+      await service.close();
+      await database.drop();
+    },
+  };
 }

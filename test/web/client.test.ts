@@ -5,7 +5,10 @@ import type { Service } from '../../src/service.js';
 import { watch } from '../../web/client.js';
 import type { ConnectionState, Watching } from '../../web/client.js';
 import { BlockingProxy } from '../support/blocking-proxy.js';
+import { createTestDatabase, uniquePrefix } from '../support/backends.js';
+import { freePort } from '../support/ports.js';
 import { startTestService } from '../support/service.js';
+import { startServer } from '../support/service.js';
 import { until, withTimeout } from '../support/wait.js';
 
 let service: Service;
@@ -15,7 +18,7 @@ let n = 0;
 const book = () => `client-${process.pid}-${Date.now()}-${n++}`;
 
 beforeEach(async () => {
-  service = await startTestService();
+  service = await startServer();
   proxy = await BlockingProxy.start(service.url);
 });
 
@@ -90,6 +93,35 @@ describe('web client in Node', () => {
     expect(versions).toEqual([...new Set(versions)].sort((x, y) => x - y));
     expect(versions[0]).toBe(1);
     expect(versions.at(-1)).toBe(4);
+  });
+
+  it('reconnects after the server restarts and catches up', async () => {
+    const prefix = uniquePrefix();
+    const port = String(await freePort());
+    const database = await createTestDatabase();
+    let first: Service | null = await startTestService({ PORT: port, REDIS_KEY_PREFIX: prefix, DATABASE_URL: database.url });
+    try {
+      const id = book();
+      await first.tracker.updateProgress(id, { message: 'before the restart' });
+      const { seen, states, fast } = observe();
+      watching = watch([id], (p) => seen.push(p), { ...fast, baseUrl: first.url });
+      await until(() => seen.length === 1 && states.at(-1) === 'live', 5_000, 'the first state, live');
+
+      await first.close();
+      first = null;
+      const second = await startTestService({ PORT: port, REDIS_KEY_PREFIX: prefix, DATABASE_URL: database.url });
+      try {
+        await second.tracker.updateProgress(id, { message: 'after the restart' });
+        await until(() => seen.at(-1)?.message === 'after the restart' && states.at(-1) === 'live', 15_000, 'the client to catch up live');
+        expect(seen.map((s) => s.version)).toEqual([1, 2]);
+      } finally {
+        watching.close();
+        await second.close();
+      }
+    } finally {
+      await first?.close();
+      await database.drop();
+    }
   });
 
   it('reports offline when nothing answers, and recovers', async () => {

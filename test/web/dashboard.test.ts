@@ -3,7 +3,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { launchChromium } from '../support/browser.js';
-import { startTestService } from '../support/service.js';
+import { startServer as startTestService } from '../support/service.js';
 
 const ARTIFACTS = 'test/artifacts';
 const STEPS = ['Planning', 'Research', 'Outline', 'Structure', 'Chapters', 'Proofreading', 'Complete'];
