@@ -7,8 +7,7 @@ import type { ConnectionState, Watching } from '../../web/client.js';
 import { BlockingProxy } from '../support/blocking-proxy.js';
 import { createTestDatabase, uniquePrefix } from '../support/backends.js';
 import { freePort } from '../support/ports.js';
-import { startTestService } from '../support/service.js';
-import { startServer } from '../support/service.js';
+import { startServer, startTestService } from '../support/service.js';
 import { until, withTimeout } from '../support/wait.js';
 
 let service: Service;

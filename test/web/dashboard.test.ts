@@ -3,7 +3,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { launchChromium } from '../support/browser.js';
-import { startServer as startTestService } from '../support/service.js';
+import { startServer } from '../support/service.js';
 
 const ARTIFACTS = 'test/artifacts';
 const STEPS = ['Planning', 'Research', 'Outline', 'Structure', 'Chapters', 'Proofreading', 'Complete'];
@@ -54,7 +54,7 @@ async function recordListRow(p: Page): Promise<void> {
 
 describe('dashboard in Chromium', () => {
   it('starts a demo book from the list page and shows its bar reach 100 % with the steps in order', async () => {
-    service = await startTestService({ DEMO_STEP_MS: '40' });
+    service = await startServer({ DEMO_STEP_MS: '40' });
     await page.goto(service.url);
     await page.getByText('Live').waitFor({ timeout: 10_000 });
     await recordListRow(page);
@@ -76,7 +76,7 @@ describe('dashboard in Chromium', () => {
   });
 
   it('follows a book by polling when SSE is blocked, and shows chapters as they are written', async () => {
-    service = await startTestService({ DEMO_STEP_MS: '700' });
+    service = await startServer({ DEMO_STEP_MS: '700' });
     await page.route('**/stream**', (route) => route.abort());
     const created = await fetch(`${service.url}/api/books`, {
       method: 'POST',
@@ -106,7 +106,7 @@ describe('dashboard in Chromium', () => {
   });
 
   it('renders text from the server as text, never as HTML', async () => {
-    service = await startTestService();
+    service = await startServer();
     const attack = '<img src=x onerror=alert(1)>';
     await fetch(`${service.url}/api/ai/progress/xss-book`, {
       method: 'POST',
