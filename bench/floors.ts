@@ -1,0 +1,71 @@
+/** The floors of issue 6, checked against one run's figures: each line PASS or FAIL. */
+import type { DatabaseResult } from './scenarios/database.js';
+import type { FanoutResult, FanoutRun } from './scenarios/fanout.js';
+import type { PollResult } from './scenarios/poll.js';
+
+export interface Floor {
+  name: string;
+  measured: string;
+  limit: string;
+  pass: boolean;
+  note?: string;
+}
+
+/** The client count the fan-out and memory floors are stated at. */
+export const FLOOR_CLIENTS = 10_000;
+const KIB = 1024;
+
+export interface Figures {
+  poll: PollResult;
+  fanout: FanoutResult;
+  database: DatabaseResult;
+}
+
+export function checkFloors({ poll, fanout, database }: Figures): Floor[] {
+  const floors: Floor[] = [];
+  const rps = (target: string) => poll.runs.find((r) => r.target === target && !r.notModified)?.requestsPerSecond ?? 0;
+  const server = rps('server');
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
+  floors.push(floor('poll ≥ 0.85 × B0 requests/s', ratio(server, rps('b0')), 0.85, '≥', (v) => `${v.toFixed(2)} × B0`));
+  floors.push(floor('poll ≥ 1.0 × B1 requests/s', ratio(server, rps('b1')), 1.0, '≥', (v) => `${v.toFixed(2)} × B1`));
+
+  const size = fanout.runs.some((r) => r.clients === FLOOR_CLIENTS) ? FLOOR_CLIENTS : Math.max(0, ...fanout.runs.map((r) => r.clients));
+  const note = size === FLOOR_CLIENTS ? undefined : `measured at ${size} clients, the floor is stated at ${FLOOR_CLIENTS}`;
+  const run = (target: string): FanoutRun | undefined => fanout.runs.find((r) => r.target === target && r.shape === 'a' && r.clients === size);
+  const ours = run('server');
+  const b3 = run('b3');
+  const sio = run('socketio');
+  if (ours && b3 && sio) {
+    floors.push(withNote(floor('fan-out (a) p99 ≤ 100 ms', ours.latency.p99, 100, '≤', (v) => `${v} ms`), note));
+    floors.push(withNote(floor('fan-out (a) p99 ≤ 1.5 × B3 p99', ratio(ours.latency.p99, Math.max(1, b3.latency.p99)), 1.5, '≤', (v) => `${v.toFixed(2)} × B3 (${ours.latency.p99} vs ${b3.latency.p99} ms)`), note));
+    floors.push(withNote(floor('fan-out (a) lost latest states = 0', ours.lost, 0, '≤', (v) => `${v}`), note));
+    const delivered = ratio(ours.deliveredPerSecond, sio.deliveredPerSecond);
+    floors.push(
+      withNote(
+        floor('fan-out (a) delivered msgs/s ≥ 2 × Socket.IO', delivered, 2, '≥', (v) => `${v.toFixed(2)} × Socket.IO (${Math.round(ours.deliveredPerSecond)} vs ${Math.round(sio.deliveredPerSecond)}/s)`),
+        note,
+      ),
+    );
+  }
+  const memory = (target: string) => fanout.memory.find((m) => m.target === target && m.clients === size);
+  const ourMemory = memory('server');
+  const b3Memory = memory('b3');
+  if (ourMemory && b3Memory) {
+    const kib = ourMemory.rssPerConnection / KIB;
+    floors.push(withNote(floor('memory per idle SSE connection ≤ 2 × B3 (RSS)', ratio(ourMemory.rssPerConnection, b3Memory.rssPerConnection), 2, '≤', (v) => `${v.toFixed(2)} × B3 (${kib.toFixed(1)} vs ${(b3Memory.rssPerConnection / KIB).toFixed(1)} KiB)`), note));
+    floors.push(withNote(floor('memory per idle SSE connection ≤ 20 KiB (RSS)', kib, 20, '≤', (v) => `${v.toFixed(1)} KiB`), note));
+  }
+  const allowed = Math.ceil(database.books / 1000);
+  floors.push(floor(`database ≤ ${allowed} upsert per interval per 1,000 changed books`, database.upsertsPerRound, allowed, '≤', (v) => `${v.toFixed(2)} per interval`));
+  floors.push(floor('database reads on the poll path = 0', poll.database.statements, 0, '≤', (v) => `${v} statements`));
+  return floors;
+}
+
+function floor(name: string, value: number, limit: number, op: '≤' | '≥', show: (v: number) => string): Floor {
+  const pass = op === '≤' ? value <= limit : value >= limit;
+  return { name, measured: show(value), limit: `${op} ${limit}`, pass };
+}
+
+function withNote(f: Floor, note: string | undefined): Floor {
+  return note ? { ...f, note } : f;
+}

@@ -1,0 +1,134 @@
+/**
+ * The publisher process: updates a range of books at a fixed rate per book, spread evenly in
+ * time, each state stamped with its publish time. Modes, one per kind of target:
+ * - commit: the server's own Lua commit (state key with TTL, dirty set, PUBLISH), as any
+ *   publisher following docs/protocol.md does;
+ * - publish: a bare PUBLISH of the same JSON on the same channel (B3);
+ * - socketio: `io.to(book).emit('progress', json)` through @socket.io/redis-adapter.
+ */
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
+import { Server } from 'socket.io';
+import { redisKeys } from '../src/broker/keys.js';
+import { COMMIT } from '../src/broker/scripts.js';
+import { emit, serveCommands } from './commands.js';
+import type { Command } from './commands.js';
+import { REDIS_URL, STATE_TTL_SECONDS, bookId, stateJson } from './fixtures.js';
+import type { BookRange } from './fixtures.js';
+import { Histogram } from './histogram.js';
+
+export type PublishMode = 'commit' | 'publish' | 'socketio';
+
+export interface RunCommand {
+  books: BookRange;
+  /** Updates per second of each book. */
+  hz: number;
+  durationMs: number;
+}
+
+/** The version each book holds: 1 when seeded, then whatever this process published last. */
+const held = new Map<string, number>();
+
+const TICK_MS = 5;
+/** Past this many unanswered commands the publisher waits instead of queueing more. */
+const MAX_IN_FLIGHT = 20_000;
+const DRAIN_TIMEOUT_MS = 10_000;
+const MAX_LIFE_MS = 30 * 60_000;
+
+const mode = (process.env.BENCH_PUBLISH_MODE ?? 'commit') as PublishMode;
+const keys = redisKeys(process.env.BENCH_KEY_PREFIX ?? 'bench:');
+const socketIoKey = process.env.BENCH_SOCKETIO_KEY ?? 'socket.io';
+
+type CommitRedis = Redis & {
+  progressCommit(state: string, dirty: string, expected: string, json: string, ttl: number, channel: string, id: string): Promise<1 | [0, string]>;
+};
+
+const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 1 }) as CommitRedis;
+redis.defineCommand('progressCommit', { numberOfKeys: 2, lua: COMMIT });
+let io: Server | null = null;
+let subscriber: Redis | null = null;
+if (mode === 'socketio') {
+  subscriber = new Redis(REDIS_URL);
+  io = new Server();
+  io.adapter(createAdapter(redis, subscriber, { key: socketIoKey }));
+}
+
+/** Sends one state; resolves true when the target took it (a commit can lose to another writer). */
+function send(id: string, version: number): Promise<boolean> {
+  const json = stateJson(id, version, Date.now());
+  if (mode === 'commit') {
+    const expected = String(version - 1);
+    return redis.progressCommit(keys.state(id), keys.dirty, expected, json, STATE_TTL_SECONDS, keys.channel(id), id).then((reply) => reply === 1);
+  }
+  if (mode === 'publish') return redis.publish(keys.channel(id), json).then(() => true);
+  io!.to(id).emit('progress', json);
+  return Promise.resolve(true);
+}
+
+async function run(command: RunCommand): Promise<void> {
+  const { books, hz, durationMs } = command;
+  const ids = Array.from({ length: books.count }, (_, i) => bookId(books, books.first + i));
+  const versions = ids.map((id) => held.get(id) ?? 1);
+  const finalVersions = [...versions];
+  const rate = books.count * hz;
+  const total = Math.round((rate * durationMs) / 1000);
+  let sent = 0;
+  let acked = 0;
+  let failed = 0;
+  let rejected = 0;
+  let inFlight = 0;
+  /** Time from sending a state to Redis' reply (Socket.IO's emit has no reply: not measured). */
+  const ackMs = new Histogram();
+  const started = performance.now();
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = performance.now() - started;
+      const due = Math.min(total, Math.floor((elapsed / 1000) * rate));
+      while (sent < due && inFlight < MAX_IN_FLIGHT) {
+        const b = sent % books.count;
+        const version = ++versions[b]!;
+        sent++;
+        inFlight++;
+        const sentAt = performance.now();
+        send(ids[b]!, version).then(
+          (taken) => {
+            inFlight--;
+            if (mode !== 'socketio') ackMs.record(performance.now() - sentAt);
+            if (!taken) return void rejected++;
+            acked++;
+            if (version > finalVersions[b]!) finalVersions[b] = version;
+          },
+          () => {
+            inFlight--;
+            failed++;
+          },
+        );
+      }
+      if (sent >= total || elapsed > durationMs + DRAIN_TIMEOUT_MS) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, TICK_MS);
+  });
+  const publishedMs = performance.now() - started;
+  for (let waited = 0; inFlight > 0 && waited < DRAIN_TIMEOUT_MS; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  ids.forEach((id, b) => held.set(id, versions[b]!));
+  emit({ evt: 'published', sent, acked, failed, rejected, inFlight, publishedMs, rate: (1000 * acked) / publishedMs, ackMs: ackMs.summary(), finalVersions });
+}
+
+async function handle(command: Command): Promise<void> {
+  if (command.cmd !== 'run') throw new Error(`unknown publisher command ${command.cmd}`);
+  await run(command as unknown as RunCommand);
+}
+
+await redis.ping();
+if (subscriber) await subscriber.ping();
+emit({ evt: 'ready' });
+serveCommands(handle, {
+  maxLifeMs: MAX_LIFE_MS,
+  onExit: async () => {
+    io?.close();
+    redis.disconnect();
+    subscriber?.disconnect();
+  },
+});

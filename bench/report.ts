@@ -1,0 +1,104 @@
+/** One run's figures as JSON and as the markdown tables of docs/performance.md. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Figures, Floor } from './floors.js';
+import type { ChurnResult } from './swarm-pool.js';
+
+export interface Machine {
+  node: string;
+  cores: number;
+  cpu: string;
+  memoryGiB: number;
+  kernel: string;
+}
+
+export interface RunReport extends Figures {
+  date: string;
+  mode: 'quick' | 'full';
+  machine: Machine;
+  durationSec: number;
+  floors: Floor[];
+}
+
+const KIB = 1024;
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const fixed = (n: number, digits = 2) => n.toFixed(digits);
+const TARGET_NAMES: Record<string, string> = { server: 'server', b0: 'B0 node:http', b1: 'B1 node:http + GET', b3: 'B3 node:http SSE', socketio: 'Socket.IO + redis-adapter' };
+
+export function toMarkdown(report: RunReport): string {
+  const { poll, fanout, database, machine } = report;
+  const out: string[] = [];
+  out.push(`Run ${report.date}, ${report.mode} mode, ${report.durationSec} s. Node ${machine.node}, ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Linux ${machine.kernel}.`, '');
+
+  out.push('### Floors', '', '| floor | measured | limit | result |', '| --- | --- | --- | --- |');
+  for (const f of report.floors) out.push(`| ${f.name} | ${f.measured}${f.note ? ` (${f.note})` : ''} | ${f.limit} | ${f.pass ? 'PASS' : '**FAIL**'} |`);
+
+  const rps = (target: string, notModified: boolean) => poll.runs.find((r) => r.target === target && r.notModified === notModified)?.requestsPerSecond ?? 0;
+  out.push('', '### Poll (autocannon, 50 connections, no pipelining)', '', '| target | path | req/s | p50 ms | p99 ms | target CPU % | × B0 | × B1 |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of poll.runs) {
+    const b0 = rps('b0', r.notModified) || rps('b0', false);
+    const b1 = rps('b1', r.notModified) || rps('b1', false);
+    const codes = Object.entries(r.statusCodes).map(([s, n]) => `${s}×${int(n)}`).join(' ');
+    out.push(`| ${TARGET_NAMES[r.target]} | ${r.notModified ? `If-None-Match (${codes})` : `200 (${codes})`} | ${int(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${int(r.cpuPercent)} | ${fixed(r.requestsPerSecond / b0)} | ${fixed(r.requestsPerSecond / b1)} |`);
+  }
+  out.push('', `Statements the server sent to Postgres during its poll runs: ${poll.database.statements} (reads of books: ${poll.database.bookReads}).`);
+
+  out.push('', '### Fan-out (raw HTTP SSE swarm; Socket.IO clients for Socket.IO)', '');
+  out.push('(a) every client on its own book, each updated once a second; (b) every client on one book updated 10 times a second.', '');
+  out.push('| clients | shape | target | published/s | delivered/s | expected | received | p50 ms | p99 ms | max ms | lost latest | target CPU % | swarm CPU % | Redis CPU % | Redis reply p99 ms |');
+  out.push('| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of fanout.runs) {
+    out.push(
+      `| ${int(r.clients)} | ${r.shape} | ${TARGET_NAMES[r.target]} | ${int(r.publishRate)} | ${int(r.deliveredPerSecond)} | ${int(r.expected)} | ${int(r.received)} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.max} | ${r.lost} | ${int(r.cpuPercent)} | ${int(r.swarmCpuPercent)} | ${int(r.redisCpuPercent)} | ${r.redisAckMs ? r.redisAckMs.p99 : '-'} |`,
+    );
+  }
+
+  out.push('', '### Memory per idle connection (clients of (a), connected, nothing published; heap after a forced GC)', '');
+  out.push('| clients | target | RSS KiB/conn | heap KiB/conn | RSS × B3 | heap × B3 | RSS before → after MiB |', '| ---: | --- | ---: | ---: | ---: | ---: | --- |');
+  for (const m of fanout.memory) {
+    const b3 = fanout.memory.find((x) => x.target === 'b3' && x.clients === m.clients);
+    out.push(
+      `| ${int(m.clients)} | ${TARGET_NAMES[m.target]} | ${fixed(m.rssPerConnection / KIB, 1)} | ${fixed(m.heapPerConnection / KIB, 1)} | ${b3 ? fixed(m.rssPerConnection / b3.rssPerConnection) : '-'} | ${b3 ? fixed(m.heapPerConnection / b3.heapPerConnection) : '-'} | ${fixed(m.before.rss / KIB / KIB, 0)} → ${fixed(m.after.rss / KIB / KIB, 0)} |`,
+    );
+  }
+
+  out.push('', '### Connection setup', '', '| target | clients | phase | connects/s | connect-to-first-event p50 ms | p99 ms | max ms | failed |', '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of fanout.runs.filter((x) => x.shape === 'a')) {
+    const c = r.connect;
+    const first = r.target === 'server' ? c.firstEventMs : c.openMs;
+    out.push(`| ${TARGET_NAMES[r.target]} | ${int(r.clients)} | connect all${r.target === 'server' ? '' : ' (to open: no event on connect)'} | ${int(c.connectsPerSecond)} | ${first.p50} | ${first.p99} | ${first.max} | ${c.failed} |`);
+  }
+  if (fanout.churn) out.push(churnRow(fanout.churn));
+
+  out.push('', '### Database (Postgres proxy counts)', '');
+  out.push('| books | updates/s each | duration s | snapshot interval s | rounds | upserts/round | rows written/round | statements/round | Postgres n_tup_ins + n_tup_upd |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push(`| ${int(database.books)} | 1 | ${database.durationMs / 1000} | ${database.snapshotIntervalMs / 1000} | ${database.rounds} | ${fixed(database.upsertsPerRound)} | ${int(database.rowsPerRound)} | ${fixed(database.statementsPerRound)} | ${int(database.table.inserted + database.table.updated)} |`);
+
+  if (poll.profile) {
+    out.push('', `### CPU profile of the server under poll load (${Math.round(poll.profile.durationMs / 1000)} s of load, start-up left out; \`${poll.profile.file}\`)`, '', '| function (self time) | self % | total % |', '| --- | ---: | ---: |');
+    for (const f of poll.profile.bySelf) out.push(`| \`${f.name}\` | ${f.selfPercent} | ${f.totalPercent} |`);
+    out.push('', '| project function (inclusive time) | self % | total % |', '| --- | ---: | ---: |');
+    for (const f of poll.profile.projectByTotal) out.push(`| \`${f.name}\` | ${f.selfPercent} | ${f.totalPercent} |`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function churnRow(churn: ChurnResult & { clients: number }): string {
+  const f = churn.firstEventMs;
+  return `| server | ${int(churn.clients)} books | churn (connect, first event, close) | ${int(churn.connectsPerSecond)} | ${f.p50} | ${f.p99} | ${f.max} | ${churn.failed} |`;
+}
+
+/** The file name stem of a run's results: its date, safe in file names. */
+export function resultStem(date: string): string {
+  return date.replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z');
+}
+
+/** Writes `<dir>/<stem>.json` and `<stem>.md`; returns their paths. */
+export function writeReport(dir: string, report: RunReport): { json: string; markdown: string } {
+  const stamp = resultStem(report.date);
+  const json = join(dir, `${stamp}.json`);
+  const markdown = join(dir, `${stamp}.md`);
+  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(markdown, toMarkdown(report));
+  return { json, markdown };
+}

@@ -1,0 +1,128 @@
+/**
+ * `npm run bench [-- --quick] [-- --profile | --no-profile]`: starts Redis-backed targets and
+ * load generators as child processes, runs every scenario of issue 6, prints PASS/FAIL per
+ * floor and writes bench/results/<date>.json and .md. Everything it starts, it stops: on
+ * success, on error and on Ctrl-C. Needs Redis on 127.0.0.1:6379 and Postgres on :5432.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { killAllChildren } from './children.js';
+import { REDIS_URL, deleteKeys } from './fixtures.js';
+import { checkFloors } from './floors.js';
+import { PgProxy } from './pg-proxy.js';
+import { makePlan } from './plan.js';
+import { POSTGRES_HOST, POSTGRES_PORT, createDatabase, dropDatabase } from './postgres.js';
+import { resultStem, toMarkdown, writeReport } from './report.js';
+import type { Machine, RunReport } from './report.js';
+import { runDatabase } from './scenarios/database.js';
+import { runFanout } from './scenarios/fanout.js';
+import { runPoll } from './scenarios/poll.js';
+import { SwarmPool } from './swarm-pool.js';
+import type { BenchContext } from './targets.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS_DIR = join(ROOT, 'bench', 'results');
+/** The whole run stops after this, whatever it is doing. */
+const RUN_LIMIT_MS = { quick: 5 * 60_000, full: 25 * 60_000 };
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const profile = args.includes('--profile') ? true : args.includes('--no-profile') ? false : null;
+const plan = makePlan(quick, profile);
+const started = performance.now();
+/** Drops what the run created outside its processes (database, Redis keys); the same promise for every caller. */
+let cleanUp: () => Promise<void> = async () => {};
+const log = (line: string) => console.log(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
+
+function machine(): Machine {
+  return {
+    node: process.version,
+    cores: availableParallelism(),
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+  };
+}
+
+async function main(): Promise<number> {
+  const runId = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const logDir = mkdtempSync(join(tmpdir(), `booksai-bench-${runId}-`));
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const databaseName = `booksai_bench_${runId}`;
+  const runPrefix = `bench:${runId}:`;
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  const proxy = new PgProxy(POSTGRES_HOST, POSTGRES_PORT);
+  let swarm: SwarmPool | null = null;
+  let databaseCreated = false;
+  log(`${plan.quick ? 'quick' : 'full'} run ${runId}; child logs in ${logDir}`);
+  let cleaning: Promise<void> | null = null;
+  cleanUp = () => (cleaning ??= (async () => {
+    await swarm?.stop().catch(() => {});
+    killAllChildren();
+    await proxy.close().catch(() => {});
+    if (databaseCreated) await dropDatabase(databaseName).catch((error: Error) => log(`could not drop ${databaseName}: ${error.message}`));
+    await deleteKeys(redis, runPrefix).catch(() => {});
+    redis.disconnect();
+  })());
+  try {
+    await redis.ping();
+    await createDatabase(databaseName);
+    databaseCreated = true;
+    const proxyPort = await proxy.listen();
+    const ctx: BenchContext = { root: ROOT, logDir, runPrefix, redis, databaseName, proxy, proxyPort, quick };
+    swarm = SwarmPool.start(ctx, Math.max(...plan.fanout.sizes));
+
+    log('poll: B0, B1 and the server under autocannon');
+    const poll = await runPoll(ctx, plan);
+    const fanout = await runFanout(ctx, plan, swarm, log);
+    log(`database: ${plan.database.books} books updated ${plan.database.hz}/s for ${plan.database.durationMs / 1000} s`);
+    const database = await runDatabase(ctx, plan);
+
+    const figures = { poll, fanout, database };
+    const report: RunReport = {
+      date: new Date().toISOString(),
+      mode: quick ? 'quick' : 'full',
+      machine: machine(),
+      durationSec: Math.round((performance.now() - started) / 1000),
+      ...figures,
+      floors: checkFloors(figures),
+    };
+    if (poll.profile) {
+      const kept = join(RESULTS_DIR, `${resultStem(report.date)}-poll.cpuprofile`);
+      copyFileSync(poll.profile.file, kept);
+      poll.profile.file = relative(ROOT, kept);
+    }
+    const files = writeReport(RESULTS_DIR, report);
+    console.log(`\n${toMarkdown(report)}`);
+    for (const f of report.floors) console.log(`${f.pass ? 'PASS' : 'FAIL'}  ${f.name}: ${f.measured} (limit ${f.limit})${f.note ? ` [${f.note}]` : ''}`);
+    log(`wrote ${files.json} and ${files.markdown}`);
+    rmSync(logDir, { recursive: true, force: true });
+    return 0;
+  } finally {
+    await cleanUp();
+  }
+}
+
+/** Kills the children at once, then cleans up for at most a few seconds. */
+function stopNow(reason: string): void {
+  console.error(`bench: ${reason}; stopping every child process`);
+  killAllChildren();
+  setTimeout(() => process.exit(1), 10_000).unref();
+  void cleanUp().finally(() => process.exit(1));
+}
+
+process.on('SIGINT', () => stopNow('interrupted'));
+process.on('SIGTERM', () => stopNow('terminated'));
+process.on('exit', () => killAllChildren());
+setTimeout(() => stopNow(`still running after ${RUN_LIMIT_MS[quick ? 'quick' : 'full'] / 60_000} min`), RUN_LIMIT_MS[quick ? 'quick' : 'full']).unref();
+
+main().then(
+  (code) => process.exit(code),
+  (error: Error) => {
+    console.error(error.stack ?? error.message);
+    process.exit(1);
+  },
+);
