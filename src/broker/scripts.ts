@@ -12,9 +12,13 @@ export const COMMIT = `
 local held = redis.call('GET', KEYS[1])
 local heldVersion = ''
 if held then
-  local ok, decoded = pcall(cjson.decode, held)
-  if ok and type(decoded) == 'table' and type(decoded.version) == 'number' then
-    heldVersion = string.format('%d', decoded.version)
+  -- Our states end with their version; read it without decoding the whole JSON.
+  heldVersion = string.match(held, '"version":(%d+)}$') or ''
+  if heldVersion == '' then
+    local ok, decoded = pcall(cjson.decode, held)
+    if ok and type(decoded) == 'table' and type(decoded.version) == 'number' then
+      heldVersion = string.format('%d', decoded.version)
+    end
   end
 end
 if heldVersion ~= ARGV[1] then return {0, held or ''} end

@@ -7,6 +7,7 @@ export interface SseEvent {
 }
 
 const LINE_BREAK = /\r\n|\r|\n/;
+const HAS_LINE_BREAK = /[\r\n]/;
 const FORBIDDEN_IN_FIELD = /[\r\n\0]/;
 
 /**
@@ -19,7 +20,9 @@ export function formatSseEvent(message: SseEvent): string {
   if (message.id !== undefined) out += `id: ${field('id', message.id)}\n`;
   if (message.retry !== undefined) out += `retry: ${Math.max(0, Math.trunc(message.retry))}\n`;
   if (message.data !== undefined) {
-    for (const line of message.data.split(LINE_BREAK)) out += `data: ${line}\n`;
+    // Serialized JSON has no raw line breaks: one data line, without splitting.
+    const lines = HAS_LINE_BREAK.test(message.data) ? message.data.split(LINE_BREAK) : [message.data];
+    for (const line of lines) out += `data: ${line}\n`;
   }
   return `${out}\n`;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import type { BookProgress } from '../progress/schema.js';
+import { UPSERT_CHUNK_ROWS } from './store.js';
 import type { Store } from './store.js';
 
 const MIN_RETRY_MS = 500;
@@ -62,9 +63,10 @@ export class Snapshotter {
     if (books === null) return null;
     let written = 0;
     try {
-      if (books.length > 0) {
-        const states = (await broker.getMany(books)).filter((s): s is BookProgress => s !== null);
-        written = await store.saveProgress(states);
+      // Chunk by chunk, so a large snapshot never holds the event loop (or Redis) for long.
+      for (let i = 0; i < books.length; i += UPSERT_CHUNK_ROWS) {
+        const states = await broker.getMany(books.slice(i, i + UPSERT_CHUNK_ROWS));
+        written += await store.saveProgress(states.filter((s): s is BookProgress => s !== null));
       }
     } catch (error) {
       await broker.settleClaim(owner, false).catch(() => {

@@ -60,6 +60,24 @@ describe('Redis wire format', () => {
     }
   });
 
+  it('reads the held version of a state written by another publisher in any field order', async () => {
+    const prefix = uniquePrefix();
+    const broker = await connectedBroker(prefix);
+    try {
+      const { ProgressTracker } = await import('../../src/progress/tracker.js');
+      const tracker = new ProgressTracker({ latest: broker });
+      const first = await tracker.updateProgress('foreign', { message: 'ours' });
+      const reordered = { version: 7, ...first, message: 'theirs' };
+      reordered.version = 7;
+      await redis.set(`${prefix}progress:foreign`, JSON.stringify(reordered, null, 2));
+      expect(JSON.stringify(reordered).endsWith('"version":7}')).toBe(false);
+      const next = await tracker.updateProgress('foreign', { message: 'ours again' });
+      expect(next).toMatchObject({ version: 8, message: 'ours again' });
+    } finally {
+      await broker.close();
+    }
+  });
+
   it('ignores a malformed state written by a foreign publisher instead of crashing', async () => {
     const prefix = uniquePrefix();
     const broker = await connectedBroker(prefix);
