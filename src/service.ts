@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, createServer } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
-import { createAdaptorServer } from '@hono/node-server';
-import type { ServerType } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import type { Logger } from 'pino';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
@@ -19,6 +19,7 @@ import { createApp } from './server/app.js';
 import { errorBody } from './server/errors.js';
 import { Hub } from './server/hub.js';
 import { latestReader } from './server/latest.js';
+import { pollFastPath } from './server/poll.js';
 import { createMetrics } from './server/metrics.js';
 import type { Source } from './server/latest.js';
 import { StreamRegistry } from './server/stream.js';
@@ -92,7 +93,6 @@ export async function startService(config: Config, log: Logger, options: Service
     orchestrator,
     hub,
     readLatest,
-    brokerSource: source,
     streams,
     log,
     maxBodyBytes: config.maxBodyBytes,
@@ -101,7 +101,11 @@ export async function startService(config: Config, log: Logger, options: Service
     maxBooksPerStream: config.maxBooksPerStream,
   });
 
-  const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host });
+  const honoListener = getRequestListener(app.fetch, { hostname: config.host });
+  const fastPoll = pollFastPath(hub, source);
+  const server = createServer((req, res) => {
+    if (!fastPoll(req, res)) void honoListener(req, res);
+  });
   server.on('clientError', answerMalformedRequest);
   const port = await listen(server, config.port, config.host);
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
@@ -115,9 +119,9 @@ export async function startService(config: Config, log: Logger, options: Service
       streams.closeAll(DEFAULT_SSE_RETRY_MS);
       streams.stop();
       hub.close();
-      if ('closeIdleConnections' in server) server.closeIdleConnections();
+      server.closeIdleConnections();
       // Requests in flight get a moment; sockets that never sent one (clients open spares) do not hold us.
-      const force = setTimeout(() => 'closeAllConnections' in server && server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await orchestrator.stop();
       await stopped;
       clearTimeout(force);
@@ -163,7 +167,7 @@ function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex
   );
 }
 
-function listen(server: ServerType, port: number, host: string): Promise<number> {
+function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

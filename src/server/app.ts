@@ -8,7 +8,7 @@ import type { BookStore } from '../store/books.js';
 import { bookRoutes, recentProgress } from './book-routes.js';
 import { errorBody, toErrorResponse } from './errors.js';
 import type { Hub } from './hub.js';
-import type { ReadLatest, Source } from './latest.js';
+import type { ReadLatest } from './latest.js';
 import { progressRoutes } from './progress-routes.js';
 import type { Registry } from 'prom-client';
 import type { StreamRegistry } from './stream.js';
@@ -22,7 +22,6 @@ export interface AppDeps {
   orchestrator: Orchestrator;
   hub: Hub;
   readLatest: ReadLatest;
-  brokerSource: Source;
   streams: StreamRegistry;
   log: Logger;
   maxBodyBytes: number;

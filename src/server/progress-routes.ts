@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
@@ -7,45 +7,35 @@ import type { ProgressUpdate } from '../progress/schema.js';
 import type { ProgressTracker } from '../progress/tracker.js';
 import { ApiError } from './errors.js';
 import type { Hub } from './hub.js';
-import type { ReadLatest, Source } from './latest.js';
+import type { ReadLatest } from './latest.js';
+import { sendProgress } from './poll.js';
 import { parseBookId, readJson } from './request.js';
 
 export interface ProgressRoutesOptions {
   tracker: ProgressTracker;
   hub: Hub;
   readLatest: ReadLatest;
-  /** What the poll endpoint reports as the source of a state held in memory. */
-  brokerSource: Source;
   maxBodyBytes: number;
 }
 
 /** `/api/ai/progress/:bookId`: poll and publish. */
 export function progressRoutes(options: ProgressRoutesOptions) {
-  const { tracker, hub, readLatest, brokerSource } = options;
+  const { tracker, hub, readLatest } = options;
   const app = new Hono<{ Bindings: HttpBindings }>();
 
-  // The legacy pollers' endpoint, and the hottest path: a book this process follows is answered
-  // from memory with a body serialized once per version, written straight to the Node response
-  // (building a Web Response and its Headers cost more than the rest of the request).
+  // Polls of books this process follows are answered by pollFastPath before they get here.
   app.get('/:bookId', async (c) => {
     const bookId = parseBookId(c);
-    const cached = hub.polled(bookId);
-    const found = cached ? { state: cached.state, source: brokerSource } : await readLatest(bookId);
+    const found = await readLatest(bookId);
     if (!found) throw new ApiError(404, 'not_found', `no progress for book ${bookId}`);
-    const etag = `"${found.state.version}"`;
-    const headers: OutgoingHttpHeaders = { ETag: etag, 'Cache-Control': 'no-cache', 'X-Progress-Source': found.source };
-    const notModified = c.env.incoming.headers['if-none-match'] === etag;
-    // Hono answers HEAD by running this handler and copying its Response: give it one.
-    if (c.req.method === 'HEAD') return c.body(null, notModified ? 304 : 200, headers as Record<string, string>);
-    const res = c.env.outgoing as ServerResponse;
-    if (notModified) {
-      res.writeHead(304, headers).end();
-      return RESPONSE_ALREADY_SENT;
+    hub.polled(bookId); // follow it from now on, so the next poll takes the fast path
+    if (c.req.method === 'HEAD') {
+      // Hono answers HEAD by running this handler and copying its Response: give it one.
+      const etag = `"${found.state.version}"`;
+      const status = c.req.header('if-none-match') === etag ? 304 : 200;
+      return c.body(null, status, { ETag: etag, 'Cache-Control': 'no-cache', 'X-Progress-Source': found.source });
     }
-    const body = cached ? cached.pollBody : JSON.stringify({ success: true, data: found.state });
-    headers['Content-Type'] = 'application/json';
-    headers['Content-Length'] = Buffer.byteLength(body);
-    res.writeHead(200, headers).end(body);
+    sendProgress(c.env.incoming, c.env.outgoing as ServerResponse, found.state, found.source);
     return RESPONSE_ALREADY_SENT;
   });
 

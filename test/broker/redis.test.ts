@@ -67,8 +67,8 @@ describe('Redis wire format', () => {
       const { ProgressTracker } = await import('../../src/progress/tracker.js');
       const tracker = new ProgressTracker({ latest: broker });
       const first = await tracker.updateProgress('foreign', { message: 'ours' });
-      const reordered = { version: 7, ...first, message: 'theirs' };
-      reordered.version = 7;
+      const { version: _ours, ...rest } = first;
+      const reordered = { version: 7, ...rest, message: 'theirs' };
       await redis.set(`${prefix}progress:foreign`, JSON.stringify(reordered, null, 2));
       expect(JSON.stringify(reordered).endsWith('"version":7}')).toBe(false);
       const next = await tracker.updateProgress('foreign', { message: 'ours again' });
