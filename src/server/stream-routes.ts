@@ -50,7 +50,8 @@ async function serve(c: Context<{ Bindings: HttpBindings }>, options: StreamRout
   if (c.req.method === 'HEAD') return c.body(null, 200, SSE_HEADERS);
   // The Node request's parsed headers: asking Hono would build (and keep, for the stream's
   // lifetime) a Web Headers object per connection.
-  const lastEventId = c.env.incoming.headers['last-event-id'] ?? c.req.query('lastEventId');
+  const header = c.env.incoming.headers['last-event-id'];
+  const lastEventId = (Array.isArray(header) ? header[0] : header) ?? c.req.query('lastEventId');
   const known = watched === 'all' ? new Map<string, number>() : parseLastEventId(lastEventId, watched);
   if (streams.size >= options.maxSseConnections) {
     throw new ApiError(503, 'too_many_connections', 'this server holds its maximum of streams; retry later or elsewhere');
