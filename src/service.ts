@@ -61,7 +61,8 @@ export async function startService(config: Config, log: Logger, options: Service
     `backends: ${source === 'redis' ? 'redis' : 'in-memory'} broker, ${database.kind} database`,
   );
 
-  const readLatest = latestReader(broker, source, store, log);
+  // The hub is built below; it answers lastKnown only once requests arrive.
+  const readLatest = latestReader(broker, source, store, (bookId) => hub.lastKnown(bookId), log);
   const snapshotter = new Snapshotter({
     broker,
     store,

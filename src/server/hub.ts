@@ -84,6 +84,11 @@ export class Hub {
     return topic.latest;
   }
 
+  /** The newest state this process has received for a book it follows, live or not; else null. */
+  lastKnown(bookId: string): BookProgress | null {
+    return this.#topics.get(bookId)?.latest?.state ?? null;
+  }
+
   close(): void {
     clearInterval(this.#sweeper);
     for (const bookId of this.#polled.keys()) this.leave(bookId, POLLERS);

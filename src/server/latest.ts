@@ -5,7 +5,12 @@ import type { BookProgress } from '../progress/schema.js';
 import type { Store } from '../store/store.js';
 import { ServiceUnavailableError } from './errors.js';
 
-export type Source = 'redis' | 'memory' | 'database';
+/**
+ * Where an answer came from: `redis` or `memory` (the broker), `database` (Postgres), or `cache`
+ * (the last state this process received, served while the broker cannot answer because it is
+ * newer than the database's).
+ */
+export type Source = 'redis' | 'memory' | 'database' | 'cache';
 
 export interface Found {
   state: BookProgress;
@@ -15,10 +20,18 @@ export interface Found {
 export type ReadLatest = (bookId: string) => Promise<Found | null>;
 
 /**
- * The latest state of a book: the broker first; the database only when the broker holds
- * nothing or is down. Throws ServiceUnavailableError when neither can answer.
+ * The latest state of a book: the broker first; when the broker holds nothing or is down, the
+ * newer of the database's snapshot and `lastKnown` (what this process last received), so a
+ * poller never sees a book go back while Redis is away. Throws ServiceUnavailableError when
+ * nothing can answer.
  */
-export function latestReader(broker: Broker, brokerSource: Source, store: Store, log: Logger): ReadLatest {
+export function latestReader(
+  broker: Broker,
+  brokerSource: Source,
+  store: Store,
+  lastKnown: (bookId: string) => BookProgress | null,
+  log: Logger,
+): ReadLatest {
   return async (bookId) => {
     let brokerDown = false;
     try {
@@ -28,15 +41,18 @@ export function latestReader(broker: Broker, brokerSource: Source, store: Store,
       if (!(error instanceof BrokerUnavailableError)) throw error;
       brokerDown = true;
     }
-    let state: BookProgress | null;
+    const known = lastKnown(bookId);
+    let stored: BookProgress | null;
     try {
-      state = await store.getProgress(bookId);
+      stored = await store.getProgress(bookId);
     } catch (error) {
       log.warn({ err: (error as Error).message, bookId }, 'database fallback read failed');
+      if (known) return { state: known, source: 'cache' };
       const what = brokerDown ? 'redis and the database are' : 'the database is';
       throw new ServiceUnavailableError(`${what} unavailable; retry later`);
     }
-    if (state) return { state, source: 'database' };
+    if (known && (!stored || known.version > stored.version)) return { state: known, source: 'cache' };
+    if (stored) return { state: stored, source: 'database' };
     // With Redis down, "not in the database" does not mean "no such book": say we cannot tell.
     if (brokerDown) throw new ServiceUnavailableError('redis is unavailable and the database has no state for this book yet; retry later');
     return null;

@@ -1,0 +1,49 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_HEARTBEAT_MS, loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('has a default for everything: in-memory broker, embedded database', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '0.0.0.0',
+      redisUrl: null,
+      redisKeyPrefix: 'booksai:',
+      progressTtlSeconds: 86_400,
+      databaseUrl: null,
+      dataDir: './data',
+      snapshotIntervalMs: 30_000,
+      heartbeatMs: DEFAULT_HEARTBEAT_MS,
+      maxBodyBytes: 65_536,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it("takes the seed's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, and REDIS_URL over them", () => {
+    expect(loadConfig({ REDIS_HOST: 'cache.internal', REDIS_PORT: '6380', REDIS_PASSWORD: 'p@ss' }).redisUrl).toBe('redis://:p%40ss@cache.internal:6380');
+    expect(loadConfig({ REDIS_HOST: 'cache.internal', REDIS_URL: 'rediss://other:6379' }).redisUrl).toBe('rediss://other:6379');
+  });
+
+  it('treats blank values as unset', () => {
+    expect(loadConfig({ PORT: '', REDIS_URL: '', DATABASE_URL: '' })).toMatchObject({ port: 3000, redisUrl: null, databaseUrl: null });
+  });
+
+  it('refuses bad values with one message naming each', () => {
+    const bad = () =>
+      loadConfig({ PORT: 'abc', HEARTBEAT_MS: '30000', REDIS_URL: 'http://x', REDIS_KEY_PREFIX: 'a*', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' });
+    expect(bad).toThrow(/^invalid configuration: /);
+    for (const name of ['PORT', 'HEARTBEAT_MS', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'DATABASE_URL', 'LOG_LEVEL']) expect(bad).toThrow(name);
+  });
+
+  it('stops the server at start with that message and exit code 1', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env.PATH ?? '', PORT: 'not-a-port' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('invalid configuration: PORT');
+  });
+});
