@@ -18,7 +18,7 @@ const chapter3 = new Gate('chapter 3');
 beforeAll(async () => {
   database = await createTestDatabase();
   redis = await RedisProcess.start();
-  service = await startService(testConfig({ REDIS_URL: redis.url, DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '300' }), silentLog, {
+  service = await startService(testConfig({ REDIS_URL: redis.url, DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '60000' }), silentLog, {
     generator: new ScriptedGenerator(15, { gates: { 'chapter 3': chapter3 } }),
   });
 });
