@@ -16,22 +16,30 @@ export const BookIdSchema = z
 const count = z.number().int().min(0).max(MAX_COUNT);
 const epochMs = z.number().int().min(0);
 
+/** The fields a publisher sets; the rest are assigned by the tracker. */
+const editable = {
+  status: z.enum(STATUSES),
+  generationStep: z.enum(STEPS),
+  currentChapter: count,
+  totalChapters: count,
+  currentSection: count,
+  totalSections: count,
+  overallProgress: z.number().min(0).max(100),
+  message: z.string().max(MAX_MESSAGE_LENGTH),
+  error: z.string().max(MAX_ERROR_LENGTH),
+  startTime: epochMs,
+  estimatedEndTime: epochMs,
+};
+
 /** The latest state of one book, as stored in Redis and Postgres and sent to clients. */
 export const BookProgressSchema = z
   .object({
     bookId: BookIdSchema,
-    status: z.enum(STATUSES),
-    generationStep: z.enum(STEPS),
-    currentChapter: count,
-    totalChapters: count,
-    currentSection: count,
-    totalSections: count,
-    overallProgress: z.number().min(0).max(100),
-    message: z.string().max(MAX_MESSAGE_LENGTH),
+    ...editable,
     timestamp: epochMs,
-    error: z.string().max(MAX_ERROR_LENGTH).optional(),
-    startTime: epochMs.optional(),
-    estimatedEndTime: epochMs.optional(),
+    error: editable.error.optional(),
+    startTime: editable.startTime.optional(),
+    estimatedEndTime: editable.estimatedEndTime.optional(),
     /** Per-book counter, +1 on every update; the SSE event id. */
     version: z.number().int().min(1),
   })
@@ -53,22 +61,7 @@ export type Step = (typeof STEPS)[number];
  * (`overalProgress`) is an error instead of a silently ignored value.
  * bookId, version and timestamp are assigned by the tracker.
  */
-export const ProgressUpdateSchema = z
-  .object({
-    status: z.enum(STATUSES),
-    generationStep: z.enum(STEPS),
-    currentChapter: count,
-    totalChapters: count,
-    currentSection: count,
-    totalSections: count,
-    overallProgress: z.number().min(0).max(100),
-    message: z.string().max(MAX_MESSAGE_LENGTH),
-    error: z.string().max(MAX_ERROR_LENGTH),
-    startTime: epochMs,
-    estimatedEndTime: epochMs,
-  })
-  .partial()
-  .strict();
+export const ProgressUpdateSchema = z.object(editable).partial().strict();
 
 export type ProgressUpdate = z.infer<typeof ProgressUpdateSchema>;
 
