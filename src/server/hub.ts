@@ -72,16 +72,24 @@ export class Hub {
   }
 
   /**
-   * The latest state of a book when this process follows it live, without a round trip; else
-   * null. Asking starts following the book for POLL_LEASE_MS, so the next poll is answered here.
+   * The latest state of a book this process follows live, without a round trip (renewing the
+   * poll lease); null otherwise, and then the caller reads it elsewhere.
    */
   polled(bookId: string): Update | null {
+    const topic = this.#topics.get(bookId);
+    if (!topic?.ready || topic.latest === null || !this.#broker.isLive()) return null;
+    this.follow(bookId);
+    return topic.latest;
+  }
+
+  /**
+   * Follows a book that is being polled for POLL_LEASE_MS after the last poll, so the next polls
+   * are answered from memory. Called only for books that exist, so unknown ids cost nothing.
+   */
+  follow(bookId: string): void {
     const following = this.#polled.has(bookId);
     this.#polled.set(bookId, Date.now() + POLL_LEASE_MS);
     if (!following) void this.join(bookId, POLLERS);
-    const topic = this.#topics.get(bookId);
-    if (!topic?.ready || !this.#broker.isLive()) return null;
-    return topic.latest;
   }
 
   /** The newest state this process has received for a book it follows, live or not; else null. */

@@ -28,7 +28,7 @@ export function progressRoutes(options: ProgressRoutesOptions) {
     const bookId = parseBookId(c);
     const found = await readLatest(bookId);
     if (!found) throw new ApiError(404, 'not_found', `no progress for book ${bookId}`);
-    hub.polled(bookId); // follow it from now on, so the next poll takes the fast path
+    hub.follow(bookId); // so the next poll takes the fast path
     if (c.req.method === 'HEAD') {
       // Hono answers HEAD by running this handler and copying its Response: give it one.
       const etag = `"${found.state.version}"`;

@@ -71,6 +71,12 @@ describe('the poll endpoint for a book polled again and again', () => {
     }
   });
 
+  it('follows only books that exist: polling unknown ids leaves nothing behind', async () => {
+    const topicsBefore = poller.hub.stats().topics;
+    for (let i = 0; i < 100; i++) expect((await fetch(`${poller.url}/api/ai/progress/unknown-${i}-${Date.now()}`)).status).toBe(404);
+    expect(poller.hub.stats().topics).toBe(topicsBefore);
+  });
+
   it('does not trust memory while Redis is down: polls come from the database', async () => {
     const id = `cold-${Date.now()}`;
     await publisher.tracker.updateProgress(id, { status: 'GENERATING', message: 'persisted' });
