@@ -100,6 +100,7 @@ export async function startService(config: Config, log: Logger, options: Service
     sseRetryMs: DEFAULT_SSE_RETRY_MS,
     maxSseConnections: config.maxSseConnections,
     maxBooksPerStream: config.maxBooksPerStream,
+    publishToken: config.publishToken,
   });
 
   const honoListener = getRequestListener(app.fetch, { hostname: config.host });

@@ -28,6 +28,7 @@ export interface AppDeps {
   sseRetryMs: number;
   maxSseConnections: number;
   maxBooksPerStream: number;
+  publishToken: string | null;
   metrics: Registry;
 }
 

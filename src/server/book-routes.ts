@@ -6,6 +6,7 @@ import type { Broker } from '../broker/broker.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { BookRecord, BookStore } from '../store/books.js';
+import { requirePublishToken } from './auth.js';
 import { ApiError } from './errors.js';
 import { parseBookId, readJson } from './request.js';
 
@@ -28,6 +29,7 @@ export interface BookRoutesOptions {
   books: BookStore;
   broker: Broker;
   maxBodyBytes: number;
+  publishToken: string | null;
 }
 
 /** `/api/books`: start a demo generation, list books, read one with its chapters. */
@@ -35,7 +37,7 @@ export function bookRoutes(options: BookRoutesOptions) {
   const { orchestrator, books, broker } = options;
   const app = new Hono<{ Bindings: HttpBindings }>();
 
-  app.post('/', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
+  app.post('/', requirePublishToken(options.publishToken), bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
     const parsed = BookRequestSchema.safeParse(await readJson(c));
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

@@ -55,6 +55,13 @@ export function toErrorResponse(error: unknown, c: Context, log: Logger): Respon
     return c.json(errorBody('conflict', error.message), 409);
   }
   if (error instanceof HTTPException) {
+    if (error.status === 401) {
+      c.header('WWW-Authenticate', 'Bearer');
+      return c.json(errorBody('unauthorized', 'this endpoint needs Authorization: Bearer <PUBLISH_TOKEN>'), 401);
+    }
+    if (error.status === 400 && c.req.header('authorization') !== undefined) {
+      return c.json(errorBody('invalid_authorization', 'the Authorization header must be "Bearer <token>"'), 400);
+    }
     const code = error.status === 413 ? 'payload_too_large' : 'http_error';
     const message = error.status === 413 ? 'request body is too large' : error.message || 'request failed';
     return c.json(errorBody(code, message), error.status as ContentfulStatusCode);

@@ -5,6 +5,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ProgressUpdate } from '../progress/schema.js';
 import type { ProgressTracker } from '../progress/tracker.js';
+import { requirePublishToken } from './auth.js';
 import { ApiError } from './errors.js';
 import type { Hub } from './hub.js';
 import type { ReadLatest } from './latest.js';
@@ -16,6 +17,7 @@ export interface ProgressRoutesOptions {
   hub: Hub;
   readLatest: ReadLatest;
   maxBodyBytes: number;
+  publishToken: string | null;
 }
 
 /** `/api/ai/progress/:bookId`: poll and publish. */
@@ -39,7 +41,7 @@ export function progressRoutes(options: ProgressRoutesOptions) {
     return RESPONSE_ALREADY_SENT;
   });
 
-  app.post('/:bookId', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
+  app.post('/:bookId', requirePublishToken(options.publishToken), bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
     const bookId = parseBookId(c);
     const update = await readJson(c);
     const state = await tracker.updateProgress(bookId, update as ProgressUpdate);
