@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Service } from '../../src/service.js';
+import { RedisProcess } from '../support/redis-process.js';
+import { startServer } from '../support/service.js';
+import { until } from '../support/wait.js';
+
+const HEARTBEAT_MS = 200;
+let redis: RedisProcess;
+let service: Service;
+
+beforeAll(async () => {
+  redis = await RedisProcess.start();
+  service = await startServer({ REDIS_URL: redis.url, HEARTBEAT_MS: String(HEARTBEAT_MS) });
+});
+afterAll(async () => {
+  await service?.close();
+  await redis?.stop();
+});
+
+/** Reads a stream's raw text as it arrives; `comments()` counts SSE comment lines (heartbeats). */
+async function openRaw(url: string) {
+  const controller = new AbortController();
+  const res = await fetch(url, { signal: controller.signal });
+  expect(res.status).toBe(200);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  void (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += decoder.decode(value, { stream: true });
+      }
+    } catch {
+      // aborted by the test
+    }
+  })();
+  return {
+    comments: () => text.split('\n').filter((line) => line.startsWith(':')).length,
+    close: () => controller.abort(),
+  };
+}
+
+describe('heartbeats', () => {
+  it('reach every idle stream, per-book and multiplexed, about every HEARTBEAT_MS', async () => {
+    const single = await openRaw(`${service.url}/api/ai/progress/idle-book/stream`);
+    const multi = await openRaw(`${service.url}/api/ai/stream?books=idle-a,idle-b`);
+    const started = Date.now();
+    await until(() => single.comments() >= 3 && multi.comments() >= 3, 10 * HEARTBEAT_MS + 5_000, 'three heartbeats on each stream');
+    // At most one per period (plus one for timer slack), so a busy server is not flooding idle clients.
+    const periods = (Date.now() - started) / HEARTBEAT_MS;
+    expect(single.comments()).toBeLessThanOrEqual(Math.ceil(periods) + 1);
+    single.close();
+    multi.close();
+  });
+
+  it('keep a stream open while Redis is down', async () => {
+    const stream = await openRaw(`${service.url}/api/ai/progress/through-outage/stream`);
+    await redis.stop();
+    const before = stream.comments();
+    await until(() => stream.comments() >= before + 3, 10 * HEARTBEAT_MS + 5_000, 'heartbeats during the outage');
+    await redis.start();
+    stream.close();
+  });
+});
