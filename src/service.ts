@@ -23,6 +23,7 @@ import { pollFastPath } from './server/poll.js';
 import { createMetrics } from './server/metrics.js';
 import type { Source } from './server/latest.js';
 import { StreamRegistry } from './server/stream.js';
+import { attachWebSocket } from './server/websocket.js';
 import { openDatabase } from './store/database.js';
 import type { DatabaseHandle } from './store/database.js';
 import { BookStore } from './store/books.js';
@@ -85,7 +86,15 @@ export async function startService(config: Config, log: Logger, options: Service
   });
   const hub = new Hub(broker, readLatest, log);
   const streams = new StreamRegistry(config.heartbeatMs);
-  const metrics = createMetrics({ hub, streams, broker, storeStats: store.stats, snapshotter, orchestrator });
+  const metrics = createMetrics({
+    hub,
+    streams,
+    broker,
+    storeStats: store.stats,
+    snapshotter,
+    orchestrator,
+    websocketConnections: () => websockets.size, // attached below, read only when scraped
+  });
   const app = createApp({
     metrics,
     tracker,
@@ -109,6 +118,13 @@ export async function startService(config: Config, log: Logger, options: Service
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
   server.on('clientError', answerMalformedRequest);
+  const websockets = attachWebSocket(server, {
+    hub,
+    heartbeatMs: config.heartbeatMs,
+    maxBooksPerConnection: config.maxBooksPerStream,
+    full: () => streams.size + websockets.size >= config.maxSseConnections,
+    log,
+  });
   const port = await listen(server, config.port, config.host);
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   log.info({ url }, 'listening');
@@ -119,6 +135,7 @@ export async function startService(config: Config, log: Logger, options: Service
     (closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       streams.closeAll(DEFAULT_SSE_RETRY_MS);
+      websockets.close();
       streams.stop();
       hub.close();
       server.closeIdleConnections();

@@ -13,6 +13,7 @@ export interface MetricSources {
   storeStats: StoreStats;
   snapshotter: Snapshotter;
   orchestrator: Orchestrator;
+  websocketConnections: () => number;
 }
 
 /**
@@ -33,6 +34,7 @@ export function createMetrics(sources: MetricSources): Registry {
     });
 
   gauge('booksai_sse_streams', 'Open SSE streams', () => sources.streams.size);
+  gauge('booksai_websocket_connections', 'Open WebSocket connections', sources.websocketConnections);
   gauge('booksai_sse_buffered_bytes', 'Bytes waiting in SSE responses for slow clients', () => sources.streams.bufferedBytes());
   gauge('booksai_hub_topics', 'Books this process follows (one broker subscription each)', () => sources.hub.stats().topics);
   gauge('booksai_hub_watchers', 'Watchers across all followed books', () => sources.hub.stats().watchers);
