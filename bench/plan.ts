@@ -2,6 +2,8 @@
 
 export interface Plan {
   quick: boolean;
+  /** Run only this scenario (an experiment: no floors, no results file). */
+  only: 'fanout' | null;
   poll: {
     connections: number;
     durationSec: number;
@@ -23,17 +25,39 @@ export interface Plan {
     warmupMs: number;
     ownBookHz: number;
     oneBookHz: number;
+    /** Which targets and shapes run; every one by default. */
+    targets: Array<'server' | 'b3' | 'socketio'>;
+    shapes: Array<'a' | 'b'>;
+    /** Ask each target's probe for event-loop delay and GC pauses while publishing. */
+    loopStats: boolean;
+    /** Extra environment for the server under test, e.g. SNAPSHOT_INTERVAL_MS for an experiment. */
+    serverEnv: Record<string, string>;
+    /** Write the server's V8 CPU profile (whole life) into this directory. */
+    serverCpuProfileDir: string | null;
   };
   churn: { durationMs: number; concurrency: number; maxConnects: number };
   database: { books: number; hz: number; durationMs: number; snapshotIntervalMs: number };
 }
 
-export function makePlan(quick: boolean, profile: boolean | null): Plan {
+/** Narrows a run for experiments (`--only fanout --sizes 10000 --targets server,b3 --shapes a`). */
+export interface PlanOverrides {
+  /** Run only this scenario; every scenario (and the floors) when absent. */
+  only?: 'fanout';
+  sizes?: number[];
+  targets?: Plan['fanout']['targets'];
+  shapes?: Plan['fanout']['shapes'];
+  loopStats?: boolean;
+  serverEnv?: Record<string, string>;
+  serverCpuProfileDir?: string;
+}
+
+export function makePlan(quick: boolean, profile: boolean | null, overrides: PlanOverrides = {}): Plan {
   return {
     quick,
+    only: overrides.only ?? null,
     poll: { connections: 50, durationSec: quick ? 3 : 10, baselinesNotModified: !quick, profile: profile ?? true },
     fanout: {
-      sizes: quick ? [1_000] : [1_000, 5_000, 10_000],
+      sizes: overrides.sizes ?? (quick ? [1_000] : [1_000, 5_000, 10_000]),
       durationMs: quick ? 3_000 : 10_000,
       settleMs: quick ? 3_000 : 5_000,
       connectTimeoutMs: 60_000,
@@ -41,6 +65,11 @@ export function makePlan(quick: boolean, profile: boolean | null): Plan {
       warmupMs: quick ? 1_000 : 3_000,
       ownBookHz: 1,
       oneBookHz: 10,
+      targets: overrides.targets ?? ['server', 'b3', 'socketio'],
+      shapes: overrides.shapes ?? ['a', 'b'],
+      loopStats: overrides.loopStats ?? false,
+      serverEnv: overrides.serverEnv ?? {},
+      serverCpuProfileDir: overrides.serverCpuProfileDir ?? null,
     },
     churn: { durationMs: quick ? 3_000 : 10_000, concurrency: 100, maxConnects: 100_000 },
     database: { books: 1_000, hz: 1, durationMs: quick ? 20_000 : 120_000, snapshotIntervalMs: quick ? 5_000 : 30_000 },

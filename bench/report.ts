@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Figures, Floor } from './floors.js';
+import type { FanoutResult, FanoutRun } from './scenarios/fanout.js';
 import type { ChurnResult } from './swarm-pool.js';
 
 export interface Machine {
@@ -43,15 +44,7 @@ export function toMarkdown(report: RunReport): string {
   }
   out.push('', `Statements the server sent to Postgres during its poll runs: ${poll.database.statements} (reads of books: ${poll.database.bookReads}).`);
 
-  out.push('', '### Fan-out (raw HTTP SSE swarm; Socket.IO clients for Socket.IO)', '');
-  out.push('(a) every client on its own book, each updated once a second; (b) every client on one book updated 10 times a second.', '');
-  out.push('| clients | shape | target | published/s | delivered/s | expected | received | p50 ms | p99 ms | max ms | lost latest | target CPU % | swarm CPU % | Redis CPU % | Redis reply p99 ms |');
-  out.push('| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of fanout.runs) {
-    out.push(
-      `| ${int(r.clients)} | ${r.shape} | ${TARGET_NAMES[r.target]} | ${int(r.publishRate)} | ${int(r.deliveredPerSecond)} | ${int(r.expected)} | ${int(r.received)} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.max} | ${r.lost} | ${int(r.cpuPercent)} | ${int(r.swarmCpuPercent)} | ${int(r.redisCpuPercent)} | ${r.redisAckMs ? r.redisAckMs.p99 : '-'} |`,
-    );
-  }
+  out.push('', ...fanoutTable(fanout.runs));
 
   out.push('', '### Memory per idle connection (clients of (a), connected, nothing published; heap after a forced GC)', '');
   out.push('| clients | target | RSS KiB/conn | heap KiB/conn | RSS × B3 | heap × B3 | RSS before → after MiB |', '| ---: | --- | ---: | ---: | ---: | ---: | --- |');
@@ -79,6 +72,39 @@ export function toMarkdown(report: RunReport): string {
     for (const f of poll.profile.bySelf) out.push(`| \`${f.name}\` | ${f.selfPercent} | ${f.totalPercent} |`);
     out.push('', '| project function (inclusive time) | self % | total % |', '| --- | ---: | ---: |');
     for (const f of poll.profile.projectByTotal) out.push(`| \`${f.name}\` | ${f.selfPercent} | ${f.totalPercent} |`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** The fan-out table, shared by the full report and `--only fanout`. */
+function fanoutTable(runs: FanoutRun[]): string[] {
+  const out: string[] = ['### Fan-out (raw HTTP SSE swarm; Socket.IO clients for Socket.IO)', ''];
+  out.push('(a) every client on its own book, each updated once a second; (b) every client on one book updated 10 times a second.', '');
+  out.push('| clients | shape | target | published/s | delivered/s | expected | received | p50 ms | p99 ms | max ms | lost latest | target CPU % | swarm CPU % | Redis CPU % | Redis reply p99 ms |');
+  out.push('| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of runs) {
+    out.push(
+      `| ${int(r.clients)} | ${r.shape} | ${TARGET_NAMES[r.target]} | ${int(r.publishRate)} | ${int(r.deliveredPerSecond)} | ${int(r.expected)} | ${int(r.received)} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.max} | ${r.lost} | ${int(r.cpuPercent)} | ${int(r.swarmCpuPercent)} | ${int(r.redisCpuPercent)} | ${r.redisAckMs ? r.redisAckMs.p99 : '-'} |`,
+    );
+  }
+  return out;
+}
+
+/** `--only fanout`: the fan-out table, and the targets' event-loop delay and GC pauses when measured. */
+export function fanoutOnlyMarkdown(fanout: FanoutResult): string {
+  const out = fanoutTable(fanout.runs);
+  const measured = fanout.runs.filter((r) => r.loop);
+  if (measured.length > 0) {
+    out.push('', '### Event loop and GC of the target while publishing (bench/probe.ts)', '');
+    out.push('| clients | shape | target | loop delay p50 ms | p99 ms | max ms | GC pauses: kind count/total ms/max ms | GC pauses > 20 ms (kind ms @ ms into the window) | loop blocks > 40 ms (ms @ ms into the window, wall-clock s mod 30) |');
+    out.push('| ---: | --- | --- | ---: | ---: | ---: | --- | --- | --- |');
+    for (const r of measured) {
+      const l = r.loop!;
+      const gc = Object.entries(l.gc).map(([kind, t]) => `${kind} ${t.count}/${t.totalMs}/${t.maxMs}`).join(', ');
+      const long = l.longGc.map((g) => `${g.kind} ${g.ms}@${g.at}`).join(', ') || '-';
+      const blocks = l.blocks.map((b) => `${b.ms}@${b.at} (${((b.wallMs % 30_000) / 1000).toFixed(1)})`).join(', ') || '-';
+      out.push(`| ${int(r.clients)} | ${r.shape} | ${TARGET_NAMES[r.target]} | ${l.loopDelayMs.p50} | ${l.loopDelayMs.p99} | ${l.loopDelayMs.max} | ${gc} | ${long} | ${blocks} |`);
+    }
   }
   return `${out.join('\n')}\n`;
 }

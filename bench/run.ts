@@ -3,6 +3,10 @@
  * load generators as child processes, runs every scenario of issue 6, prints PASS/FAIL per
  * floor and writes bench/results/<date>.json and .md. Everything it starts, it stops: on
  * success, on error and on Ctrl-C. Needs Redis on 127.0.0.1:6379 and Postgres on :5432.
+ *
+ * For experiments, `--only fanout [--sizes 10000] [--targets server,b3] [--shapes a]
+ * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR]` runs the fan-out scenario alone and prints its
+ * table (no floors, no results file); (a) always runs, `--shapes a` leaves (b) out.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
@@ -14,8 +18,9 @@ import { REDIS_URL, deleteKeys } from './fixtures.js';
 import { checkFloors } from './floors.js';
 import { PgProxy } from './pg-proxy.js';
 import { makePlan } from './plan.js';
+import type { Plan, PlanOverrides } from './plan.js';
 import { POSTGRES_HOST, POSTGRES_PORT, createDatabase, dropDatabase } from './postgres.js';
-import { resultStem, toMarkdown, writeReport } from './report.js';
+import { fanoutOnlyMarkdown, resultStem, toMarkdown, writeReport } from './report.js';
 import type { Machine, RunReport } from './report.js';
 import { runDatabase } from './scenarios/database.js';
 import { runFanout } from './scenarios/fanout.js';
@@ -31,7 +36,55 @@ const RUN_LIMIT_MS = { quick: 5 * 60_000, full: 25 * 60_000 };
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const profile = args.includes('--profile') ? true : args.includes('--no-profile') ? false : null;
-const plan = makePlan(quick, profile);
+const plan = makePlan(quick, profile, parseOverrides(args));
+
+/** The value after `--name`, split on commas; undefined when the flag is absent. */
+function listArg(name: string): string[] | undefined {
+  const at = args.indexOf(`--${name}`);
+  if (at < 0) return undefined;
+  const value = args[at + 1];
+  if (value === undefined || value.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return value.split(',').filter((v) => v !== '');
+}
+
+function parseOverrides(argv: string[]): PlanOverrides {
+  const overrides: PlanOverrides = { loopStats: argv.includes('--loop-stats') };
+  const only = listArg('only');
+  if (only) {
+    if (only.join() !== 'fanout') throw new Error(`--only takes "fanout"; got ${only.join()}`);
+    overrides.only = 'fanout';
+  }
+  const sizes = listArg('sizes')?.map(Number);
+  if (sizes) {
+    if (sizes.length === 0 || !sizes.every((n) => Number.isInteger(n) && n > 0)) throw new Error('--sizes takes client counts, e.g. 5000,10000');
+    overrides.sizes = sizes;
+  }
+  const targets = listArg('targets');
+  if (targets) {
+    const known: Plan['fanout']['targets'] = ['server', 'b3', 'socketio'];
+    const bad = targets.filter((t) => !(known as string[]).includes(t));
+    if (bad.length > 0 || targets.length === 0) throw new Error(`--targets takes ${known.join(', ')}; got ${targets.join()}`);
+    overrides.targets = targets as Plan['fanout']['targets'];
+  }
+  const shapes = listArg('shapes');
+  if (shapes) {
+    if (shapes.length === 0 || !shapes.every((s) => s === 'a' || s === 'b')) throw new Error('--shapes takes a, b or a,b');
+    overrides.shapes = shapes as Plan['fanout']['shapes'];
+  }
+  const profileDir = listArg('server-cpu-prof');
+  if (profileDir) overrides.serverCpuProfileDir = profileDir.join(',');
+  const env = listArg('server-env');
+  if (env) {
+    overrides.serverEnv = Object.fromEntries(
+      env.map((pair) => {
+        const eq = pair.indexOf('=');
+        if (eq <= 0) throw new Error(`--server-env takes KEY=VALUE pairs; got ${pair}`);
+        return [pair.slice(0, eq), pair.slice(eq + 1)];
+      }),
+    );
+  }
+  return overrides;
+}
 const started = performance.now();
 /** Drops what the run created outside its processes (database, Redis keys); the same promise for every caller. */
 let cleanUp: () => Promise<void> = async () => {};
@@ -57,7 +110,7 @@ async function main(): Promise<number> {
   const proxy = new PgProxy(POSTGRES_HOST, POSTGRES_PORT);
   let swarm: SwarmPool | null = null;
   let databaseCreated = false;
-  log(`${plan.quick ? 'quick' : 'full'} run ${runId}; child logs in ${logDir}`);
+  log(`${plan.only ? `${plan.only}-only` : plan.quick ? 'quick' : 'full'} run ${runId}; child logs in ${logDir}`);
   let cleaning: Promise<void> | null = null;
   cleanUp = () => (cleaning ??= (async () => {
     await swarm?.stop().catch(() => {});
@@ -75,6 +128,12 @@ async function main(): Promise<number> {
     const ctx: BenchContext = { root: ROOT, logDir, runPrefix, redis, databaseName, proxy, proxyPort, quick };
     swarm = SwarmPool.start(ctx, Math.max(...plan.fanout.sizes));
 
+    if (plan.only === 'fanout') {
+      const fanout = await runFanout(ctx, plan, swarm, log);
+      console.log(`\n${fanoutOnlyMarkdown(fanout)}`);
+      rmSync(logDir, { recursive: true, force: true });
+      return 0;
+    }
     log('poll: B0, B1 and the server under autocannon');
     const poll = await runPoll(ctx, plan);
     const fanout = await runFanout(ctx, plan, swarm, log);

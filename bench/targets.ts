@@ -38,6 +38,16 @@ export interface MemoryReading {
   external: number;
 }
 
+/** What bench/probe.ts reports for `loop`: event-loop delay and GC pauses over a window. */
+export interface LoopStats {
+  windowMs: number;
+  loopDelayMs: { p50: number; p99: number; max: number; mean: number };
+  gc: Record<string, { count: number; totalMs: number; maxMs: number }>;
+  longGc: Array<{ kind: string; ms: number; at: number }>;
+  /** The loop blocked longer than 40 ms: by how much, when (ms into the window) and the wall clock then. */
+  blocks: Array<{ ms: number; at: number; wallMs: number }>;
+}
+
 export class Target {
   constructor(
     readonly kind: TargetKind,
@@ -54,6 +64,17 @@ export class Target {
   async memory(): Promise<MemoryReading> {
     const reading = await this.child.request({ cmd: 'mem' }, 'mem', 15_000);
     return { rss: rssBytes(this.pid), heapUsed: Number(reading.heapUsed), external: Number(reading.external) };
+  }
+
+  /** Starts (or resets) the probe's event-loop delay and GC measurement. */
+  async loopStart(): Promise<void> {
+    await this.child.request({ cmd: 'loop-start' }, 'loop-started', 15_000);
+  }
+
+  /** Event-loop delay and GC pauses since loopStart. */
+  async loopStats(): Promise<LoopStats> {
+    const { evt: _evt, ...stats } = await this.child.request({ cmd: 'loop' }, 'loop', 15_000);
+    return stats as unknown as LoopStats;
   }
 
   async stop(): Promise<void> {

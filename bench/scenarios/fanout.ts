@@ -15,7 +15,7 @@ import type { PublishMode } from '../publisher.js';
 import type { ChurnResult, ConnectResult, DeliveryReport, SwarmPool } from '../swarm-pool.js';
 import type { ClientKind } from '../swarm-protocol.js';
 import { startBaseline, startServer } from '../targets.js';
-import type { BenchContext, MemoryReading, Target } from '../targets.js';
+import type { BenchContext, LoopStats, MemoryReading, Target } from '../targets.js';
 
 export type FanoutTarget = 'server' | 'b3' | 'socketio';
 export const FANOUT_TARGETS: FanoutTarget[] = ['server', 'b3', 'socketio'];
@@ -44,6 +44,8 @@ export interface FanoutRun {
   /** Publisher's send-to-reply time of each Redis command (commit or PUBLISH); null for Socket.IO. */
   redisAckMs: LatencySummary | null;
   errors: Record<string, number>;
+  /** The target's event-loop delay and GC pauses while publishing (only with `--loop-stats`). */
+  loop?: LoopStats;
 }
 
 export interface MemoryRun {
@@ -73,7 +75,7 @@ export async function runFanout(ctx: BenchContext, plan: Plan, swarm: SwarmPool,
   const result: FanoutResult = { runs: [], memory: [], churn: null };
   const largest = Math.max(...plan.fanout.sizes);
   for (const clients of plan.fanout.sizes) {
-    for (const kind of FANOUT_TARGETS) {
+    for (const kind of FANOUT_TARGETS.filter((t) => plan.fanout.targets.includes(t))) {
       log(`fan-out: ${kind} at ${clients} clients`);
       await onTarget(ctx, plan, swarm, kind, clients, result, clients === largest);
     }
@@ -87,7 +89,7 @@ async function onTarget(ctx: BenchContext, plan: Plan, swarm: SwarmPool, kind: F
   const one: BookRange = { prefix: `b${clients}-`, first: 0, count: 1 };
   await seedBooks(ctx.redis, prefix, own);
   await seedBooks(ctx.redis, prefix, one);
-  const target = kind === 'server' ? await startServer(ctx, { keyPrefix: prefix }) : await startBaseline(ctx, kind, prefix);
+  const target = kind === 'server' ? await startServer(ctx, { keyPrefix: prefix, env: plan.fanout.serverEnv, ...(plan.fanout.serverCpuProfileDir ? { cpuProfileDir: plan.fanout.serverCpuProfileDir } : {}) }) : await startBaseline(ctx, kind, prefix);
   const publisher = new Child({
     name: `publisher-${kind}-${clients}`,
     nodeArgs: ['--import', 'tsx', 'bench/publisher.ts'],
@@ -116,10 +118,12 @@ async function onTarget(ctx: BenchContext, plan: Plan, swarm: SwarmPool, kind: F
     result.runs.push(await measure(ctx, plan, swarm, publisher, target, kind, 'a', own, clients, plan.fanout.ownBookHz, connectA));
     await swarm.disconnect();
 
-    const connectB = await swarm.connect(MODES[kind].client, target, one, clients, true, plan.fanout.connectTimeoutMs);
-    await sleep(plan.fanout.idleMs / 2);
-    result.runs.push(await measure(ctx, plan, swarm, publisher, target, kind, 'b', one, clients, plan.fanout.oneBookHz, connectB));
-    await swarm.disconnect();
+    if (plan.fanout.shapes.includes('b')) {
+      const connectB = await swarm.connect(MODES[kind].client, target, one, clients, true, plan.fanout.connectTimeoutMs);
+      await sleep(plan.fanout.idleMs / 2);
+      result.runs.push(await measure(ctx, plan, swarm, publisher, target, kind, 'b', one, clients, plan.fanout.oneBookHz, connectB));
+      await swarm.disconnect();
+    }
 
     if (churn && kind === 'server') {
       const outcome = await swarm.churn('sse', target, own, plan.churn.concurrency, plan.churn.durationMs, plan.churn.maxConnects);
@@ -159,8 +163,10 @@ async function measure(
   const meter = cpuMeter(target.pid);
   const swarmMeters = swarm.pids.map((pid) => cpuMeter(pid));
   const redisMeter = await redisCpuMeter(ctx);
+  if (plan.fanout.loopStats) await target.loopStart();
   const startedAt = Date.now();
   const published = await publisher.request({ cmd: 'run', books, hz, durationMs: plan.fanout.durationMs }, 'published', plan.fanout.durationMs + 60_000);
+  const loop = plan.fanout.loopStats ? await target.loopStats() : undefined;
   const cpuPercent = meter.stop();
   const swarmCpuPercent = swarmMeters.reduce((sum, m) => sum + m.stop(), 0);
   const redisCpuPercent = await redisMeter.stop();
@@ -191,5 +197,6 @@ async function measure(
     redisCpuPercent,
     redisAckMs: kind === 'socketio' ? null : (published.ackMs as LatencySummary),
     errors: report.errors,
+    ...(loop ? { loop } : {}),
   };
 }

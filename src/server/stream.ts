@@ -118,40 +118,62 @@ export class ProgressStream implements Watcher {
   }
 }
 
-/** Every open stream of the process: one shared heartbeat timer, and shutdown. */
+/**
+ * How often the heartbeat timer ticks. Each tick visits one slice of the streams, so a sweep of
+ * 10,000 sockets (about 200 ms of writes at once) becomes many short ones spread over the period.
+ */
+const HEARTBEAT_TICK_MS = 250;
+
+/**
+ * Every open stream of the process: one shared heartbeat timer, and shutdown. Streams are kept
+ * in slices, one slice visited per tick, so each stream gets one heartbeat per `heartbeatMs`.
+ */
 export class StreamRegistry {
-  readonly #streams = new Set<ProgressStream>();
+  readonly #slices: Array<Set<ProgressStream>>;
+  readonly #sliceOf = new Map<ProgressStream, Set<ProgressStream>>();
   readonly #timer: NodeJS.Timeout;
+  #tick = 0;
 
   constructor(heartbeatMs: number) {
+    const slices = Math.max(1, Math.floor(heartbeatMs / HEARTBEAT_TICK_MS));
+    this.#slices = Array.from({ length: slices }, () => new Set<ProgressStream>());
+    // Rounded up: a stream never hears twice within heartbeatMs.
     this.#timer = setInterval(() => {
-      for (const stream of this.#streams) stream.heartbeat();
-    }, heartbeatMs);
+      const slice = this.#slices[this.#tick++ % slices] as Set<ProgressStream>;
+      for (const stream of slice) stream.heartbeat();
+    }, Math.ceil(heartbeatMs / slices));
     this.#timer.unref();
   }
 
   get size(): number {
-    return this.#streams.size;
+    return this.#sliceOf.size;
   }
 
   bufferedBytes(): number {
     let total = 0;
-    for (const stream of this.#streams) total += stream.bufferedBytes;
+    for (const stream of this.#sliceOf.keys()) total += stream.bufferedBytes;
     return total;
   }
 
   add(stream: ProgressStream): void {
-    this.#streams.add(stream);
+    if (this.#sliceOf.has(stream)) return;
+    // The smallest slice: streams opened together are spread over the period.
+    let slice = this.#slices[0] as Set<ProgressStream>;
+    for (const s of this.#slices) if (s.size < slice.size) slice = s;
+    slice.add(stream);
+    this.#sliceOf.set(stream, slice);
   }
 
   delete(stream: ProgressStream): void {
-    this.#streams.delete(stream);
+    this.#sliceOf.get(stream)?.delete(stream);
+    this.#sliceOf.delete(stream);
   }
 
   /** Ends every stream with a retry hint, so clients reconnect to another instance. */
   closeAll(retryMs: number): void {
-    for (const stream of [...this.#streams]) stream.close(retryMs);
-    this.#streams.clear();
+    for (const stream of [...this.#sliceOf.keys()]) stream.close(retryMs);
+    this.#sliceOf.clear();
+    for (const slice of this.#slices) slice.clear();
   }
 
   stop(): void {
