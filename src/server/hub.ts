@@ -31,14 +31,24 @@ interface Topic {
   unsubscribe: (() => void) | null;
 }
 
+/** Built once per version per process; the poll body only when a poller asks for it. */
+class StateUpdate implements Update {
+  readonly json: string;
+  readonly frame: string;
+  #pollBody: string | null = null;
+
+  constructor(readonly state: BookProgress) {
+    this.json = JSON.stringify(state);
+    this.frame = formatSseEvent({ event: 'progress', id: String(state.version), data: this.json });
+  }
+
+  get pollBody(): string {
+    return (this.#pollBody ??= `{"success":true,"data":${this.json}}`);
+  }
+}
+
 export function toUpdate(state: BookProgress): Update {
-  const json = JSON.stringify(state);
-  return {
-    state,
-    json,
-    frame: formatSseEvent({ event: 'progress', id: String(state.version), data: json }),
-    pollBody: `{"success":true,"data":${json}}`,
-  };
+  return new StateUpdate(state);
 }
 
 /** How long a polled book stays followed after its last poll; legacy pollers ask every 3 s. */
