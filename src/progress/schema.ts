@@ -14,6 +14,12 @@ export const BookIdSchema = z
   .regex(/^[A-Za-z0-9_-]{1,128}$/, 'bookId must be 1-128 characters of A-Z, a-z, 0-9, "_" or "-"');
 
 const count = z.number().int().min(0).max(MAX_COUNT);
+/** Text Postgres can store in jsonb: no NUL, no lone UTF-16 surrogate. */
+const text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !s.includes('\0') && s.isWellFormed(), 'must not contain NUL or unpaired surrogates');
 const epochMs = z.number().int().min(0);
 
 /** The fields a publisher sets; the rest are assigned by the tracker. */
@@ -25,8 +31,8 @@ const editable = {
   currentSection: count,
   totalSections: count,
   overallProgress: z.number().min(0).max(100),
-  message: z.string().max(MAX_MESSAGE_LENGTH),
-  error: z.string().max(MAX_ERROR_LENGTH),
+  message: text(MAX_MESSAGE_LENGTH),
+  error: text(MAX_ERROR_LENGTH),
   startTime: epochMs,
   estimatedEndTime: epochMs,
 };

@@ -1,6 +1,6 @@
 import { nextState, startsRun } from './derive.js';
 import { ValidationError } from './errors.js';
-import { BookIdSchema, ProgressUpdateSchema, isTerminal } from './schema.js';
+import { BookIdSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
 
 export type CommitResult = { committed: true } | { committed: false; current: BookProgress | null };
@@ -117,12 +117,12 @@ export class ProgressTracker {
     });
   }
 
-  /** Marks the book failed with `message`; counters and generated content stay. */
+  /** Marks the book failed with `message` (cut to fit); counters and generated content stay. */
   markError(bookId: string, message: string): Promise<BookProgress> {
     return this.updateProgress(bookId, {
       status: 'ERROR',
-      error: message,
-      message: `Generation failed: ${message}`.slice(0, 2_000),
+      error: fit(message, MAX_ERROR_LENGTH),
+      message: fit(`Generation failed: ${message}`, MAX_MESSAGE_LENGTH),
     });
   }
 
@@ -135,4 +135,9 @@ export class ProgressTracker {
 function newer(a: BookProgress | null, b: BookProgress | null): BookProgress | null {
   if (a === null || b === null) return a ?? b;
   return b.version > a.version ? b : a;
+}
+
+/** `text` cut to `max` characters, still well-formed and without NUL, so it always validates. */
+function fit(text: string, max: number): string {
+  return text.replaceAll('\0', '').slice(0, max).toWellFormed();
 }

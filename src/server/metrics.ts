@@ -44,7 +44,7 @@ export function createMetrics(sources: MetricSources): Registry {
   gauge('booksai_db_rows_written_total', 'Book rows written by snapshots', () => sources.storeStats.rowsWritten);
   gauge('booksai_snapshots_total', 'Snapshots taken by this process', () => sources.snapshotter.stats.snapshots);
   gauge('booksai_snapshot_failures_total', 'Snapshots that failed and were retried', () => sources.snapshotter.stats.failures);
-  gauge('booksai_terminal_states_pending', 'Terminal states waiting for the database', () => sources.snapshotter.stats.pendingTerminal);
+  gauge('booksai_states_waiting_for_database', 'First and terminal states queued until the database answers', () => sources.snapshotter.stats.waitingForDatabase);
   gauge('booksai_generations_running', 'Book generations running in this process', () => sources.orchestrator.running);
   return registry;
 }

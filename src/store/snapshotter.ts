@@ -3,6 +3,7 @@ import type { Broker } from '../broker/broker.js';
 import type { BookProgress } from '../progress/schema.js';
 import { UPSERT_CHUNK_ROWS } from './store.js';
 import type { Store } from './store.js';
+import { isDatabaseUnavailable, rootMessage } from './failures.js';
 
 const MIN_RETRY_MS = 500;
 const MIN_LEASE_MS = 5_000;
@@ -21,7 +22,7 @@ export interface SnapshotStats {
   snapshots: number;
   rowsWritten: number;
   failures: number;
-  pendingTerminal: number;
+  waitingForDatabase: number;
 }
 
 /**
@@ -31,11 +32,11 @@ export interface SnapshotStats {
  * back to the dirty set and terminal states wait in memory, retried with backoff.
  */
 export class Snapshotter {
-  readonly stats: SnapshotStats = { snapshots: 0, rowsWritten: 0, failures: 0, pendingTerminal: 0 };
+  readonly stats: SnapshotStats = { snapshots: 0, rowsWritten: 0, failures: 0, waitingForDatabase: 0 };
   readonly #options: SnapshotterOptions;
   readonly #now: () => number;
   readonly #leaseMs: number;
-  readonly #pendingTerminal = new Map<string, BookProgress>();
+  readonly #waitingForDatabase = new Map<string, BookProgress>();
   #timer: NodeJS.Timeout | null = null;
   #retryMs = MIN_RETRY_MS;
   #running: Promise<void> = Promise.resolve();
@@ -58,7 +59,7 @@ export class Snapshotter {
    */
   async snapshot(round: number | null = null): Promise<number | null> {
     const { broker, store, owner } = this.#options;
-    await this.#flushTerminal();
+    await this.#flushUrgent();
     const books = await broker.claimDirty(owner, this.#leaseMs, round);
     if (books === null) return null;
     let written = 0;
@@ -81,16 +82,22 @@ export class Snapshotter {
   }
 
   /**
-   * Writes a terminal state now. Resolves once it is written, or once it is queued for retry
-   * when the database is down (then it is retried until written).
+   * Writes a state that must not wait for the next round (a run's first, a terminal one).
+   * Resolves once it is written, or queued for retry while the database is down (then retried
+   * until written), or refused by the database (logged; retrying could not help).
    */
-  async persistNow(state: BookProgress): Promise<'written' | 'queued'> {
+  async persistNow(state: BookProgress): Promise<'written' | 'queued' | 'refused'> {
     try {
       await this.#options.store.saveProgress([state]);
       return 'written';
     } catch (error) {
-      this.#queueTerminal(state);
-      this.#options.log.warn({ err: (error as Error).message, bookId: state.bookId }, 'terminal state queued until the database answers');
+      // Only an outage is worth waiting for; a state Postgres refuses would block every later write.
+      if (!isDatabaseUnavailable(error)) {
+        this.#options.log.error({ err: rootMessage(error), bookId: state.bookId }, 'the database refused a state; not retried');
+        return 'refused';
+      }
+      this.#queueUrgent(state);
+      this.#options.log.warn({ err: (error as Error).message, bookId: state.bookId }, 'state queued until the database answers');
       this.#scheduleRetry();
       return 'queued';
     }
@@ -105,7 +112,7 @@ export class Snapshotter {
     try {
       await this.snapshot(null);
     } catch (error) {
-      this.#options.log.error({ err: (error as Error).message, pendingTerminal: this.#pendingTerminal.size }, 'last snapshot failed; dirty books stay in the broker');
+      this.#options.log.error({ err: (error as Error).message, waitingForDatabase: this.#waitingForDatabase.size }, 'last snapshot failed; dirty books stay in the broker');
     }
   }
 
@@ -123,8 +130,8 @@ export class Snapshotter {
     try {
       await this.snapshot(round);
       this.#retryMs = MIN_RETRY_MS;
-      // A terminal state queued while this round ran must not wait for the next round.
-      if (this.#pendingTerminal.size > 0) this.#scheduleRetry();
+      // A state queued while this round ran must not wait for the next round.
+      if (this.#waitingForDatabase.size > 0) this.#scheduleRetry();
       else this.#schedule(this.#untilNextRound());
     } catch (error) {
       this.stats.failures++;
@@ -139,20 +146,20 @@ export class Snapshotter {
     this.#schedule(delay, true);
   }
 
-  async #flushTerminal(): Promise<void> {
-    if (this.#pendingTerminal.size === 0) return;
-    const states = [...this.#pendingTerminal.values()];
+  async #flushUrgent(): Promise<void> {
+    if (this.#waitingForDatabase.size === 0) return;
+    const states = [...this.#waitingForDatabase.values()];
     await this.#options.store.saveProgress(states);
     for (const state of states) {
-      if (this.#pendingTerminal.get(state.bookId) === state) this.#pendingTerminal.delete(state.bookId);
+      if (this.#waitingForDatabase.get(state.bookId) === state) this.#waitingForDatabase.delete(state.bookId);
     }
-    this.stats.pendingTerminal = this.#pendingTerminal.size;
+    this.stats.waitingForDatabase = this.#waitingForDatabase.size;
   }
 
-  #queueTerminal(state: BookProgress): void {
-    const queued = this.#pendingTerminal.get(state.bookId);
-    if (!queued || state.version > queued.version) this.#pendingTerminal.set(state.bookId, state);
-    this.stats.pendingTerminal = this.#pendingTerminal.size;
+  #queueUrgent(state: BookProgress): void {
+    const queued = this.#waitingForDatabase.get(state.bookId);
+    if (!queued || state.version > queued.version) this.#waitingForDatabase.set(state.bookId, state);
+    this.stats.waitingForDatabase = this.#waitingForDatabase.size;
   }
 
   #round(): number {

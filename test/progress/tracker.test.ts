@@ -21,6 +21,17 @@ describe('ProgressTracker', () => {
     expect(failed).toMatchObject({ status: 'ERROR', error: 'the model timed out', version: 1 });
   });
 
+  it('marks a book failed even when the error is long or holds text Postgres refuses', async () => {
+    const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
+    const huge = `upstream said: ${'x'.repeat(9_000)}`;
+    const failed = await tracker.markError('long-error', huge);
+    expect(failed.status).toBe('ERROR');
+    expect(failed.error).toBe(huge.slice(0, 8_000));
+    const odd = await tracker.markError('odd-error', `nul\u0000 and ${'🙂'.repeat(1_100)}`);
+    expect(odd.status).toBe('ERROR');
+    expect(odd.message.isWellFormed() && !odd.message.includes('\u0000')).toBe(true);
+  });
+
   it('refuses invalid ids and updates with a ValidationError', async () => {
     const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
     await expect(tracker.updateProgress('a/b', {})).rejects.toThrow(ValidationError);

@@ -129,7 +129,7 @@ describe('Postgres cut during a demo generation', () => {
     proxy.cut();
     // Resolves without the database: the state is in Redis, and queued for Postgres.
     const done = await withTimeout(service.tracker.markComplete(bookId, 3), 5_000, 'markComplete with Postgres cut');
-    expect(service.snapshotter.stats.pendingTerminal).toBe(1);
+    expect(service.snapshotter.stats.waitingForDatabase).toBe(1);
     const polled = await fetch(`${service.url}/api/ai/progress/${bookId}`);
     expect(((await polled.json()) as { data: BookProgress }).data).toEqual(done);
     expect(await rowOf(bookId)).toMatchObject({ status: 'GENERATING' });
@@ -137,7 +137,7 @@ describe('Postgres cut during a demo generation', () => {
     proxy.heal();
     await until(async () => (await rowOf(bookId))?.status === 'COMPLETE', 10_000, 'the queued COMPLETE to reach Postgres');
     expect(await rowOf(bookId)).toEqual({ status: 'COMPLETE', version: done.version });
-    expect(service.snapshotter.stats.pendingTerminal).toBe(0);
+    expect(service.snapshotter.stats.waitingForDatabase).toBe(0);
     expect(unhandled).toEqual([]);
   });
 });
