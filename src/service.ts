@@ -107,7 +107,7 @@ export async function startService(config: Config, log: Logger, options: Service
     log,
     maxBodyBytes: config.maxBodyBytes,
     sseRetryMs: DEFAULT_SSE_RETRY_MS,
-    maxSseConnections: config.maxSseConnections,
+    connectionsFull: () => streams.size + websockets.size >= config.maxSseConnections,
     maxBooksPerStream: config.maxBooksPerStream,
     publishToken: config.publishToken,
   });
@@ -122,7 +122,7 @@ export async function startService(config: Config, log: Logger, options: Service
     hub,
     heartbeatMs: config.heartbeatMs,
     maxBooksPerConnection: config.maxBooksPerStream,
-    full: () => streams.size + websockets.size >= config.maxSseConnections,
+    full: () => streams.size + websockets.size >= config.maxSseConnections, // SSE and WebSocket share the cap
     log,
   });
   const port = await listen(server, config.port, config.host);
@@ -140,7 +140,10 @@ export async function startService(config: Config, log: Logger, options: Service
       hub.close();
       server.closeIdleConnections();
       // Requests in flight get a moment; sockets that never sent one (clients open spares) do not hold us.
-      const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      const force = setTimeout(() => {
+        server.closeAllConnections();
+        websockets.terminate();
+      }, SHUTDOWN_GRACE_MS);
       await orchestrator.stop();
       await stopped;
       clearTimeout(force);

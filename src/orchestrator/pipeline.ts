@@ -65,7 +65,7 @@ export async function runPipeline(spec: BookSpec, deps: PipelineDeps): Promise<P
         sections.push(await generate(() => generator.writeSection(spec, chapter, section)));
       }
       const saved = { number: chapter.number, title: chapter.title, content: sections.join('\n\n') };
-      const save = retryInfrastructure(() => deps.books.saveChapter(spec.bookId, saved), { what: `saving chapter ${chapter.number} of ${spec.bookId}`, log });
+      const save = retryInfrastructure(() => deps.books.saveChapter(spec.bookId, saved), { what: `saving chapter ${chapter.number} of ${spec.bookId}`, log, signal });
       // A refusal (not an outage) surfaces at Promise.all(saves) below; unobserved until then it would be an unhandled rejection.
       save.catch(() => {});
       saves.push(save);

@@ -26,9 +26,7 @@ export class ProgressPublisher {
 
   publish(update: ProgressUpdate): void {
     this.#pending = { ...this.#pending, ...update };
-    this.#flushing ??= this.#flush().finally(() => {
-      this.#flushing = null;
-    });
+    this.#flushing ??= this.#flush();
   }
 
   /** Waits for queued updates, then commits the terminal state `finish` produces, retrying until it lands. */
@@ -37,26 +35,31 @@ export class ProgressPublisher {
     return retryInfrastructure(() => finish(this.#tracker), { what: `terminal progress of ${this.#bookId}`, log: this.#log, signal: this.#signal });
   }
 
+  /** Runs while updates are queued; clears #flushing in the same step as its last check, so no update is stranded. */
   async #flush(): Promise<void> {
-    while (this.#pending !== null) {
-      const update = this.#pending;
-      this.#pending = null;
-      try {
-        await retryInfrastructure(
-          async () => {
-            // Newer updates that arrived while Redis was down ride along with this one.
-            const merged = { ...update, ...this.#pending };
-            this.#pending = null;
-            Object.assign(update, merged);
-            return this.#tracker.updateProgress(this.#bookId, update);
-          },
-          { what: `progress of ${this.#bookId}`, log: this.#log, signal: this.#signal },
-        );
-      } catch (error) {
-        if (this.#signal?.aborted) return;
-        // Not an outage: an update the schema refuses is a bug in the pipeline; log it and go on.
-        this.#log.error({ err: rootMessage(error), bookId: this.#bookId }, 'progress update refused');
+    try {
+      while (this.#pending !== null) {
+        const update = this.#pending;
+        this.#pending = null;
+        try {
+          await retryInfrastructure(
+            async () => {
+              // Newer updates that arrived while Redis was down ride along with this one.
+              const merged = { ...update, ...this.#pending };
+              this.#pending = null;
+              Object.assign(update, merged);
+              return this.#tracker.updateProgress(this.#bookId, update);
+            },
+            { what: `progress of ${this.#bookId}`, log: this.#log, signal: this.#signal },
+          );
+        } catch (error) {
+          if (this.#signal?.aborted) return;
+          // Not an outage: an update the schema refuses is a bug in the pipeline; log it and go on.
+          this.#log.error({ err: rootMessage(error), bookId: this.#bookId }, 'progress update refused');
+        }
       }
+    } finally {
+      this.#flushing = null;
     }
   }
 }

@@ -31,6 +31,8 @@ export class ConflictError extends Error {
 }
 
 const MAX_ATTEMPTS = 50;
+/** Running books whose last state this process remembers (a few MB at most). */
+const MAX_REMEMBERED_BOOKS = 10_000;
 
 /**
  * The seed's progress API. Updates are merged into the latest state with optimistic
@@ -127,8 +129,11 @@ export class ProgressTracker {
   }
 
   #remember(state: BookProgress): void {
-    if (isTerminal(state.status)) this.#committed.delete(state.bookId);
-    else this.#committed.set(state.bookId, state);
+    this.#committed.delete(state.bookId); // re-inserted last: the Map stays in least-recent order
+    if (isTerminal(state.status)) return;
+    this.#committed.set(state.bookId, state);
+    // Books abandoned without a terminal state must not pile up: forget the least recent.
+    if (this.#committed.size > MAX_REMEMBERED_BOOKS) this.#committed.delete(this.#committed.keys().next().value as string);
   }
 }
 

@@ -26,7 +26,8 @@ export interface AppDeps {
   log: Logger;
   maxBodyBytes: number;
   sseRetryMs: number;
-  maxSseConnections: number;
+  /** True while the process holds its maximum of streams and WebSockets (MAX_SSE_CONNECTIONS). */
+  connectionsFull: () => boolean;
   maxBooksPerStream: number;
   publishToken: string | null;
   metrics: Registry;
@@ -40,7 +41,7 @@ export function createApp(deps: AppDeps) {
   app.get('/metrics', async (c) => c.body(await deps.metrics.metrics(), 200, { 'Content-Type': deps.metrics.contentType }));
   const streams = streamRoutes({
     ...deps,
-    recentStates: () => recentProgress(deps.books, deps.broker, deps.maxBooksPerStream),
+    recentStates: recentProgress(deps.books, deps.broker),
   });
   app.route('/api/ai/progress', streams.perBook);
   app.route('/api/ai/progress', progressRoutes(deps));

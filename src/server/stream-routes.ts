@@ -16,7 +16,7 @@ export interface StreamRoutesOptions {
   hub: Hub;
   streams: StreamRegistry;
   sseRetryMs: number;
-  maxSseConnections: number;
+  connectionsFull: () => boolean;
   maxBooksPerStream: number;
   /** The latest states of recent books, sent first on the every-book stream. */
   recentStates: () => Promise<BookProgress[]>;
@@ -53,7 +53,7 @@ async function serve(c: Context<{ Bindings: HttpBindings }>, options: StreamRout
   const header = c.env.incoming.headers['last-event-id'];
   const lastEventId = (Array.isArray(header) ? header[0] : header) ?? c.req.query('lastEventId');
   const known = watched === 'all' ? new Map<string, number>() : parseLastEventId(lastEventId, watched);
-  if (streams.size >= options.maxSseConnections) {
+  if (options.connectionsFull()) {
     throw new ApiError(503, 'too_many_connections', 'this server holds its maximum of streams; retry later or elsewhere');
   }
 

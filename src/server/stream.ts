@@ -90,7 +90,11 @@ export class ProgressStream implements Watcher {
       if (this.#ended) return;
       this.#pending.delete(bookId);
       this.#sent.set(bookId, update.state.version);
-      if (isTerminal(update.state.status)) this.#finished.add(bookId);
+      if (isTerminal(update.state.status)) {
+        // The every-book stream would otherwise remember every book it ever carried.
+        if (this.#watched === 'all') this.#sent.delete(bookId);
+        else this.#finished.add(bookId);
+      }
       if (!this.#res.write(this.#frame(update))) {
         this.#waitingForDrain = true;
         this.#res.once('drain', () => {

@@ -91,9 +91,10 @@ class Subscriber implements Watcher {
  * Serves `GET /api/ai/ws` (WebSocket upgrade) next to the HTTP routes. Messages are JSON:
  * `{ type: 'subscribe', books, versions? }` and `{ type: 'unsubscribe', books }` from the client;
  * `{ type: 'progress', data }` and `{ type: 'error', error: { code, message } }` from the server.
- * `close()` ends every connection with code 1012 (restarting), so clients reconnect elsewhere.
+ * `close()` ends every connection with code 1012 (restarting), so clients reconnect elsewhere;
+ * `terminate()` drops those that did not answer.
  */
-export function attachWebSocket(server: Server, options: WebSocketOptions): { close(): void; readonly size: number } {
+export function attachWebSocket(server: Server, options: WebSocketOptions): { close(): void; terminate(): void; readonly size: number } {
   const { hub, log } = options;
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const subscribers = new Map<WebSocket, Subscriber>();
@@ -173,6 +174,10 @@ export function attachWebSocket(server: Server, options: WebSocketOptions): { cl
       clearInterval(heartbeat);
       for (const ws of subscribers.keys()) ws.close(1012, 'server restarting');
       wss.close();
+    },
+    /** For clients that do not answer the close handshake: shutdown does not wait for them. */
+    terminate() {
+      for (const ws of subscribers.keys()) ws.terminate();
     },
   };
 }
