@@ -26,8 +26,12 @@ export interface Broker extends LatestState {
    * disconnected, or subscriptions still being restored). Cached states are only trusted then.
    */
   isLive(): boolean;
-  /** Like subscribe, for the commits of every book (the list page's stream). */
-  subscribeAll(listener: ProgressListener): Promise<() => void>;
+  /**
+   * Like subscribe, for the commits of every book (the list page's stream). States missed while
+   * disconnected cannot be delivered again for every book: `onGap` is called after a reconnection
+   * instead, and the subscriber resyncs from elsewhere.
+   */
+  subscribeAll(listener: ProgressListener, onGap: () => void): Promise<() => void>;
   /**
    * Takes the books committed since the last claim, for one snapshot. Only one claim is out at
    * a time cluster-wide, and at most one per `round` (null: outside rounds, e.g. at shutdown);

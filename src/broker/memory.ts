@@ -66,7 +66,8 @@ export class MemoryBroker implements Broker {
     return true;
   }
 
-  async subscribeAll(listener: ProgressListener): Promise<() => void> {
+  /** Never disconnected, so never a gap. */
+  async subscribeAll(listener: ProgressListener, _onGap: () => void): Promise<() => void> {
     this.#allListeners.add(listener);
     return () => {
       this.#allListeners.delete(listener);

@@ -47,7 +47,9 @@ export class RedisBroker implements Broker {
   readonly #redis: ScriptedRedis;
   readonly #subscriber: Redis;
   readonly #listeners = new Map<string, Set<ProgressListener>>();
-  readonly #allListeners = new Set<ProgressListener>();
+  /** Every-book listeners and what to call when they may have missed states. */
+  readonly #allListeners = new Map<ProgressListener, () => void>();
+  #wasReady = false;
   #closed = false;
   /** Subscriptions restored and delivering; see Broker.isLive. */
   #live = false;
@@ -124,9 +126,9 @@ export class RedisBroker implements Broker {
     return this.#live;
   }
 
-  async subscribeAll(listener: ProgressListener): Promise<() => void> {
+  async subscribeAll(listener: ProgressListener, onGap: () => void): Promise<() => void> {
     const pattern = this.keys.channel('*');
-    this.#allListeners.add(listener);
+    this.#allListeners.set(listener, onGap);
     if (this.#allListeners.size === 1) {
       await this.#subscriber.psubscribe(pattern).catch((error: Error) => this.#log.debug({ err: error.message }, 'psubscribe deferred until redis is ready'));
     }
@@ -194,7 +196,7 @@ export class RedisBroker implements Broker {
     if (this.#allListeners.size === 0) return;
     const state = this.#parse(message, channel);
     if (state === null) return;
-    for (const listener of this.#allListeners) listener(state);
+    for (const listener of this.#allListeners.keys()) listener(state);
   }
 
   #onMessage(channel: string, message: string): void {
@@ -208,8 +210,13 @@ export class RedisBroker implements Broker {
   /** After (re)connecting: subscribe every watched channel, then hand listeners the state they may have missed. */
   async #resubscribe(): Promise<void> {
     if (this.#closed) return;
+    const reconnected = this.#wasReady;
+    this.#wasReady = true;
     if (this.#allListeners.size > 0) {
-      this.#subscriber.psubscribe(this.keys.channel('*')).catch((error: Error) => this.#log.warn({ err: error.message }, 'restoring the all-books subscription failed'));
+      await this.#subscriber
+        .psubscribe(this.keys.channel('*'))
+        .catch((error: Error) => this.#log.warn({ err: error.message }, 'restoring the all-books subscription failed'));
+      if (reconnected) for (const onGap of this.#allListeners.values()) onGap();
     }
     const channels = [...this.#listeners.keys()];
     if (channels.length === 0) {

@@ -69,29 +69,29 @@ export function bookRoutes(options: BookRoutesOptions) {
 
 /** Books whose states open the every-book stream. */
 export const RECENT_BOOKS = 100;
-/** Connections opened within this long share one read of the recent books. */
-const RECENT_CACHE_MS = 2_000;
+/**
+ * Connections opened within this long share one database read of the recent books (their
+ * states are read from the broker each time). Shorter than the every-book stream's retry after
+ * a gap, so a list that resyncs always reads a fresh list.
+ */
+export const RECENT_CACHE_MS = 1_000;
 
 /**
  * The newest progress of the most recent books, for the first events of the every-book stream.
- * One database read serves every connection for RECENT_CACHE_MS, so a reconnect storm of list
- * pages costs a handful of queries, not one each.
+ * A reconnect storm of list pages costs one query per RECENT_CACHE_MS, not one each.
  */
 export function recentProgress(books: BookStore, broker: Broker): () => Promise<BookProgress[]> {
-  let cached: { at: number; states: Promise<BookProgress[]> } | null = null;
-  return () => {
-    if (cached && Date.now() - cached.at < RECENT_CACHE_MS) return cached.states;
-    const states = readRecent(books, broker);
-    cached = { at: Date.now(), states };
-    states.catch(() => (cached = null));
-    return states;
+  let cached: { at: number; rows: Promise<BookRecord[]> } | null = null;
+  return async () => {
+    if (!cached || Date.now() - cached.at >= RECENT_CACHE_MS) {
+      const rows = books.listBooks(RECENT_BOOKS);
+      cached = { at: Date.now(), rows };
+      rows.catch(() => (cached = null));
+    }
+    const rows = await cached.rows;
+    const live = await liveStates(broker, rows.map((row) => row.id));
+    return rows.map((row, i) => newest(row, live[i] ?? null)).filter((p): p is BookProgress => p !== null);
   };
-}
-
-async function readRecent(books: BookStore, broker: Broker): Promise<BookProgress[]> {
-  const rows = await books.listBooks(RECENT_BOOKS);
-  const live = await liveStates(broker, rows.map((row) => row.id));
-  return rows.map((row, i) => newest(row, live[i] ?? null)).filter((p): p is BookProgress => p !== null);
 }
 
 function newest(row: BookRecord, live: BookProgress | null): BookProgress | null {

@@ -18,6 +18,8 @@ export interface Update {
 export interface Watcher {
   /** Called with each newer state of the book, in version order; must not throw. */
   deliver(update: Update): void;
+  /** Every-book watchers: states may have been missed (Redis reconnected); resync from scratch. */
+  gap?(): void;
 }
 
 interface Topic {
@@ -139,10 +141,15 @@ export class Hub {
   /** Adds a watcher of every book's updates; resolves once the broker subscription is in place. */
   async joinAll(watcher: Watcher): Promise<void> {
     this.#everyBook.add(watcher);
-    this.#everyBookSubscription ??= this.#broker.subscribeAll((state) => {
-      const update = toUpdate(state);
-      for (const w of this.#everyBook) w.deliver(update);
-    });
+    this.#everyBookSubscription ??= this.#broker.subscribeAll(
+      (state) => {
+        const update = toUpdate(state);
+        for (const w of this.#everyBook) w.deliver(update);
+      },
+      () => {
+        for (const w of [...this.#everyBook]) w.gap?.();
+      },
+    );
     await this.#everyBookSubscription;
   }
 

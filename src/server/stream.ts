@@ -11,6 +11,8 @@ export const SSE_HEADERS = {
 } as const;
 
 const HEARTBEAT = formatSseComment('heartbeat');
+/** How soon a client reconnects after a gap in the every-book stream: after RECENT_CACHE_MS, for a fresh list. */
+const GAP_RETRY_MS = 1_500;
 
 /** Which books a stream carries: a list (ends when all are finished), or every book. */
 export type Watched = readonly string[] | 'all';
@@ -75,6 +77,11 @@ export class ProgressStream implements Watcher {
 
   heartbeat(): void {
     if (this.#open && !this.#ended && !this.#waitingForDrain) this.#res.write(HEARTBEAT);
+  }
+
+  /** States may have been missed: the client reconnects soon and gets the latest ones again. */
+  gap(): void {
+    this.close(GAP_RETRY_MS);
   }
 
   /** Closes the stream, first telling the client when to reconnect. */

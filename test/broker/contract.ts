@@ -115,7 +115,7 @@ export function brokerContract(name: string, makeBroker: () => Promise<Broker>):
         if (s.bookId !== a && s.bookId !== b) return; // other tests share the Redis
         seen.push(`${s.bookId}@${s.version}`);
         if (seen.length === 3) resolve();
-      });
+      }, () => {});
       await broker.commit(state(a, 1), null);
       await broker.commit(state(b, 1), null);
       await broker.commit(state(a, 2), 1);

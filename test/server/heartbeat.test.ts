@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { RedisProcess } from '../support/redis-process.js';
 import { startServer } from '../support/service.js';
+import { Redis } from 'ioredis';
+import { Watch } from '../support/events.js';
 import { until } from '../support/wait.js';
 
 const HEARTBEAT_MS = 200;
@@ -62,5 +64,22 @@ describe('heartbeats', () => {
     await until(() => stream.comments() >= before + 3, 10 * HEARTBEAT_MS + 5_000, 'heartbeats during the outage');
     await redis.start();
     stream.close();
+  });
+
+  it('end every-book streams with a short retry after Redis reconnects, so lists resync what they missed', async () => {
+    const watch = new Watch(`${service.url}/api/ai/stream`);
+    let opens = 0;
+    watch.source.addEventListener('open', () => opens++);
+    await until(() => opens === 1, 5_000, 'the every-book stream to open');
+    const admin = new Redis(redis.url);
+    try {
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'); // the server's subscriber drops and reconnects
+      const missed = await service.tracker.updateProgress(`resync-${Date.now()}`, { message: 'maybe missed' });
+      await until(() => opens >= 2, 10_000, 'the list stream to reconnect after the gap');
+      await watch.next((s) => s.bookId === missed.bookId && s.version === missed.version, 5_000, 'the state published around the gap');
+    } finally {
+      admin.disconnect();
+      watch.close();
+    }
   });
 });
