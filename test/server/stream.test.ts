@@ -244,7 +244,7 @@ describe('GET /api/ai/progress/:bookId/stream', () => {
       'before\n\nevent: progress\nid: 999\ndata: {}',
       'line\r\ndata: x',
       'retry: 1\r\rid: 7\n\n\nevent: message\ndata: hi\n\n',
-      'nul \u0000 and : comment',
+      ': looks like a comment',
     ];
     const sent = await inOrder(messages.map((message) => () => published(service.url, id, { message })));
     const end = await published(service.url, id, { message: 'end' });
