@@ -11,8 +11,8 @@ export interface Update {
   readonly json: string;
   /** A complete `progress` event with the version as id. */
   readonly frame: string;
-  /** The poll endpoint's answer: `{ success: true, data: state }`. */
-  readonly pollBody: string;
+  /** The poll endpoint's answer, `{ success: true, data: state }`, encoded once for every poll of this version. */
+  readonly pollBody: Buffer;
 }
 
 export interface Watcher {
@@ -37,15 +37,15 @@ interface Topic {
 class StateUpdate implements Update {
   readonly json: string;
   readonly frame: string;
-  #pollBody: string | null = null;
+  #pollBody: Buffer | null = null;
 
   constructor(readonly state: BookProgress) {
     this.json = JSON.stringify(state);
     this.frame = formatSseEvent({ event: 'progress', id: String(state.version), data: this.json });
   }
 
-  get pollBody(): string {
-    return (this.#pollBody ??= `{"success":true,"data":${this.json}}`);
+  get pollBody(): Buffer {
+    return (this.#pollBody ??= Buffer.from(`{"success":true,"data":${this.json}}`));
   }
 }
 

@@ -7,16 +7,16 @@ import type { Source } from './latest.js';
  * Writes the poll endpoint's answer: 200 with the state (`body` when already serialized), or
  * 304 when the client's If-None-Match holds the current version.
  */
-export function sendProgress(req: IncomingMessage, res: ServerResponse, state: BookProgress, source: Source, body?: string): void {
+export function sendProgress(req: IncomingMessage, res: ServerResponse, state: BookProgress, source: Source, body?: Buffer): void {
   const etag = `"${state.version}"`;
   const headers: OutgoingHttpHeaders = { ETag: etag, 'Cache-Control': 'no-cache', 'X-Progress-Source': source };
   if (req.headers['if-none-match'] === etag) {
     res.writeHead(304, headers).end();
     return;
   }
-  const json = body ?? JSON.stringify({ success: true, data: state });
+  const json = body ?? Buffer.from(JSON.stringify({ success: true, data: state }));
   headers['Content-Type'] = 'application/json';
-  headers['Content-Length'] = Buffer.byteLength(json);
+  headers['Content-Length'] = json.length;
   res.writeHead(200, headers).end(json);
 }
 
