@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DemoGenerator } from '../../src/orchestrator/demo-generator.js';
 import { STEPS } from '../../src/progress/schema.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { startService } from '../../src/service.js';
@@ -8,7 +7,7 @@ import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
 import { silentLog, testConfig } from '../support/service.js';
-import { Gate, ScriptedGenerator } from './generators.js';
+import { Gate, ScriptedGenerator, expectedChapters } from './generators.js';
 
 const STEP_MS = 15;
 
@@ -97,15 +96,7 @@ describe('a demo generation watched over SSE', () => {
     expect(book.progress).toEqual(done);
     // Exactly the text the (deterministic) demo generator writes for this book, every section of every chapter.
     const spec = { bookId, title: 'The Watched Book', chapters: 3, sectionsPerChapter: 2 };
-    const demo = new DemoGenerator(0);
-    const outline = await demo.outline(spec);
-    const expected = await Promise.all(
-      outline.map(async (plan) => ({
-        number: plan.number,
-        title: plan.title,
-        content: (await Promise.all([1, 2].map((section) => demo.writeSection(spec, plan, section)))).join('\n\n'),
-      })),
-    );
+    const expected = await expectedChapters(spec);
     expect(book.chapters?.map(({ number, title, content }) => ({ number, title, content }))).toEqual(expected);
 
     // The terminal state is already in Postgres, without waiting for a snapshot round.

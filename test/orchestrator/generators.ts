@@ -64,3 +64,17 @@ export class ScriptedGenerator extends DemoGenerator {
     return text;
   }
 }
+
+/** The chapters the demo generator writes for `spec`, as the pipeline saves them: what Postgres must hold. */
+export async function expectedChapters(spec: BookSpec): Promise<Array<{ number: number; title: string; content: string }>> {
+  const demo = new DemoGenerator(0);
+  const outline = await demo.outline(spec);
+  const sections = Array.from({ length: spec.sectionsPerChapter }, (_, i) => i + 1);
+  return Promise.all(
+    outline.map(async (plan) => ({
+      number: plan.number,
+      title: plan.title,
+      content: (await Promise.all(sections.map((section) => demo.writeSection(spec, plan, section)))).join('\n\n'),
+    })),
+  );
+}

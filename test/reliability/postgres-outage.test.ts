@@ -1,10 +1,9 @@
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DemoGenerator } from '../../src/orchestrator/demo-generator.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { startService } from '../../src/service.js';
 import type { Service } from '../../src/service.js';
-import { Gate, ScriptedGenerator } from '../orchestrator/generators.js';
+import { Gate, ScriptedGenerator, expectedChapters } from '../orchestrator/generators.js';
 import type { Scripted } from '../orchestrator/generators.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
@@ -99,15 +98,7 @@ describe('Postgres cut during a demo generation', () => {
     expect(done).toMatchObject({ overallProgress: 100, currentChapter: 4, totalChapters: 4 });
 
     // Every chapter, exactly as generated, is in Postgres: none lost, none regenerated.
-    const demo = new DemoGenerator(0);
-    const outline = await demo.outline(spec);
-    const expected = await Promise.all(
-      outline.map(async (plan) => ({
-        number: plan.number,
-        title: plan.title,
-        content: (await Promise.all([1, 2].map((section) => demo.writeSection(spec, plan, section)))).join('\n\n'),
-      })),
-    );
+    const expected = await expectedChapters(spec);
     expect(await chaptersInPostgres(bookId)).toEqual(expected);
     await until(async () => (await rowOf(bookId))?.status === 'COMPLETE', 10_000, 'the COMPLETE row in Postgres');
     expect((await rowOf(bookId))?.version).toBe(done.version);
