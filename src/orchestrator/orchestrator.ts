@@ -4,7 +4,7 @@ import type { ProgressTracker } from '../progress/tracker.js';
 import type { BookStore } from '../store/books.js';
 import { rootMessage } from '../store/failures.js';
 import type { BookSpec, Generator } from './generator.js';
-import { runPipeline } from './pipeline.js';
+import { startPipeline } from './pipeline.js';
 import type { PipelineResult } from './pipeline.js';
 
 export interface OrchestratorDeps {
@@ -35,7 +35,10 @@ export class Orchestrator {
     return this.#running.size;
   }
 
-  /** Creates the book row (throws if Postgres is down) and starts generating it. */
+  /**
+   * Creates the book row (throws if Postgres is down) and starts generating it. Resolves once
+   * the first state is published, so a client polls or watches the book right after.
+   */
   async start(request: BookRequest): Promise<BookSpec> {
     const spec: BookSpec = {
       bookId: `bk_${randomBytes(8).toString('hex')}`,
@@ -44,7 +47,8 @@ export class Orchestrator {
       sectionsPerChapter: request.sectionsPerChapter,
     };
     await this.#deps.books.createBook({ id: spec.bookId, title: spec.title, owner: request.owner ?? null });
-    const run = runPipeline(spec, { ...this.#deps, signal: this.#abort.signal })
+    const { finished } = await startPipeline(spec, { ...this.#deps, signal: this.#abort.signal });
+    const run = finished
       .catch((error: unknown) => {
         this.#deps.log.error({ bookId: spec.bookId, err: rootMessage(error) }, 'book pipeline crashed');
         return 'ERROR' as const;

@@ -23,15 +23,32 @@ export class GenerationError extends Error {
 export type PipelineResult = 'COMPLETE' | 'ERROR' | 'ABORTED';
 
 /**
- * Generates one book through the seed's steps, publishing progress as it goes. Every finished
+ * Starts one book's run: publishes its first state, so the book can be polled and watched as
+ * soon as this resolves (unless Redis is down: then the state follows when it answers), and
+ * generates the book in the background. `finished` settles when the run ends.
+ */
+export async function startPipeline(spec: BookSpec, deps: PipelineDeps): Promise<{ finished: Promise<PipelineResult> }> {
+  const publisher = new ProgressPublisher(deps.tracker, spec.bookId, deps.log, deps.signal);
+  await publisher.publish({
+    status: 'PLANNING',
+    generationStep: 'PLANNING',
+    totalChapters: spec.chapters,
+    totalSections: spec.sectionsPerChapter,
+    currentChapter: 0,
+    currentSection: 0,
+    message: 'Planning the book...',
+  });
+  return { finished: generateBook(spec, deps, publisher) };
+}
+
+/**
+ * Generates the book through the seed's steps, publishing progress as it goes. Every finished
  * chapter is saved at once; a save that fails because Postgres is down is retried in the
  * background (the text stays in memory, never regenerated), and COMPLETE is published only
  * once every chapter is saved. Redis and Postgres outages delay a book; they never fail it.
  */
-export async function runPipeline(spec: BookSpec, deps: PipelineDeps): Promise<PipelineResult> {
+async function generateBook(spec: BookSpec, deps: PipelineDeps, publisher: ProgressPublisher): Promise<PipelineResult> {
   const { generator, log, signal } = deps;
-  const publisher = new ProgressPublisher(deps.tracker, spec.bookId, log, signal);
-  const counters = { totalChapters: spec.chapters, totalSections: spec.sectionsPerChapter };
   const generate = async <T>(work: () => Promise<T>): Promise<T> => {
     signal?.throwIfAborted();
     try {
@@ -44,7 +61,6 @@ export async function runPipeline(spec: BookSpec, deps: PipelineDeps): Promise<P
   const saves: Array<Promise<void>> = [];
 
   try {
-    publisher.publish({ status: 'PLANNING', generationStep: 'PLANNING', ...counters, currentChapter: 0, currentSection: 0, message: 'Planning the book...' });
     await generate(() => generator.prepare('PLANNING', spec));
     publisher.publish({ status: 'GENERATING', generationStep: 'RESEARCH', message: 'Researching the topic...' });
     await generate(() => generator.prepare('RESEARCH', spec));

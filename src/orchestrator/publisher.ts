@@ -15,6 +15,8 @@ export class ProgressPublisher {
   readonly #log: Logger;
   readonly #signal: AbortSignal | undefined;
   #pending: ProgressUpdate | null = null;
+  /** Callers of publish() waiting for the first attempt that carries their update. */
+  #attempting: Array<() => void> = [];
   #flushing: Promise<void> | null = null;
 
   constructor(tracker: ProgressTracker, bookId: string, log: Logger, signal?: AbortSignal) {
@@ -24,9 +26,16 @@ export class ProgressPublisher {
     this.#signal = signal;
   }
 
-  publish(update: ProgressUpdate): void {
+  /**
+   * Queues `update`. The promise resolves once the update has been committed, or once its first
+   * attempt failed and it waits for Redis in the background; it never rejects. Generation does
+   * not wait for it, except for a run's first state.
+   */
+  publish(update: ProgressUpdate): Promise<void> {
     this.#pending = { ...this.#pending, ...update };
+    const attempted = new Promise<void>((resolve) => this.#attempting.push(resolve));
     this.#flushing ??= this.#flush();
+    return attempted;
   }
 
   /** Waits for queued updates, then commits the terminal state `finish` produces, retrying until it lands. */
@@ -48,11 +57,17 @@ export class ProgressPublisher {
               const merged = { ...update, ...this.#pending };
               this.#pending = null;
               Object.assign(update, merged);
-              return this.#tracker.updateProgress(this.#bookId, update);
+              const attempting = this.#attempting.splice(0);
+              try {
+                return await this.#tracker.updateProgress(this.#bookId, update);
+              } finally {
+                for (const resolve of attempting) resolve();
+              }
             },
             { what: `progress of ${this.#bookId}`, log: this.#log, signal: this.#signal },
           );
         } catch (error) {
+          for (const resolve of this.#attempting.splice(0)) resolve();
           if (this.#signal?.aborted) return;
           // Not an outage: an update the schema refuses is a bug in the pipeline; log it and go on.
           this.#log.error({ err: rootMessage(error), bookId: this.#bookId }, 'progress update refused');

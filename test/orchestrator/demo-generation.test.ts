@@ -103,6 +103,17 @@ describe('a demo generation watched over SSE', () => {
     expect(await service.store.getProgress(bookId)).toEqual(done);
   });
 
+  it('has its first state readable by a poll as soon as POST /api/books answers', async () => {
+    const res = await postBook({ title: 'Polled at once', chapters: 2, sectionsPerChapter: 1 });
+    expect(res.status).toBe(201);
+    const { bookId } = ((await res.json()) as { data: { bookId: string } }).data;
+    const poll = await fetch(`${service.url}/api/ai/progress/${bookId}`);
+    expect(poll.status).toBe(200);
+    expect(((await poll.json()) as { data: BookProgress }).data).toMatchObject({ bookId, status: 'PLANNING', totalChapters: 2, version: 1 });
+    planning.open();
+    await service.orchestrator.settled(bookId);
+  });
+
   it('GET /api/books/:id is a 404 JSON error for an unknown book', async () => {
     const res = await fetch(`${service.url}/api/books/bk_unknown`);
     expect(res.status).toBe(404);
