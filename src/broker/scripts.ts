@@ -9,19 +9,17 @@
  * channel, bookId. Returns 1 when committed, or {0, held JSON or ''} when the held version differs.
  */
 export const COMMIT = `
-local held = redis.call('GET', KEYS[1])
-local heldVersion = ''
-if held then
-  -- Our states end with their version; read it without decoding the whole JSON.
-  heldVersion = string.match(held, '"version":(%d+)}$') or ''
-  if heldVersion == '' then
-    local ok, decoded = pcall(cjson.decode, held)
-    if ok and type(decoded) == 'table' and type(decoded.version) == 'number' then
-      heldVersion = string.format('%d', decoded.version)
-    end
+local tail = redis.call('GETRANGE', KEYS[1], -40, -1)
+-- A state ends with its version (ours always do): read it from the last bytes, without copying
+-- or decoding the whole JSON.
+local heldVersion = string.match(tail, '"version"%s*:%s*(%d+)%s*}%s*$') or ''
+if heldVersion == '' and tail ~= '' then
+  local ok, decoded = pcall(cjson.decode, redis.call('GET', KEYS[1]))
+  if ok and type(decoded) == 'table' and type(decoded.version) == 'number' then
+    heldVersion = string.format('%d', decoded.version)
   end
 end
-if heldVersion ~= ARGV[1] then return {0, held or ''} end
+if heldVersion ~= ARGV[1] then return {0, redis.call('GET', KEYS[1]) or ''} end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[4], ARGV[2])

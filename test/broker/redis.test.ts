@@ -78,6 +78,24 @@ describe('Redis wire format', () => {
     }
   });
 
+  it("reads the held version of a state written as Python's json.dumps writes it (spaces after the separators)", async () => {
+    const prefix = uniquePrefix();
+    const broker = await connectedBroker(prefix);
+    try {
+      const { ProgressTracker } = await import('../../src/progress/tracker.js');
+      const tracker = new ProgressTracker({ latest: broker });
+      const first = await tracker.updateProgress('python', { message: 'ours' });
+      const fields = Object.entries({ ...first, version: 41 }).map(([key, value]) => `${JSON.stringify(key)}: ${JSON.stringify(value)}`);
+      const pythonStyle = `{${fields.join(', ')}}`;
+      expect(pythonStyle.endsWith('"version": 41}')).toBe(true);
+      await redis.set(`${prefix}progress:python`, pythonStyle);
+      const next = await tracker.updateProgress('python', { message: 'ours again' });
+      expect(next).toMatchObject({ version: 42, message: 'ours again' });
+    } finally {
+      await broker.close();
+    }
+  });
+
   it('ignores a malformed state written by a foreign publisher instead of crashing', async () => {
     const prefix = uniquePrefix();
     const broker = await connectedBroker(prefix);
