@@ -165,7 +165,8 @@ async function measure(
   const redisMeter = await redisCpuMeter(ctx);
   if (plan.fanout.loopStats) await target.loopStart();
   const startedAt = Date.now();
-  const published = await publisher.request({ cmd: 'run', books, hz, durationMs: plan.fanout.durationMs }, 'published', plan.fanout.durationMs + 60_000);
+  const durationMs = plan.fanout.durationMs[shape];
+  const published = await publisher.request({ cmd: 'run', books, hz, durationMs }, 'published', durationMs + 60_000);
   const loop = plan.fanout.loopStats ? await target.loopStats() : undefined;
   const cpuPercent = meter.stop();
   const swarmCpuPercent = swarmMeters.reduce((sum, m) => sum + m.stop(), 0);

@@ -1,7 +1,8 @@
 import type { BookProgress } from '../progress/schema.js';
 import type { CommitResult, LatestState } from '../progress/tracker.js';
 
-export type ProgressListener = (state: BookProgress) => void;
+/** Called with each new state, and the same state as JSON (what the broker carried, when it is exactly the state). */
+export type ProgressListener = (state: BookProgress, json: string) => void;
 
 /**
  * Holds the latest state of each book and carries every new one to subscribers.

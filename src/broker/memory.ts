@@ -47,8 +47,9 @@ export class MemoryBroker implements Broker {
     const copy = structuredClone(state);
     this.#held.set(state.bookId, { state: copy, expiresAt: this.#now() + this.#ttlMs });
     this.#dirty.add(state.bookId);
-    for (const listener of this.#listeners.get(state.bookId) ?? []) listener(structuredClone(copy));
-    for (const listener of this.#allListeners) listener(structuredClone(copy));
+    const json = JSON.stringify(copy);
+    for (const listener of this.#listeners.get(state.bookId) ?? []) listener(structuredClone(copy), json);
+    for (const listener of this.#allListeners) listener(structuredClone(copy), json);
     return { committed: true };
   }
 

@@ -194,17 +194,17 @@ export class RedisBroker implements Broker {
 
   #onAnyMessage(channel: string, message: string): void {
     if (this.#allListeners.size === 0) return;
-    const state = this.#parse(message, channel);
-    if (state === null) return;
-    for (const listener of this.#allListeners.keys()) listener(state);
+    const decoded = this.#decode(message, channel);
+    if (decoded === null) return;
+    for (const listener of this.#allListeners.keys()) listener(decoded.state, decoded.json);
   }
 
   #onMessage(channel: string, message: string): void {
     const listeners = this.#listeners.get(channel);
     if (!listeners) return;
-    const state = this.#parse(message, channel);
-    if (state === null) return;
-    for (const listener of listeners) listener(state);
+    const decoded = this.#decode(message, channel);
+    if (decoded === null) return;
+    for (const listener of listeners) listener(decoded.state, decoded.json);
   }
 
   /** After (re)connecting: subscribe every watched channel, then hand listeners the state they may have missed. */
@@ -243,9 +243,23 @@ export class RedisBroker implements Broker {
 
   /** Parses a state from Redis; a foreign publisher's malformed value is logged and ignored. */
   #parse(raw: string, where: string): BookProgress | null {
+    return this.#decode(raw, where)?.state ?? null;
+  }
+
+  /**
+   * The state and its JSON. The JSON is `raw` itself when it holds exactly the state's fields
+   * (as every state committed by a server does), which spares serializing each message again.
+   */
+  #decode(raw: string, where: string): { state: BookProgress; json: string } | null {
     try {
-      const result = BookProgressSchema.safeParse(JSON.parse(raw));
-      if (result.success) return result.data;
+      const parsed = JSON.parse(raw) as object;
+      const result = BookProgressSchema.safeParse(parsed);
+      if (result.success) {
+        const state = result.data;
+        // The schema drops unknown fields; then raw would carry them on, so serialize the state instead.
+        const json = Object.keys(parsed).length === Object.keys(state).length ? raw : JSON.stringify(state);
+        return { state, json };
+      }
       this.#log.warn({ where, issue: result.error.issues[0]?.message }, 'ignoring invalid progress state in redis');
     } catch {
       this.#log.warn({ where }, 'ignoring non-JSON progress state in redis');

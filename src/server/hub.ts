@@ -9,8 +9,10 @@ export interface Update {
   readonly state: BookProgress;
   /** The state as JSON. */
   readonly json: string;
-  /** A complete `progress` event with the version as id. */
-  readonly frame: string;
+  /** A complete `progress` event with the version as id, encoded once for every stream of the book. */
+  readonly frame: Buffer;
+  /** The same event without an id, for every-book streams. */
+  readonly frameWithoutId: Buffer;
   /** The poll endpoint's answer, `{ success: true, data: state }`, encoded once for every poll of this version. */
   readonly pollBody: Buffer;
 }
@@ -33,15 +35,23 @@ interface Topic {
   unsubscribe: (() => void) | null;
 }
 
-/** Built once per version per process; the poll body only when a poller asks for it. */
+/** Built once per version per process; the other encodings only when a client asks for them. */
 class StateUpdate implements Update {
   readonly json: string;
-  readonly frame: string;
+  readonly frame: Buffer;
+  #frameWithoutId: Buffer | null = null;
   #pollBody: Buffer | null = null;
 
-  constructor(readonly state: BookProgress) {
-    this.json = JSON.stringify(state);
-    this.frame = formatSseEvent({ event: 'progress', id: String(state.version), data: this.json });
+  constructor(
+    readonly state: BookProgress,
+    json: string,
+  ) {
+    this.json = json;
+    this.frame = Buffer.from(formatSseEvent({ event: 'progress', id: String(state.version), data: this.json }));
+  }
+
+  get frameWithoutId(): Buffer {
+    return (this.#frameWithoutId ??= Buffer.from(formatSseEvent({ event: 'progress', data: this.json })));
   }
 
   get pollBody(): Buffer {
@@ -49,8 +59,9 @@ class StateUpdate implements Update {
   }
 }
 
-export function toUpdate(state: BookProgress): Update {
-  return new StateUpdate(state);
+/** `json`: the state as JSON, when the caller already has it. */
+export function toUpdate(state: BookProgress, json = JSON.stringify(state)): Update {
+  return new StateUpdate(state, json);
 }
 
 /** How long a polled book stays followed after its last poll; legacy pollers ask every 3 s. */
@@ -142,8 +153,8 @@ export class Hub {
   async joinAll(watcher: Watcher): Promise<void> {
     this.#everyBook.add(watcher);
     this.#everyBookSubscription ??= this.#broker.subscribeAll(
-      (state) => {
-        const update = toUpdate(state);
+      (state, json) => {
+        const update = toUpdate(state, json);
         for (const w of this.#everyBook) w.deliver(update);
       },
       () => {
@@ -176,9 +187,9 @@ export class Hub {
 
   async #subscribe(bookId: string, topic: Topic): Promise<void> {
     try {
-      topic.unsubscribe = await this.#broker.subscribe(bookId, (state) => {
+      topic.unsubscribe = await this.#broker.subscribe(bookId, (state, json) => {
         topic.ready = true;
-        this.#offer(topic, state);
+        this.#offer(topic, state, json);
       });
       const found = await this.#readLatest(bookId);
       if (found) this.#offer(topic, found.state);
@@ -198,9 +209,9 @@ export class Hub {
     }
   }
 
-  #offer(topic: Topic, state: BookProgress): void {
+  #offer(topic: Topic, state: BookProgress, json?: string): void {
     if (topic.latest !== null && state.version <= topic.latest.state.version) return;
-    const update = toUpdate(state);
+    const update = toUpdate(state, json);
     topic.latest = update;
     for (const watcher of topic.watchers) watcher.deliver(update);
   }

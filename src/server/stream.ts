@@ -114,8 +114,8 @@ export class ProgressStream implements Watcher {
     if (this.#watched !== 'all' && this.#finished.size === this.#watched.length) this.close();
   }
 
-  #frame(update: Update): string {
-    if (this.#watched === 'all') return formatSseEvent({ event: 'progress', data: update.json });
+  #frame(update: Update): Buffer | string {
+    if (this.#watched === 'all') return update.frameWithoutId;
     if (this.#watched.length === 1) return update.frame;
     const id = this.#watched.map((bookId) => this.#sent.get(bookId) ?? 0).join('.');
     return formatSseEvent({ event: 'progress', id, data: update.json });

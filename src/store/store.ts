@@ -46,7 +46,7 @@ export class PgStore implements Store {
     for (let i = 0; i < latest.length; i += UPSERT_CHUNK_ROWS) {
       // One JSON parameter per statement, unpacked by Postgres: no per-row parameters to build
       // here, whatever the number of books (the event loop stays free for streams meanwhile).
-      const chunk = JSON.stringify(latest.slice(i, i + UPSERT_CHUNK_ROWS));
+      const chunk = await serialize(latest.slice(i, i + UPSERT_CHUNK_ROWS));
       this.stats.queries++;
       this.stats.upsertStatements++;
       const result = await this.#db
@@ -73,6 +73,19 @@ export class PgStore implements Store {
     this.stats.rowsWritten += written;
     return written;
   }
+}
+
+/** States serialized per batch, yielding between batches: a whole chunk at once held the event loop ~3 ms. */
+const SERIALIZE_BATCH = 100;
+
+/** A JSON array of `states`, built without holding the event loop for more than one batch. */
+async function serialize(states: readonly BookProgress[]): Promise<string> {
+  const parts: string[] = [];
+  for (let i = 0; i < states.length; i += SERIALIZE_BATCH) {
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    parts.push(states.slice(i, i + SERIALIZE_BATCH).map((state) => JSON.stringify(state)).join(','));
+  }
+  return `[${parts.join(',')}]`;
 }
 
 /** One state per book, the newest: Postgres refuses to upsert one row twice in a statement. */

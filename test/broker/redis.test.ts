@@ -96,6 +96,25 @@ describe('Redis wire format', () => {
     }
   });
 
+  it('passes on no field the schema does not know, from a state a foreign publisher published', async () => {
+    const prefix = uniquePrefix();
+    const broker = await connectedBroker(prefix);
+    try {
+      const received: Array<{ state: unknown; json: string }> = [];
+      const stop = await broker.subscribe('extra', (state, json) => received.push({ state, json }));
+      const valid = { bookId: 'extra', status: 'GENERATING', generationStep: 'OUTLINE', currentChapter: 0, totalChapters: 3, currentSection: 0, totalSections: 2, overallProgress: 20, message: 'm', timestamp: 1, version: 1 };
+      await redis.publish(`${prefix}updates:extra`, JSON.stringify({ ...valid, internalNote: 'not for browsers' }));
+      await redis.publish(`${prefix}updates:extra`, JSON.stringify({ ...valid, version: 2 }, null, 1));
+      await expect.poll(() => received.length, { timeout: 5_000 }).toBe(2);
+      stop();
+      expect(received[0]!.state).toEqual(valid);
+      expect(JSON.parse(received[0]!.json)).toEqual(valid);
+      expect(JSON.parse(received[1]!.json)).toEqual({ ...valid, version: 2 });
+    } finally {
+      await broker.close();
+    }
+  });
+
   it('ignores a malformed state written by a foreign publisher instead of crashing', async () => {
     const prefix = uniquePrefix();
     const broker = await connectedBroker(prefix);
