@@ -79,7 +79,11 @@ export function toMarkdown(report: RunReport): string {
 /** The fan-out table, shared by the full report and `--only fanout`. */
 function fanoutTable(runs: FanoutRun[]): string[] {
   const out: string[] = ['### Fan-out (raw HTTP SSE swarm; Socket.IO clients for Socket.IO)', ''];
-  out.push('(a) every client on its own book, each updated once a second; (b) every client on one book updated 10 times a second.', '');
+  const window = (shape: 'a' | 'b') => {
+    const run = runs.find((r) => r.shape === shape);
+    return run ? ` (publishing for ${run.windowMs / 1000} s)` : '';
+  };
+  out.push(`(a) every client on its own book, each updated once a second${window('a')}; (b) every client on one book updated 10 times a second${window('b')}.`, '');
   out.push('| clients | shape | target | published/s | delivered/s | expected | received | p50 ms | p99 ms | max ms | lost latest | target CPU % | swarm CPU % | Redis CPU % | Redis reply p99 ms |');
   out.push('| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of runs) {

@@ -26,6 +26,8 @@ export interface FanoutRun {
   /** a: one book per client; b: one book for all. */
   shape: 'a' | 'b';
   connect: ConnectResult;
+  /** How long the publisher published. */
+  windowMs: number;
   /** States the publisher got accepted, and at what rate. */
   published: number;
   publishRate: number;
@@ -185,6 +187,7 @@ async function measure(
     clients,
     shape,
     connect,
+    windowMs: durationMs,
     published: acked,
     publishRate: Number(published.rate),
     expected: acked * watchersPerState,

@@ -60,7 +60,7 @@ describe('Redis wire format', () => {
     }
   });
 
-  it('reads the held version of a state written by another publisher in any field order', async () => {
+  it('reads the held version of a state written by another publisher in any field order or spacing', async () => {
     const prefix = uniquePrefix();
     const broker = await connectedBroker(prefix);
     try {
@@ -71,26 +71,12 @@ describe('Redis wire format', () => {
       const reordered = { version: 7, ...rest, message: 'theirs' };
       await redis.set(`${prefix}progress:foreign`, JSON.stringify(reordered, null, 2));
       expect(JSON.stringify(reordered).endsWith('"version":7}')).toBe(false);
-      const next = await tracker.updateProgress('foreign', { message: 'ours again' });
-      expect(next).toMatchObject({ version: 8, message: 'ours again' });
-    } finally {
-      await broker.close();
-    }
-  });
+      expect(await tracker.updateProgress('foreign', { message: 'ours again' })).toMatchObject({ version: 8, message: 'ours again' });
 
-  it("reads the held version of a state written as Python's json.dumps writes it (spaces after the separators)", async () => {
-    const prefix = uniquePrefix();
-    const broker = await connectedBroker(prefix);
-    try {
-      const { ProgressTracker } = await import('../../src/progress/tracker.js');
-      const tracker = new ProgressTracker({ latest: broker });
-      const first = await tracker.updateProgress('python', { message: 'ours' });
-      const fields = Object.entries({ ...first, version: 41 }).map(([key, value]) => `${JSON.stringify(key)}: ${JSON.stringify(value)}`);
-      const pythonStyle = `{${fields.join(', ')}}`;
-      expect(pythonStyle.endsWith('"version": 41}')).toBe(true);
-      await redis.set(`${prefix}progress:python`, pythonStyle);
-      const next = await tracker.updateProgress('python', { message: 'ours again' });
-      expect(next).toMatchObject({ version: 42, message: 'ours again' });
+      // As Python's json.dumps writes it: version last, a space after each separator.
+      const fields = Object.entries({ ...rest, version: 41 }).map(([key, value]) => `${JSON.stringify(key)}: ${JSON.stringify(value)}`);
+      await redis.set(`${prefix}progress:foreign`, `{${fields.join(', ')}}`);
+      expect(await tracker.updateProgress('foreign', { message: 'and again' })).toMatchObject({ version: 42, message: 'and again' });
     } finally {
       await broker.close();
     }
