@@ -243,23 +243,26 @@ export class RedisBroker implements Broker {
 
   /** Parses a state from Redis; a foreign publisher's malformed value is logged and ignored. */
   #parse(raw: string, where: string): BookProgress | null {
-    return this.#decode(raw, where)?.state ?? null;
+    return this.#validate(raw, where)?.state ?? null;
   }
 
   /**
-   * The state and its JSON. The JSON is `raw` itself when it holds exactly the state's fields
-   * (as every state committed by a server does), which spares serializing each message again.
+   * A message's state and its JSON. The JSON is the message itself when it holds exactly the
+   * state's fields (as every state a server commits does), which spares serializing it again.
    */
   #decode(raw: string, where: string): { state: BookProgress; json: string } | null {
+    const valid = this.#validate(raw, where);
+    if (valid === null) return null;
+    const { state, fieldCount } = valid;
+    // The schema drops unknown fields; raw would carry them on, so serialize the state instead.
+    return { state, json: fieldCount === Object.keys(state).length ? raw : JSON.stringify(state) };
+  }
+
+  #validate(raw: string, where: string): { state: BookProgress; fieldCount: number } | null {
     try {
       const parsed = JSON.parse(raw) as object;
       const result = BookProgressSchema.safeParse(parsed);
-      if (result.success) {
-        const state = result.data;
-        // The schema drops unknown fields; then raw would carry them on, so serialize the state instead.
-        const json = Object.keys(parsed).length === Object.keys(state).length ? raw : JSON.stringify(state);
-        return { state, json };
-      }
+      if (result.success) return { state: result.data, fieldCount: Object.keys(parsed).length };
       this.#log.warn({ where, issue: result.error.issues[0]?.message }, 'ignoring invalid progress state in redis');
     } catch {
       this.#log.warn({ where }, 'ignoring non-JSON progress state in redis');

@@ -12,7 +12,7 @@ export const COMMIT = `
 local tail = redis.call('GETRANGE', KEYS[1], -40, -1)
 -- A state ends with its version (ours always do): read it from the last bytes, without copying
 -- or decoding the whole JSON.
-local heldVersion = string.match(tail, '"version"%s*:%s*(%d+)%s*}%s*$') or ''
+local heldVersion = string.match(tail, '"version"[ \\t\\r\\n]*:[ \\t\\r\\n]*(%d+)[ \\t\\r\\n]*}[ \\t\\r\\n]*$') or ''
 if heldVersion == '' and tail ~= '' then
   local ok, decoded = pcall(cjson.decode, redis.call('GET', KEYS[1]))
   if ok and type(decoded) == 'table' and type(decoded.version) == 'number' then

@@ -47,14 +47,17 @@ export class Orchestrator {
       sectionsPerChapter: request.sectionsPerChapter,
     };
     await this.#deps.books.createBook({ id: spec.bookId, title: spec.title, owner: request.owner ?? null });
-    const { finished } = await startPipeline(spec, { ...this.#deps, signal: this.#abort.signal });
-    const run = finished
+    // Tracked before the first state is awaited, so a stop() meanwhile waits for it too.
+    const started = startPipeline(spec, { ...this.#deps, signal: this.#abort.signal });
+    const run = started
+      .then(({ finished }) => finished)
       .catch((error: unknown) => {
         this.#deps.log.error({ bookId: spec.bookId, err: rootMessage(error) }, 'book pipeline crashed');
         return 'ERROR' as const;
       })
       .finally(() => this.#running.delete(spec.bookId));
     this.#running.set(spec.bookId, run);
+    await started;
     return spec;
   }
 

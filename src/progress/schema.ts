@@ -37,7 +37,11 @@ const editable = {
   estimatedEndTime: epochMs,
 };
 
-/** The latest state of one book, as stored in Redis and Postgres and sent to clients. */
+/**
+ * The latest state of one book, as stored in Redis and Postgres and sent to clients. Parsing
+ * only drops unknown fields (no defaults, no transforms): the Redis broker forwards a message's
+ * own JSON when no field was dropped.
+ */
 export const BookProgressSchema = z
   .object({
     bookId: BookIdSchema,

@@ -35,10 +35,10 @@ interface Topic {
   unsubscribe: (() => void) | null;
 }
 
-/** Built once per version per process; the other encodings only when a client asks for them. */
+/** Built once per version per process; each encoding only when a client first asks for it. */
 class StateUpdate implements Update {
   readonly json: string;
-  readonly frame: Buffer;
+  #frame: Buffer | null = null;
   #frameWithoutId: Buffer | null = null;
   #pollBody: Buffer | null = null;
 
@@ -47,7 +47,10 @@ class StateUpdate implements Update {
     json: string,
   ) {
     this.json = json;
-    this.frame = Buffer.from(formatSseEvent({ event: 'progress', id: String(state.version), data: this.json }));
+  }
+
+  get frame(): Buffer {
+    return (this.#frame ??= Buffer.from(formatSseEvent({ event: 'progress', id: String(this.state.version), data: this.json })));
   }
 
   get frameWithoutId(): Buffer {
