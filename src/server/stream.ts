@@ -37,6 +37,8 @@ export class ProgressStream implements Watcher {
   #open = false;
   #ended = false;
   #waitingForDrain = false;
+  /** When the last event was written (ms since the epoch): a stream carrying events needs no heartbeat. */
+  #lastEventAt = 0;
 
   /** `known`: versions the client already has, from Last-Event-ID. */
   constructor(res: ServerResponse, watched: Watched, known: ReadonlyMap<string, number>, onEnd: () => void) {
@@ -75,7 +77,9 @@ export class ProgressStream implements Watcher {
     if (this.#open && !this.#waitingForDrain) this.#flush();
   }
 
-  heartbeat(): void {
+  /** Keeps an idle connection open through proxies; skipped when an event was written since `quietSince`. */
+  heartbeat(quietSince: number): void {
+    if (this.#lastEventAt >= quietSince) return;
     if (this.#open && !this.#ended && !this.#waitingForDrain) this.#res.write(HEARTBEAT);
   }
 
@@ -102,6 +106,7 @@ export class ProgressStream implements Watcher {
         if (this.#watched === 'all') this.#sent.delete(bookId);
         else this.#finished.add(bookId);
       }
+      this.#lastEventAt = Date.now();
       if (!this.#res.write(this.#frame(update))) {
         this.#waitingForDrain = true;
         this.#res.once('drain', () => {
@@ -135,9 +140,15 @@ export class ProgressStream implements Watcher {
  */
 const HEARTBEAT_TICK_MS = 250;
 
+/** Part of the heartbeat period in which each stream is visited; the rest is the quiet window. */
+const VISIT_SHARE = 0.8;
+
 /**
  * Every open stream of the process: one shared heartbeat timer, and shutdown. Streams are kept
- * in slices, one slice visited per tick, so each stream gets one heartbeat per `heartbeatMs`.
+ * in slices, one slice visited per tick, so each stream is visited every 0.8 × `heartbeatMs`.
+ * A visit writes a heartbeat unless the stream wrote an event in the last 0.2 × `heartbeatMs`:
+ * either way no stream stays silent for longer than `heartbeatMs`, and a stream that carries
+ * events often costs no heartbeat writes at all.
  */
 export class StreamRegistry {
   readonly #slices: Array<Set<ProgressStream>>;
@@ -146,13 +157,16 @@ export class StreamRegistry {
   #tick = 0;
 
   constructor(heartbeatMs: number) {
-    const slices = Math.max(1, Math.floor(heartbeatMs / HEARTBEAT_TICK_MS));
+    const visitMs = heartbeatMs * VISIT_SHARE;
+    const slices = Math.max(1, Math.floor(visitMs / HEARTBEAT_TICK_MS));
+    const tickMs = Math.floor(visitMs / slices);
+    const quietMs = heartbeatMs - tickMs * slices;
     this.#slices = Array.from({ length: slices }, () => new Set<ProgressStream>());
-    // Rounded up: a stream never hears twice within heartbeatMs.
     this.#timer = setInterval(() => {
       const slice = this.#slices[this.#tick++ % slices] as Set<ProgressStream>;
-      for (const stream of slice) stream.heartbeat();
-    }, Math.ceil(heartbeatMs / slices));
+      const quietSince = Date.now() - quietMs;
+      for (const stream of slice) stream.heartbeat(quietSince);
+    }, tickMs);
     this.#timer.unref();
   }
 
