@@ -38,6 +38,11 @@ export interface Plan {
     serverEnv: Record<string, string>;
     /** Write the server's V8 CPU profile (whole life) into this directory. */
     serverCpuProfileDir: string | null;
+    /**
+     * How the publisher feeds the server: its Lua commit (the protocol), or a bare PUBLISH of the
+     * same JSON, as B3 is fed (an experiment: the server's own share of the latency).
+     */
+    serverPublish: 'commit' | 'publish';
   };
   churn: { durationMs: number; concurrency: number; maxConnects: number };
   database: { books: number; hz: number; durationMs: number; snapshotIntervalMs: number };
@@ -53,6 +58,7 @@ export interface PlanOverrides {
   loopStats?: boolean;
   serverEnv?: Record<string, string>;
   serverCpuProfileDir?: string;
+  serverPublish?: 'commit' | 'publish';
 }
 
 export function makePlan(quick: boolean, profile: boolean | null, overrides: PlanOverrides = {}): Plan {
@@ -74,6 +80,7 @@ export function makePlan(quick: boolean, profile: boolean | null, overrides: Pla
       loopStats: overrides.loopStats ?? false,
       serverEnv: overrides.serverEnv ?? {},
       serverCpuProfileDir: overrides.serverCpuProfileDir ?? null,
+      serverPublish: overrides.serverPublish ?? 'commit',
     },
     churn: { durationMs: quick ? 3_000 : 10_000, concurrency: 100, maxConnects: 100_000 },
     database: { books: 1_000, hz: 1, durationMs: quick ? 20_000 : 120_000, snapshotIntervalMs: quick ? 5_000 : 30_000 },

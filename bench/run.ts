@@ -5,7 +5,7 @@
  * success, on error and on Ctrl-C. Needs Redis on 127.0.0.1:6379 and Postgres on :5432.
  *
  * For experiments, `--only fanout [--sizes 10000] [--targets server,b3] [--shapes a]
- * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR]` runs the fan-out scenario alone and prints its
+ * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR] [--server-publish publish]` runs the fan-out scenario alone and prints its
  * table (no floors, no results file); (a) always runs, `--shapes a` leaves (b) out.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -70,6 +70,11 @@ function parseOverrides(argv: string[]): PlanOverrides {
   if (shapes) {
     if (shapes.length === 0 || !shapes.every((s) => s === 'a' || s === 'b')) throw new Error('--shapes takes a, b or a,b');
     overrides.shapes = shapes as Plan['fanout']['shapes'];
+  }
+  const serverPublish = listArg('server-publish')?.join(',');
+  if (serverPublish !== undefined) {
+    if (serverPublish !== 'commit' && serverPublish !== 'publish') throw new Error(`--server-publish takes commit or publish; got ${serverPublish}`);
+    overrides.serverPublish = serverPublish;
   }
   const profileDir = listArg('server-cpu-prof');
   if (profileDir) overrides.serverCpuProfileDir = profileDir.join(',');

@@ -97,7 +97,7 @@ async function onTarget(ctx: BenchContext, plan: Plan, swarm: SwarmPool, kind: F
     nodeArgs: ['--import', 'tsx', 'bench/publisher.ts'],
     cwd: ctx.root,
     logDir: ctx.logDir,
-    env: { BENCH_PUBLISH_MODE: MODES[kind].publish, BENCH_KEY_PREFIX: prefix, BENCH_SOCKETIO_KEY: prefix },
+    env: { BENCH_PUBLISH_MODE: kind === 'server' ? plan.fanout.serverPublish : MODES[kind].publish, BENCH_KEY_PREFIX: prefix, BENCH_SOCKETIO_KEY: prefix },
   });
   try {
     await publisher.next('ready', 30_000);
