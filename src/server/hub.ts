@@ -37,17 +37,14 @@ interface Topic {
 
 /** Built once per version per process; each encoding only when a client first asks for it. */
 class StateUpdate implements Update {
-  readonly json: string;
   #frame: Buffer | null = null;
   #frameWithoutId: Buffer | null = null;
   #pollBody: Buffer | null = null;
 
   constructor(
     readonly state: BookProgress,
-    json: string,
-  ) {
-    this.json = json;
-  }
+    readonly json: string,
+  ) {}
 
   get frame(): Buffer {
     return (this.#frame ??= Buffer.from(formatSseEvent({ event: 'progress', id: String(this.state.version), data: this.json })));
