@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
+import { ProgressTracker } from '../../src/progress/tracker.js';
 import { REDIS_URL, uniquePrefix } from '../support/backends.js';
 import { silentLog } from '../support/service.js';
 import { brokerContract } from './contract.js';
@@ -9,6 +10,17 @@ async function connectedBroker(keyPrefix: string, ttlSeconds = 60): Promise<Redi
   const broker = new RedisBroker({ url: REDIS_URL, keyPrefix, ttlSeconds, log: silentLog });
   if (!(await broker.ready(5_000))) throw new Error(`redis at ${REDIS_URL} is not answering`);
   return broker;
+}
+
+/** Runs `test` with a broker under a fresh key prefix, and closes it whatever happens. */
+async function withBroker(test: (broker: RedisBroker, prefix: string) => Promise<void>): Promise<void> {
+  const prefix = uniquePrefix();
+  const broker = await connectedBroker(prefix);
+  try {
+    await test(broker, prefix);
+  } finally {
+    await broker.close();
+  }
 }
 
 brokerContract('redis', () => connectedBroker(uniquePrefix()));
@@ -24,7 +36,6 @@ describe('Redis wire format', () => {
     try {
       await subscriber.subscribe(`${prefix}updates:wire-book`);
       const published = new Promise<string>((resolve) => subscriber.once('message', (_channel, message: string) => resolve(message)));
-      const { ProgressTracker } = await import('../../src/progress/tracker.js');
       const tracker = new ProgressTracker({ latest: broker });
       const saved = await tracker.updateProgress('wire-book', { message: 'Writing Chapter 2 of 10...' });
 
@@ -42,9 +53,7 @@ describe('Redis wire format', () => {
   });
 
   it('uses one subscriber connection for any number of watched books, and unsubscribes the last', async () => {
-    const prefix = uniquePrefix();
-    const broker = await connectedBroker(prefix);
-    try {
+    await withBroker(async (broker, prefix) => {
       const stops = await Promise.all(Array.from({ length: 50 }, (_, i) => broker.subscribe(`many-${i}`, () => {})));
       const channels = (await redis.pubsub('CHANNELS', `${prefix}updates:*`)) as string[];
       expect(channels).toHaveLength(50);
@@ -55,16 +64,11 @@ describe('Redis wire format', () => {
       await expect
         .poll(async () => ((await redis.pubsub('CHANNELS', `${prefix}updates:*`)) as string[]).length, { timeout: 5_000 })
         .toBe(0);
-    } finally {
-      await broker.close();
-    }
+    });
   });
 
   it('reads the held version of a state written by another publisher in any field order or spacing', async () => {
-    const prefix = uniquePrefix();
-    const broker = await connectedBroker(prefix);
-    try {
-      const { ProgressTracker } = await import('../../src/progress/tracker.js');
+    await withBroker(async (broker, prefix) => {
       const tracker = new ProgressTracker({ latest: broker });
       const first = await tracker.updateProgress('foreign', { message: 'ours' });
       const { version: _ours, ...rest } = first;
@@ -77,15 +81,11 @@ describe('Redis wire format', () => {
       const fields = Object.entries({ ...rest, version: 41 }).map(([key, value]) => `${JSON.stringify(key)}: ${JSON.stringify(value)}`);
       await redis.set(`${prefix}progress:foreign`, `{${fields.join(', ')}}`);
       expect(await tracker.updateProgress('foreign', { message: 'and again' })).toMatchObject({ version: 42, message: 'and again' });
-    } finally {
-      await broker.close();
-    }
+    });
   });
 
   it('passes on no field the schema does not know, from a state a foreign publisher published', async () => {
-    const prefix = uniquePrefix();
-    const broker = await connectedBroker(prefix);
-    try {
+    await withBroker(async (broker, prefix) => {
       const received: Array<{ state: unknown; json: string }> = [];
       const stop = await broker.subscribe('extra', (state, json) => received.push({ state, json }));
       const valid = { bookId: 'extra', status: 'GENERATING', generationStep: 'OUTLINE', currentChapter: 0, totalChapters: 3, currentSection: 0, totalSections: 2, overallProgress: 20, message: 'm', timestamp: 1, version: 1 };
@@ -96,21 +96,15 @@ describe('Redis wire format', () => {
       expect(received[0]!.state).toEqual(valid);
       expect(JSON.parse(received[0]!.json)).toEqual(valid);
       expect(JSON.parse(received[1]!.json)).toEqual({ ...valid, version: 2 });
-    } finally {
-      await broker.close();
-    }
+    });
   });
 
   it('ignores a malformed state written by a foreign publisher instead of crashing', async () => {
-    const prefix = uniquePrefix();
-    const broker = await connectedBroker(prefix);
-    try {
+    await withBroker(async (broker, prefix) => {
       await redis.set(`${prefix}progress:bad`, '{not json');
       expect(await broker.get('bad')).toBeNull();
       await redis.set(`${prefix}progress:bad2`, JSON.stringify({ bookId: 'bad2', version: 'x' }));
       expect(await broker.get('bad2')).toBeNull();
-    } finally {
-      await broker.close();
-    }
+    });
   });
 });
