@@ -1,21 +1,83 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
+import { isTerminal } from '../progress/schema.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { ReadLatest } from './latest.js';
-import { formatSseEvent } from './sse.js';
+import { EncodedEvent, formatSseEvent } from './sse.js';
 
-/** A state with its SSE frame, serialized once per version for every watcher of the process. */
-export interface Update {
-  readonly state: BookProgress;
-  /** The state as JSON. */
+/**
+ * One version of a book's state, as every watcher of the process gets it, built once per version.
+ * The newest one of each book lives until the next: it keeps the JSON and the fields watchers
+ * decide on, and no Buffer (see `EncodingMemo`).
+ */
+export class Update {
+  readonly bookId: string;
+  readonly version: number;
+  /** COMPLETE or ERROR: the book's last state. */
+  readonly terminal: boolean;
   readonly json: string;
-  /** A complete `progress` event with the version as id, encoded once for every stream of the book. */
-  readonly frame: Buffer;
+  #pollBody: Buffer | null = null;
+
+  /** `json`: the state as JSON, when the caller already has it. */
+  constructor(state: BookProgress, json = JSON.stringify(state)) {
+    this.bookId = state.bookId;
+    this.version = state.version;
+    this.terminal = isTerminal(state.status);
+    this.json = json;
+  }
+
+  /** The state, parsed again on each call: only the database fallback needs all of it. */
+  get state(): BookProgress {
+    return JSON.parse(this.json) as BookProgress;
+  }
+
+  /** A complete `progress` event with the version as id. */
+  get frame(): EncodedEvent {
+    return frames.get(this, encodeFrame);
+  }
+
   /** The same event without an id, for every-book streams. */
-  readonly frameWithoutId: Buffer;
-  /** The poll endpoint's answer, `{ success: true, data: state }`, encoded once for every poll of this version. */
-  readonly pollBody: Buffer;
+  get frameWithoutId(): EncodedEvent {
+    return framesWithoutId.get(this, encodeFrameWithoutId);
+  }
+
+  /** The WebSocket message, `{ type: 'progress', data: state }`. */
+  get wsMessage(): Buffer {
+    return wsMessages.get(this, encodeWsMessage);
+  }
+
+  /** The poll endpoint's answer, `{ success: true, data: state }`, kept for every poll of this version. */
+  get pollBody(): Buffer {
+    return (this.#pollBody ??= Buffer.from(`{"success":true,"data":${this.json}}`));
+  }
 }
+
+/**
+ * The encoding of the last update asked for, shared by every client of that update: the clients
+ * of one update are written one after another, so one entry is enough. It lives here, not on
+ * the update, because an update kept as its book's newest would keep the Buffer too, and V8
+ * pays for each such Buffer in every GC: at 10,000 updates/s that set off a full GC every few
+ * seconds, where JSON strings kept alone set off none.
+ */
+class EncodingMemo<T> {
+  #update: Update | null = null;
+  #value: T | null = null;
+
+  get(update: Update, encode: (update: Update) => T): T {
+    if (this.#update !== update) {
+      this.#value = encode(update);
+      this.#update = update;
+    }
+    return this.#value as T;
+  }
+}
+
+const frames = new EncodingMemo<EncodedEvent>();
+const framesWithoutId = new EncodingMemo<EncodedEvent>();
+const wsMessages = new EncodingMemo<Buffer>();
+const encodeFrame = (u: Update) => new EncodedEvent(formatSseEvent({ event: 'progress', id: String(u.version), data: u.json }));
+const encodeFrameWithoutId = (u: Update) => new EncodedEvent(formatSseEvent({ event: 'progress', data: u.json }));
+const encodeWsMessage = (u: Update) => Buffer.from(`{"type":"progress","data":${u.json}}`);
 
 export interface Watcher {
   /** Called with each newer state of the book, in version order; must not throw. */
@@ -33,35 +95,6 @@ interface Topic {
   joining: number;
   setup: Promise<void>;
   unsubscribe: (() => void) | null;
-}
-
-/** Built once per version per process; each encoding only when a client first asks for it. */
-class StateUpdate implements Update {
-  #frame: Buffer | null = null;
-  #frameWithoutId: Buffer | null = null;
-  #pollBody: Buffer | null = null;
-
-  constructor(
-    readonly state: BookProgress,
-    readonly json: string,
-  ) {}
-
-  get frame(): Buffer {
-    return (this.#frame ??= Buffer.from(formatSseEvent({ event: 'progress', id: String(this.state.version), data: this.json })));
-  }
-
-  get frameWithoutId(): Buffer {
-    return (this.#frameWithoutId ??= Buffer.from(formatSseEvent({ event: 'progress', data: this.json })));
-  }
-
-  get pollBody(): Buffer {
-    return (this.#pollBody ??= Buffer.from(`{"success":true,"data":${this.json}}`));
-  }
-}
-
-/** `json`: the state as JSON, when the caller already has it. */
-export function toUpdate(state: BookProgress, json = JSON.stringify(state)): Update {
-  return new StateUpdate(state, json);
 }
 
 /** How long a polled book stays followed after its last poll; legacy pollers ask every 3 s. */
@@ -154,7 +187,7 @@ export class Hub {
     this.#everyBook.add(watcher);
     this.#everyBookSubscription ??= this.#broker.subscribeAll(
       (state, json) => {
-        const update = toUpdate(state, json);
+        const update = new Update(state, json);
         for (const w of this.#everyBook) w.deliver(update);
       },
       () => {
@@ -210,8 +243,8 @@ export class Hub {
   }
 
   #offer(topic: Topic, state: BookProgress, json?: string): void {
-    if (topic.latest !== null && state.version <= topic.latest.state.version) return;
-    const update = toUpdate(state, json);
+    if (topic.latest !== null && state.version <= topic.latest.version) return;
+    const update = new Update(state, json);
     topic.latest = update;
     for (const watcher of topic.watchers) watcher.deliver(update);
   }

@@ -1,20 +1,19 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { BookProgress } from '../progress/schema.js';
 import type { Hub } from './hub.js';
 import type { Source } from './latest.js';
 
 /**
- * Writes the poll endpoint's answer: 200 with the state (`body` when already serialized), or
+ * Writes the poll endpoint's answer: 200 with `body()` (`{ success: true, data: state }`), or
  * 304 when the client's If-None-Match holds the current version.
  */
-export function sendProgress(req: IncomingMessage, res: ServerResponse, state: BookProgress, source: Source, body?: Buffer): void {
-  const etag = `"${state.version}"`;
+export function sendProgress(req: IncomingMessage, res: ServerResponse, version: number, source: Source, body: () => Buffer): void {
+  const etag = `"${version}"`;
   const headers: OutgoingHttpHeaders = { ETag: etag, 'Cache-Control': 'no-cache', 'X-Progress-Source': source };
   if (req.headers['if-none-match'] === etag) {
     res.writeHead(304, headers).end();
     return;
   }
-  const json = body ?? Buffer.from(JSON.stringify({ success: true, data: state }));
+  const json = body();
   headers['Content-Type'] = 'application/json';
   headers['Content-Length'] = json.length;
   res.writeHead(200, headers).end(json);
@@ -34,7 +33,7 @@ export function pollFastPath(hub: Hub, source: Source): (req: IncomingMessage, r
     if (!match) return false;
     const cached = hub.polled(match[1] as string);
     if (!cached) return false;
-    sendProgress(req, res, cached.state, source, cached.pollBody);
+    sendProgress(req, res, cached.version, source, () => cached.pollBody);
     return true;
   };
 }

@@ -37,7 +37,8 @@ export function progressRoutes(options: ProgressRoutesOptions) {
       const status = c.req.header('if-none-match') === etag ? 304 : 200;
       return c.body(null, status, { ETag: etag, 'Cache-Control': 'no-cache', 'X-Progress-Source': found.source });
     }
-    sendProgress(c.env.incoming, c.env.outgoing as ServerResponse, found.state, found.source);
+    const body = () => Buffer.from(JSON.stringify({ success: true, data: found.state }));
+    sendProgress(c.env.incoming, c.env.outgoing as ServerResponse, found.state.version, found.source, body);
     return RESPONSE_ALREADY_SENT;
   });
 

@@ -36,3 +36,29 @@ function field(name: string, value: string): string {
   if (FORBIDDEN_IN_FIELD.test(value)) throw new Error(`SSE ${name} must not contain CR, LF or NUL`);
   return value;
 }
+
+/**
+ * An event's bytes, as streams write them to their socket: one chunk of a chunked body
+ * (`<size in hex>\r\n<event>\r\n`), so an event shared by many streams is framed once and
+ * each stream writes it with one call.
+ */
+export class EncodedEvent {
+  readonly chunk: Buffer;
+  /** Where the event starts in `chunk`, after the chunk's size line. */
+  readonly eventStart: number;
+
+  constructor(text: string) {
+    const size = Buffer.byteLength(text);
+    const head = `${size.toString(16)}\r\n`;
+    this.eventStart = head.length;
+    this.chunk = Buffer.allocUnsafe(head.length + size + 2);
+    this.chunk.write(head, 0, 'latin1');
+    this.chunk.write(text, head.length, 'utf8');
+    this.chunk.write('\r\n', head.length + size, 'latin1');
+  }
+
+  /** The event without chunk framing, for a body that has none (an HTTP/1.0 client). */
+  get plain(): Buffer {
+    return this.chunk.subarray(this.eventStart, this.chunk.length - 2);
+  }
+}

@@ -3,11 +3,11 @@ import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { BookIdSchema, isTerminal } from '../progress/schema.js';
+import { BookIdSchema } from '../progress/schema.js';
 import type { BookProgress } from '../progress/schema.js';
 import { ApiError } from './errors.js';
-import { toUpdate } from './hub.js';
-import type { Hub, Update } from './hub.js';
+import { Update } from './hub.js';
+import type { Hub } from './hub.js';
 import { parseBookId } from './request.js';
 import { ProgressStream, SSE_HEADERS } from './stream.js';
 import type { StreamRegistry, Watched } from './stream.js';
@@ -69,11 +69,11 @@ async function serve(c: Context<{ Bindings: HttpBindings }>, options: StreamRout
   let first: Array<Update | null>;
   if (watched === 'all') {
     await hub.joinAll(stream);
-    first = (await options.recentStates().catch(() => [])).map((state) => toUpdate(state));
+    first = (await options.recentStates().catch(() => [])).map((state) => new Update(state));
   } else {
     first = await Promise.all(watched.map((bookId) => hub.join(bookId, stream)));
     // A client that already has every final state must stop reconnecting: 204 tells EventSource so.
-    const done = first.every((u) => u !== null && isTerminal(u.state.status) && u.state.version <= (known.get(u.state.bookId) ?? 0));
+    const done = first.every((u) => u !== null && u.terminal && u.version <= (known.get(u.bookId) ?? 0));
     if (done) {
       leave();
       return c.body(null, 204);

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
-import { isTerminal } from '../progress/schema.js';
+import type { Socket } from 'node:net';
 import type { Update, Watcher } from './hub.js';
-import { formatSseComment, formatSseEvent } from './sse.js';
+import { EncodedEvent, formatSseComment, formatSseEvent } from './sse.js';
 
 export const SSE_HEADERS = {
   'Content-Type': 'text/event-stream; charset=utf-8',
@@ -10,7 +10,7 @@ export const SSE_HEADERS = {
   'X-Accel-Buffering': 'no',
 } as const;
 
-const HEARTBEAT = formatSseComment('heartbeat');
+const HEARTBEAT = new EncodedEvent(formatSseComment('heartbeat'));
 /** How soon a client reconnects after a gap in the every-book stream: after RECENT_CACHE_MS, for a fresh list. */
 const GAP_RETRY_MS = 1_500;
 
@@ -18,8 +18,9 @@ const GAP_RETRY_MS = 1_500;
 export type Watched = readonly string[] | 'all';
 
 /**
- * One SSE response carrying the progress of one or more books. Writes straight to the Node
- * response. A client whose socket is not draining keeps only the newest pending update per
+ * One SSE response carrying the progress of one or more books. Once the headers are out, events
+ * go straight to the socket, already framed (see EncodedEvent): one write each, where the Node
+ * response would frame every write again and flush it a tick later. A client whose socket is not draining keeps only the newest pending update per
  * book (latest state wins; a pending terminal state is never replaced), so a slow client
  * costs at most one state per book, whatever the update rate.
  *
@@ -34,7 +35,13 @@ export class ProgressStream implements Watcher {
   readonly #finished = new Set<string>();
   readonly #pending = new Map<string, Update>();
   readonly #onEnd: () => void;
+  /** Set once the headers are out and this response owns the connection. */
+  #socket: Socket | null = null;
+  /** Whether the body is chunked (HTTP/1.1), as Node chose when it wrote the headers. */
+  #chunked = true;
   #open = false;
+  /** Queued in `due`, to be written at the end of the current batch of messages. */
+  #due = false;
   #ended = false;
   #waitingForDrain = false;
   /** When the last event was written (ms since the epoch): a stream carrying events needs no heartbeat. */
@@ -56,31 +63,53 @@ export class ProgressStream implements Watcher {
 
   /** Bytes written but not yet handed to the socket: what a slow client costs this process. */
   get bufferedBytes(): number {
-    return this.#res.writableLength;
+    return this.#socket?.writableLength ?? 0;
   }
 
   /** Sends the headers and the retry hint, then whatever arrived meanwhile. */
   open(retryMs: number): void {
     if (this.ended) return;
     this.#res.writeHead(200, SSE_HEADERS);
-    this.#res.write(formatSseEvent({ retry: retryMs }));
-    this.#open = true;
-    this.#flush();
+    this.#res.flushHeaders();
+    const socket = this.#res.socket;
+    if (socket) this.#start(socket, retryMs);
+    // Pipelined requests: an earlier response still holds the connection. Node writes our headers
+    // right after handing it over ('socket' comes first), so the events wait one tick more.
+    else this.#res.once('socket', (handedOver: Socket) => process.nextTick(() => this.#start(handedOver, retryMs)));
   }
 
   deliver(update: Update): void {
-    const { bookId, version } = update.state;
+    const { bookId, version } = update;
     if (this.#ended || version <= (this.#sent.get(bookId) ?? 0)) return;
     const pending = this.#pending.get(bookId);
-    if (pending && (isTerminal(pending.state.status) || pending.state.version >= version)) return;
+    if (pending && (pending.terminal || pending.version >= version)) return;
     this.#pending.set(bookId, update);
-    if (this.#open && !this.#waitingForDrain) this.#flush();
+    if (this.#open && !this.#waitingForDrain && !this.#due) {
+      this.#due = true;
+      if (ProgressStream.#dueStreams.push(this) === 1) process.nextTick(ProgressStream.#flushDue);
+    }
+  }
+
+  /**
+   * Streams with events to write. Events are written once the current batch of Redis messages is
+   * handled, not one by one as they come: the writes to all sockets then follow each other, and
+   * the kernel wakes each client process once per batch instead of once per event.
+   */
+  static #dueStreams: ProgressStream[] = [];
+
+  static #flushDue(): void {
+    const streams = ProgressStream.#dueStreams;
+    ProgressStream.#dueStreams = [];
+    for (const stream of streams) {
+      stream.#due = false;
+      if (!stream.#waitingForDrain) stream.#flush();
+    }
   }
 
   /** Keeps an idle connection open through proxies; skipped when an event was written since `quietSince`. */
   heartbeat(quietSince: number): void {
     if (this.#lastEventAt >= quietSince) return;
-    if (this.#open && !this.#ended && !this.#waitingForDrain) this.#res.write(HEARTBEAT);
+    if (this.#open && !this.#ended && !this.#waitingForDrain) this.#write(HEARTBEAT);
   }
 
   /** States may have been missed: the client reconnects soon and gets the latest ones again. */
@@ -91,25 +120,39 @@ export class ProgressStream implements Watcher {
   /** Closes the stream, first telling the client when to reconnect. */
   close(retryMs?: number): void {
     if (this.#ended) return;
-    if (this.#open && retryMs !== undefined) this.#res.write(formatSseEvent({ retry: retryMs }));
+    if (this.#open && retryMs !== undefined) this.#write(new EncodedEvent(formatSseEvent({ retry: retryMs })));
     this.#res.end();
     this.#finish();
+  }
+
+  #start(socket: Socket, retryMs: number): void {
+    if (this.ended) return;
+    this.#socket = socket;
+    this.#chunked = this.#res.chunkedEncoding;
+    this.#write(new EncodedEvent(formatSseEvent({ retry: retryMs })));
+    this.#open = true;
+    this.#flush();
+  }
+
+  /** False when the socket's buffer is full: wait for 'drain' before writing more. */
+  #write(event: EncodedEvent): boolean {
+    return (this.#socket as Socket).write(this.#chunked ? event.chunk : event.plain);
   }
 
   #flush(): void {
     for (const [bookId, update] of this.#pending) {
       if (this.#ended) return;
       this.#pending.delete(bookId);
-      this.#sent.set(bookId, update.state.version);
-      if (isTerminal(update.state.status)) {
+      this.#sent.set(bookId, update.version);
+      if (update.terminal) {
         // The every-book stream would otherwise remember every book it ever carried.
         if (this.#watched === 'all') this.#sent.delete(bookId);
         else this.#finished.add(bookId);
       }
       this.#lastEventAt = Date.now();
-      if (!this.#res.write(this.#frame(update))) {
+      if (!this.#write(this.#frame(update))) {
         this.#waitingForDrain = true;
-        this.#res.once('drain', () => {
+        (this.#socket as Socket).once('drain', () => {
           this.#waitingForDrain = false;
           this.#flush();
         });
@@ -119,11 +162,11 @@ export class ProgressStream implements Watcher {
     if (this.#watched !== 'all' && this.#finished.size === this.#watched.length) this.close();
   }
 
-  #frame(update: Update): Buffer | string {
+  #frame(update: Update): EncodedEvent {
     if (this.#watched === 'all') return update.frameWithoutId;
     if (this.#watched.length === 1) return update.frame;
     const id = this.#watched.map((bookId) => this.#sent.get(bookId) ?? 0).join('.');
-    return formatSseEvent({ event: 'progress', id, data: update.json });
+    return new EncodedEvent(formatSseEvent({ event: 'progress', id, data: update.json }));
   }
 
   #finish(): void {

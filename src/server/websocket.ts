@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
-import { BookIdSchema, isTerminal } from '../progress/schema.js';
+import { BookIdSchema } from '../progress/schema.js';
 import { errorBody } from './errors.js';
 import type { Hub, Update, Watcher } from './hub.js';
 
@@ -60,10 +60,10 @@ class Subscriber implements Watcher {
   }
 
   deliver(update: Update): void {
-    const { bookId, version } = update.state;
+    const { bookId, version } = update;
     if (!this.books.has(bookId) || version <= (this.#sent.get(bookId) ?? 0)) return;
     const pending = this.#pending.get(bookId);
-    if (pending && (isTerminal(pending.state.status) || pending.state.version >= version)) return;
+    if (pending && (pending.terminal || pending.version >= version)) return;
     this.#pending.set(bookId, update);
     if (this.#ws.bufferedAmount < BACKPRESSURE_BYTES || this.#sending === 0) this.#flush();
   }
@@ -76,9 +76,9 @@ class Subscriber implements Watcher {
     for (const [bookId, update] of this.#pending) {
       if (this.#ws.readyState !== WebSocket.OPEN) return;
       this.#pending.delete(bookId);
-      this.#sent.set(bookId, update.state.version);
+      this.#sent.set(bookId, update.version);
       this.#sending++;
-      this.#ws.send(`{"type":"progress","data":${update.json}}`, () => {
+      this.#ws.send(update.wsMessage, { binary: false }, () => {
         this.#sending--;
         if (this.#pending.size > 0 && this.#ws.bufferedAmount < BACKPRESSURE_BYTES) this.#flush();
       });
