@@ -30,6 +30,8 @@ export type Watched = readonly string[] | 'all';
  */
 export class ProgressStream implements Watcher {
   readonly #res: ServerResponse;
+  /** The client's connection, which this response may still be waiting for (pipelining). */
+  readonly #connection: Socket;
   readonly #watched: Watched;
   readonly #sent: Map<string, number>;
   readonly #finished = new Set<string>();
@@ -53,12 +55,16 @@ export class ProgressStream implements Watcher {
     this.#watched = watched;
     this.#sent = new Map(known);
     this.#onEnd = onEnd;
-    // 'close' fires once for every exit: client abort, socket error, or our own end().
-    res.once('close', () => this.#finish());
+    this.#connection = res.req.socket;
+    // The response's 'close' comes with every exit of a response that holds the connection: client
+    // abort, socket error, our own end(). A pipelined response still waiting for the connection
+    // gets none when it closes, hence the connection's too.
+    res.once('close', this.#onClose);
+    this.#connection.once('close', this.#onClose);
   }
 
   get ended(): boolean {
-    return this.#ended || this.#res.destroyed;
+    return this.#ended || this.#res.destroyed || this.#connection.destroyed;
   }
 
   /** Bytes written but not yet handed to the socket: what a slow client costs this process. */
@@ -169,10 +175,14 @@ export class ProgressStream implements Watcher {
     return new EncodedEvent(formatSseEvent({ event: 'progress', id, data: update.json }));
   }
 
+  readonly #onClose = () => this.#finish();
+
   #finish(): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#pending.clear();
+    // A keep-alive connection outlives its streams: leave nothing attached to it.
+    this.#connection.off('close', this.#onClose);
     this.#onEnd();
   }
 }

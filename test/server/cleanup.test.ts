@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
 import type { Service } from '../../src/service.js';
@@ -62,6 +63,18 @@ describe('listener cleanup', () => {
     await until(() => service.hub.stats().watchers === 100, 10_000, '100 watchers are left');
 
     for (const w of watches.splice(0)) w.close();
+    await untilIdle();
+  });
+
+  it('leaves nothing behind for a stream pipelined behind another on a connection that closes', async () => {
+    const [first, second] = [bookId('pipelined'), bookId('pipelined')];
+    for (const id of [first, second]) await service.tracker.updateProgress(id, { status: 'GENERATING', message: 'watched' });
+    const socket = connect(Number(new URL(service.url).port), '127.0.0.1');
+    const get = (id: string) => `GET /api/ai/progress/${id}/stream HTTP/1.1\r\nHost: test\r\n\r\n`;
+    socket.write(get(first) + get(second));
+    // The second waits behind the first, which never ends: it joins, but never owns the socket.
+    await until(() => service.hub.stats().watchers === 2, 5_000, 'both streams to join');
+    socket.destroy();
     await untilIdle();
   });
 

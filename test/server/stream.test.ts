@@ -1,3 +1,5 @@
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import { EventSource } from 'eventsource';
 import type { FetchLike } from 'eventsource';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -257,4 +259,134 @@ describe('GET /api/ai/progress/:bookId/stream', () => {
     expect(w.errors).toBe(0);
     expect(unnamed).toBe(0);
   });
+});
+
+/** A raw TCP connection to the server: what it received, as text, and a wait for a pattern in it. */
+class RawConnection {
+  received = '';
+  readonly #socket: Socket;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.setEncoding('latin1');
+    socket.on('data', (text: string) => {
+      this.received += text;
+      for (const waiter of this.#waiters) waiter();
+    });
+  }
+
+  static async open(request: string): Promise<RawConnection> {
+    const socket = connect(Number(new URL(service.url).port), '127.0.0.1');
+    await withTimeout(new Promise((resolve) => socket.once('connect', resolve)), 5_000, 'the connection');
+    socket.write(request);
+    return new RawConnection(socket);
+  }
+
+  /** Resolves once `pattern` matches what was received. */
+  async receive(pattern: RegExp, what: string): Promise<void> {
+    let check = () => {};
+    const seen = new Promise<void>((resolve) => {
+      check = () => {
+        if (pattern.test(this.received)) resolve();
+      };
+      this.#waiters.add(check);
+      check();
+    });
+    try {
+      await withTimeout(seen, 5_000, what);
+    } finally {
+      this.#waiters.delete(check);
+    }
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}
+
+/** `text` as a literal regular expression. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The data of a chunked body: every chunk's bytes, framing removed; throws on a malformed chunk. */
+function unchunk(body: string): string {
+  let data = '';
+  let at = 0;
+  while (at < body.length) {
+    const lineEnd = body.indexOf('\r\n', at);
+    if (lineEnd < 0) break;
+    const size = Number.parseInt(body.slice(at, lineEnd), 16);
+    if (!Number.isInteger(size)) throw new Error(`bad chunk size line at ${at}: ${JSON.stringify(body.slice(at, at + 20))}`);
+    if (body.length < lineEnd + 2 + size + 2) break; // the rest is still on its way
+    data += body.slice(lineEnd + 2, lineEnd + 2 + size);
+    if (body.slice(lineEnd + 2 + size, lineEnd + 4 + size) !== '\r\n') throw new Error('a chunk does not end with CRLF');
+    at = lineEnd + 4 + size;
+  }
+  return data;
+}
+
+describe('the stream on the wire', () => {
+  const connections: RawConnection[] = [];
+  afterEach(() => {
+    for (const connection of connections.splice(0)) connection.close();
+  });
+  const open = async (request: string) => {
+    const connection = await RawConnection.open(request);
+    connections.push(connection);
+    return connection;
+  };
+  const eventOf = (state: BookProgress) => `event: progress\nid: ${state.version}\ndata: ${JSON.stringify(state)}\n\n`;
+
+  it('frames each event as chunks of a chunked body for HTTP/1.1', async () => {
+    const id = bookId('wire-11');
+    const first = await published(service.url, id, { status: 'GENERATING', message: 'één — ü' });
+    const connection = await open(`GET /api/ai/progress/${id}/stream HTTP/1.1\r\nHost: test\r\n\r\n`);
+    await connection.receive(/\r\n\r\n[\s\S]*id: 1\n/, 'the first event');
+    const second = await published(service.url, id, { message: 'two' });
+    await connection.receive(/id: 2\n[^\n]*\n\n\r\n/, 'the second event');
+
+    const [head] = connection.received.split('\r\n\r\n', 1) as [string];
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head.toLowerCase()).toContain('transfer-encoding: chunked');
+    const data = Buffer.from(unchunk(connection.received.slice(head.length + 4)), 'latin1').toString('utf8');
+    expect(data).toBe(`retry: 3000\n\n${eventOf(first)}${eventOf(second)}`);
+  });
+
+  it('sends the events unframed to an HTTP/1.0 client, which reads until the connection closes', async () => {
+    const id = bookId('wire-10');
+    const first = await published(service.url, id, { status: 'GENERATING' });
+    const connection = await open(`GET /api/ai/progress/${id}/stream HTTP/1.0\r\nHost: test\r\n\r\n`);
+    await connection.receive(/id: 1\n[^\n]*\n\n/, 'the first event');
+    const second = await published(service.url, id, { message: 'two' });
+    await connection.receive(/id: 2\n[^\n]*\n\n/, 'the second event');
+
+    const [head, body] = connection.received.split('\r\n\r\n', 2) as [string, string];
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head.toLowerCase()).not.toContain('transfer-encoding');
+    expect(Buffer.from(body, 'latin1').toString('utf8')).toBe(`retry: 3000\n\n${eventOf(first)}${eventOf(second)}`);
+  });
+
+  it('answers pipelined streams in order: the second starts when the first ends, with what it missed', async () => {
+    const [a, b] = [bookId('wire-first'), bookId('wire-second')];
+    await published(service.url, a, { status: 'GENERATING' });
+    await published(service.url, b, { status: 'GENERATING' });
+    const get = (id: string) => `GET /api/ai/progress/${id}/stream HTTP/1.1\r\nHost: test\r\n\r\n`;
+    const connection = await open(get(a) + get(b));
+    await connection.receive(/id: 1\n[^\n]*\n\n\r\n/, 'the first stream');
+    // The second waits behind the first, which holds the connection until its book finishes.
+    const missed = await published(service.url, b, { message: 'while waiting' });
+    const aFinal = await service.tracker.markComplete(a, 0);
+    await connection.receive(/\r\n0\r\n\r\nHTTP\/1\.1 200 OK[\s\S]*id: 2\n[^\n]*\n\n\r\n/, 'the second stream');
+    const bNext = await published(service.url, b, { message: 'after' });
+    await connection.receive(/id: 3\n[^\n]*\n\n\r\n/, 'its next event');
+
+    const [first, second] = connection.received.split(/(?=HTTP\/1\.1 200 OK)/).slice(0, 2) as [string, string];
+    const bodyOf = (response: string) => unchunk(response.slice(response.indexOf('\r\n\r\n') + 4));
+    expect(bodyOf(first)).toMatch(new RegExp(`^retry: 3000\\n\\nevent: progress\\nid: 1\\n[^\\n]*\\n\\n${escape(eventOf(aFinal))}$`));
+    expect(first.endsWith('\r\n0\r\n\r\n')).toBe(true);
+    expect(bodyOf(second)).toBe(`retry: 3000\n\n${eventOf(missed)}${eventOf(bNext)}`);
+  });
+
 });
