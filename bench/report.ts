@@ -46,14 +46,7 @@ export function toMarkdown(report: RunReport): string {
 
   out.push('', ...fanoutTable(fanout.runs));
 
-  out.push('', '### Memory per idle connection (clients of (a), connected, nothing published; heap after a forced GC)', '');
-  out.push('| clients | target | RSS KiB/conn | heap KiB/conn | RSS × B3 | heap × B3 | RSS before → after MiB |', '| ---: | --- | ---: | ---: | ---: | ---: | --- |');
-  for (const m of fanout.memory) {
-    const b3 = fanout.memory.find((x) => x.target === 'b3' && x.clients === m.clients);
-    out.push(
-      `| ${int(m.clients)} | ${TARGET_NAMES[m.target]} | ${fixed(m.rssPerConnection / KIB, 1)} | ${fixed(m.heapPerConnection / KIB, 1)} | ${b3 ? fixed(m.rssPerConnection / b3.rssPerConnection) : '-'} | ${b3 ? fixed(m.heapPerConnection / b3.heapPerConnection) : '-'} | ${fixed(m.before.rss / KIB / KIB, 0)} → ${fixed(m.after.rss / KIB / KIB, 0)} |`,
-    );
-  }
+  out.push('', ...memoryTable(fanout));
 
   out.push('', '### Connection setup', '', '| target | clients | phase | connects/s | connect-to-first-event p50 ms | p99 ms | max ms | failed |', '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
   for (const r of fanout.runs.filter((x) => x.shape === 'a')) {
@@ -95,8 +88,21 @@ function fanoutTable(runs: FanoutRun[]): string[] {
 }
 
 /** `--only fanout`: the fan-out table, and the targets' event-loop delay and GC pauses when measured. */
+/** RSS and heap per idle connection of each target, and their ratio to B3's. */
+function memoryTable(fanout: FanoutResult): string[] {
+  const out = ['### Memory per idle connection (clients of (a), connected, nothing published; heap after a forced GC)', ''];
+  out.push('| clients | target | RSS KiB/conn | heap KiB/conn | RSS × B3 | heap × B3 | RSS before → after MiB |', '| ---: | --- | ---: | ---: | ---: | ---: | --- |');
+  for (const m of fanout.memory) {
+    const b3 = fanout.memory.find((x) => x.target === 'b3' && x.clients === m.clients);
+    out.push(
+      `| ${int(m.clients)} | ${TARGET_NAMES[m.target]} | ${fixed(m.rssPerConnection / KIB, 1)} | ${fixed(m.heapPerConnection / KIB, 1)} | ${b3 ? fixed(m.rssPerConnection / b3.rssPerConnection) : '-'} | ${b3 ? fixed(m.heapPerConnection / b3.heapPerConnection) : '-'} | ${fixed(m.before.rss / KIB / KIB, 0)} → ${fixed(m.after.rss / KIB / KIB, 0)} |`,
+    );
+  }
+  return out;
+}
+
 export function fanoutOnlyMarkdown(fanout: FanoutResult): string {
-  const out = fanoutTable(fanout.runs);
+  const out = [...fanoutTable(fanout.runs), '', ...memoryTable(fanout)];
   const measured = fanout.runs.filter((r) => r.loop);
   if (measured.length > 0) {
     out.push('', '### Event loop and GC of the target while publishing (bench/probe.ts)', '');

@@ -87,6 +87,8 @@ let started = 0;
 const childName = (kind: string) => `${kind}-${++started}`;
 
 const PROBE = ['--expose-gc', '--import', 'tsx', '--import', './bench/probe.ts'];
+/** The V8 flags `npm start` and the Dockerfile run the server with (see README, Operations). */
+const SERVER_V8_FLAGS = ['--max-semi-space-size=32'];
 
 export interface ServerOptions {
   keyPrefix: string;
@@ -102,7 +104,7 @@ export async function startServer(ctx: BenchContext, options: ServerOptions): Pr
   const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
   const child = new Child({
     name: childName(options.name ?? 'server'),
-    nodeArgs: [...PROBE, ...profile, 'src/main.ts'],
+    nodeArgs: [...PROBE, ...SERVER_V8_FLAGS, ...profile, 'src/main.ts'],
     cwd: ctx.root,
     logDir: ctx.logDir,
     env: {

@@ -15,11 +15,11 @@ export const BookIdSchema = z
 
 const count = z.number().int().min(0).max(MAX_COUNT);
 /** Text Postgres can store in jsonb: no NUL, no lone UTF-16 surrogate. */
-const text = (max: number) =>
-  z
-    .string()
-    .max(max)
-    .refine((s) => !s.includes('\0') && s.isWellFormed(), 'must not contain NUL or unpaired surrogates');
+export function isStorableText(s: string): boolean {
+  return !s.includes('\0') && s.isWellFormed();
+}
+
+const text = (max: number) => z.string().max(max).refine(isStorableText, 'must not contain NUL or unpaired surrogates');
 const epochMs = z.number().int().min(0);
 
 /** The fields a publisher sets; the rest are assigned by the tracker. */
@@ -53,16 +53,19 @@ export const BookProgressSchema = z
     /** Per-book counter, +1 on every update; the SSE event id. */
     version: z.number().int().min(1),
   })
-  .refine((s) => s.currentChapter <= s.totalChapters, {
-    message: 'currentChapter must not exceed totalChapters',
-    path: ['currentChapter'],
-  })
-  .refine((s) => s.currentSection <= s.totalSections, {
-    message: 'currentSection must not exceed totalSections',
-    path: ['currentSection'],
-  });
+  .refine(chapterInRange, { message: 'currentChapter must not exceed totalChapters', path: ['currentChapter'] })
+  .refine(sectionInRange, { message: 'currentSection must not exceed totalSections', path: ['currentSection'] });
 
 export type BookProgress = z.infer<typeof BookProgressSchema>;
+
+/** The rules of BookProgressSchema that JSON Schema cannot express (see state-validator.ts). */
+export function chapterInRange(s: { currentChapter: number; totalChapters: number }): boolean {
+  return s.currentChapter <= s.totalChapters;
+}
+
+export function sectionInRange(s: { currentSection: number; totalSections: number }): boolean {
+  return s.currentSection <= s.totalSections;
+}
 export type Status = (typeof STATUSES)[number];
 export type Step = (typeof STEPS)[number];
 
