@@ -8,7 +8,7 @@ import { EncodedEvent, formatSseEvent } from './sse.js';
 /**
  * One version of a book's state, as every watcher of the process gets it, built once per version.
  * The newest one of each book lives until the next: it keeps the JSON and the fields watchers
- * decide on, and no Buffer (see `EncodingMemo`).
+ * decide on, and no Buffer (see `TickCache`).
  */
 export class Update {
   readonly bookId: string;
@@ -53,28 +53,30 @@ export class Update {
 }
 
 /**
- * The encoding of the last update asked for, shared by every client of that update: the clients
- * of one update are written one after another, so one entry is enough. It lives here, not on
- * the update, because an update kept as its book's newest would keep the Buffer too, and V8
- * pays for each such Buffer in every GC: at 10,000 updates/s that set off a full GC every few
- * seconds, where JSON strings kept alone set off none.
+ * Encodings built in the current tick, shared by every client of an update: a batch of Redis
+ * messages is written to all streams in one tick (see ProgressStream), and an every-book stream
+ * writes the whole batch before the next stream does. Cleared when the tick ends, not kept on the
+ * update: an update kept as its book's newest would keep the Buffer too, and V8 pays for each
+ * such Buffer in every GC (at 10,000 updates/s that set off a full GC every few seconds, where
+ * JSON strings kept alone set off none).
  */
-class EncodingMemo<T> {
-  #update: Update | null = null;
-  #value: T | null = null;
+class TickCache<T> {
+  readonly #entries = new Map<Update, T>();
 
   get(update: Update, encode: (update: Update) => T): T {
-    if (this.#update !== update) {
-      this.#value = encode(update);
-      this.#update = update;
+    let value = this.#entries.get(update);
+    if (value === undefined) {
+      if (this.#entries.size === 0) process.nextTick(() => this.#entries.clear());
+      value = encode(update);
+      this.#entries.set(update, value);
     }
-    return this.#value as T;
+    return value;
   }
 }
 
-const frames = new EncodingMemo<EncodedEvent>();
-const framesWithoutId = new EncodingMemo<EncodedEvent>();
-const wsMessages = new EncodingMemo<Buffer>();
+const frames = new TickCache<EncodedEvent>();
+const framesWithoutId = new TickCache<EncodedEvent>();
+const wsMessages = new TickCache<Buffer>();
 const encodeFrame = (u: Update) => new EncodedEvent(formatSseEvent({ event: 'progress', id: String(u.version), data: u.json }));
 const encodeFrameWithoutId = (u: Update) => new EncodedEvent(formatSseEvent({ event: 'progress', data: u.json }));
 const encodeWsMessage = (u: Update) => Buffer.from(`{"type":"progress","data":${u.json}}`);

@@ -108,7 +108,13 @@ export class ProgressStream implements Watcher {
     ProgressStream.#dueStreams = [];
     for (const stream of streams) {
       stream.#due = false;
-      if (!stream.#waitingForDrain) stream.#flush();
+      if (stream.#waitingForDrain) continue;
+      try {
+        stream.#flush();
+      } catch {
+        // Not expected; but one stream's failure must not stop the others' writes (nor the process).
+        stream.#res.destroy();
+      }
     }
   }
 
@@ -140,9 +146,15 @@ export class ProgressStream implements Watcher {
     this.#flush();
   }
 
-  /** False when the socket's buffer is full: wait for 'drain' before writing more. */
+  /** False when the socket's buffer is full (wait for 'drain') or the stream ended. */
   #write(event: EncodedEvent): boolean {
-    return (this.#socket as Socket).write(this.#chunked ? event.chunk : event.plain);
+    const socket = this.#socket as Socket;
+    // Node ends the socket itself when the client half-closes; a write after that would be an error.
+    if (!socket.writable) {
+      this.#finish();
+      return false;
+    }
+    return socket.write(this.#chunked ? event.chunk : event.plain);
   }
 
   #flush(): void {
@@ -157,6 +169,7 @@ export class ProgressStream implements Watcher {
       }
       this.#lastEventAt = Date.now();
       if (!this.#write(this.#frame(update))) {
+        if (this.#ended) return;
         this.#waitingForDrain = true;
         (this.#socket as Socket).once('drain', () => {
           this.#waitingForDrain = false;

@@ -113,4 +113,14 @@ describe('isBookProgress, the compiled validator of the Redis hot path', () => {
     expect(isBookProgress({ ...state, message: 'nul \0 inside' })).toBe(false);
     expect(isBookProgress({ ...state, error: 'lone \uDC00' })).toBe(false);
   });
+
+  it('drops a "__proto__" field of the JSON as zod does, without touching any prototype', () => {
+    const json = JSON.stringify({ bookId: 'b', status: 'GENERATING', generationStep: 'CHAPTERS', currentChapter: 0, totalChapters: 1, currentSection: 0, totalSections: 0, overallProgress: 0, message: '', timestamp: 1, version: 1 }).replace('{', '{"__proto__":{"polluted":true},');
+    const value: unknown = JSON.parse(json);
+    expect(Object.keys(value as object)).toContain('__proto__');
+    expect(isBookProgress(value)).toBe(true);
+    expect(value).toEqual(BookProgressSchema.parse(JSON.parse(json)));
+    expect(Object.keys(value as object)).not.toContain('__proto__');
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+  });
 });
