@@ -19,10 +19,11 @@ export type Watched = readonly string[] | 'all';
 
 /**
  * One SSE response carrying the progress of one or more books. Once the headers are out, events
- * go straight to the socket, already framed (see EncodedEvent): one write each, where the Node
- * response would frame every write again and flush it a tick later. A client whose socket is not draining keeps only the newest pending update per
- * book (latest state wins; a pending terminal state is never replaced), so a slow client
- * costs at most one state per book, whatever the update rate.
+ * go straight to the socket, already framed (see EncodedEvent), one write each, at the end of
+ * the batch of Redis messages they came in (see `#dueStreams`); the Node response would frame
+ * every write again. Until then, and while a client's socket is not draining, a stream keeps
+ * only the newest pending update per book (latest state wins; a pending terminal state is never
+ * replaced), so a slow client costs at most one state per book, whatever the update rate.
  *
  * Event ids make resuming exact: for one book the id is its version (the frame built once per
  * version is shared by every watcher); for a list it is the versions in list order joined by
