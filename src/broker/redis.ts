@@ -273,5 +273,4 @@ export class RedisBroker implements Broker {
     this.#log.warn({ where, issue: BookProgressSchema.safeParse(parsed).error?.issues[0]?.message }, 'ignoring invalid progress state in redis');
     return null;
   }
-
 }

@@ -66,6 +66,7 @@ export function chapterInRange(s: { currentChapter: number; totalChapters: numbe
 export function sectionInRange(s: { currentSection: number; totalSections: number }): boolean {
   return s.currentSection <= s.totalSections;
 }
+
 export type Status = (typeof STATUSES)[number];
 export type Step = (typeof STEPS)[number];
 
