@@ -3,12 +3,12 @@ import type { Broker } from '../broker/broker.js';
 import { isTerminal } from '../progress/schema.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { ReadLatest } from './latest.js';
-import { EncodedEvent, formatSseEvent } from './sse.js';
+import { EncodedEvent } from './sse.js';
 
 /**
- * One version of a book's state, as every watcher of the process gets it, built once per version.
- * The newest one of each book lives until the next: it keeps the JSON and the fields watchers
- * decide on, and no Buffer (see `TickCache`).
+ * One version of a book's state, as every watcher of the process gets it, built once per version
+ * and encoded once per kind of client. It lives while it is being written: topics keep their
+ * newest state without it (see NewestState).
  */
 export class Update {
   readonly bookId: string;
@@ -16,14 +16,20 @@ export class Update {
   /** COMPLETE or ERROR: the book's last state. */
   readonly terminal: boolean;
   readonly json: string;
-  #pollBody: Buffer | null = null;
+  #frame: EncodedEvent | null = null;
+  #frameWithoutId: EncodedEvent | null = null;
+  #wsMessage: Buffer | null = null;
+
+  constructor(bookId: string, version: number, terminal: boolean, json: string) {
+    this.bookId = bookId;
+    this.version = version;
+    this.terminal = terminal;
+    this.json = json;
+  }
 
   /** `json`: the state as JSON, when the caller already has it. */
-  constructor(state: BookProgress, json = JSON.stringify(state)) {
-    this.bookId = state.bookId;
-    this.version = state.version;
-    this.terminal = isTerminal(state.status);
-    this.json = json;
+  static of(state: BookProgress, json = JSON.stringify(state)): Update {
+    return new Update(state.bookId, state.version, isTerminal(state.status), json);
   }
 
   /** The state, parsed again on each call: only the database fallback needs all of it. */
@@ -33,53 +39,85 @@ export class Update {
 
   /** A complete `progress` event with the version as id. */
   get frame(): EncodedEvent {
-    return frames.get(this, encodeFrame);
+    return (this.#frame ??= EncodedEvent.progress(this.json, String(this.version)));
   }
 
   /** The same event without an id, for every-book streams. */
   get frameWithoutId(): EncodedEvent {
-    return framesWithoutId.get(this, encodeFrameWithoutId);
+    return (this.#frameWithoutId ??= EncodedEvent.progress(this.json));
   }
 
   /** The WebSocket message, `{ type: 'progress', data: state }`. */
   get wsMessage(): Buffer {
-    return wsMessages.get(this, encodeWsMessage);
+    return (this.#wsMessage ??= Buffer.from(`{"type":"progress","data":${this.json}}`));
+  }
+}
+
+const POLL_BODY_HEAD = Buffer.from('{"success":true,"data":');
+const POLL_BODY_TAIL = Buffer.from('}');
+
+/**
+ * A book's newest state as its topic keeps it from one update to the next: the version, and the
+ * JSON written over the previous one in a buffer reused while it fits. Keeping each Update would
+ * keep a new object and string per update for as long as the book's update interval, about a
+ * second: long enough for V8 to move them to the old generation, which 10,000 books updated once
+ * a second then filled every few seconds (docs/performance.md).
+ */
+class NewestState {
+  readonly #bookId: string;
+  #known = false;
+  #version = 0;
+  #terminal = false;
+  #json = Buffer.alloc(0);
+  #jsonBytes = 0;
+  #pollBody: Buffer | null = null;
+
+  constructor(bookId: string) {
+    this.#bookId = bookId;
+  }
+
+  get known(): boolean {
+    return this.#known;
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Whether `version` is newer than the newest one kept (any is, before the first). */
+  isNewer(version: number): boolean {
+    return !this.#known || version > this.#version;
+  }
+
+  set(update: Update): void {
+    const bytes = Buffer.byteLength(update.json);
+    // With room to spare: a state's message changes length from one update to the next.
+    if (bytes > this.#json.length) this.#json = Buffer.allocUnsafeSlow(Math.ceil(bytes * 1.25));
+    this.#json.write(update.json, 0, 'utf8');
+    this.#jsonBytes = bytes;
+    this.#version = update.version;
+    this.#terminal = update.terminal;
+    this.#known = true;
+    this.#pollBody = null;
+  }
+
+  /** The newest state as a new Update (for a watcher that joins); null before the first. */
+  get update(): Update | null {
+    if (!this.#known) return null;
+    return new Update(this.#bookId, this.#version, this.#terminal, this.#json.toString('utf8', 0, this.#jsonBytes));
   }
 
   /** The poll endpoint's answer, `{ success: true, data: state }`, kept for every poll of this version. */
   get pollBody(): Buffer {
-    return (this.#pollBody ??= Buffer.from(`{"success":true,"data":${this.json}}`));
+    return (this.#pollBody ??= Buffer.concat([POLL_BODY_HEAD, this.#json.subarray(0, this.#jsonBytes), POLL_BODY_TAIL]));
   }
 }
 
-/**
- * Encodings built in the current tick, shared by every client of an update: a batch of Redis
- * messages is written to all streams in one tick (see ProgressStream), and an every-book stream
- * writes the whole batch before the next stream does. Cleared when the tick ends, not kept on the
- * update: an update kept as its book's newest would keep the Buffer too, and V8 pays for each
- * such Buffer in every GC (at 10,000 updates/s that set off a full GC every few seconds, where
- * JSON strings kept alone set off none).
- */
-class TickCache<T> {
-  readonly #entries = new Map<Update, T>();
-
-  get(update: Update, encode: (update: Update) => T): T {
-    let value = this.#entries.get(update);
-    if (value === undefined) {
-      if (this.#entries.size === 0) process.nextTick(() => this.#entries.clear());
-      value = encode(update);
-      this.#entries.set(update, value);
-    }
-    return value;
-  }
+/** What the poll endpoint answers from memory: a version and its body. */
+export interface PolledState {
+  readonly version: number;
+  readonly pollBody: Buffer;
 }
-
-const frames = new TickCache<EncodedEvent>();
-const framesWithoutId = new TickCache<EncodedEvent>();
-const wsMessages = new TickCache<Buffer>();
-const encodeFrame = (u: Update) => new EncodedEvent(formatSseEvent({ event: 'progress', id: String(u.version), data: u.json }));
-const encodeFrameWithoutId = (u: Update) => new EncodedEvent(formatSseEvent({ event: 'progress', data: u.json }));
-const encodeWsMessage = (u: Update) => Buffer.from(`{"type":"progress","data":${u.json}}`);
 
 export interface Watcher {
   /** Called with each newer state of the book, in version order; must not throw. */
@@ -89,8 +127,8 @@ export interface Watcher {
 }
 
 interface Topic {
-  latest: Update | null;
-  /** Subscribed and read: `latest` follows every commit from here on (while the broker is live). */
+  readonly newest: NewestState;
+  /** Subscribed and read: `newest` follows every commit from here on (while the broker is live). */
   ready: boolean;
   readonly watchers: Set<Watcher>;
   /** Joins still waiting for `ready`; the topic stays open while any are. */
@@ -133,11 +171,11 @@ export class Hub {
    * The latest state of a book this process follows live, without a round trip (renewing the
    * poll lease); null otherwise, and then the caller reads it elsewhere.
    */
-  polled(bookId: string): Update | null {
+  polled(bookId: string): PolledState | null {
     const topic = this.#topics.get(bookId);
-    if (!topic?.ready || topic.latest === null || !this.#broker.isLive()) return null;
+    if (!topic?.ready || !topic.newest.known || !this.#broker.isLive()) return null;
     this.follow(bookId);
-    return topic.latest;
+    return topic.newest;
   }
 
   /**
@@ -152,7 +190,7 @@ export class Hub {
 
   /** The newest state this process has received for a book it follows, live or not; else null. */
   lastKnown(bookId: string): BookProgress | null {
-    return this.#topics.get(bookId)?.latest?.state ?? null;
+    return this.#topics.get(bookId)?.newest.update?.state ?? null;
   }
 
   close(): void {
@@ -174,7 +212,7 @@ export class Hub {
       topic.joining--;
     }
     topic.watchers.add(watcher);
-    return topic.latest;
+    return topic.newest.update;
   }
 
   leave(bookId: string, watcher: Watcher): void {
@@ -189,7 +227,7 @@ export class Hub {
     this.#everyBook.add(watcher);
     this.#everyBookSubscription ??= this.#broker.subscribeAll(
       (state, json) => {
-        const update = new Update(state, json);
+        const update = Update.of(state, json);
         for (const w of this.#everyBook) w.deliver(update);
       },
       () => {
@@ -214,7 +252,7 @@ export class Hub {
   }
 
   #open(bookId: string): Topic {
-    const topic: Topic = { latest: null, ready: false, watchers: new Set(), joining: 0, setup: Promise.resolve(), unsubscribe: null };
+    const topic: Topic = { newest: new NewestState(bookId), ready: false, watchers: new Set(), joining: 0, setup: Promise.resolve(), unsubscribe: null };
     this.#topics.set(bookId, topic);
     topic.setup = this.#subscribe(bookId, topic);
     return topic;
@@ -245,9 +283,9 @@ export class Hub {
   }
 
   #offer(topic: Topic, state: BookProgress, json?: string): void {
-    if (topic.latest !== null && state.version <= topic.latest.version) return;
-    const update = new Update(state, json);
-    topic.latest = update;
+    if (!topic.newest.isNewer(state.version)) return;
+    const update = Update.of(state, json);
+    topic.newest.set(update);
     for (const watcher of topic.watchers) watcher.deliver(update);
   }
 

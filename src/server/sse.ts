@@ -47,14 +47,27 @@ export class EncodedEvent {
   /** Where the event starts in `chunk`, after the chunk's size line. */
   readonly eventStart: number;
 
-  constructor(text: string) {
-    const size = Buffer.byteLength(text);
-    const head = `${size.toString(16)}\r\n`;
-    this.eventStart = head.length;
-    this.chunk = Buffer.allocUnsafe(head.length + size + 2);
-    this.chunk.write(head, 0, 'latin1');
-    this.chunk.write(text, head.length, 'utf8');
-    this.chunk.write('\r\n', head.length + size, 'latin1');
+  /** `parts`: the event's text (see formatSseEvent), in as many pieces as the caller has it. */
+  constructor(...parts: string[]) {
+    let size = 0;
+    for (const part of parts) size += Buffer.byteLength(part);
+    const sizeLine = `${size.toString(16)}\r\n`;
+    this.eventStart = sizeLine.length;
+    this.chunk = Buffer.allocUnsafe(sizeLine.length + size + 2);
+    let at = this.chunk.write(sizeLine, 0, 'latin1');
+    for (const part of parts) at += this.chunk.write(part, at, 'utf8');
+    this.chunk.write('\r\n', at, 'latin1');
+  }
+
+  /**
+   * A `progress` event carrying `json`. The bytes are written from the JSON itself, without the
+   * event's text built first: this runs once per update, and the text would be garbage at once.
+   */
+  static progress(json: string, id?: string): EncodedEvent {
+    // JSON from a foreign publisher may hold line breaks between its tokens: one data line each.
+    if (HAS_LINE_BREAK.test(json)) return new EncodedEvent(formatSseEvent({ event: 'progress', id, data: json }));
+    const head = id === undefined ? 'event: progress\ndata: ' : `event: progress\nid: ${field('id', id)}\ndata: `;
+    return new EncodedEvent(head, json, '\n\n');
   }
 
   /** The event without chunk framing, for a body that has none (an HTTP/1.0 client). */

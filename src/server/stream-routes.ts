@@ -69,7 +69,7 @@ async function serve(c: Context<{ Bindings: HttpBindings }>, options: StreamRout
   let first: Array<Update | null>;
   if (watched === 'all') {
     await hub.joinAll(stream);
-    first = (await options.recentStates().catch(() => [])).map((state) => new Update(state));
+    first = (await options.recentStates().catch(() => [])).map((state) => Update.of(state));
   } else {
     first = await Promise.all(watched.map((bookId) => hub.join(bookId, stream)));
     // A client that already has every final state must stop reconnecting: 204 tells EventSource so.

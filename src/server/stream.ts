@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { BookQueue } from './book-queue.js';
 import type { Update, Watcher } from './hub.js';
 import { EncodedEvent, formatSseComment, formatSseEvent } from './sse.js';
 
@@ -34,9 +35,8 @@ export class ProgressStream implements Watcher {
   /** The client's connection, which this response may still be waiting for (pipelining). */
   readonly #connection: Socket;
   readonly #watched: Watched;
-  readonly #sent: Map<string, number>;
+  readonly #books: BookQueue;
   readonly #finished = new Set<string>();
-  readonly #pending = new Map<string, Update>();
   readonly #onEnd: () => void;
   /** Set once the headers are out and this response owns the connection. */
   #socket: Socket | null = null;
@@ -54,7 +54,7 @@ export class ProgressStream implements Watcher {
   constructor(res: ServerResponse, watched: Watched, known: ReadonlyMap<string, number>, onEnd: () => void) {
     this.#res = res;
     this.#watched = watched;
-    this.#sent = new Map(known);
+    this.#books = new BookQueue(known);
     this.#onEnd = onEnd;
     this.#connection = res.req.socket;
     // The response's 'close' comes with every exit of a response that holds the connection: client
@@ -86,11 +86,7 @@ export class ProgressStream implements Watcher {
   }
 
   deliver(update: Update): void {
-    const { bookId, version } = update;
-    if (this.#ended || version <= (this.#sent.get(bookId) ?? 0)) return;
-    const pending = this.#pending.get(bookId);
-    if (pending && (pending.terminal || pending.version >= version)) return;
-    this.#pending.set(bookId, update);
+    if (this.#ended || !this.#books.offer(update)) return;
     if (this.#open && !this.#waitingForDrain && !this.#due) {
       this.#due = true;
       if (ProgressStream.#dueStreams.push(this) === 1) process.nextTick(ProgressStream.#flushDue);
@@ -159,14 +155,12 @@ export class ProgressStream implements Watcher {
   }
 
   #flush(): void {
-    for (const [bookId, update] of this.#pending) {
+    for (let update = this.#books.take(); update !== null; update = this.#books.take()) {
       if (this.#ended) return;
-      this.#pending.delete(bookId);
-      this.#sent.set(bookId, update.version);
       if (update.terminal) {
         // The every-book stream would otherwise remember every book it ever carried.
-        if (this.#watched === 'all') this.#sent.delete(bookId);
-        else this.#finished.add(bookId);
+        if (this.#watched === 'all') this.#books.forget(update.bookId);
+        else this.#finished.add(update.bookId);
       }
       this.#lastEventAt = Date.now();
       if (!this.#write(this.#frame(update))) {
@@ -185,8 +179,8 @@ export class ProgressStream implements Watcher {
   #frame(update: Update): EncodedEvent {
     if (this.#watched === 'all') return update.frameWithoutId;
     if (this.#watched.length === 1) return update.frame;
-    const id = this.#watched.map((bookId) => this.#sent.get(bookId) ?? 0).join('.');
-    return new EncodedEvent(formatSseEvent({ event: 'progress', id, data: update.json }));
+    const id = this.#watched.map((bookId) => this.#books.sent(bookId)).join('.');
+    return EncodedEvent.progress(update.json, id);
   }
 
   readonly #onClose = () => this.#finish();
@@ -194,7 +188,7 @@ export class ProgressStream implements Watcher {
   #finish(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#pending.clear();
+    this.#books.clearPending();
     // A keep-alive connection outlives its streams: leave nothing attached to it.
     this.#connection.off('close', this.#onClose);
     this.#onEnd();

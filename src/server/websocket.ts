@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { BookIdSchema } from '../progress/schema.js';
+import { BookQueue } from './book-queue.js';
 import { errorBody } from './errors.js';
 import type { Hub, Update, Watcher } from './hub.js';
 
@@ -39,8 +40,7 @@ export interface WebSocketOptions {
 class Subscriber implements Watcher {
   readonly books = new Set<string>();
   readonly #ws: WebSocket;
-  readonly #sent = new Map<string, number>();
-  readonly #pending = new Map<string, Update>();
+  readonly #queue = new BookQueue();
   #sending = 0;
   alive = true;
   closed = false;
@@ -50,21 +50,16 @@ class Subscriber implements Watcher {
   }
 
   know(bookId: string, version: number): void {
-    this.#sent.set(bookId, Math.max(version, this.#sent.get(bookId) ?? 0));
+    this.#queue.know(bookId, version);
   }
 
   forget(bookId: string): void {
     this.books.delete(bookId);
-    this.#sent.delete(bookId);
-    this.#pending.delete(bookId);
+    this.#queue.forget(bookId);
   }
 
   deliver(update: Update): void {
-    const { bookId, version } = update;
-    if (!this.books.has(bookId) || version <= (this.#sent.get(bookId) ?? 0)) return;
-    const pending = this.#pending.get(bookId);
-    if (pending && (pending.terminal || pending.version >= version)) return;
-    this.#pending.set(bookId, update);
+    if (!this.books.has(update.bookId) || !this.#queue.offer(update)) return;
     if (this.#ws.bufferedAmount < BACKPRESSURE_BYTES || this.#sending === 0) this.#flush();
   }
 
@@ -73,14 +68,12 @@ class Subscriber implements Watcher {
   }
 
   #flush(): void {
-    for (const [bookId, update] of this.#pending) {
+    for (let update = this.#queue.take(); update !== null; update = this.#queue.take()) {
       if (this.#ws.readyState !== WebSocket.OPEN) return;
-      this.#pending.delete(bookId);
-      this.#sent.set(bookId, update.version);
       this.#sending++;
       this.#ws.send(update.wsMessage, { binary: false }, () => {
         this.#sending--;
-        if (this.#pending.size > 0 && this.#ws.bufferedAmount < BACKPRESSURE_BYTES) this.#flush();
+        if (this.#queue.hasPending && this.#ws.bufferedAmount < BACKPRESSURE_BYTES) this.#flush();
       });
       if (this.#ws.bufferedAmount >= BACKPRESSURE_BYTES) return;
     }

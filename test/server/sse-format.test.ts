@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatSseComment, formatSseEvent } from '../../src/server/sse.js';
+import { EncodedEvent, formatSseComment, formatSseEvent } from '../../src/server/sse.js';
 
 describe('formatSseEvent', () => {
   it('writes event, id, retry and data in that order, ending with a blank line', () => {
@@ -59,5 +59,37 @@ describe('formatSseComment', () => {
 
   it('keeps line breaks from ending the comment', () => {
     expect(formatSseComment('a\nb\r\nc\rd')).toBe(': a b  c d\n\n');
+  });
+});
+
+describe('EncodedEvent', () => {
+  it('frames the event as one chunk of a chunked body, its size counted in bytes', () => {
+    const text = formatSseEvent({ event: 'progress', data: '{"message":"Kapitel fünf ✓"}' });
+    const event = new EncodedEvent(text);
+    const size = Buffer.byteLength(text);
+    expect(size).toBeGreaterThan(text.length);
+    expect(event.chunk.toString()).toBe(`${size.toString(16)}\r\n${text}\r\n`);
+    expect(event.plain.toString()).toBe(text);
+  });
+
+  it('joins the parts it is given into one event', () => {
+    expect(new EncodedEvent('data: ', 'é', '\n\n').plain.toString()).toBe('data: é\n\n');
+  });
+
+  it.each([
+    ['one-line JSON', '{"bookId":"b1","message":"Kapitel fünf ✓"}'],
+    ['JSON with line breaks between tokens', '{\n  "bookId": "b1",\r\n  "version": 3\r}'],
+    ['empty data', ''],
+  ])('encodes a progress event with %s exactly as formatSseEvent writes it', (_, json) => {
+    for (const id of ['12', '12.7.0', undefined]) {
+      const event = EncodedEvent.progress(json, id);
+      const text = formatSseEvent({ event: 'progress', id, data: json });
+      expect(event.plain.toString()).toBe(text);
+      expect(event.chunk.toString()).toBe(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+    }
+  });
+
+  it('refuses a progress event id that could end the field', () => {
+    expect(() => EncodedEvent.progress('{}', '1\ndata: x')).toThrow(/id must not contain CR, LF or NUL/);
   });
 });

@@ -1,0 +1,103 @@
+import type { Update } from './hub.js';
+
+/** What one client has of one book, and the newer state waiting to be written to it. */
+interface BookSlot {
+  readonly bookId: string;
+  /** The version the client has; 0 for none. */
+  sent: number;
+  pending: Update | null;
+}
+
+/**
+ * One client's books, for SSE streams and WebSocket connections alike: the version it has of each,
+ * and the newest state not yet written (latest state wins; a pending terminal state is never
+ * replaced), handed out in the order they became pending.
+ *
+ * A book's slot is made once and then changed in place: at an update a second, a new entry or
+ * Map table per update would live until the next one, long enough for V8 to move it to the old
+ * generation, and 10,000 clients would fill that every few seconds (docs/performance.md).
+ */
+export class BookQueue {
+  readonly #slots = new Map<string, BookSlot>();
+  readonly #due: BookSlot[] = [];
+  #next = 0;
+  #pendingCount = 0;
+
+  /** `known`: versions the client already has (Last-Event-ID, or a WebSocket subscribe). */
+  constructor(known: Iterable<readonly [string, number]> = []) {
+    for (const [bookId, version] of known) this.know(bookId, version);
+  }
+
+  get hasPending(): boolean {
+    return this.#pendingCount > 0;
+  }
+
+  /** The version the client has of a book; 0 for none. */
+  sent(bookId: string): number {
+    return this.#slots.get(bookId)?.sent ?? 0;
+  }
+
+  /** The client has this version (or a newer one it already had). */
+  know(bookId: string, version: number): void {
+    const slot = this.#slot(bookId);
+    slot.sent = Math.max(slot.sent, version);
+  }
+
+  /** Queues an update the client lacks; false when it has it, or has a newer or final one pending. */
+  offer(update: Update): boolean {
+    const slot = this.#slot(update.bookId);
+    if (update.version <= slot.sent) return false;
+    const pending = slot.pending;
+    if (pending !== null && (pending.terminal || pending.version >= update.version)) return false;
+    slot.pending = update;
+    if (pending === null) {
+      this.#pendingCount++;
+      this.#due.push(slot);
+    }
+    return true;
+  }
+
+  /** The next pending update, now counted as sent; null when none is left. */
+  take(): Update | null {
+    while (this.#next < this.#due.length) {
+      const slot = this.#due[this.#next++] as BookSlot;
+      const update = slot.pending;
+      // A slot forgotten while pending stays in the list, empty.
+      if (update === null) continue;
+      slot.pending = null;
+      slot.sent = update.version;
+      this.#pendingCount--;
+      return update;
+    }
+    // Emptied in place: a new array would be kept until the next update.
+    this.#due.length = 0;
+    this.#next = 0;
+    return null;
+  }
+
+  /** Drops a book: what the client has of it and what is pending. */
+  forget(bookId: string): void {
+    const slot = this.#slots.get(bookId);
+    if (!slot) return;
+    if (slot.pending !== null) this.#pendingCount--;
+    slot.pending = null;
+    this.#slots.delete(bookId);
+  }
+
+  /** Drops everything pending; versions sent are kept. */
+  clearPending(): void {
+    for (const slot of this.#due) slot.pending = null;
+    this.#due.length = 0;
+    this.#next = 0;
+    this.#pendingCount = 0;
+  }
+
+  #slot(bookId: string): BookSlot {
+    let slot = this.#slots.get(bookId);
+    if (!slot) {
+      slot = { bookId, sent: 0, pending: null };
+      this.#slots.set(bookId, slot);
+    }
+    return slot;
+  }
+}
