@@ -38,6 +38,8 @@ export interface Plan {
     serverEnv: Record<string, string>;
     /** Write the server's V8 CPU profile (whole life) into this directory. */
     serverCpuProfileDir: string | null;
+    /** Extra Node/V8 flags for the server under test, e.g. `--trace-gc` (with `--keep-logs` to read it). */
+    serverNodeArgs: string[];
     /**
      * How the publisher feeds the server: its Lua commit (the protocol), or a bare PUBLISH of the
      * same JSON, as B3 is fed (an experiment: the server's own share of the latency).
@@ -58,6 +60,7 @@ export interface PlanOverrides {
   loopStats?: boolean;
   serverEnv?: Record<string, string>;
   serverCpuProfileDir?: string;
+  serverNodeArgs?: string[];
   serverPublish?: 'commit' | 'publish';
 }
 
@@ -80,6 +83,7 @@ export function makePlan(quick: boolean, profile: boolean | null, overrides: Pla
       loopStats: overrides.loopStats ?? false,
       serverEnv: overrides.serverEnv ?? {},
       serverCpuProfileDir: overrides.serverCpuProfileDir ?? null,
+      serverNodeArgs: overrides.serverNodeArgs ?? [],
       serverPublish: overrides.serverPublish ?? 'commit',
     },
     churn: { durationMs: quick ? 3_000 : 10_000, concurrency: 100, maxConnects: 100_000 },

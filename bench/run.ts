@@ -35,6 +35,8 @@ const RUN_LIMIT_MS = { quick: 5 * 60_000, full: 25 * 60_000 };
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+/** Keep the children's logs (e.g. the server's `--trace-gc` output) after a run that completed. */
+const keepLogs = args.includes('--keep-logs');
 const profile = args.includes('--profile') ? true : args.includes('--no-profile') ? false : null;
 const plan = makePlan(quick, profile, parseOverrides(args));
 
@@ -76,6 +78,13 @@ function parseOverrides(argv: string[]): PlanOverrides {
     if (serverPublish !== 'commit' && serverPublish !== 'publish') throw new Error(`--server-publish takes commit or publish; got ${serverPublish}`);
     overrides.serverPublish = serverPublish;
   }
+  const nodeArgsAt = argv.indexOf('--server-node-args');
+  if (nodeArgsAt >= 0) {
+    // One value holding flags of their own, so not split on commas: --server-node-args "--trace-gc --trace-gc-nvp".
+    const value = argv[nodeArgsAt + 1];
+    if (value === undefined || value.trim() === '') throw new Error('--server-node-args needs a value, e.g. "--trace-gc"');
+    overrides.serverNodeArgs = value.split(' ').filter((v) => v !== '');
+  }
   const profileDir = listArg('server-cpu-prof');
   if (profileDir) overrides.serverCpuProfileDir = profileDir.join(',');
   const env = listArg('server-env');
@@ -103,6 +112,11 @@ function machine(): Machine {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     kernel: release(),
   };
+}
+
+function dropLogs(logDir: string): void {
+  if (keepLogs) log(`child logs kept in ${logDir}`);
+  else rmSync(logDir, { recursive: true, force: true });
 }
 
 async function main(): Promise<number> {
@@ -136,7 +150,7 @@ async function main(): Promise<number> {
     if (plan.only === 'fanout') {
       const fanout = await runFanout(ctx, plan, swarm, log);
       console.log(`\n${fanoutOnlyMarkdown(fanout)}`);
-      rmSync(logDir, { recursive: true, force: true });
+      dropLogs(logDir);
       return 0;
     }
     log('poll: B0, B1 and the server under autocannon');
@@ -163,7 +177,7 @@ async function main(): Promise<number> {
     console.log(`\n${toMarkdown(report)}`);
     for (const f of report.floors) console.log(`${f.pass ? 'PASS' : 'FAIL'}  ${f.name}: ${f.measured} (limit ${f.limit})${f.note ? ` [${f.note}]` : ''}`);
     log(`wrote ${files.json} and ${files.markdown}`);
-    rmSync(logDir, { recursive: true, force: true });
+    dropLogs(logDir);
     return 0;
   } finally {
     await cleanUp();

@@ -96,6 +96,8 @@ export interface ServerOptions {
   env?: Record<string, string>;
   /** Write a V8 CPU profile here when the server exits. */
   cpuProfileDir?: string;
+  /** Extra Node/V8 flags, e.g. `--trace-gc`. */
+  nodeArgs?: string[];
   name?: string;
 }
 
@@ -104,7 +106,7 @@ export async function startServer(ctx: BenchContext, options: ServerOptions): Pr
   const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
   const child = new Child({
     name: childName(options.name ?? 'server'),
-    nodeArgs: [...PROBE, ...SERVER_V8_FLAGS, ...profile, 'src/main.ts'],
+    nodeArgs: [...PROBE, ...SERVER_V8_FLAGS, ...(options.nodeArgs ?? []), ...profile, 'src/main.ts'],
     cwd: ctx.root,
     logDir: ctx.logDir,
     env: {

@@ -91,7 +91,7 @@ async function onTarget(ctx: BenchContext, plan: Plan, swarm: SwarmPool, kind: F
   const one: BookRange = { prefix: `b${clients}-`, first: 0, count: 1 };
   await seedBooks(ctx.redis, prefix, own);
   await seedBooks(ctx.redis, prefix, one);
-  const target = kind === 'server' ? await startServer(ctx, { keyPrefix: prefix, env: plan.fanout.serverEnv, ...(plan.fanout.serverCpuProfileDir ? { cpuProfileDir: plan.fanout.serverCpuProfileDir } : {}) }) : await startBaseline(ctx, kind, prefix);
+  const target = kind === 'server' ? await startServer(ctx, { keyPrefix: prefix, env: plan.fanout.serverEnv, nodeArgs: plan.fanout.serverNodeArgs, ...(plan.fanout.serverCpuProfileDir ? { cpuProfileDir: plan.fanout.serverCpuProfileDir } : {}) }) : await startBaseline(ctx, kind, prefix);
   const publisher = new Child({
     name: `publisher-${kind}-${clients}`,
     nodeArgs: ['--import', 'tsx', 'bench/publisher.ts'],
