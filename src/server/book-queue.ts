@@ -6,6 +6,8 @@ interface BookSlot {
   /** The version the client has; 0 for none. */
   sent: number;
   pending: Update | null;
+  /** The slot after this one in the queue of pending books. */
+  nextDue: BookSlot | null;
 }
 
 /**
@@ -13,14 +15,15 @@ interface BookSlot {
  * and the newest state not yet written (latest state wins; a pending terminal state is never
  * replaced), handed out in the order they became pending.
  *
- * A book's slot is made once and then changed in place: at an update a second, a new entry or
- * Map table per update would live until the next one, long enough for V8 to move it to the old
- * generation, and 10,000 clients would fill that every few seconds (docs/performance.md).
+ * A book's slot is made once and then changed in place, and the pending ones are linked through
+ * their slots: an update costs no allocation here. A new Map entry or table per update would live
+ * until the book's next update, long enough for V8 to move it to the old generation, and 10,000
+ * clients at an update a second filled that every few seconds (docs/performance.md).
  */
 export class BookQueue {
   readonly #slots = new Map<string, BookSlot>();
-  readonly #due: BookSlot[] = [];
-  #next = 0;
+  #firstDue: BookSlot | null = null;
+  #lastDue: BookSlot | null = null;
   #pendingCount = 0;
 
   /** `known`: versions the client already has (Last-Event-ID, or a WebSocket subscribe). */
@@ -52,26 +55,27 @@ export class BookQueue {
     slot.pending = update;
     if (pending === null) {
       this.#pendingCount++;
-      this.#due.push(slot);
+      if (this.#lastDue === null) this.#firstDue = slot;
+      else this.#lastDue.nextDue = slot;
+      this.#lastDue = slot;
     }
     return true;
   }
 
   /** The next pending update, now counted as sent; null when none is left. */
   take(): Update | null {
-    while (this.#next < this.#due.length) {
-      const slot = this.#due[this.#next++] as BookSlot;
+    for (let slot = this.#firstDue; slot !== null; slot = this.#firstDue) {
+      this.#firstDue = slot.nextDue;
+      if (this.#firstDue === null) this.#lastDue = null;
+      slot.nextDue = null;
       const update = slot.pending;
-      // A slot forgotten while pending stays in the list, empty.
+      // A slot forgotten while pending stays queued, empty: skipped here.
       if (update === null) continue;
       slot.pending = null;
-      slot.sent = update.version;
+      slot.sent = Math.max(slot.sent, update.version);
       this.#pendingCount--;
       return update;
     }
-    // Emptied in place: a new array would be kept until the next update.
-    this.#due.length = 0;
-    this.#next = 0;
     return null;
   }
 
@@ -86,16 +90,20 @@ export class BookQueue {
 
   /** Drops everything pending; versions sent are kept. */
   clearPending(): void {
-    for (const slot of this.#due) slot.pending = null;
-    this.#due.length = 0;
-    this.#next = 0;
+    while (this.#firstDue !== null) {
+      const slot = this.#firstDue;
+      this.#firstDue = slot.nextDue;
+      slot.nextDue = null;
+      slot.pending = null;
+    }
+    this.#lastDue = null;
     this.#pendingCount = 0;
   }
 
   #slot(bookId: string): BookSlot {
     let slot = this.#slots.get(bookId);
     if (!slot) {
-      slot = { bookId, sent: 0, pending: null };
+      slot = { bookId, sent: 0, pending: null, nextDue: null };
       this.#slots.set(bookId, slot);
     }
     return slot;

@@ -6,9 +6,14 @@ import type { ReadLatest } from './latest.js';
 import { EncodedEvent } from './sse.js';
 
 /**
- * One version of a book's state, as every watcher of the process gets it, built once per version
- * and encoded once per kind of client. It lives while it is being written: topics keep their
- * newest state without it (see NewestState).
+ * One version of a book's state, as every watcher of the process gets it, built once per version.
+ * It lives while it is being written (topics keep their newest state without it, see
+ * NewestState), or while a slow client has it pending.
+ *
+ * Its encodings are kept for the tick they were built in, and shared by every client written in
+ * it: a batch of Redis messages is written to all streams in one tick (see ProgressStream). Then
+ * they are dropped, so an update a slow client still has pending holds its JSON, not Buffers (a
+ * frame is a slice of Node's 8 KiB buffer pool and would keep all of it).
  */
 export class Update {
   readonly bookId: string;
@@ -19,6 +24,10 @@ export class Update {
   #frame: EncodedEvent | null = null;
   #frameWithoutId: EncodedEvent | null = null;
   #wsMessage: Buffer | null = null;
+  #encoded = false;
+
+  /** Updates with encodings built in the current tick. */
+  static #encodedThisTick: Update[] = [];
 
   constructor(bookId: string, version: number, terminal: boolean, json: string) {
     this.bookId = bookId;
@@ -39,17 +48,46 @@ export class Update {
 
   /** A complete `progress` event with the version as id. */
   get frame(): EncodedEvent {
-    return (this.#frame ??= EncodedEvent.progress(this.json, String(this.version)));
+    if (this.#frame === null) {
+      this.#frame = EncodedEvent.progress(this.json, String(this.version));
+      this.#keepForThisTick();
+    }
+    return this.#frame;
   }
 
   /** The same event without an id, for every-book streams. */
   get frameWithoutId(): EncodedEvent {
-    return (this.#frameWithoutId ??= EncodedEvent.progress(this.json));
+    if (this.#frameWithoutId === null) {
+      this.#frameWithoutId = EncodedEvent.progress(this.json);
+      this.#keepForThisTick();
+    }
+    return this.#frameWithoutId;
   }
 
   /** The WebSocket message, `{ type: 'progress', data: state }`. */
   get wsMessage(): Buffer {
-    return (this.#wsMessage ??= Buffer.from(`{"type":"progress","data":${this.json}}`));
+    if (this.#wsMessage === null) {
+      this.#wsMessage = Buffer.from(`{"type":"progress","data":${this.json}}`);
+      this.#keepForThisTick();
+    }
+    return this.#wsMessage;
+  }
+
+  #keepForThisTick(): void {
+    if (this.#encoded) return;
+    this.#encoded = true;
+    if (Update.#encodedThisTick.push(this) === 1) process.nextTick(Update.#dropEncodings);
+  }
+
+  static #dropEncodings(): void {
+    const updates = Update.#encodedThisTick;
+    Update.#encodedThisTick = [];
+    for (const update of updates) {
+      update.#frame = null;
+      update.#frameWithoutId = null;
+      update.#wsMessage = null;
+      update.#encoded = false;
+    }
   }
 }
 

@@ -64,3 +64,38 @@ describe('BookQueue', () => {
     expect(queue.sent('a')).toBe(2);
   });
 });
+
+describe('BookQueue for a client that never catches up', () => {
+  it('hands out each book once, at its newest version, however far behind the client is', () => {
+    const queue = new BookQueue();
+    // Two books offered per round, one taken: the client falls behind for good.
+    for (let version = 1; version <= 9_999; version++) {
+      queue.offer(update('a', version));
+      queue.offer(update('b', version));
+      queue.take();
+    }
+    expect(drain(queue)).toEqual(['b@9999']);
+    queue.offer(update('a', 10_000));
+    queue.offer(update('b', 10_000));
+    expect(drain(queue)).toEqual(['a@10000', 'b@10000']);
+  });
+
+  it('takes from the middle of the queue, then queues a book again behind the rest', () => {
+    const queue = new BookQueue();
+    queue.offer(update('a', 1));
+    queue.offer(update('b', 1));
+    queue.offer(update('c', 1));
+    expect(queue.take()?.bookId).toBe('a');
+    queue.offer(update('a', 2));
+    queue.offer(update('b', 2));
+    expect(drain(queue)).toEqual(['b@2', 'c@1', 'a@2']);
+  });
+
+  it('stops counting a forgotten book as pending', () => {
+    const queue = new BookQueue();
+    queue.offer(update('a', 1));
+    queue.forget('a');
+    expect(queue.hasPending).toBe(false);
+    expect(queue.take()).toBeNull();
+  });
+});
