@@ -15,6 +15,11 @@ export type Source = 'redis' | 'memory' | 'database' | 'cache';
 export interface Found {
   state: BookProgress;
   source: Source;
+  /**
+   * The broker answered: it holds this state, or none (its copy expired), and then the database's
+   * is the latest. False when the broker was down.
+   */
+  brokerAnswered: boolean;
 }
 
 export type ReadLatest = (bookId: string) => Promise<Found | null>;
@@ -36,7 +41,7 @@ export function latestReader(
     let brokerDown = false;
     try {
       const state = await broker.get(bookId);
-      if (state) return { state, source: brokerSource };
+      if (state) return { state, source: brokerSource, brokerAnswered: true };
     } catch (error) {
       if (!(error instanceof BrokerUnavailableError)) throw error;
       brokerDown = true;
@@ -47,12 +52,12 @@ export function latestReader(
       stored = await store.getProgress(bookId);
     } catch (error) {
       log.warn({ err: (error as Error).message, bookId }, 'database fallback read failed');
-      if (known) return { state: known, source: 'cache' };
+      if (known) return { state: known, source: 'cache', brokerAnswered: !brokerDown };
       const what = brokerDown ? 'redis and the database are' : 'the database is';
       throw new ServiceUnavailableError(`${what} unavailable; retry later`);
     }
-    if (known && (!stored || known.version > stored.version)) return { state: known, source: 'cache' };
-    if (stored) return { state: stored, source: 'database' };
+    if (known && (!stored || known.version > stored.version)) return { state: known, source: 'cache', brokerAnswered: !brokerDown };
+    if (stored) return { state: stored, source: 'database', brokerAnswered: !brokerDown };
     // With Redis down, "not in the database" does not mean "no such book": say we cannot tell.
     if (brokerDown) throw new ServiceUnavailableError('redis is unavailable and the database has no state for this book yet; retry later');
     return null;

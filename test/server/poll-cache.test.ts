@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../src/broker/keys.js';
 import type { Service } from '../../src/service.js';
 import { createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
@@ -13,12 +14,13 @@ let admin: Redis;
 let database: TestDatabase;
 let poller: Service;
 let publisher: Service;
+let env: { REDIS_URL: string; REDIS_KEY_PREFIX: string; DATABASE_URL: string };
 
 beforeAll(async () => {
   redis = await RedisProcess.start();
   admin = new Redis(redis.url);
   database = await createTestDatabase();
-  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: uniquePrefix(), DATABASE_URL: database.url };
+  env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: uniquePrefix(), DATABASE_URL: database.url };
   poller = await startTestService(env);
   publisher = await startTestService(env);
 });
@@ -75,6 +77,26 @@ describe('the poll endpoint for a book polled again and again', () => {
     const topicsBefore = poller.hub.stats().topics;
     for (let i = 0; i < 100; i++) expect((await fetch(`${poller.url}/api/ai/progress/unknown-${i}-${Date.now()}`)).status).toBe(404);
     expect(poller.hub.stats().topics).toBe(topicsBefore);
+  });
+
+  it('reads a book only the database holds (its Redis state expired) once, then answers from memory', async () => {
+    const id = `expired-${Date.now()}`;
+    const state = await publisher.tracker.updateProgress(id, { status: 'COMPLETE', message: 'done long ago' });
+    await publisher.store.saveProgress([state]);
+    await admin.del(redisKeys(env.REDIS_KEY_PREFIX).state(id));
+
+    const queriesBefore = poller.store.stats.queries;
+    expect(await poll(id)).toEqual({ version: state.version, source: 'database' });
+    await until(() => poller.hub.polled(id) !== null, 5_000, 'the poller to answer the book from memory');
+    const queriesToFollow = poller.store.stats.queries - queriesBefore;
+    expect(queriesToFollow).toBeGreaterThan(0);
+
+    for (let i = 0; i < 20; i++) expect(await poll(id)).toEqual({ version: state.version, source: 'database' });
+    expect(poller.store.stats.queries - queriesBefore).toBe(queriesToFollow);
+
+    // A new run of the book reaches the poller through Redis, as for any followed book.
+    const next = await publisher.tracker.updateProgress(id, { status: 'GENERATING', message: 'again' });
+    await until(async () => (await poll(id)).version === next.version, 5_000, 'a poll to show the new run');
   });
 
   it('does not trust memory while Redis is down: polls come from the database', async () => {
