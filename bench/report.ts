@@ -3,7 +3,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Figures, Floor } from './floors.js';
 import type { FanoutResult, FanoutRun } from './scenarios/fanout.js';
-import type { ChurnResult } from './swarm-pool.js';
 
 export interface Machine {
   node: string;
@@ -48,13 +47,7 @@ export function toMarkdown(report: RunReport): string {
 
   out.push('', ...memoryTable(fanout));
 
-  out.push('', '### Connection setup', '', '| target | clients | phase | connects/s | connect-to-first-event p50 ms | p99 ms | max ms | failed |', '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of fanout.runs.filter((x) => x.shape === 'a')) {
-    const c = r.connect;
-    const first = r.target === 'server' ? c.firstEventMs : c.openMs;
-    out.push(`| ${TARGET_NAMES[r.target]} | ${int(r.clients)} | connect all${r.target === 'server' ? '' : ' (to open: no event on connect)'} | ${int(c.connectsPerSecond)} | ${first.p50} | ${first.p99} | ${first.max} | ${c.failed} |`);
-  }
-  if (fanout.churn) out.push(churnRow(fanout.churn));
+  out.push('', ...connectionTable(fanout));
 
   out.push('', '### Database (Postgres proxy counts)', '');
   out.push('| books | updates/s each | duration s | snapshot interval s | rounds | upserts/round | rows written/round | statements/round | Postgres n_tup_ins + n_tup_upd |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -102,7 +95,7 @@ function memoryTable(fanout: FanoutResult): string[] {
 }
 
 export function fanoutOnlyMarkdown(fanout: FanoutResult): string {
-  const out = [...fanoutTable(fanout.runs), '', ...memoryTable(fanout)];
+  const out = [...fanoutTable(fanout.runs), '', ...memoryTable(fanout), '', ...connectionTable(fanout)];
   const measured = fanout.runs.filter((r) => r.loop);
   if (measured.length > 0) {
     out.push('', '### Event loop and GC of the target while publishing (bench/probe.ts)', '');
@@ -119,9 +112,20 @@ export function fanoutOnlyMarkdown(fanout: FanoutResult): string {
   return `${out.join('\n')}\n`;
 }
 
-function churnRow(churn: ChurnResult & { clients: number }): string {
-  const f = churn.firstEventMs;
-  return `| server | ${int(churn.clients)} books | churn (connect, first event, close) | ${int(churn.connectsPerSecond)} | ${f.p50} | ${f.p99} | ${f.max} | ${churn.failed} |`;
+/** Connects of every (a) run, and the churn of the server; shared by the full report and `--only fanout`. */
+function connectionTable(fanout: FanoutResult): string[] {
+  const out = ['### Connection setup', '', '| target | clients | phase | connects/s | connect-to-first-event p50 ms | p99 ms | max ms | failed |', '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |'];
+  for (const r of fanout.runs.filter((x) => x.shape === 'a')) {
+    const c = r.connect;
+    const first = r.target === 'server' ? c.firstEventMs : c.openMs;
+    out.push(`| ${TARGET_NAMES[r.target]} | ${int(r.clients)} | connect all${r.target === 'server' ? '' : ' (to open: no event on connect)'} | ${int(c.connectsPerSecond)} | ${first.p50} | ${first.p99} | ${first.max} | ${c.failed} |`);
+  }
+  const churn = fanout.churn;
+  if (churn) {
+    const f = churn.firstEventMs;
+    out.push(`| server | ${int(churn.clients)} books | churn (connect, first event, close) | ${int(churn.connectsPerSecond)} | ${f.p50} | ${f.p99} | ${f.max} | ${churn.failed} |`);
+  }
+  return out;
 }
 
 /** The file name stem of a run's results: its date, safe in file names. */
