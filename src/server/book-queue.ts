@@ -1,4 +1,4 @@
-import type { Update } from './hub.js';
+import type { Update } from './update.js';
 
 /** What one client has of one book, and the newer state waiting to be written to it. */
 interface BookSlot {

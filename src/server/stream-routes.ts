@@ -6,11 +6,11 @@ import type { Context } from 'hono';
 import { BookIdSchema } from '../progress/schema.js';
 import type { BookProgress } from '../progress/schema.js';
 import { ApiError } from './errors.js';
-import { Update } from './hub.js';
 import type { Hub } from './hub.js';
 import { parseBookId } from './request.js';
 import { ProgressStream, SSE_HEADERS } from './stream.js';
 import type { StreamRegistry, Watched } from './stream.js';
+import { Update } from './update.js';
 
 export interface StreamRoutesOptions {
   hub: Hub;

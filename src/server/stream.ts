@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { BookQueue } from './book-queue.js';
-import type { Update, Watcher } from './hub.js';
+import type { Watcher } from './hub.js';
 import { EncodedEvent, formatSseComment, formatSseEvent } from './sse.js';
+import type { Update } from './update.js';
 
 export const SSE_HEADERS = {
   'Content-Type': 'text/event-stream; charset=utf-8',

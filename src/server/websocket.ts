@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { BookIdSchema } from '../progress/schema.js';
 import { BookQueue } from './book-queue.js';
 import { errorBody } from './errors.js';
-import type { Hub, Update, Watcher } from './hub.js';
+import type { Hub, Watcher } from './hub.js';
+import type { Update } from './update.js';
 
 export const WEBSOCKET_PATH = '/api/ai/ws';
 const MAX_MESSAGE_BYTES = 64 * 1024;

@@ -1,0 +1,89 @@
+import { isTerminal } from '../progress/schema.js';
+import type { BookProgress } from '../progress/schema.js';
+import { EncodedEvent } from './sse.js';
+
+/**
+ * One version of a book's state, as every watcher of the process gets it, built once per version.
+ * It lives while it is being written (topics keep their newest state without it, see
+ * NewestState), or while a slow client has it pending.
+ *
+ * Its encodings are kept for the tick they were built in, and shared by every client written in
+ * it: a batch of Redis messages is written to all streams in one tick (see ProgressStream). Then
+ * they are dropped, so an update a slow client still has pending holds its JSON, not Buffers (a
+ * frame is a slice of Node's 8 KiB buffer pool and would keep all of it).
+ */
+export class Update {
+  readonly bookId: string;
+  readonly version: number;
+  /** COMPLETE or ERROR: the book's last state. */
+  readonly terminal: boolean;
+  readonly json: string;
+  #frame: EncodedEvent | null = null;
+  #frameWithoutId: EncodedEvent | null = null;
+  #wsMessage: Buffer | null = null;
+  #encoded = false;
+
+  /** Updates with encodings built in the current tick. */
+  static #encodedThisTick: Update[] = [];
+
+  constructor(bookId: string, version: number, terminal: boolean, json: string) {
+    this.bookId = bookId;
+    this.version = version;
+    this.terminal = terminal;
+    this.json = json;
+  }
+
+  /** `json`: the state as JSON, when the caller already has it. */
+  static of(state: BookProgress, json = JSON.stringify(state)): Update {
+    return new Update(state.bookId, state.version, isTerminal(state.status), json);
+  }
+
+  /** The state, parsed again on each call: only the database fallback needs all of it. */
+  get state(): BookProgress {
+    return JSON.parse(this.json) as BookProgress;
+  }
+
+  /** A complete `progress` event with the version as id. */
+  get frame(): EncodedEvent {
+    if (this.#frame === null) {
+      this.#frame = EncodedEvent.progress(this.json, String(this.version));
+      this.#keepForThisTick();
+    }
+    return this.#frame;
+  }
+
+  /** The same event without an id, for every-book streams. */
+  get frameWithoutId(): EncodedEvent {
+    if (this.#frameWithoutId === null) {
+      this.#frameWithoutId = EncodedEvent.progress(this.json);
+      this.#keepForThisTick();
+    }
+    return this.#frameWithoutId;
+  }
+
+  /** The WebSocket message, `{ type: 'progress', data: state }`. */
+  get wsMessage(): Buffer {
+    if (this.#wsMessage === null) {
+      this.#wsMessage = Buffer.from(`{"type":"progress","data":${this.json}}`);
+      this.#keepForThisTick();
+    }
+    return this.#wsMessage;
+  }
+
+  #keepForThisTick(): void {
+    if (this.#encoded) return;
+    this.#encoded = true;
+    if (Update.#encodedThisTick.push(this) === 1) process.nextTick(Update.#dropEncodings);
+  }
+
+  static #dropEncodings(): void {
+    const updates = Update.#encodedThisTick;
+    Update.#encodedThisTick = [];
+    for (const update of updates) {
+      update.#frame = null;
+      update.#frameWithoutId = null;
+      update.#wsMessage = null;
+      update.#encoded = false;
+    }
+  }
+}
