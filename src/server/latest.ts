@@ -25,10 +25,40 @@ export interface Found {
 export type ReadLatest = (bookId: string) => Promise<Found | null>;
 
 /**
+ * How long a book that neither Redis nor Postgres holds is taken as absent without asking Postgres
+ * again. Redis is still asked at every read, and a new book's first state always reaches Redis, so
+ * a book published meanwhile is seen at once.
+ */
+export const ABSENT_BOOK_TTL_MS = 10_000;
+/** Absent books remembered at most; the oldest is forgotten first. */
+const MAX_ABSENT_BOOKS = 10_000;
+
+/**
+ * Books found nowhere, recently. A client polling an unknown id every 3 s would otherwise cost
+ * Postgres a read per poll, the load this server exists to take off it.
+ */
+class AbsentBooks {
+  readonly #until = new Map<string, number>();
+
+  has(bookId: string, now: number): boolean {
+    const until = this.#until.get(bookId);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.#until.delete(bookId);
+    return false;
+  }
+
+  add(bookId: string, now: number): void {
+    this.#until.set(bookId, now + ABSENT_BOOK_TTL_MS);
+    if (this.#until.size > MAX_ABSENT_BOOKS) this.#until.delete(this.#until.keys().next().value as string);
+  }
+}
+
+/**
  * The latest state of a book: the broker first; when the broker holds nothing or is down, the
  * newer of the database's snapshot and `lastKnown` (what this process last received), so a
- * poller never sees a book go back while Redis is away. Throws ServiceUnavailableError when
- * nothing can answer.
+ * poller never sees a book go back while Redis is away. A book found nowhere is not looked for in
+ * Postgres again for ABSENT_BOOK_TTL_MS. Throws ServiceUnavailableError when nothing can answer.
  */
 export function latestReader(
   broker: Broker,
@@ -37,6 +67,7 @@ export function latestReader(
   lastKnown: (bookId: string) => BookProgress | null,
   log: Logger,
 ): ReadLatest {
+  const absent = new AbsentBooks();
   return async (bookId) => {
     let brokerDown = false;
     try {
@@ -47,6 +78,7 @@ export function latestReader(
       brokerDown = true;
     }
     const known = lastKnown(bookId);
+    if (!brokerDown && known === null && absent.has(bookId, Date.now())) return null;
     let stored: BookProgress | null;
     try {
       stored = await store.getProgress(bookId);
@@ -60,6 +92,7 @@ export function latestReader(
     if (stored) return { state: stored, source: 'database', brokerAnswered: !brokerDown };
     // With Redis down, "not in the database" does not mean "no such book": say we cannot tell.
     if (brokerDown) throw new ServiceUnavailableError('redis is unavailable and the database has no state for this book yet; retry later');
+    absent.add(bookId, Date.now());
     return null;
   };
 }

@@ -99,6 +99,16 @@ describe('the poll endpoint for a book polled again and again', () => {
     await until(async () => (await poll(id)).version === next.version, 5_000, 'a poll to show the new run');
   });
 
+  it('reads an unknown book from the database once per 10 s, and shows it as soon as it is published', async () => {
+    const id = `not-yet-${Date.now()}`;
+    const queriesBefore = poller.store.stats.queries;
+    for (let i = 0; i < 10; i++) expect((await fetch(`${poller.url}/api/ai/progress/${id}`)).status).toBe(404);
+    expect(poller.store.stats.queries - queriesBefore).toBe(1);
+
+    const published = await publisher.tracker.updateProgress(id, { status: 'PLANNING', message: 'started' });
+    expect(await poll(id)).toEqual({ version: published.version, source: 'redis' });
+  });
+
   it('does not trust memory while Redis is down: polls come from the database', async () => {
     const id = `cold-${Date.now()}`;
     await publisher.tracker.updateProgress(id, { status: 'GENERATING', message: 'persisted' });
