@@ -21,7 +21,6 @@ class NewestState {
   #terminal = false;
   #json = Buffer.alloc(0);
   #jsonBytes = 0;
-  #fromDatabase = false;
   #pollBody: Buffer | null = null;
 
   constructor(bookId: string) {
@@ -36,17 +35,12 @@ class NewestState {
     return this.#version;
   }
 
-  get fromDatabase(): boolean {
-    return this.#fromDatabase;
-  }
-
   /** Whether `version` is newer than the newest one kept (any is, before the first). */
   isNewer(version: number): boolean {
     return !this.#known || version > this.#version;
   }
 
-  /** `fromDatabase`: read from Postgres (the broker holds none), not received from the broker. */
-  set(update: Update, fromDatabase: boolean): void {
+  set(update: Update): void {
     const bytes = Buffer.byteLength(update.json);
     // With room to spare: a state's message changes length from one update to the next.
     if (bytes > this.#json.length) this.#json = Buffer.allocUnsafeSlow(Math.ceil(bytes * 1.25));
@@ -54,7 +48,6 @@ class NewestState {
     this.#jsonBytes = bytes;
     this.#version = update.version;
     this.#terminal = update.terminal;
-    this.#fromDatabase = fromDatabase;
     this.#known = true;
     this.#pollBody = null;
   }
@@ -75,8 +68,6 @@ class NewestState {
 export interface PolledState {
   readonly version: number;
   readonly pollBody: Buffer;
-  /** The state was read from Postgres (the broker holds none), not received from the broker. */
-  readonly fromDatabase: boolean;
 }
 
 export interface Watcher {
@@ -225,10 +216,8 @@ export class Hub {
         this.#offer(topic, state, json);
       });
       const found = await this.#readLatest(bookId);
-      if (found) this.#offer(topic, found.state, undefined, found.source === 'database');
-      // Read while the broker answered: every later commit reaches the subscription, so the state
-      // held here stays the latest, also when it came from the database (the broker's copy expired).
-      if (found === null || found.brokerAnswered) topic.ready = true;
+      if (found) this.#offer(topic, found.state);
+      if (found === null || found.source !== 'database') topic.ready = true;
     } catch (error) {
       // Watchers still join: they get the state with the next update, or after Redis reconnects.
       this.#log.warn({ err: (error as Error).message, bookId }, 'could not read the current state for a new topic');
@@ -244,10 +233,10 @@ export class Hub {
     }
   }
 
-  #offer(topic: Topic, state: BookProgress, json?: string, fromDatabase = false): void {
+  #offer(topic: Topic, state: BookProgress, json?: string): void {
     if (!topic.newest.isNewer(state.version)) return;
     const update = Update.of(state, json);
-    topic.newest.set(update, fromDatabase);
+    topic.newest.set(update);
     for (const watcher of topic.watchers) watcher.deliver(update);
   }
 

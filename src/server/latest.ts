@@ -15,50 +15,48 @@ export type Source = 'redis' | 'memory' | 'database' | 'cache';
 export interface Found {
   state: BookProgress;
   source: Source;
-  /**
-   * The broker answered: it holds this state, or none (its copy expired), and then the database's
-   * is the latest. False when the broker was down.
-   */
-  brokerAnswered: boolean;
 }
 
 export type ReadLatest = (bookId: string) => Promise<Found | null>;
 
 /**
- * How long a book that neither Redis nor Postgres holds is taken as absent without asking Postgres
- * again. Redis is still asked at every read, and a new book's first state always reaches Redis, so
- * a book published meanwhile is seen at once.
+ * How long Postgres's answer about a book Redis does not hold (its state, or none) is used again
+ * without asking Postgres. Redis is still asked at every read, and every new state reaches Redis
+ * first, so a book published meanwhile is seen at once. What the answer can miss is a state that
+ * reaches Postgres without Redis: after Redis lost it, a queued write that lands later.
  */
-export const ABSENT_BOOK_TTL_MS = 10_000;
-/** Absent books remembered at most; the oldest is forgotten first. */
-const MAX_ABSENT_BOOKS = 10_000;
+export const DATABASE_ANSWER_TTL_MS = 10_000;
+/** Answers kept at most; the oldest is dropped first. */
+const MAX_DATABASE_ANSWERS = 10_000;
 
 /**
- * Books found nowhere, recently. A client polling an unknown id every 3 s would otherwise cost
- * Postgres a read per poll, the load this server exists to take off it.
+ * Postgres's recent answers for books Redis did not hold: a finished book whose Redis state
+ * expired (24 h after its last update), or an unknown id. A client polling such a book every 3 s
+ * would otherwise cost Postgres a read per poll, the load this server exists to take off it.
  */
-class AbsentBooks {
-  readonly #until = new Map<string, number>();
+class DatabaseAnswers {
+  readonly #answers = new Map<string, { state: BookProgress | null; until: number }>();
 
-  has(bookId: string, now: number): boolean {
-    const until = this.#until.get(bookId);
-    if (until === undefined) return false;
-    if (until > now) return true;
-    this.#until.delete(bookId);
-    return false;
+  /** The answer, or undefined when there is none from the last DATABASE_ANSWER_TTL_MS. */
+  get(bookId: string, now: number): BookProgress | null | undefined {
+    const answer = this.#answers.get(bookId);
+    if (answer === undefined) return undefined;
+    if (answer.until > now) return answer.state;
+    this.#answers.delete(bookId);
+    return undefined;
   }
 
-  add(bookId: string, now: number): void {
-    this.#until.set(bookId, now + ABSENT_BOOK_TTL_MS);
-    if (this.#until.size > MAX_ABSENT_BOOKS) this.#until.delete(this.#until.keys().next().value as string);
+  set(bookId: string, state: BookProgress | null, now: number): void {
+    this.#answers.set(bookId, { state, until: now + DATABASE_ANSWER_TTL_MS });
+    if (this.#answers.size > MAX_DATABASE_ANSWERS) this.#answers.delete(this.#answers.keys().next().value as string);
   }
 }
 
 /**
  * The latest state of a book: the broker first; when the broker holds nothing or is down, the
  * newer of the database's snapshot and `lastKnown` (what this process last received), so a
- * poller never sees a book go back while Redis is away. A book found nowhere is not looked for in
- * Postgres again for ABSENT_BOOK_TTL_MS. Throws ServiceUnavailableError when nothing can answer.
+ * poller never sees a book go back while Redis is away. While Redis answers, Postgres's answer
+ * is used for DATABASE_ANSWER_TTL_MS. Throws ServiceUnavailableError when nothing can answer.
  */
 export function latestReader(
   broker: Broker,
@@ -67,32 +65,34 @@ export function latestReader(
   lastKnown: (bookId: string) => BookProgress | null,
   log: Logger,
 ): ReadLatest {
-  const absent = new AbsentBooks();
+  const databaseAnswers = new DatabaseAnswers();
   return async (bookId) => {
     let brokerDown = false;
     try {
       const state = await broker.get(bookId);
-      if (state) return { state, source: brokerSource, brokerAnswered: true };
+      if (state) return { state, source: brokerSource };
     } catch (error) {
       if (!(error instanceof BrokerUnavailableError)) throw error;
       brokerDown = true;
     }
     const known = lastKnown(bookId);
-    if (!brokerDown && known === null && absent.has(bookId, Date.now())) return null;
-    let stored: BookProgress | null;
-    try {
-      stored = await store.getProgress(bookId);
-    } catch (error) {
-      log.warn({ err: (error as Error).message, bookId }, 'database fallback read failed');
-      if (known) return { state: known, source: 'cache', brokerAnswered: !brokerDown };
-      const what = brokerDown ? 'redis and the database are' : 'the database is';
-      throw new ServiceUnavailableError(`${what} unavailable; retry later`);
+    // While Redis is down, Postgres is where states land: read it every time.
+    let stored = brokerDown ? undefined : databaseAnswers.get(bookId, Date.now());
+    if (stored === undefined) {
+      try {
+        stored = await store.getProgress(bookId);
+      } catch (error) {
+        log.warn({ err: (error as Error).message, bookId }, 'database fallback read failed');
+        if (known) return { state: known, source: 'cache' };
+        const what = brokerDown ? 'redis and the database are' : 'the database is';
+        throw new ServiceUnavailableError(`${what} unavailable; retry later`);
+      }
+      if (!brokerDown) databaseAnswers.set(bookId, stored, Date.now());
     }
-    if (known && (!stored || known.version > stored.version)) return { state: known, source: 'cache', brokerAnswered: !brokerDown };
-    if (stored) return { state: stored, source: 'database', brokerAnswered: !brokerDown };
+    if (known && (!stored || known.version > stored.version)) return { state: known, source: 'cache' };
+    if (stored) return { state: stored, source: 'database' };
     // With Redis down, "not in the database" does not mean "no such book": say we cannot tell.
     if (brokerDown) throw new ServiceUnavailableError('redis is unavailable and the database has no state for this book yet; retry later');
-    absent.add(bookId, Date.now());
     return null;
   };
 }

@@ -23,8 +23,7 @@ const POLL_PATH = /^\/api\/ai\/progress\/([A-Za-z0-9_-]{1,128})$/;
 
 /**
  * The legacy pollers' hottest case, answered before the framework: a GET for a book this
- * process follows live, from the body serialized once per version (also for a book whose state
- * only the database holds: read once, then followed like any other). Returns false for anything
+ * process follows live, from the body serialized once per version. Returns false for anything
  * else (other routes, HEAD, unknown or unfollowed books), which the Hono app then serves.
  */
 export function pollFastPath(hub: Hub, source: Source): (req: IncomingMessage, res: ServerResponse) => boolean {
@@ -34,7 +33,7 @@ export function pollFastPath(hub: Hub, source: Source): (req: IncomingMessage, r
     if (!match) return false;
     const cached = hub.polled(match[1] as string);
     if (!cached) return false;
-    sendProgress(req, res, cached.version, cached.fromDatabase ? 'database' : source, () => cached.pollBody);
+    sendProgress(req, res, cached.version, source, () => cached.pollBody);
     return true;
   };
 }
