@@ -25,7 +25,7 @@ export type ReadLatest = (bookId: string) => Promise<Found | null>;
  * first, so a book published meanwhile is seen at once. What the answer can miss is a state that
  * reaches Postgres without Redis: after Redis lost it, a queued write that lands later.
  */
-export const DATABASE_ANSWER_TTL_MS = 10_000;
+const DATABASE_ANSWER_TTL_MS = 10_000;
 /** Answers kept at most; the oldest is dropped first. */
 const MAX_DATABASE_ANSWERS = 10_000;
 
