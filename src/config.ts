@@ -13,10 +13,20 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_SSE_RETRY_MS = 3_000;
 export const DEFAULT_MAX_SSE_CONNECTIONS = 20_000;
 export const DEFAULT_MAX_BOOKS_PER_STREAM = 100;
+export const DEFAULT_MAX_CONNECTIONS_PER_USER = 50;
+/** HS256 needs a key as long as its hash (RFC 7518 3.2). */
+export const MIN_JWT_SECRET_BYTES = 32;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const blankAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 const optionalString = z.preprocess(blankAsUndefined, z.string().optional());
+const jwtSecret = z.preprocess(
+  blankAsUndefined,
+  z
+    .string()
+    .refine((secret) => Buffer.byteLength(secret) >= MIN_JWT_SECRET_BYTES, `must be at least ${MIN_JWT_SECRET_BYTES} bytes`)
+    .optional(),
+);
 
 const EnvSchema = z.object({
   PORT: z.preprocess(blankAsUndefined, integer(0, 65_535).default(DEFAULT_PORT)),
@@ -43,6 +53,14 @@ const EnvSchema = z.object({
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
   PUBLISH_TOKEN: z.preprocess(blankAsUndefined, z.string().min(16, 'must be at least 16 characters').optional()),
+  AUTH_JWT_SECRET: jwtSecret,
+  AUTH_JWT_PREVIOUS_SECRET: jwtSecret,
+  AUTH_JWKS_URL: z.preprocess(blankAsUndefined, z.url({ protocol: /^https?$/ }).optional()),
+  AUTH_ISSUER: optionalString,
+  AUTH_AUDIENCE: optionalString,
+  AUTH_MODE: z.preprocess(blankAsUndefined, z.enum(['open', 'jwt']).optional()),
+  NODE_ENV: optionalString,
+  MAX_CONNECTIONS_PER_USER: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_CONNECTIONS_PER_USER)),
   LOG_LEVEL: z.preprocess(
     blankAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -65,8 +83,19 @@ export interface Config {
   readonly maxBodyBytes: number;
   readonly maxSseConnections: number;
   readonly maxBooksPerStream: number;
-  /** Null: publishing is open to whoever reaches the server. */
+  /** Null: publishing is open to whoever reaches the server (in open mode). */
   readonly publishToken: string | null;
+  readonly auth: {
+    /** False: open mode, no token needed to read or (without PUBLISH_TOKEN) to write. */
+    readonly enabled: boolean;
+    /** HS256 secrets, current first, then the previous one (rotation). */
+    readonly secrets: readonly string[];
+    readonly jwksUrl: string | null;
+    readonly issuer: string | null;
+    readonly audience: string | null;
+  };
+  /** Open SSE streams and WebSockets per user (`sub`) per process, with authentication on. */
+  readonly maxConnectionsPerUser: number;
   readonly logLevel: string;
 }
 
@@ -78,6 +107,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new Error(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  const auth = authSettings(e);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -93,7 +123,35 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
     publishToken: e.PUBLISH_TOKEN ?? null,
+    auth,
+    maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
     logLevel: e.LOG_LEVEL,
+  });
+}
+
+/**
+ * Authentication is on when a secret or a JWK Set is configured. Production never runs open by
+ * accident: NODE_ENV=production without either needs AUTH_MODE=open, said explicitly.
+ */
+function authSettings(e: z.infer<typeof EnvSchema>): Config['auth'] {
+  const keyed = e.AUTH_JWT_SECRET !== undefined || e.AUTH_JWKS_URL !== undefined;
+  const fail = (message: string): never => {
+    throw new Error(`invalid configuration: ${message}`);
+  };
+  if (e.AUTH_JWT_PREVIOUS_SECRET !== undefined && e.AUTH_JWT_SECRET === undefined) {
+    fail('AUTH_JWT_PREVIOUS_SECRET: needs AUTH_JWT_SECRET (the current secret) too');
+  }
+  if (e.AUTH_MODE === 'open' && keyed) fail('AUTH_MODE: "open" contradicts AUTH_JWT_SECRET / AUTH_JWKS_URL; unset one');
+  if (e.AUTH_MODE === 'jwt' && !keyed) fail('AUTH_MODE: "jwt" needs AUTH_JWT_SECRET or AUTH_JWKS_URL');
+  if (!keyed && e.NODE_ENV === 'production' && e.AUTH_MODE !== 'open') {
+    fail('NODE_ENV=production needs authentication: set AUTH_JWT_SECRET or AUTH_JWKS_URL (or AUTH_MODE=open to run open on purpose)');
+  }
+  return Object.freeze({
+    enabled: keyed,
+    secrets: Object.freeze([e.AUTH_JWT_SECRET, e.AUTH_JWT_PREVIOUS_SECRET].filter((s): s is string => s !== undefined)),
+    jwksUrl: e.AUTH_JWKS_URL ?? null,
+    issuer: e.AUTH_ISSUER ?? null,
+    audience: e.AUTH_AUDIENCE ?? null,
   });
 }
 

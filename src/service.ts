@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES, createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
 import { getRequestListener } from '@hono/node-server';
 import type { Logger } from 'pino';
+import { Authenticator } from './auth/authenticator.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
@@ -17,12 +18,15 @@ import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
 import { createApp } from './server/app.js';
 import { errorBody } from './server/errors.js';
+import { Expiries } from './server/expiries.js';
 import { Hub } from './server/hub.js';
 import { latestReader } from './server/latest.js';
 import { pollFastPath } from './server/poll.js';
 import { createMetrics } from './server/metrics.js';
+import { hasDotSegment } from './server/paths.js';
 import type { Source } from './server/latest.js';
 import { StreamRegistry } from './server/stream.js';
+import { UserConnections } from './server/user-connections.js';
 import { attachWebSocket } from './server/websocket.js';
 import { openDatabase } from './store/database.js';
 import type { DatabaseHandle } from './store/database.js';
@@ -86,6 +90,16 @@ export async function startService(config: Config, log: Logger, options: Service
   });
   const hub = new Hub(broker, readLatest, log);
   const streams = new StreamRegistry(config.heartbeatMs);
+  const auth = new Authenticator({ ...config.auth, publishToken: config.publishToken });
+  if (!auth.enabled) {
+    log.warn(
+      config.publishToken === null
+        ? 'authentication is off: anyone who reaches this server reads every book and publishes; set AUTH_JWT_SECRET or AUTH_JWKS_URL'
+        : 'authentication is off: anyone who reaches this server reads every book (PUBLISH_TOKEN guards writes); set AUTH_JWT_SECRET or AUTH_JWKS_URL',
+    );
+  }
+  const expiries = new Expiries();
+  const userConnections = new UserConnections(config.maxConnectionsPerUser);
   const metrics = createMetrics({
     hub,
     streams,
@@ -109,12 +123,15 @@ export async function startService(config: Config, log: Logger, options: Service
     sseRetryMs: DEFAULT_SSE_RETRY_MS,
     connectionsFull: () => streams.size + websockets.size >= config.maxSseConnections,
     maxBooksPerStream: config.maxBooksPerStream,
-    publishToken: config.publishToken,
+    auth,
+    expiries,
+    userConnections,
   });
 
   const honoListener = getRequestListener(app.fetch, { hostname: config.host });
-  const fastPoll = pollFastPath(hub, source);
+  const fastPoll = pollFastPath(hub, source, auth);
   const server = createServer((req, res) => {
+    if (hasDotSegment(req.url ?? '')) return refuseDotSegment(res);
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
   server.on('clientError', answerMalformedRequest);
@@ -123,6 +140,9 @@ export async function startService(config: Config, log: Logger, options: Service
     heartbeatMs: config.heartbeatMs,
     maxBooksPerConnection: config.maxBooksPerStream,
     full: () => streams.size + websockets.size >= config.maxSseConnections, // SSE and WebSocket share the cap
+    auth,
+    expiries,
+    userConnections,
     log,
   });
   const port = await listen(server, config.port, config.host);
@@ -137,6 +157,7 @@ export async function startService(config: Config, log: Logger, options: Service
       streams.closeAll(DEFAULT_SSE_RETRY_MS);
       websockets.close();
       streams.stop();
+      expiries.stop();
       hub.close();
       server.closeIdleConnections();
       // Requests in flight get a moment; sockets that never sent one (clients open spares) do not hold us.
@@ -171,6 +192,11 @@ async function createBroker(config: Config, log: Logger): Promise<{ broker: Brok
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
   return { broker, source: 'redis' };
+}
+
+function refuseDotSegment(res: ServerResponse): void {
+  const body = JSON.stringify(errorBody('invalid_path', 'paths must not contain "." or ".." segments, raw or percent-encoded'));
+  res.writeHead(400, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }).end(body);
 }
 
 /** Requests Node's parser refuses (bad framing, huge headers) get the API's JSON error too. */

@@ -18,7 +18,9 @@ export interface BookRequest {
   title: string;
   chapters: number;
   sectionsPerChapter: number;
+  /** Who started it (`sub`), and the tenant the book belongs to from now on (null: none, open mode). */
   owner?: string | null;
+  tenant?: string | null;
 }
 
 /** Starts book generations in the background and stops them at shutdown. */
@@ -46,9 +48,10 @@ export class Orchestrator {
       chapters: request.chapters,
       sectionsPerChapter: request.sectionsPerChapter,
     };
-    await this.#deps.books.createBook({ id: spec.bookId, title: spec.title, owner: request.owner ?? null });
+    const tenant = request.tenant ?? null;
+    await this.#deps.books.createBook({ id: spec.bookId, title: spec.title, owner: request.owner ?? null, tenant });
     // Tracked before the first state is awaited, so a stop() meanwhile waits for it too.
-    const started = startPipeline(spec, { ...this.#deps, signal: this.#abort.signal });
+    const started = startPipeline(spec, { ...this.#deps, signal: this.#abort.signal, writer: { tenant, anyTenant: true } });
     const run = started
       .then(({ finished }) => finished)
       .catch((error: unknown) => {

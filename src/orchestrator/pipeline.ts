@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ProgressTracker } from '../progress/tracker.js';
+import type { ProgressTracker, Writer } from '../progress/tracker.js';
 import type { BookStore } from '../store/books.js';
 import { rootMessage } from '../store/failures.js';
 import type { BookSpec, Generator } from './generator.js';
@@ -13,6 +13,8 @@ export interface PipelineDeps {
   log: Logger;
   /** Aborted at shutdown: the run stops where it is, without marking the book failed. */
   signal?: AbortSignal;
+  /** Whose book it is: its first state gets the tenant. */
+  writer?: Writer;
 }
 
 /** A failure of the generator itself: the only thing that marks a book ERROR. */
@@ -28,7 +30,7 @@ export type PipelineResult = 'COMPLETE' | 'ERROR' | 'ABORTED';
  * generates the book in the background. `finished` settles when the run ends.
  */
 export async function startPipeline(spec: BookSpec, deps: PipelineDeps): Promise<{ finished: Promise<PipelineResult> }> {
-  const publisher = new ProgressPublisher(deps.tracker, spec.bookId, deps.log, deps.signal);
+  const publisher = new ProgressPublisher(deps.tracker, spec.bookId, deps.log, deps.signal, deps.writer);
   await publisher.publish({
     status: 'PLANNING',
     generationStep: 'PLANNING',

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { BookProgress, ProgressUpdate } from '../progress/schema.js';
-import type { ProgressTracker } from '../progress/tracker.js';
+import { ANY_WRITER } from '../progress/tracker.js';
+import type { ProgressTracker, Writer } from '../progress/tracker.js';
 import { rootMessage } from '../store/failures.js';
 import { retryInfrastructure } from './retry.js';
 
@@ -14,16 +15,18 @@ export class ProgressPublisher {
   readonly #bookId: string;
   readonly #log: Logger;
   readonly #signal: AbortSignal | undefined;
+  readonly #writer: Writer;
   #pending: ProgressUpdate | null = null;
   /** Callers of publish() waiting for the first attempt that carries their update. */
   #attempting: Array<() => void> = [];
   #flushing: Promise<void> | null = null;
 
-  constructor(tracker: ProgressTracker, bookId: string, log: Logger, signal?: AbortSignal) {
+  constructor(tracker: ProgressTracker, bookId: string, log: Logger, signal?: AbortSignal, writer: Writer = ANY_WRITER) {
     this.#tracker = tracker;
     this.#bookId = bookId;
     this.#log = log;
     this.#signal = signal;
+    this.#writer = writer;
   }
 
   /**
@@ -59,7 +62,7 @@ export class ProgressPublisher {
               Object.assign(update, merged);
               const attempting = this.#attempting.splice(0);
               try {
-                return await this.#tracker.updateProgress(this.#bookId, update);
+                return await this.#tracker.updateProgress(this.#bookId, update, this.#writer);
               } finally {
                 for (const resolve of attempting) resolve();
               }

@@ -51,7 +51,8 @@ const EMPTY: Omit<BookProgress, 'bookId' | 'version' | 'timestamp'> = {
 };
 
 /**
- * The state after applying `update` to `previous` (null: the book has no state yet).
+ * The state after applying `update` to `previous` (null: the book has no state yet, and it
+ * gets `tenant`).
  * A run starts with the first update or the first non-terminal update after a terminal one;
  * within a run overall progress never goes down. Throws ValidationError when the merged
  * state breaks the schema (e.g. currentChapter > totalChapters).
@@ -62,8 +63,9 @@ export function nextState(
   update: ProgressUpdate,
   now: number,
   minVersion = 0,
+  tenant?: string,
 ): BookProgress {
-  const base = previous ?? { ...EMPTY, bookId, version: 0, timestamp: now };
+  const base: BookProgress = previous ?? { ...EMPTY, bookId, version: 0, timestamp: now, ...(tenant === undefined ? {} : { tenant }) };
   const status = update.status ?? (update.generationStep === 'COMPLETE' ? 'COMPLETE' : base.status);
   const newRun = previous === null || (isTerminal(previous.status) && !isTerminal(status));
 
@@ -76,6 +78,8 @@ export function nextState(
     version: Math.max(base.version, minVersion) + 1,
   };
   if (newRun) merged.startTime = update.startTime ?? now;
+  // A book's tenant is fixed by its first state: every run keeps it (the schema puts it back before `version`).
+  if (base.tenant !== undefined) merged.tenant = base.tenant;
   if (status === 'COMPLETE') {
     merged.generationStep = 'COMPLETE';
     merged.currentChapter = merged.totalChapters;

@@ -11,3 +11,8 @@ export class ValidationError extends Error {
     return new ValidationError(`${where}: ${issue.message}`);
   }
 }
+
+/** A write to a book of another tenant: answered exactly as a missing book, and nothing changes. */
+export class ForeignBookError extends Error {
+  override readonly name = 'ForeignBookError';
+}

@@ -13,6 +13,13 @@ export const BookIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,128}$/, 'bookId must be 1-128 characters of A-Z, a-z, 0-9, "_" or "-"');
 
+/** A tenant (the `tenant` claim, or `sub`): text without control characters. */
+export function isTenantText(s: string): boolean {
+  return !/[\u0000-\u001f\u007f]/.test(s) && s.isWellFormed();
+}
+
+export const TenantSchema = z.string().min(1).max(256).refine(isTenantText, 'must hold no control characters or unpaired surrogates');
+
 const count = z.number().int().min(0).max(MAX_COUNT);
 /** Text Postgres can store in jsonb: no NUL, no lone UTF-16 surrogate. */
 export function isStorableText(s: string): boolean {
@@ -50,6 +57,11 @@ export const BookProgressSchema = z
     error: editable.error.optional(),
     startTime: editable.startTime.optional(),
     estimatedEndTime: editable.estimatedEndTime.optional(),
+    /**
+     * Who the book belongs to, fixed by its first state and kept by every later one; absent for
+     * books published without authentication. Before `version`: a state ends with its version.
+     */
+    tenant: TenantSchema.optional(),
     /** Per-book counter, +1 on every update; the SSE event id. */
     version: z.number().int().min(1),
   })

@@ -1,6 +1,6 @@
 import { Ajv } from 'ajv';
 import { z } from 'zod';
-import { BookProgressSchema, chapterInRange, isStorableText, sectionInRange } from './schema.js';
+import { BookProgressSchema, chapterInRange, isStorableText, isTenantText, sectionInRange } from './schema.js';
 import type { BookProgress } from './schema.js';
 
 /**
@@ -24,5 +24,11 @@ const compiled = new Ajv({
 export function isBookProgress(value: unknown): value is BookProgress {
   if (!compiled(value)) return false;
   const state = value as BookProgress;
-  return chapterInRange(state) && sectionInRange(state) && isStorableText(state.message) && (state.error === undefined || isStorableText(state.error));
+  return (
+    chapterInRange(state) &&
+    sectionInRange(state) &&
+    isStorableText(state.message) &&
+    (state.error === undefined || isStorableText(state.error)) &&
+    (state.tenant === undefined || isTenantText(state.tenant))
+  );
 }

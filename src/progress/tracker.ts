@@ -1,5 +1,5 @@
 import { nextState, startsRun } from './derive.js';
-import { ValidationError } from './errors.js';
+import { ForeignBookError, ValidationError } from './errors.js';
 import { BookIdSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
 
@@ -24,6 +24,18 @@ export interface TrackerOptions {
   persistNow?: (state: BookProgress) => Promise<void>;
   now?: () => number;
 }
+
+/**
+ * Who writes: new books get `tenant` (null: none, as without authentication); a writer without
+ * `anyTenant` may only change books of its own tenant.
+ */
+export interface Writer {
+  readonly tenant: string | null;
+  readonly anyTenant: boolean;
+}
+
+/** Writes everything, and new books get no tenant: the server without authentication. */
+export const ANY_WRITER: Writer = Object.freeze({ tenant: null, anyTenant: true });
 
 /** Thrown when concurrent publishers keep winning the race for one book. */
 export class ConflictError extends Error {
@@ -59,13 +71,16 @@ export class ProgressTracker {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Merges a partial update into the book's latest state, publishes it and returns it. */
-  async updateProgress(bookId: string, update: ProgressUpdate): Promise<BookProgress> {
+  /**
+   * Merges a partial update into the book's latest state, publishes it and returns it. Throws
+   * ForeignBookError, changing nothing, when the book belongs to a tenant `writer` may not write.
+   */
+  async updateProgress(bookId: string, update: ProgressUpdate, writer: Writer = ANY_WRITER): Promise<BookProgress> {
     const id = BookIdSchema.safeParse(bookId);
     if (!id.success) throw ValidationError.fromZod(id.error, 'bookId');
     const parsed = ProgressUpdateSchema.safeParse(update);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'update');
-    return this.#serialized(bookId, () => this.#apply(bookId, parsed.data));
+    return this.#serialized(bookId, () => this.#apply(bookId, parsed.data, writer));
   }
 
   async #serialized<T>(bookId: string, task: () => Promise<T>): Promise<T> {
@@ -83,7 +98,7 @@ export class ProgressTracker {
     }
   }
 
-  async #apply(bookId: string, update: ProgressUpdate): Promise<BookProgress> {
+  async #apply(bookId: string, update: ProgressUpdate, writer: Writer): Promise<BookProgress> {
     const held = await this.#latest.get(bookId);
     let expected = held?.version ?? null;
     let current = held;
@@ -95,7 +110,11 @@ export class ProgressTracker {
     }
 
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const next = nextState(bookId, current, update, this.#now(), minVersion);
+      // Checked on every attempt: the state a lost race reveals may be another tenant's first one.
+      if (current !== null && !writer.anyTenant && current.tenant !== (writer.tenant ?? undefined)) {
+        throw new ForeignBookError(`no progress for book ${bookId}`);
+      }
+      const next = nextState(bookId, current, update, this.#now(), minVersion, writer.tenant ?? undefined);
       const result = await this.#latest.commit(next, expected);
       if (result.committed) {
         this.#remember(next);

@@ -1,18 +1,22 @@
-import type { HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
+import type { Authenticator } from '../auth/authenticator.js';
 import type { Broker } from '../broker/broker.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { ProgressTracker } from '../progress/tracker.js';
 import type { BookStore } from '../store/books.js';
+import { authenticate } from './auth.js';
+import type { AppEnv } from './auth.js';
 import { bookRoutes, recentProgress } from './book-routes.js';
 import { errorBody, toErrorResponse } from './errors.js';
+import type { Expiries } from './expiries.js';
 import type { Hub } from './hub.js';
 import type { ReadLatest } from './latest.js';
 import { progressRoutes } from './progress-routes.js';
 import type { Registry } from 'prom-client';
 import type { StreamRegistry } from './stream.js';
 import { streamRoutes } from './stream-routes.js';
+import type { UserConnections } from './user-connections.js';
 import { webRoutes } from './web-routes.js';
 
 export interface AppDeps {
@@ -29,16 +33,21 @@ export interface AppDeps {
   /** True while the process holds its maximum of streams and WebSockets (MAX_SSE_CONNECTIONS). */
   connectionsFull: () => boolean;
   maxBooksPerStream: number;
-  publishToken: string | null;
+  /** Who a request is; every /api route and /metrics asks it. */
+  auth: Authenticator;
+  expiries: Expiries;
+  userConnections: UserConnections;
   metrics: Registry;
 }
 
 /** The HTTP API. Touches neither process.env nor sockets: main.ts and tests serve it. */
 export function createApp(deps: AppDeps) {
-  const app = new Hono<{ Bindings: HttpBindings }>();
+  const app = new Hono<AppEnv>();
 
   app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
-  app.get('/metrics', async (c) => c.body(await deps.metrics.metrics(), 200, { 'Content-Type': deps.metrics.contentType }));
+  app.use('/api/*', authenticate(deps.auth));
+  // Open mode keeps /metrics open, as the rest; with authentication it needs `admin`.
+  app.get('/metrics', authenticate(deps.auth, deps.auth.enabled ? 'admin' : undefined), async (c) => c.body(await deps.metrics.metrics(), 200, { 'Content-Type': deps.metrics.contentType }));
   const streams = streamRoutes({
     ...deps,
     recentStates: recentProgress(deps.books, deps.broker),

@@ -1,15 +1,48 @@
-import type { MiddlewareHandler } from 'hono';
-import { bearerAuth } from 'hono/bearer-auth';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { HttpBindings } from '@hono/node-server';
+import type { Context, MiddlewareHandler } from 'hono';
+import type { Authenticator } from '../auth/authenticator.js';
+import { TENANT_HEADER, requireScope } from '../auth/authenticator.js';
+import type { Caller, Scope } from '../auth/caller.js';
+import { TOKEN_QUERY_PARAMETER } from '../auth/credentials.js';
+import type { Credentials } from '../auth/credentials.js';
+
+/** The Hono environment of every route: Node's bindings, and the caller `authenticate` found. */
+export type AppEnv = { Bindings: HttpBindings; Variables: { caller: Caller } };
+
+/** Responses that depend on who asks must never be served to someone else from a cache. */
+export const PRIVATE_HEADERS = { 'Cache-Control': 'private, no-cache', Vary: 'Authorization, Cookie' } as const;
+
+/** Where a Node request carries its token. `query`: the URL's search part, when it has one. */
+export function credentialsOf(headers: IncomingHttpHeaders, query: URLSearchParams | null): Credentials {
+  return { authorization: headers.authorization, cookie: headers.cookie, accessToken: query?.get(TOKEN_QUERY_PARAMETER) };
+}
+
+/** The header's single value (Node joins repeated custom headers with ", "). */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
 
 /**
- * Guards the endpoints that change state (publishing progress, starting books) with
- * `Authorization: Bearer <PUBLISH_TOKEN>`; without a token configured they stay open.
+ * Finds the caller of every request below it (401 when auth is on and there is no valid
+ * token) and, with `scope`, refuses callers without it (403).
  */
-export function requirePublishToken(token: string | null): MiddlewareHandler {
-  if (token === null) {
-    return async function publishIsOpen(_c, next) {
-      await next();
-    };
-  }
-  return bearerAuth({ token });
+export function authenticate(auth: Authenticator, scope?: Scope): MiddlewareHandler<AppEnv> {
+  return async function authenticateRequest(c, next) {
+    const incoming = c.env.incoming;
+    const search = incoming.url?.includes('?') ? new URL(c.req.url).searchParams : null;
+    const caller = await auth.authenticate(credentialsOf(incoming.headers, search), headerValue(incoming.headers[TENANT_HEADER]));
+    if (scope !== undefined) requireScope(caller, scope);
+    c.set('caller', caller);
+    await next();
+    c.res.headers.set('Cache-Control', PRIVATE_HEADERS['Cache-Control']);
+    c.res.headers.append('Vary', PRIVATE_HEADERS.Vary);
+  };
+}
+
+/** The caller of this request, refused unless it has `scope`. */
+export function callerWith(c: Context<AppEnv>, scope: Scope): Caller {
+  const caller = c.get('caller');
+  requireScope(caller, scope);
+  return caller;
 }

@@ -1,12 +1,14 @@
-import type { HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { Broker } from '../broker/broker.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { BookProgress } from '../progress/schema.js';
-import type { BookRecord, BookStore } from '../store/books.js';
-import { requirePublishToken } from './auth.js';
+import type { BookRecord, BookStore, TenantFilter } from '../store/books.js';
+import type { Caller } from '../auth/caller.js';
+import { mayRead } from '../auth/caller.js';
+import { callerWith } from './auth.js';
+import type { AppEnv } from './auth.js';
 import { ApiError } from './errors.js';
 import { parseBookId, readJson } from './request.js';
 
@@ -29,37 +31,39 @@ export interface BookRoutesOptions {
   books: BookStore;
   broker: Broker;
   maxBodyBytes: number;
-  publishToken: string | null;
 }
 
 /** `/api/books`: start a demo generation, list books, read one with its chapters. */
 export function bookRoutes(options: BookRoutesOptions) {
   const { orchestrator, books, broker } = options;
-  const app = new Hono<{ Bindings: HttpBindings }>();
+  const app = new Hono<AppEnv>();
 
-  app.post('/', requirePublishToken(options.publishToken), bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
+  app.post('/', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
+    const caller = callerWith(c, 'books:write');
     const parsed = BookRequestSchema.safeParse(await readJson(c));
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new ApiError(400, 'invalid_book', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
     }
-    const spec = await orchestrator.start(parsed.data);
+    const spec = await orchestrator.start({ ...parsed.data, tenant: caller.tenant, owner: caller.sub });
     c.header('Location', `/api/books/${spec.bookId}`);
     return c.json({ success: true, data: { ...spec, status: 'PLANNING' } }, 201);
   });
 
   app.get('/', async (c) => {
+    const caller = callerWith(c, 'progress:read');
     const query = ListQuerySchema.safeParse({ limit: c.req.query('limit') });
     if (!query.success) throw new ApiError(400, 'invalid_query', `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
-    const rows = await books.listBooks(query.data.limit);
+    const rows = await books.listBooks(query.data.limit, tenantFilter(caller));
     const live = await liveStates(broker, rows.map((row) => row.id));
     return c.json({ success: true, data: rows.map((row, i) => present(row, live[i] ?? null)) });
   });
 
   app.get('/:bookId', async (c) => {
+    const caller = callerWith(c, 'progress:read');
     const bookId = parseBookId(c);
     const book = await books.getBook(bookId);
-    if (!book) throw new ApiError(404, 'not_found', `no book ${bookId}`);
+    if (!book || !mayRead(caller, bookId, book.tenant ?? undefined)) throw new ApiError(404, 'not_found', `no book ${bookId}`);
     const [live] = await liveStates(broker, [bookId]);
     return c.json({ success: true, data: { ...present(book, live ?? null), chapters: book.chapters } });
   });
@@ -76,19 +80,34 @@ export const RECENT_BOOKS = 100;
  */
 export const RECENT_CACHE_MS = 1_000;
 
+/** The books a caller may list: null for every book (admins, open mode). */
+export function tenantFilter(caller: Caller): TenantFilter | null {
+  return caller.anyTenant ? null : { tenant: caller.tenant as string, books: caller.books };
+}
+
 /**
- * The newest progress of the most recent books, for the first events of the every-book stream.
- * A reconnect storm of list pages costs one query per RECENT_CACHE_MS, not one each.
+ * The newest progress of the most recent books a caller may read, for the first events of the
+ * every-book stream. A reconnect storm of list pages costs one query per tenant per
+ * RECENT_CACHE_MS, not one each.
  */
-export function recentProgress(books: BookStore, broker: Broker): () => Promise<BookProgress[]> {
-  let cached: { at: number; rows: Promise<BookRecord[]> } | null = null;
-  return async () => {
-    if (!cached || Date.now() - cached.at >= RECENT_CACHE_MS) {
-      const rows = books.listBooks(RECENT_BOOKS);
-      cached = { at: Date.now(), rows };
-      rows.catch(() => (cached = null));
+export function recentProgress(books: BookStore, broker: Broker): (caller: Caller) => Promise<BookProgress[]> {
+  const cached = new Map<string, { at: number; rows: Promise<BookRecord[]> }>();
+  return async (caller) => {
+    const filter = tenantFilter(caller);
+    // A `books` claim narrows one user's list: such lists are read for that caller alone.
+    const key = filter === null ? '' : filter.books === null ? `tenant:${filter.tenant}` : null;
+    const now = Date.now();
+    let entry = key === null ? undefined : cached.get(key);
+    if (!entry || now - entry.at >= RECENT_CACHE_MS) {
+      for (const [k, old] of cached) if (now - old.at >= RECENT_CACHE_MS) cached.delete(k);
+      const rows = books.listBooks(RECENT_BOOKS, filter);
+      entry = { at: now, rows };
+      if (key !== null) {
+        cached.set(key, entry);
+        rows.catch(() => cached.delete(key));
+      }
     }
-    const rows = await cached.rows;
+    const rows = await entry.rows;
     const live = await liveStates(broker, rows.map((row) => row.id));
     return rows.map((row, i) => newest(row, live[i] ?? null)).filter((p): p is BookProgress => p !== null);
   };

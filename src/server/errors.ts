@@ -3,7 +3,8 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { BrokerUnavailableError } from '../broker/broker.js';
-import { ValidationError } from '../progress/errors.js';
+import { AUTH_ERROR_STATUS, AuthError, challengeFor } from '../auth/errors.js';
+import { ForeignBookError, ValidationError } from '../progress/errors.js';
 import { ConflictError } from '../progress/tracker.js';
 import { isDatabaseUnavailable, rootMessage } from '../store/failures.js';
 
@@ -17,6 +18,8 @@ export class ApiError extends Error {
     readonly status: ContentfulStatusCode,
     readonly code: string,
     message: string,
+    /** Sent as Retry-After; a 503 always has one. */
+    readonly retryAfterSeconds: number | null = status === 503 ? RETRY_AFTER_SECONDS : null,
   ) {
     super(message);
   }
@@ -36,9 +39,18 @@ export function errorBody(code: string, message: string) {
 /** The one place where errors become HTTP responses; nothing internal leaks to the client. */
 export function toErrorResponse(error: unknown, c: Context, log: Logger): Response {
   if (error instanceof ApiError) {
-    if (error.status === 503) c.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    if (error.retryAfterSeconds !== null) c.header('Retry-After', String(error.retryAfterSeconds));
     return c.json(errorBody(error.code, error.message), error.status);
   }
+  if (error instanceof AuthError) {
+    const challenge = challengeFor(error);
+    if (challenge !== null) c.header('WWW-Authenticate', challenge);
+    const status = AUTH_ERROR_STATUS[error.code];
+    if (status === 503) c.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    return c.json(errorBody(error.code, error.message), status);
+  }
+  // Another tenant's book: the very answer a missing book gets.
+  if (error instanceof ForeignBookError) return c.json(errorBody('not_found', error.message), 404);
   if (error instanceof ValidationError) return c.json(errorBody('invalid_progress', error.message), 400);
   if (error instanceof BrokerUnavailableError) {
     log.warn({ err: error.message }, 'broker unavailable');
@@ -55,13 +67,6 @@ export function toErrorResponse(error: unknown, c: Context, log: Logger): Respon
     return c.json(errorBody('conflict', error.message), 409);
   }
   if (error instanceof HTTPException) {
-    if (error.status === 401) {
-      c.header('WWW-Authenticate', 'Bearer');
-      return c.json(errorBody('unauthorized', 'this endpoint needs Authorization: Bearer <PUBLISH_TOKEN>'), 401);
-    }
-    if (error.status === 400 && c.req.header('authorization') !== undefined) {
-      return c.json(errorBody('invalid_authorization', 'the Authorization header must be "Bearer <token>"'), 400);
-    }
     const code = error.status === 413 ? 'payload_too_large' : 'http_error';
     const message = error.status === 413 ? 'request body is too large' : error.message || 'request failed';
     return c.json(errorBody(code, message), error.status as ContentfulStatusCode);

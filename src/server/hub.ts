@@ -19,6 +19,7 @@ class NewestState {
   #known = false;
   #version = 0;
   #terminal = false;
+  #tenant: string | undefined = undefined;
   #json = Buffer.alloc(0);
   #jsonBytes = 0;
   #pollBody: Buffer | null = null;
@@ -35,6 +36,10 @@ class NewestState {
     return this.#version;
   }
 
+  get tenant(): string | undefined {
+    return this.#tenant;
+  }
+
   /** Whether `version` is newer than the newest one kept (any is, before the first). */
   isNewer(version: number): boolean {
     return !this.#known || version > this.#version;
@@ -48,6 +53,7 @@ class NewestState {
     this.#jsonBytes = bytes;
     this.#version = update.version;
     this.#terminal = update.terminal;
+    this.#tenant = update.tenant;
     this.#known = true;
     this.#pollBody = null;
   }
@@ -55,7 +61,7 @@ class NewestState {
   /** The newest state as a new Update (for a watcher that joins); null before the first. */
   get update(): Update | null {
     if (!this.#known) return null;
-    return new Update(this.#bookId, this.#version, this.#terminal, this.#json.toString('utf8', 0, this.#jsonBytes));
+    return new Update(this.#bookId, this.#version, this.#terminal, this.#json.toString('utf8', 0, this.#jsonBytes), this.#tenant);
   }
 
   /** The poll endpoint's answer, `{ success: true, data: state }`, kept for every poll of this version. */
@@ -64,9 +70,10 @@ class NewestState {
   }
 }
 
-/** What the poll endpoint answers from memory: a version and its body. */
+/** What the poll endpoint answers from memory: a version and its body, and whose book it is. */
 export interface PolledState {
   readonly version: number;
+  readonly tenant: string | undefined;
   readonly pollBody: Buffer;
 }
 
@@ -86,6 +93,12 @@ interface Topic {
   joining: number;
   setup: Promise<void>;
   unsubscribe: (() => void) | null;
+}
+
+/** What join() found: the book's current state, unless the watcher was refused it. */
+export interface Joined {
+  readonly admitted: boolean;
+  readonly latest: Update | null;
 }
 
 /** How long a polled book stays followed after its last poll; legacy pollers ask every 3 s. */
@@ -119,13 +132,12 @@ export class Hub {
   }
 
   /**
-   * The latest state of a book this process follows live, without a round trip (renewing the
-   * poll lease); null otherwise, and then the caller reads it elsewhere.
+   * The latest state of a book this process follows live, without a round trip; null otherwise,
+   * and then the caller reads it elsewhere. A caller that answers with it calls follow() too.
    */
   polled(bookId: string): PolledState | null {
     const topic = this.#topics.get(bookId);
     if (!topic?.ready || !topic.newest.known || !this.#broker.isLive()) return null;
-    this.follow(bookId);
     return topic.newest;
   }
 
@@ -152,9 +164,11 @@ export class Hub {
 
   /**
    * Adds `watcher` to the book's topic once it is subscribed and has read the current state
-   * (subscribe first, then read, so no update falls in between). Resolves to that state.
+   * (subscribe first, then read, so no update falls in between), if `admits` accepts that state
+   * (null: none yet); in the same step, so no update reaches a watcher it would refuse.
+   * Resolves to that state, and whether the watcher was added.
    */
-  async join(bookId: string, watcher: Watcher): Promise<Update | null> {
+  async join(bookId: string, watcher: Watcher, admits: (latest: Update | null) => boolean = () => true): Promise<Joined> {
     const topic = this.#topics.get(bookId) ?? this.#open(bookId);
     topic.joining++;
     try {
@@ -162,8 +176,13 @@ export class Hub {
     } finally {
       topic.joining--;
     }
+    const latest = topic.newest.update;
+    if (!admits(latest)) {
+      this.#closeIfIdle(bookId, topic);
+      return { admitted: false, latest: null };
+    }
     topic.watchers.add(watcher);
-    return topic.newest.update;
+    return { admitted: true, latest };
   }
 
   leave(bookId: string, watcher: Watcher): void {

@@ -1,14 +1,18 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Authenticator } from '../auth/authenticator.js';
+import { hasScope, mayRead } from '../auth/caller.js';
+import { PRIVATE_HEADERS, credentialsOf } from './auth.js';
 import type { Hub } from './hub.js';
 import type { Source } from './latest.js';
 
 /**
  * Writes the poll endpoint's answer: 200 with `body()` (`{ success: true, data: state }`), or
- * 304 when the client's If-None-Match holds the current version.
+ * 304 when the client's If-None-Match holds the current version. Called only once the caller
+ * may read the book, so a 304 never tells anyone else that it exists.
  */
 export function sendProgress(req: IncomingMessage, res: ServerResponse, version: number, source: Source, body: () => Buffer): void {
   const etag = `"${version}"`;
-  const headers: OutgoingHttpHeaders = { ETag: etag, 'Cache-Control': 'no-cache', 'X-Progress-Source': source };
+  const headers: OutgoingHttpHeaders = { ETag: etag, ...PRIVATE_HEADERS, 'X-Progress-Source': source };
   if (req.headers['if-none-match'] === etag) {
     res.writeHead(304, headers).end();
     return;
@@ -19,20 +23,27 @@ export function sendProgress(req: IncomingMessage, res: ServerResponse, version:
   res.writeHead(200, headers).end(json);
 }
 
-const POLL_PATH = /^\/api\/ai\/progress\/([A-Za-z0-9_-]{1,128})$/;
+const POLL_PATH = /^\/api\/ai\/progress\/([A-Za-z0-9_-]{1,128})(?:\?(.*))?$/;
 
 /**
  * The legacy pollers' hottest case, answered before the framework: a GET for a book this
- * process follows live, from the body serialized once per version. Returns false for anything
- * else (other routes, HEAD, unknown or unfollowed books), which the Hono app then serves.
+ * process follows live, from the body serialized once per version, by a caller whose token was
+ * verified before and who may read the book. Returns false for anything else (other routes,
+ * HEAD, unknown or unfollowed books, a token not seen yet, a book the caller may not read),
+ * which the Hono app then serves, or refuses, in full.
  */
-export function pollFastPath(hub: Hub, source: Source): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function pollFastPath(hub: Hub, source: Source, auth: Authenticator): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     if (req.method !== 'GET') return false;
     const match = POLL_PATH.exec(req.url ?? '');
     if (!match) return false;
-    const cached = hub.polled(match[1] as string);
-    if (!cached) return false;
+    const bookId = match[1] as string;
+    const query = match[2] === undefined ? null : new URLSearchParams(match[2]);
+    const caller = auth.cachedCaller(credentialsOf(req.headers, query));
+    if (caller === undefined || !hasScope(caller, 'progress:read')) return false;
+    const cached = hub.polled(bookId);
+    if (!cached || !mayRead(caller, bookId, cached.tenant)) return false;
+    hub.follow(bookId);
     sendProgress(req, res, cached.version, source, () => cached.pollBody);
     return true;
   };

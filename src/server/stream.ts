@@ -7,12 +7,18 @@ import type { Update } from './update.js';
 
 export const SSE_HEADERS = {
   'Content-Type': 'text/event-stream; charset=utf-8',
-  'Cache-Control': 'no-cache, no-transform',
+  'Cache-Control': 'private, no-cache, no-transform',
+  Vary: 'Authorization, Cookie',
   Connection: 'keep-alive',
   'X-Accel-Buffering': 'no',
 } as const;
 
 const HEARTBEAT = new EncodedEvent(formatSseComment('heartbeat'));
+/**
+ * The last event of a stream whose token expired. A named event of its own, not `error`:
+ * EventSource reports network failures as `error` events too, and a client must tell them apart.
+ */
+const TOKEN_EXPIRED = new EncodedEvent(formatSseEvent({ event: 'auth', data: '{"code":"token_expired"}' }));
 /** How soon a client reconnects after a gap in the every-book stream: after RECENT_CACHE_MS, for a fresh list. */
 const GAP_RETRY_MS = 1_500;
 
@@ -37,6 +43,8 @@ export class ProgressStream implements Watcher {
   readonly #connection: Socket;
   readonly #watched: Watched;
   readonly #books: BookQueue;
+  /** For every-book streams of one tenant: which updates this client may receive. */
+  readonly #admits: ((update: Update) => boolean) | null;
   readonly #finished = new Set<string>();
   readonly #onEnd: () => void;
   /** Set once the headers are out and this response owns the connection. */
@@ -51,11 +59,21 @@ export class ProgressStream implements Watcher {
   /** When the last event was written (ms since the epoch): a stream carrying events needs no heartbeat. */
   #lastEventAt = 0;
 
-  /** `known`: versions the client already has, from Last-Event-ID. */
-  constructor(res: ServerResponse, watched: Watched, known: ReadonlyMap<string, number>, onEnd: () => void) {
+  /**
+   * `known`: versions the client already has, from Last-Event-ID. `admits`: which updates the
+   * client may receive (null: all it watches; a list's books are checked before it opens).
+   */
+  constructor(
+    res: ServerResponse,
+    watched: Watched,
+    known: ReadonlyMap<string, number>,
+    admits: ((update: Update) => boolean) | null,
+    onEnd: () => void,
+  ) {
     this.#res = res;
     this.#watched = watched;
     this.#books = new BookQueue(known);
+    this.#admits = admits;
     this.#onEnd = onEnd;
     this.#connection = res.req.socket;
     // The response's 'close' comes with every exit of a response that holds the connection: client
@@ -87,7 +105,7 @@ export class ProgressStream implements Watcher {
   }
 
   deliver(update: Update): void {
-    if (this.#ended || !this.#books.offer(update)) return;
+    if (this.#ended || (this.#admits !== null && !this.#admits(update)) || !this.#books.offer(update)) return;
     if (this.#open && !this.#waitingForDrain && !this.#due) {
       this.#due = true;
       if (ProgressStream.#dueStreams.push(this) === 1) process.nextTick(ProgressStream.#flushDue);
@@ -125,6 +143,14 @@ export class ProgressStream implements Watcher {
   /** States may have been missed: the client reconnects soon and gets the latest ones again. */
   gap(): void {
     this.close(GAP_RETRY_MS);
+  }
+
+  /** The token ran out: tells the client (which gets a fresh one and resumes), then ends. */
+  expire(): void {
+    if (this.#ended) return;
+    if (this.#open) this.#write(TOKEN_EXPIRED);
+    this.#res.end();
+    this.#finish();
   }
 
   /** Closes the stream, first telling the client when to reconnect. */

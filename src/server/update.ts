@@ -18,6 +18,8 @@ export class Update {
   /** COMPLETE or ERROR: the book's last state. */
   readonly terminal: boolean;
   readonly json: string;
+  /** The book's tenant (undefined: a book without one): who may receive it. */
+  readonly tenant: string | undefined;
   #frame: EncodedEvent | null = null;
   #frameWithoutId: EncodedEvent | null = null;
   #wsMessage: Buffer | null = null;
@@ -26,16 +28,17 @@ export class Update {
   /** Updates with encodings built in the current tick. */
   static #encodedThisTick: Update[] = [];
 
-  constructor(bookId: string, version: number, terminal: boolean, json: string) {
+  constructor(bookId: string, version: number, terminal: boolean, json: string, tenant: string | undefined) {
     this.bookId = bookId;
     this.version = version;
     this.terminal = terminal;
     this.json = json;
+    this.tenant = tenant;
   }
 
   /** `json`: the state as JSON, when the caller already has it. */
   static of(state: BookProgress, json = JSON.stringify(state)): Update {
-    return new Update(state.bookId, state.version, isTerminal(state.status), json);
+    return new Update(state.bookId, state.version, isTerminal(state.status), json, state.tenant);
   }
 
   /** The state, parsed again on each call: only the database fallback needs all of it. */

@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HttpBindings } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { compress } from 'hono/compress';
+import type { AppEnv } from './auth.js';
 
 /** web/ at the project root: two levels up from both src/server and dist/server. */
 export const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
 
 /** The dashboard: `/` lists books, `/book/:bookId` shows one; scripts bundled into web/dist by `npm run build`. */
 export function webRoutes(webRoot = WEB_ROOT) {
-  const app = new Hono<{ Bindings: HttpBindings }>();
+  const app = new Hono<AppEnv>();
   const page = (name: string) => readFileSync(join(webRoot, name), 'utf8');
   const listPage = page('index.html');
   const bookPage = page('book.html');

@@ -1,4 +1,4 @@
-import { asc, desc, eq, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { BookProgress } from '../progress/schema.js';
 import type { Database } from './database.js';
 import { books, chapters } from './schema.js';
@@ -7,6 +7,7 @@ export interface BookRecord {
   id: string;
   title: string;
   owner: string | null;
+  tenant: string | null;
   status: string;
   generationStep: string;
   progress: BookProgress | null;
@@ -24,6 +25,12 @@ export interface ChapterRecord {
 
 export const DEFAULT_LIST_LIMIT = 100;
 
+/** Which books a listing may show: one tenant's, and only `books` of them when given. */
+export interface TenantFilter {
+  tenant: string;
+  books: ReadonlySet<string> | null;
+}
+
 /** Books and their generated chapters in Postgres. */
 export class BookStore {
   readonly #db: Database;
@@ -32,17 +39,22 @@ export class BookStore {
     this.#db = db;
   }
 
-  async createBook(book: { id: string; title: string; owner?: string | null }): Promise<BookRecord> {
+  async createBook(book: { id: string; title: string; owner?: string | null; tenant?: string | null }): Promise<BookRecord> {
     const [row] = await this.#db
       .insert(books)
-      .values({ id: book.id, title: book.title, owner: book.owner ?? null })
+      .values({ id: book.id, title: book.title, owner: book.owner ?? null, tenant: book.tenant ?? null })
       .returning();
     return row as BookRecord;
   }
 
-  /** Newest first. */
-  async listBooks(limit = DEFAULT_LIST_LIMIT): Promise<BookRecord[]> {
-    return this.#db.select().from(books).orderBy(desc(books.createdAt), asc(books.id)).limit(limit);
+  /** Newest first; only the books `filter` allows (null: every book). */
+  async listBooks(limit = DEFAULT_LIST_LIMIT, filter: TenantFilter | null = null): Promise<BookRecord[]> {
+    if (filter?.books?.size === 0) return [];
+    const where =
+      filter === null
+        ? undefined
+        : and(eq(books.tenant, filter.tenant), filter.books === null ? undefined : inArray(books.id, [...filter.books]));
+    return this.#db.select().from(books).where(where).orderBy(desc(books.createdAt), asc(books.id)).limit(limit);
   }
 
   async getBook(bookId: string): Promise<(BookRecord & { chapters: ChapterRecord[] }) | null> {

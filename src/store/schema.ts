@@ -8,6 +8,8 @@ export const books = pgTable(
     id: text('id').primaryKey(),
     title: text('title').notNull().default(''),
     owner: text('owner'),
+    /** The tenant the book belongs to, fixed when it first appears (null: published without authentication). */
+    tenant: text('tenant'),
     status: text('status').notNull().default('PLANNING'),
     generationStep: text('generation_step').notNull().default('PLANNING'),
     progress: jsonb('progress').$type<BookProgress>(),
@@ -15,7 +17,7 @@ export const books = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().default(sql`now()`),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().default(sql`now()`),
   },
-  (table) => [index('books_created_at_idx').on(table.createdAt)],
+  (table) => [index('books_created_at_idx').on(table.createdAt), index('books_tenant_created_at_idx').on(table.tenant, table.createdAt)],
 );
 
 export const chapters = pgTable(

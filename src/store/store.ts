@@ -52,12 +52,14 @@ export class PgStore implements Store {
       const result = await this.#db
         .insert(books)
         .select(
-          sql`select s->>'bookId', '', null, s->>'status', s->>'generationStep', s, (s->>'version')::int, now(), now()
+          sql`select s->>'bookId', '', null, s->>'tenant', s->>'status', s->>'generationStep', s, (s->>'version')::int, now(), now()
               from jsonb_array_elements(${chunk}::jsonb) as s`,
         )
         .onConflictDoUpdate({
           target: books.id,
           set: {
+            // A book's tenant never changes: the first one written stays.
+            tenant: sql`coalesce(${books.tenant}, excluded.tenant)`,
             status: sql`excluded.status`,
             generationStep: sql`excluded.generation_step`,
             progress: sql`excluded.progress`,

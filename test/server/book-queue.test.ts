@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { BookQueue } from '../../src/server/book-queue.js';
 import { Update } from '../../src/server/update.js';
 
-const update = (bookId: string, version: number, terminal = false) => new Update(bookId, version, terminal, `{"bookId":"${bookId}","version":${version}}`);
+const update = (bookId: string, version: number, terminal = false) => new Update(bookId, version, terminal, `{"bookId":"${bookId}","version":${version}}`, undefined);
 
 function drain(queue: BookQueue): string[] {
   const taken: string[] = [];

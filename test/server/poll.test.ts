@@ -50,7 +50,7 @@ describe('GET /api/ai/progress/:bookId', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('etag')).toBe(`"${state.version}"`);
     expect(res.headers.get('x-progress-source')).toBe('redis');
-    expect(res.headers.get('cache-control')).toBe('no-cache');
+    expect(res.headers.get('cache-control')).toBe('private, no-cache');
     expect(await res.json()).toEqual({ success: true, data: state });
   });
 

@@ -77,7 +77,7 @@ describe('GET /api/ai/progress/:bookId/stream', () => {
     const stream = await raw(id);
     expect(stream.response.status).toBe(200);
     expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    expect(stream.response.headers.get('cache-control')).toBe('no-cache, no-transform');
+    expect(stream.response.headers.get('cache-control')).toBe('private, no-cache, no-transform');
     expect(stream.response.headers.get('x-accel-buffering')).toBe('no');
 
     const text = await stream.until((t) => t.includes('\n\nevent: progress'), 5_000, 'the first progress event');

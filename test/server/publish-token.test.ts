@@ -27,7 +27,7 @@ describe('PUBLISH_TOKEN', () => {
     await expectError(refused, 401, 'unauthorized');
     await expectError(await post('/api/ai/progress/guarded', { message: 'x' }, 'Bearer not-the-token-at-all'), 401, 'unauthorized');
     await expectError(await post('/api/books', { title: 'No' }, 'Bearer wrong-token-wrong-token'), 401, 'unauthorized');
-    await expectError(await post('/api/ai/progress/guarded', { message: 'x' }, 'Basic abc'), 400, 'invalid_authorization');
+    await expectError(await post('/api/ai/progress/guarded', { message: 'x' }, 'Basic abc'), 401, 'unauthorized');
 
     expect((await post('/api/ai/progress/guarded', { message: 'x' }, `Bearer ${TOKEN}`)).status).toBe(200);
     expect((await post('/api/books', { title: 'Yes', chapters: 1, sectionsPerChapter: 1 }, `Bearer ${TOKEN}`)).status).toBe(201);

@@ -1,0 +1,41 @@
+/** The cookie the host app sets (HttpOnly) with the user's token. */
+export const TOKEN_COOKIE = 'booksai_token';
+/** The query parameter for clients that cannot send headers (EventSource). */
+export const TOKEN_QUERY_PARAMETER = 'access_token';
+
+/** Where a request may carry its token, as raw strings (the HTTP layers read them). */
+export interface Credentials {
+  authorization?: string | undefined;
+  cookie?: string | undefined;
+  /** The `access_token` query parameter. */
+  accessToken?: string | null | undefined;
+}
+
+/**
+ * The request's token, from the first place that has one: `Authorization: Bearer`, the
+ * `booksai_token` cookie, then `?access_token=`. A present but malformed Authorization header
+ * is 'malformed', never skipped for the next place; none at all is null.
+ */
+export function findToken(credentials: Credentials): string | 'malformed' | null {
+  const { authorization } = credentials;
+  if (authorization !== undefined) {
+    const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
+    return match ? (match[1] as string) : 'malformed';
+  }
+  const fromCookie = credentials.cookie === undefined ? null : cookieValue(credentials.cookie, TOKEN_COOKIE);
+  if (fromCookie !== null) return fromCookie;
+  const fromQuery = credentials.accessToken;
+  return fromQuery === undefined || fromQuery === null || fromQuery === '' ? null : fromQuery;
+}
+
+/** One cookie's value from a Cookie header; null when absent or empty. */
+function cookieValue(header: string, name: string): string | null {
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq === -1 || part.slice(0, eq).trim() !== name) continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
+    return value === '' ? null : value;
+  }
+  return null;
+}
