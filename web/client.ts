@@ -10,7 +10,7 @@ type EventSourceLike = {
   readonly readyState: number;
   onopen: ((event: Event) => unknown) | null;
   onerror: ((event: Event) => unknown) | null;
-  addEventListener(type: 'progress', listener: (event: MessageEvent<string>) => void): void;
+  addEventListener(type: 'progress' | 'auth', listener: (event: MessageEvent<string>) => void): void;
   close(): void;
 };
 type EventSourceConstructor = new (url: string) => EventSourceLike;
@@ -28,6 +28,13 @@ export interface WatchOptions {
   /** While polling, how often to try SSE again. */
   sseRetryMs?: number;
   onConnection?: (state: ConnectionState) => void;
+  /** A token for a server with authentication (sent as ?access_token= to EventSource, Bearer to fetch). */
+  token?: string;
+  /**
+   * Asked for a token at every (re)connection and after the server said the token expired
+   * (`event: auth`, a 401): return a cached one while it is valid, a fresh one after. Wins over `token`.
+   */
+  getToken?: () => string | Promise<string>;
 }
 
 export interface Watching {
@@ -90,18 +97,39 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     if (finished()) stop();
   };
 
-  const streamUrl = () => {
-    if (ids === null) return `${base}/api/ai/stream`;
-    const path = ids.length === 1 ? `/api/ai/progress/${encodeURIComponent(ids[0] as string)}/stream` : `/api/ai/stream?books=${ids.map(encodeURIComponent).join(',')}`;
-    const known = ids.map((id) => latest.get(id)?.version ?? 0);
-    if (known.every((v) => v === 0)) return `${base}${path}`;
-    return `${base}${path}${path.includes('?') ? '&' : '?'}lastEventId=${known.join('.')}`;
+  const token = async (): Promise<string | undefined> => (options.getToken ? options.getToken() : options.token);
+
+  /** The stream's URL: resuming from the versions shown, so a reconnect has no gap and no duplicate. */
+  const streamUrl = (accessToken: string | undefined) => {
+    const query: string[] = [];
+    let path = `/api/ai/stream`;
+    if (ids !== null && ids.length === 1) path = `/api/ai/progress/${encodeURIComponent(ids[0] as string)}/stream`;
+    else if (ids !== null) query.push(`books=${ids.map(encodeURIComponent).join(',')}`);
+    const known = ids?.map((id) => latest.get(id)?.version ?? 0) ?? [];
+    if (known.some((v) => v > 0)) query.push(`lastEventId=${known.join('.')}`);
+    if (accessToken) query.push(`access_token=${encodeURIComponent(accessToken)}`);
+    return `${base}${path}${query.length > 0 ? `?${query.join('&')}` : ''}`;
   };
 
-  const connectSse = () => {
+  const connectSse = async () => {
     if (closed || !EventSourceClass) return;
-    const es = new EventSourceClass(streamUrl());
+    let url: string;
+    try {
+      url = streamUrl(await token());
+    } catch {
+      // No token to be had now: try again later, as after a failed connection.
+      schedule(reconnectDelay(++sseFailures), () => void connectSse());
+      return;
+    }
+    if (closed) return;
+    const es = new EventSourceClass(url);
     source = es;
+    // The token expired on the open stream: reconnect at once with a fresh one, where it left off.
+    es.addEventListener('auth', () => {
+      es.close();
+      if (source === es) source = null;
+      if (!closed) void connectSse();
+    });
     es.addEventListener('progress', (event) => {
       try {
         accept(JSON.parse(event.data));
@@ -122,10 +150,10 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
       sseFailures++;
       if (sseFailures >= settings.sseFailuresBeforePolling) {
         startPolling();
-        schedule(settings.sseRetryMs, connectSse);
+        schedule(settings.sseRetryMs, () => void connectSse());
       } else {
         if (connection !== 'polling') setConnection('connecting');
-        schedule(reconnectDelay(sseFailures), connectSse);
+        schedule(reconnectDelay(sseFailures), () => void connectSse());
       }
     };
   };
@@ -139,13 +167,20 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   };
 
   const pollOnce = async () => {
+    let auth: Record<string, string> = {};
+    try {
+      const accessToken = await token();
+      if (accessToken) auth = { Authorization: `Bearer ${accessToken}` };
+    } catch {
+      // Polls without one: the server says 401, and the next poll asks again.
+    }
     const targets = ids === null ? [null] : ids.filter((id) => !isTerminal(latest.get(id)?.status ?? 'PLANNING'));
     let answered = false;
     await Promise.all(
       targets.map(async (id) => {
         try {
           if (id === null) {
-            const res = await doFetch(`${base}/api/books`, { cache: 'no-store' });
+            const res = await doFetch(`${base}/api/books`, { headers: auth, cache: 'no-store' });
             answered = true;
             if (!res.ok) return;
             const body = (await res.json()) as { data?: Array<{ progress?: unknown }> };
@@ -153,7 +188,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
             return;
           }
           const shown = latest.get(id);
-          const headers: Record<string, string> = shown ? { 'If-None-Match': `"${shown.version}"` } : {};
+          const headers: Record<string, string> = shown ? { ...auth, 'If-None-Match': `"${shown.version}"` } : auth;
           const res = await doFetch(`${base}/api/ai/progress/${encodeURIComponent(id)}`, { headers, cache: 'no-store' });
           answered = true;
           if (res.status === 200) accept(((await res.json()) as { data?: unknown }).data);
@@ -189,7 +224,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     setConnection('closed');
   };
 
-  if (EventSourceClass) connectSse();
+  if (EventSourceClass) void connectSse();
   else startPolling();
 
   return {
