@@ -21,6 +21,7 @@ const validState = fc
       error: text,
       startTime: epochMs,
       estimatedEndTime: epochMs,
+      tenant: fc.string({ minLength: 1, maxLength: 30 }).filter((t) => !/[\u0000-\u001f\u007f]/.test(t) && t.isWellFormed()),
       timestamp: epochMs,
       version: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
     },
@@ -46,6 +47,8 @@ const badValue = fc.oneof(
   // 2,002 UTF-16 code units, 1,001 characters: both count characters, so both accept it as a message.
   fc.constant('😀'.repeat(1_001)),
   fc.constant('bad id!'),
+  fc.constant('tab\there'),
+  fc.constant('x'.repeat(257)),
   fc.constant([]),
   fc.constant({}),
   fc.constant(true),
@@ -54,7 +57,7 @@ const badValue = fc.oneof(
   fc.integer({ min: -10, max: 200_000 }),
 );
 
-const FIELDS = ['bookId', 'status', 'generationStep', 'currentChapter', 'totalChapters', 'currentSection', 'totalSections', 'overallProgress', 'message', 'error', 'startTime', 'estimatedEndTime', 'timestamp', 'version'];
+const FIELDS = ['bookId', 'status', 'generationStep', 'currentChapter', 'totalChapters', 'currentSection', 'totalSections', 'overallProgress', 'message', 'error', 'startTime', 'estimatedEndTime', 'tenant', 'timestamp', 'version'];
 
 type Mutation =
   | { kind: 'set'; field: string; value: unknown }
