@@ -22,25 +22,26 @@ export function bookId(range: Pick<BookRange, 'prefix'>, index: number): string 
  * receiver's latency is its clock minus that stamp. Built by hand because it is on the
  * publisher's hot path.
  */
-export function stateJson(id: string, version: number, timestamp: number): string {
+export function stateJson(id: string, version: number, timestamp: number, tenant?: string): string {
   return (
     `{"bookId":"${id}","status":"GENERATING","generationStep":"CHAPTERS","currentChapter":3,` +
     `"totalChapters":12,"currentSection":1,"totalSections":4,"overallProgress":${version % 100},` +
-    `"message":"Writing chapter 3 of 12","timestamp":${timestamp},"startTime":${timestamp - 60_000},"version":${version}}`
+    `"message":"Writing chapter 3 of 12","timestamp":${timestamp},"startTime":${timestamp - 60_000},` +
+    `${tenant === undefined ? '' : `"tenant":"${tenant}",`}"version":${version}}`
   );
 }
 
 const SEED_BATCH = 1_000;
 
-/** Stores version 1 of every book of `range` under `keyPrefix`, without marking them dirty. */
-export async function seedBooks(redis: Redis, keyPrefix: string, range: BookRange): Promise<void> {
+/** Stores version 1 of every book of `range` under `keyPrefix` (of `tenant`, when given), without marking them dirty. */
+export async function seedBooks(redis: Redis, keyPrefix: string, range: BookRange, tenant?: string): Promise<void> {
   const keys = redisKeys(keyPrefix);
   const now = Date.now();
   for (let start = 0; start < range.count; start += SEED_BATCH) {
     const pipeline = redis.pipeline();
     for (let i = start; i < Math.min(range.count, start + SEED_BATCH); i++) {
       const id = bookId(range, range.first + i);
-      pipeline.set(keys.state(id), stateJson(id, 1, now), 'EX', STATE_TTL_SECONDS);
+      pipeline.set(keys.state(id), stateJson(id, 1, now, tenant), 'EX', STATE_TTL_SECONDS);
     }
     await pipeline.exec();
   }

@@ -23,7 +23,7 @@ export interface RunReport extends Figures {
 const KIB = 1024;
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number, digits = 2) => n.toFixed(digits);
-const TARGET_NAMES: Record<string, string> = { server: 'server', b0: 'B0 node:http', b1: 'B1 node:http + GET', b3: 'B3 node:http SSE', socketio: 'Socket.IO + redis-adapter' };
+const TARGET_NAMES: Record<string, string> = { server: 'server (poll without token)', 'server-token': 'server, poll with token (auth on)', b0: 'B0 node:http', b1: 'B1 node:http + GET', b3: 'B3 node:http SSE', socketio: 'Socket.IO + redis-adapter' };
 
 export function toMarkdown(report: RunReport): string {
   const { poll, fanout, database, machine } = report;

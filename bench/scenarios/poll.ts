@@ -1,8 +1,11 @@
 /**
  * Poll: requests/s and latency of `GET /api/ai/progress/:bookId` (Redis holds the book), plain
- * and with If-None-Match (304), against B0 and B1; and the database statements the poll path
- * made meanwhile, counted by the Postgres proxy (must be 0 while Redis is up).
+ * and with If-None-Match (304), against B0 and B1; the same poll with a token, against a server
+ * with authentication on (the verified token is cached, the tenant checked from memory); and
+ * the database statements the poll path made meanwhile, counted by the Postgres proxy (must be
+ * 0 while Redis is up).
  */
+import { SignJWT } from 'jose';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLoad } from '../autocannon.js';
@@ -18,7 +21,7 @@ import { HOST, startBaseline, startServer } from '../targets.js';
 import type { BenchContext, Target } from '../targets.js';
 
 export interface PollRun extends LoadResult {
-  target: 'server' | 'b0' | 'b1';
+  target: 'server' | 'server-token' | 'b0' | 'b1';
   notModified: boolean;
   /** CPU of the target during the run, % of one core. */
   cpuPercent: number;
@@ -31,11 +34,18 @@ export interface PollResult {
   profile: ProfileSummary | null;
 }
 
+/** The tenant and secret of the "poll with token" run. */
+const TOKEN_TENANT = 'bench';
+const TOKEN_SECRET = 'bench-secret-of-at-least-32-bytes!!';
+
 export async function runPoll(ctx: BenchContext, plan: Plan): Promise<PollResult> {
   const prefix = `${ctx.runPrefix}poll:`;
   const books = { prefix: 'poll-', first: 0, count: 1 };
   const book = bookId(books, 0);
   await seedBooks(ctx.redis, prefix, books);
+  const tenantBooks = { prefix: 'poll-tenant-', first: 0, count: 1 };
+  await seedBooks(ctx.redis, prefix, tenantBooks, TOKEN_TENANT);
+  const tenantPath = `/api/ai/progress/${bookId(tenantBooks, 0)}`;
   const path = `/api/ai/progress/${book}`;
   const runs: PollRun[] = [];
   const targets: Target[] = [];
@@ -50,14 +60,14 @@ export async function runPoll(ctx: BenchContext, plan: Plan): Promise<PollResult
     const b1 = await startBaseline(ctx, 'b1', prefix);
     targets.push(b0, b1);
 
-    const load = async (target: Target, notModified: boolean) => {
+    const load = async (target: Target, notModified: boolean, as: PollRun['target'] = target.kind as PollRun['target'], headers: Record<string, string> = {}, at = path) => {
       const meter = cpuMeter(target.pid);
-      const result = await runLoad(`http://${HOST}:${target.port}${path}`, {
+      const result = await runLoad(`http://${HOST}:${target.port}${at}`, {
         connections: plan.poll.connections,
         durationSec: plan.poll.durationSec,
-        headers: notModified ? { 'If-None-Match': etag } : {},
+        headers: notModified ? { ...headers, 'If-None-Match': etag } : headers,
       });
-      runs.push({ ...result, target: target.kind as PollRun['target'], notModified, cpuPercent: meter.stop() });
+      runs.push({ ...result, target: as, notModified, cpuPercent: meter.stop() });
     };
     // A short warm-up each, so JIT compilation is not measured.
     for (const target of [server, b0, b1]) await runLoad(`http://${HOST}:${target.port}${path}`, { connections: plan.poll.connections, durationSec: 1 });
@@ -67,6 +77,21 @@ export async function runPoll(ctx: BenchContext, plan: Plan): Promise<PollResult
     await load(server, false);
     await load(server, true);
     const database = diffCounts(ctx.proxy.counts(), before);
+    await server.stop();
+
+    // The same poll against a server with authentication on, each request with the user's token.
+    const secured = await startServer(ctx, { keyPrefix: prefix, env: { AUTH_JWT_SECRET: TOKEN_SECRET }, name: 'server-token' });
+    targets.push(secured);
+    const token = await new SignJWT({ tenant: TOKEN_TENANT })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('bench-user')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(TOKEN_SECRET));
+    const authorization = { Authorization: `Bearer ${token}` };
+    const check = await fetch(`http://${HOST}:${secured.port}${tenantPath}`, { headers: authorization });
+    if (check.status !== 200) throw new Error(`poll with a token answered ${check.status}: ${await check.text()}`);
+    await runLoad(`http://${HOST}:${secured.port}${tenantPath}`, { connections: plan.poll.connections, durationSec: 1, headers: authorization });
+    await load(secured, false, 'server-token', authorization, tenantPath);
     if (plan.poll.baselinesNotModified) {
       await load(b0, true);
       await load(b1, true);
