@@ -3,13 +3,28 @@ import { ValidationError } from './errors.js';
 import { BookIdSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
 
-export type CommitResult = { committed: true } | { committed: false; current: BookProgress | null };
+export type CommitResult =
+  | { committed: true }
+  | { committed: false; current: BookProgress | null }
+  /** The commit carried a fence older than one the book has seen: its writer was superseded. */
+  | { committed: false; fenced: true };
+
+/**
+ * A writer's lease token for one book, opaque here: a commit carrying a fence lower than one
+ * already committed for the book is refused where the state lives. Commits without one are never refused.
+ */
+export type Fence = number;
 
 /** Where the latest state lives: read it, and replace it only if nobody else did meanwhile. */
 export interface LatestState {
   get(bookId: string): Promise<BookProgress | null>;
-  /** Stores and publishes `state` if the held version equals `expectedVersion` (null: none held). */
-  commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult>;
+  /** Stores and publishes `state` if the held version equals `expectedVersion` (null: none held) and `fence` is not superseded. */
+  commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult>;
+}
+
+/** Options of one update: the fence of the run that writes it, if any. */
+export interface UpdateOptions {
+  fence?: Fence;
 }
 
 export interface TrackerOptions {
@@ -28,6 +43,11 @@ export interface TrackerOptions {
 /** Thrown when concurrent publishers keep winning the race for one book. */
 export class ConflictError extends Error {
   override readonly name = 'ConflictError';
+}
+
+/** The update's fence was superseded: another writer took the book over. Not retryable. */
+export class FencedError extends Error {
+  override readonly name = 'FencedError';
 }
 
 const MAX_ATTEMPTS = 50;
@@ -60,12 +80,12 @@ export class ProgressTracker {
   }
 
   /** Merges a partial update into the book's latest state, publishes it and returns it. */
-  async updateProgress(bookId: string, update: ProgressUpdate): Promise<BookProgress> {
+  async updateProgress(bookId: string, update: ProgressUpdate, options: UpdateOptions = {}): Promise<BookProgress> {
     const id = BookIdSchema.safeParse(bookId);
     if (!id.success) throw ValidationError.fromZod(id.error, 'bookId');
     const parsed = ProgressUpdateSchema.safeParse(update);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'update');
-    return this.#serialized(bookId, () => this.#apply(bookId, parsed.data));
+    return this.#serialized(bookId, () => this.#apply(bookId, parsed.data, options.fence));
   }
 
   async #serialized<T>(bookId: string, task: () => Promise<T>): Promise<T> {
@@ -83,7 +103,7 @@ export class ProgressTracker {
     }
   }
 
-  async #apply(bookId: string, update: ProgressUpdate): Promise<BookProgress> {
+  async #apply(bookId: string, update: ProgressUpdate, fence: Fence | undefined): Promise<BookProgress> {
     const held = await this.#latest.get(bookId);
     let expected = held?.version ?? null;
     let current = held;
@@ -96,7 +116,8 @@ export class ProgressTracker {
 
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const next = nextState(bookId, current, update, this.#now(), minVersion);
-      const result = await this.#latest.commit(next, expected);
+      const result = await this.#latest.commit(next, expected, fence);
+      if ('fenced' in result) throw new FencedError(`book ${bookId}: the update's fence ${fence} was superseded`);
       if (result.committed) {
         this.#remember(next);
         if (isTerminal(next.status) || startsRun(current, next)) await this.#persistNow(next);
@@ -110,22 +131,30 @@ export class ProgressTracker {
   }
 
   /** Marks the book complete: every chapter written, 100 %. Resolves once the state is durable. */
-  markComplete(bookId: string, totalChapters: number): Promise<BookProgress> {
-    return this.updateProgress(bookId, {
-      status: 'COMPLETE',
-      generationStep: 'COMPLETE',
-      totalChapters,
-      message: 'Book generation complete',
-    });
+  markComplete(bookId: string, totalChapters: number, options: UpdateOptions = {}): Promise<BookProgress> {
+    return this.updateProgress(
+      bookId,
+      {
+        status: 'COMPLETE',
+        generationStep: 'COMPLETE',
+        totalChapters,
+        message: 'Book generation complete',
+      },
+      options,
+    );
   }
 
   /** Marks the book failed with `message` (cut to fit); counters and generated content stay. */
-  markError(bookId: string, message: string): Promise<BookProgress> {
-    return this.updateProgress(bookId, {
-      status: 'ERROR',
-      error: fit(message, MAX_ERROR_LENGTH),
-      message: fit(`Generation failed: ${message}`, MAX_MESSAGE_LENGTH),
-    });
+  markError(bookId: string, message: string, options: UpdateOptions = {}): Promise<BookProgress> {
+    return this.updateProgress(
+      bookId,
+      {
+        status: 'ERROR',
+        error: fit(message, MAX_ERROR_LENGTH),
+        message: fit(`Generation failed: ${message}`, MAX_MESSAGE_LENGTH),
+      },
+      options,
+    );
   }
 
   #remember(state: BookProgress): void {

@@ -3,9 +3,11 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { Broker } from '../broker/broker.js';
+import { RunRequestError } from '../orchestrator/orchestrator.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { BookRecord, BookStore } from '../store/books.js';
+import type { RunState } from '../store/runs.js';
 import { requirePublishToken } from './auth.js';
 import { ApiError } from './errors.js';
 import { parseBookId, readJson } from './request.js';
@@ -32,7 +34,7 @@ export interface BookRoutesOptions {
   publishToken: string | null;
 }
 
-/** `/api/books`: start a demo generation, list books, read one with its chapters. */
+/** `/api/books`: start a demo generation, list books, read one with its chapters, cancel or retry one. */
 export function bookRoutes(options: BookRoutesOptions) {
   const { orchestrator, books, broker } = options;
   const app = new Hono<{ Bindings: HttpBindings }>();
@@ -52,16 +54,30 @@ export function bookRoutes(options: BookRoutesOptions) {
     const query = ListQuerySchema.safeParse({ limit: c.req.query('limit') });
     if (!query.success) throw new ApiError(400, 'invalid_query', `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
     const rows = await books.listBooks(query.data.limit);
-    const live = await liveStates(broker, rows.map((row) => row.id));
-    return c.json({ success: true, data: rows.map((row, i) => present(row, live[i] ?? null)) });
+    const ids = rows.map((row) => row.id);
+    const [live, runs] = await Promise.all([liveStates(broker, ids), orchestrator.runStates(ids)]);
+    return c.json({ success: true, data: rows.map((row, i) => present(row, live[i] ?? null, runs.get(row.id))) });
   });
 
   app.get('/:bookId', async (c) => {
     const bookId = parseBookId(c);
     const book = await books.getBook(bookId);
     if (!book) throw new ApiError(404, 'not_found', `no book ${bookId}`);
-    const [live] = await liveStates(broker, [bookId]);
-    return c.json({ success: true, data: { ...present(book, live ?? null), chapters: book.chapters } });
+    const [[live], runs] = await Promise.all([liveStates(broker, [bookId]), orchestrator.runStates([bookId])]);
+    return c.json({ success: true, data: { ...present(book, live ?? null, runs.get(bookId)), chapters: book.chapters } });
+  });
+
+  // Cancel and retry answer 404 for an unknown book and 409 for one in the wrong state.
+  app.post('/:bookId/cancel', requirePublishToken(options.publishToken), async (c) => {
+    const bookId = parseBookId(c);
+    const state = await refusalsAsHttp(() => orchestrator.cancel(bookId));
+    return c.json({ success: true, data: state });
+  });
+
+  app.post('/:bookId/retry', requirePublishToken(options.publishToken), async (c) => {
+    const bookId = parseBookId(c);
+    const state = await refusalsAsHttp(() => orchestrator.retry(bookId));
+    return c.json({ success: true, data: state }, 202);
   });
 
   return app;
@@ -107,7 +123,17 @@ async function liveStates(broker: Broker, bookIds: string[]): Promise<Array<Book
   }
 }
 
-function present(row: BookRecord, live: BookProgress | null) {
+async function refusalsAsHttp<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof RunRequestError) throw new ApiError(error.reason === 'unknown' ? 404 : 409, error.reason === 'unknown' ? 'not_found' : 'invalid_state', error.message);
+    throw error;
+  }
+}
+
+/** `run`: where the book stands in the generation queue; null for a book an outside worker publishes. */
+function present(row: BookRecord, live: BookProgress | null, run: RunState | undefined) {
   const progress = newest(row, live);
   return {
     bookId: row.id,
@@ -115,6 +141,7 @@ function present(row: BookRecord, live: BookProgress | null) {
     owner: row.owner,
     status: progress?.status ?? row.status,
     generationStep: progress?.generationStep ?? row.generationStep,
+    run: run ?? null,
     progress,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
