@@ -45,8 +45,9 @@ export function chapterRows(sql: postgres.Sql, bookId: string): Promise<ChapterR
 }
 
 /**
- * What a watcher must never see across interruptions: a version or overall progress going
- * back, a status back to PLANNING after the book left it, or a terminal state twice.
+ * What a watcher of one run must never see across interruptions: a version, overall progress
+ * or the current chapter going back, a status back to PLANNING after the book left it, or a
+ * terminal state twice.
  */
 export function expectMonotonic(states: readonly BookProgress[]): void {
   for (let i = 1; i < states.length; i++) {
@@ -54,6 +55,7 @@ export function expectMonotonic(states: readonly BookProgress[]): void {
     expect(after.version, `version after ${before.version}`).toBeGreaterThan(before.version);
     expect(after.overallProgress, `progress at version ${after.version}`).toBeGreaterThanOrEqual(before.overallProgress);
     if (before.status !== 'PLANNING') expect(after.status, `status at version ${after.version}`).not.toBe('PLANNING');
+    expect(after.currentChapter, `chapter at version ${after.version}`).toBeGreaterThanOrEqual(before.currentChapter);
   }
   expect(states.filter((s) => s.status === 'COMPLETE' || s.status === 'ERROR').length).toBeLessThanOrEqual(1);
 }
