@@ -92,6 +92,7 @@ export class Orchestrator {
   #fillAgain = false;
   #timers: NodeJS.Timeout[] = [];
   #stopping = false;
+  #pollFailing = false;
 
   constructor(deps: OrchestratorDeps) {
     this.#deps = deps;
@@ -241,7 +242,7 @@ export class Orchestrator {
   async #fill(): Promise<void> {
     try {
       while (this.#hasRoom()) {
-        const run = await this.#deps.runs.claimNext(this.#claimant);
+        const run = await this.#deps.runs.claimNext(this.#claimant, [...this.#active.keys()]);
         if (!run || this.#stopping) {
           if (run) await this.#deps.runs.release(run.bookId, run.epoch);
           break;
@@ -249,8 +250,11 @@ export class Orchestrator {
         this.#launch(run, false);
       }
       this.stats.queued = await this.#deps.runs.countQueued();
+      this.#pollFailing = false;
     } catch (error) {
-      this.#deps.log.warn({ err: rootMessage(error) }, 'looking for queued books failed; retrying');
+      // Once per outage at warn: this runs every poll.
+      this.#deps.log[this.#pollFailing ? 'debug' : 'warn']({ err: rootMessage(error) }, 'looking for queued books failed; retrying');
+      this.#pollFailing = true;
     }
   }
 
@@ -266,8 +270,10 @@ export class Orchestrator {
       await previous?.settled;
       return this.#execute(run, entry, isNew, announce);
     })()
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
         this.#deps.log.error({ bookId: run.bookId, err: rootMessage(error) }, 'book run crashed');
+        // Back to the queue, so it is not stranded under this process's name.
+        await this.#deps.runs.release(run.bookId, run.epoch).catch(() => {});
         return 'ABORTED' as const;
       })
       .finally(() => {
@@ -366,7 +372,7 @@ export class Orchestrator {
     const sentAfter = this.#claimSeq;
     let held: Map<string, number>;
     try {
-      held = await this.#deps.runs.renew(this.#claimant);
+      held = await this.#deps.runs.renew(this.#claimant, [...this.#active.keys()]);
     } catch (error) {
       // Its writes stay fenced; if the lease runs out meanwhile, the next renewal tells.
       this.#deps.log.warn({ err: rootMessage(error) }, 'renewing run leases failed; retrying');

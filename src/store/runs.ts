@@ -1,4 +1,4 @@
-import { and, count, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
 import { BookStore } from './books.js';
 import type { Database } from './database.js';
 import { books, chapters, runs } from './schema.js';
@@ -76,9 +76,18 @@ export class RunStore {
 
   /**
    * Takes the oldest queued run, or a running one whose lease ran out, for `claimant`; null
-   * when there is none. SKIP LOCKED: concurrent claimers never wait for each other nor take one run twice.
+   * when there is none. `running`: the books the claimant runs itself, never taken from it (its
+   * lease may have run out in a database outage; its next renewal extends it). SKIP LOCKED:
+   * concurrent claimers never wait for each other nor take one run twice.
    */
-  async claimNext(claimant: Claimant): Promise<Run | null> {
+  async claimNext(claimant: Claimant, running: readonly string[]): Promise<Run | null> {
+    const next = this.#db
+      .select({ bookId: runs.bookId })
+      .from(runs)
+      .where(and(or(eq(runs.state, 'queued'), and(eq(runs.state, 'running'), lt(runs.leaseUntil, sql`now()`))), notInArray(runs.bookId, [...running])))
+      .orderBy(asc(runs.queuedAt), asc(runs.bookId))
+      .limit(1)
+      .for('update', { skipLocked: true });
     const [row] = await this.#db
       .update(runs)
       .set({
@@ -89,24 +98,18 @@ export class RunStore {
         leaseUntil: leaseEnd(claimant.leaseMs),
         updatedAt: sql`now()`,
       })
-      .where(
-        eq(
-          runs.bookId,
-          sql`(select book_id from runs
-               where state = 'queued' or (state = 'running' and lease_until < now())
-               order by queued_at, book_id limit 1 for update skip locked)`,
-        ),
-      )
+      .where(inArray(runs.bookId, next))
       .returning(RUN_COLUMNS);
     return (row as Run | undefined) ?? null;
   }
 
-  /** Extends every lease `claimant` holds; returns the epoch of each run it still holds. */
-  async renew(claimant: Claimant): Promise<Map<string, number>> {
+  /** Extends the leases `claimant` holds on `running`; returns the epoch of each run it still holds. */
+  async renew(claimant: Claimant, running: readonly string[]): Promise<Map<string, number>> {
+    if (running.length === 0) return new Map();
     const rows = await this.#db
       .update(runs)
       .set({ leaseUntil: leaseEnd(claimant.leaseMs) })
-      .where(and(eq(runs.owner, claimant.owner), eq(runs.state, 'running')))
+      .where(and(eq(runs.owner, claimant.owner), eq(runs.state, 'running'), inArray(runs.bookId, [...running])))
       .returning({ bookId: runs.bookId, epoch: runs.epoch });
     return new Map(rows.map((row) => [row.bookId, row.epoch]));
   }

@@ -8,6 +8,7 @@ import { expectedChapters } from '../orchestrator/generators.js';
 import { REDIS_URL, createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { chapterRows, createBook, expectMonotonic, pollState } from '../support/books.js';
+import type { CreatedBook } from '../support/books.js';
 import { Watch } from '../support/events.js';
 import { ServerProcess } from '../support/server-process.js';
 import { until } from '../support/wait.js';
@@ -61,7 +62,7 @@ describe('durable generations', () => {
     const env = { REDIS_KEY_PREFIX: uniquePrefix(), RUN_LEASE_MS: '1500', DEMO_STEP_MS: '80' };
     const first = await start(env);
     const second = await start(env);
-    const books = [];
+    const books: CreatedBook[] = [];
     for (let i = 0; i < 3; i++) books.push(await createBook(first.url, `Killed mid-book ${i}`, 5));
     const watches = books.map((book) => follow(() => second.url, book.bookId));
     await until(async () => {
@@ -144,7 +145,7 @@ describe('durable generations', () => {
   it('DEMO_FAILURE_RATE=0.3: books complete; the retries show in the logs and in /metrics', async () => {
     // Retries above the default keep a run of seven failures in a row (0.3^7 per call) out of this test.
     const server = await start({ REDIS_KEY_PREFIX: uniquePrefix(), DEMO_STEP_MS: '10', DEMO_FAILURE_RATE: '0.3', GENERATOR_RETRIES: '12' });
-    const books = [];
+    const books: CreatedBook[] = [];
     for (let i = 0; i < 3; i++) books.push(await createBook(server.url, `Flaky ${i}`, 4));
     for (const book of books) await until(async () => (await pollState(server.url, book.bookId))?.status === 'COMPLETE', 40_000, `${book.bookId} to complete`);
     for (const book of books) await expectEachChapterOnce(book);
