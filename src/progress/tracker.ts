@@ -132,29 +132,21 @@ export class ProgressTracker {
 
   /** Marks the book complete: every chapter written, 100 %. Resolves once the state is durable. */
   markComplete(bookId: string, totalChapters: number, options: UpdateOptions = {}): Promise<BookProgress> {
-    return this.updateProgress(
-      bookId,
-      {
-        status: 'COMPLETE',
-        generationStep: 'COMPLETE',
-        totalChapters,
-        message: 'Book generation complete',
-      },
-      options,
-    );
+    return this.updateProgress(bookId, {
+      status: 'COMPLETE',
+      generationStep: 'COMPLETE',
+      totalChapters,
+      message: 'Book generation complete',
+    }, options);
   }
 
   /** Marks the book failed with `message` (cut to fit); counters and generated content stay. */
   markError(bookId: string, message: string, options: UpdateOptions = {}): Promise<BookProgress> {
-    return this.updateProgress(
-      bookId,
-      {
-        status: 'ERROR',
-        error: fit(message, MAX_ERROR_LENGTH),
-        message: fit(`Generation failed: ${message}`, MAX_MESSAGE_LENGTH),
-      },
-      options,
-    );
+    return this.updateProgress(bookId, {
+      status: 'ERROR',
+      error: fit(message, MAX_ERROR_LENGTH),
+      message: fit(`Generation failed: ${message}`, MAX_MESSAGE_LENGTH),
+    }, options);
   }
 
   #remember(state: BookProgress): void {
