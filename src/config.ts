@@ -16,6 +16,9 @@ export const DEFAULT_MAX_BOOKS_PER_STREAM = 100;
 export const DEFAULT_MAX_CONNECTIONS_PER_USER = 50;
 /** HS256 needs a key as long as its hash (RFC 7518 3.2). */
 export const MIN_JWT_SECRET_BYTES = 32;
+export const DEFAULT_RUN_LEASE_MS = 15_000;
+export const DEFAULT_MAX_GENERATIONS = 4;
+export const DEFAULT_GENERATOR_RETRIES = 5;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const blankAsUndefined = (value: unknown) => (value === '' ? undefined : value);
@@ -49,6 +52,10 @@ const EnvSchema = z.object({
   SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
   HEARTBEAT_MS: z.preprocess(blankAsUndefined, integer(100, MAX_HEARTBEAT_MS).default(DEFAULT_HEARTBEAT_MS)),
   DEMO_STEP_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_DEMO_STEP_MS)),
+  DEMO_FAILURE_RATE: z.preprocess(blankAsUndefined, z.coerce.number().min(0).max(1).default(0)),
+  RUN_LEASE_MS: z.preprocess(blankAsUndefined, integer(500, 3_600_000).default(DEFAULT_RUN_LEASE_MS)),
+  MAX_GENERATIONS: z.preprocess(blankAsUndefined, integer(0, 10_000).default(DEFAULT_MAX_GENERATIONS)),
+  GENERATOR_RETRIES: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_GENERATOR_RETRIES)),
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
@@ -80,6 +87,14 @@ export interface Config {
   readonly snapshotIntervalMs: number;
   readonly heartbeatMs: number;
   readonly demoStepMs: number;
+  /** Share of demo generator calls that fail (0-1). */
+  readonly demoFailureRate: number;
+  /** How long a run's lease lasts without renewal before another process resumes it. */
+  readonly runLeaseMs: number;
+  /** Books generated at once by this process; 0: it only queues them. */
+  readonly maxGenerations: number;
+  /** Retries of a failed generator call before the book is marked ERROR. */
+  readonly generatorRetries: number;
   readonly maxBodyBytes: number;
   readonly maxSseConnections: number;
   readonly maxBooksPerStream: number;
@@ -119,6 +134,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,
     heartbeatMs: e.HEARTBEAT_MS,
     demoStepMs: e.DEMO_STEP_MS,
+    demoFailureRate: e.DEMO_FAILURE_RATE,
+    runLeaseMs: e.RUN_LEASE_MS,
+    maxGenerations: e.MAX_GENERATIONS,
+    generatorRetries: e.GENERATOR_RETRIES,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,

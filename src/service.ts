@@ -32,6 +32,7 @@ import { openDatabase } from './store/database.js';
 import type { DatabaseHandle } from './store/database.js';
 import { BookStore } from './store/books.js';
 import { Snapshotter } from './store/snapshotter.js';
+import { RunStore } from './store/runs.js';
 import { PgStore } from './store/store.js';
 
 /** A running server process: every part, for main.ts to stop and for tests to inspect. */
@@ -41,6 +42,7 @@ export interface Service {
   readonly broker: Broker;
   readonly store: PgStore;
   readonly books: BookStore;
+  readonly runs: RunStore;
   readonly snapshotter: Snapshotter;
   readonly orchestrator: Orchestrator;
   readonly tracker: ProgressTracker;
@@ -60,6 +62,12 @@ export async function startService(config: Config, log: Logger, options: Service
   const database = await openDatabase(config.databaseUrl, config.dataDir);
   const store = new PgStore(database.db);
   const books = new BookStore(database.db);
+  const runs = new RunStore(database.db);
+  // The embedded database has one process: a run still marked running was interrupted, so it resumes now.
+  if (database.kind === 'pglite') {
+    const interrupted = await runs.expireLeases();
+    if (interrupted > 0) log.info({ books: interrupted }, 'resuming books interrupted by the last stop');
+  }
   const { broker, source } = await createBroker(config, log);
   log.info(
     { broker: source, redis: config.redisUrl ? redactUrl(config.redisUrl) : null, database: database.kind },
@@ -68,11 +76,12 @@ export async function startService(config: Config, log: Logger, options: Service
 
   // The hub is built below; it answers lastKnown only once requests arrive.
   const readLatest = latestReader(broker, source, store, (bookId) => hub.lastKnown(bookId), log);
+  const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const snapshotter = new Snapshotter({
     broker,
     store,
     intervalMs: config.snapshotIntervalMs,
-    owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+    owner,
     log,
   });
   const tracker = new ProgressTracker({
@@ -84,9 +93,14 @@ export async function startService(config: Config, log: Logger, options: Service
   });
   const orchestrator = new Orchestrator({
     tracker,
-    books,
-    generator: options.generator ?? new DemoGenerator(config.demoStepMs),
+    runs,
+    generator: options.generator ?? new DemoGenerator(config.demoStepMs, { failureRate: config.demoFailureRate }),
+    latest: async (bookId) => (await broker.get(bookId)) ?? (await store.getProgress(bookId)),
     log,
+    owner,
+    maxGenerations: config.maxGenerations,
+    leaseMs: config.runLeaseMs,
+    generatorRetries: config.generatorRetries,
   });
   const hub = new Hub(broker, readLatest, log);
   const streams = new StreamRegistry(config.heartbeatMs);
@@ -149,6 +163,7 @@ export async function startService(config: Config, log: Logger, options: Service
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   log.info({ url }, 'listening');
   snapshotter.start();
+  orchestrator.begin();
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -173,7 +188,7 @@ export async function startService(config: Config, log: Logger, options: Service
       await closeDatabase(database, log);
     })());
 
-  return { url, port, broker, store, books, snapshotter, orchestrator, tracker, hub, streams, close };
+  return { url, port, broker, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, close };
 }
 
 /** How long requests in flight may take to finish at shutdown. */

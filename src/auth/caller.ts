@@ -52,6 +52,11 @@ export function mayRead(caller: Caller, bookId: string, tenant: string | undefin
   return tenant === caller.tenant && (caller.books === null || caller.books.has(bookId));
 }
 
+/** Whether the caller may change a book of `tenant` (cancel, retry): its own tenant's, or any as admin. */
+export function mayWrite(caller: Caller, tenant: string | undefined): boolean {
+  return caller.anyTenant || tenant === caller.tenant;
+}
+
 /** The caller as the tracker sees a writer: the tenant new books get, and whether it may write others'. */
 export function writerOf(caller: Caller): Writer {
   return { tenant: caller.tenant, anyTenant: caller.anyTenant };

@@ -1,5 +1,5 @@
 import type { BookProgress } from '../progress/schema.js';
-import type { CommitResult, LatestState } from '../progress/tracker.js';
+import type { CommitResult, Fence, LatestState } from '../progress/tracker.js';
 
 /** Called with each new state, and the same state as JSON (what the broker carried, when it is exactly the state). */
 export type ProgressListener = (state: BookProgress, json: string) => void;
@@ -8,8 +8,9 @@ export type ProgressListener = (state: BookProgress, json: string) => void;
  * Holds the latest state of each book and carries every new one to subscribers.
  *
  * - `get` returns null when no state is held (never set, or expired after the TTL).
- * - `commit` is atomic where the state lives: compare the held version, store with the TTL,
- *   mark the book dirty for the snapshotter, publish. One round trip for Redis.
+ * - `commit` is atomic where the state lives: check the fence (a lower one than the book's is
+ *   refused), compare the held version, store with the TTL, mark the book dirty for the
+ *   snapshotter, publish. One round trip for Redis.
  * - Delivery: listeners see states of one book in commit order. It is at-most-once while
  *   the broker is disconnected; on reconnection the latest state of every subscribed book is
  *   delivered again, so a listener that keeps the highest version ends on the latest state.
@@ -19,7 +20,7 @@ export interface Broker extends LatestState {
   get(bookId: string): Promise<BookProgress | null>;
   /** The states of several books in one round trip, in order; null where none is held. */
   getMany(bookIds: readonly string[]): Promise<Array<BookProgress | null>>;
-  commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult>;
+  commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult>;
   /** Resolves once `listener` receives every later commit of bookId; the result unsubscribes it. */
   subscribe(bookId: string, listener: ProgressListener): Promise<() => void>;
   /**

@@ -2,6 +2,8 @@
 export interface RedisKeys {
   /** String: the JSON state of one book, with the TTL. */
   state(bookId: string): string;
+  /** String: the fence (lease epoch) of the run that last wrote one book's state, with the state's TTL. */
+  fence(bookId: string): string;
   /** Pub/sub channel: every new state of one book, as JSON. */
   channel(bookId: string): string;
   bookIdOfChannel(channel: string): string;
@@ -19,6 +21,7 @@ export function redisKeys(prefix: string): RedisKeys {
   const channelPrefix = `${prefix}updates:`;
   return {
     state: (bookId) => `${prefix}progress:${bookId}`,
+    fence: (bookId) => `${prefix}fence:${bookId}`,
     channel: (bookId) => `${channelPrefix}${bookId}`,
     bookIdOfChannel: (channel) => channel.slice(channelPrefix.length),
     dirty: `${prefix}dirty`,

@@ -1,5 +1,5 @@
 import type { BookProgress } from '../progress/schema.js';
-import type { CommitResult } from '../progress/tracker.js';
+import type { CommitResult, Fence } from '../progress/tracker.js';
 import type { Broker, ProgressListener } from './broker.js';
 
 interface Held {
@@ -20,6 +20,8 @@ export class MemoryBroker implements Broker {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #held = new Map<string, Held>();
+  /** The highest fence committed per book (see Fence). */
+  readonly #fences = new Map<string, Fence>();
   readonly #listeners = new Map<string, Set<ProgressListener>>();
   readonly #allListeners = new Set<ProgressListener>();
   #dirty = new Set<string>();
@@ -41,9 +43,11 @@ export class MemoryBroker implements Broker {
     return bookIds.map((id) => this.#read(id));
   }
 
-  async commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult> {
+  async commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult> {
+    if (fence !== undefined && (this.#fences.get(state.bookId) ?? 0) > fence) return { committed: false, fenced: true };
     const current = this.#read(state.bookId);
     if ((current?.version ?? null) !== expectedVersion) return { committed: false, current };
+    if (fence !== undefined) this.#fences.set(state.bookId, fence);
     const copy = structuredClone(state);
     this.#held.set(state.bookId, { state: copy, expiresAt: this.#now() + this.#ttlMs });
     this.#dirty.add(state.bookId);
@@ -105,6 +109,7 @@ export class MemoryBroker implements Broker {
     if (!held) return null;
     if (held.expiresAt <= this.#now()) {
       this.#held.delete(bookId);
+      this.#fences.delete(bookId);
       return null;
     }
     return structuredClone(held.state);
@@ -112,7 +117,11 @@ export class MemoryBroker implements Broker {
 
   #sweep(): void {
     const now = this.#now();
-    for (const [id, held] of this.#held) if (held.expiresAt <= now) this.#held.delete(id);
+    for (const [id, held] of this.#held) {
+      if (held.expiresAt > now) continue;
+      this.#held.delete(id);
+      this.#fences.delete(id);
+    }
   }
 }
 

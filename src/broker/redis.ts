@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { BookProgressSchema } from '../progress/schema.js';
 import { isBookProgress } from '../progress/state-validator.js';
 import type { BookProgress } from '../progress/schema.js';
-import type { CommitResult } from '../progress/tracker.js';
+import type { CommitResult, Fence } from '../progress/tracker.js';
 import { BrokerUnavailableError } from './broker.js';
 import type { Broker, ProgressListener } from './broker.js';
 import { CLAIM_DIRTY, COMMIT, SETTLE_CLAIM } from './scripts.js';
@@ -25,7 +25,7 @@ export const REDIS_CONNECTION_OPTIONS: RedisOptions = {
 };
 
 type ScriptedRedis = Redis & {
-  progressCommit(stateKey: string, dirtyKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string): Promise<1 | [0, string]>;
+  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string): Promise<1 | -1 | [0, string]>;
   progressClaimDirty(dirty: string, claimed: string, owner: string, round: string, ownerId: string, leaseMs: number, roundNumber: string): Promise<string[] | null>;
   progressSettleClaim(dirty: string, claimed: string, owner: string, ownerId: string, done: string): Promise<number>;
 };
@@ -60,7 +60,7 @@ export class RedisBroker implements Broker {
     this.#ttlSeconds = options.ttlSeconds;
     this.#log = options.log;
     this.#redis = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress' }) as ScriptedRedis;
-    this.#redis.defineCommand('progressCommit', { numberOfKeys: 2, lua: COMMIT });
+    this.#redis.defineCommand('progressCommit', { numberOfKeys: 3, lua: COMMIT });
     this.#redis.defineCommand('progressClaimDirty', { numberOfKeys: 4, lua: CLAIM_DIRTY });
     this.#redis.defineCommand('progressSettleClaim', { numberOfKeys: 3, lua: SETTLE_CLAIM });
     this.#subscriber = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress-sub' });
@@ -87,19 +87,22 @@ export class RedisBroker implements Broker {
     return raws.map((raw, i) => (raw === null ? null : this.#parse(raw, bookIds[i] as string)));
   }
 
-  async commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult> {
+  async commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult> {
     const reply = await this.#call(() =>
       this.#redis.progressCommit(
         this.keys.state(state.bookId),
         this.keys.dirty,
+        this.keys.fence(state.bookId),
         expectedVersion === null ? '' : String(expectedVersion),
         JSON.stringify(state),
         this.#ttlSeconds,
         this.keys.channel(state.bookId),
         state.bookId,
+        fence === undefined ? '' : String(fence),
       ),
     );
     if (reply === 1) return { committed: true };
+    if (reply === -1) return { committed: false, fenced: true };
     const held = reply[1];
     return { committed: false, current: held === '' ? null : this.#parse(held, state.bookId) };
   }

@@ -5,10 +5,16 @@
  */
 
 /**
- * KEYS: state key, dirty set. ARGV: expected version ('' = none held), state JSON, TTL seconds,
- * channel, bookId. Returns 1 when committed, or {0, held JSON or ''} when the held version differs.
+ * KEYS: state key, dirty set, [fence key]. ARGV: expected version ('' = none held), state JSON,
+ * TTL seconds, channel, bookId, [fence ('' = none)]. Returns 1 when committed, {0, held JSON
+ * or ''} when the held version differs, or -1 when the fence is lower than the book's (its
+ * writer was superseded). A committed fence is kept as the book's, with the state's TTL.
  */
 export const COMMIT = `
+local fence = ARGV[6]
+if fence and fence ~= '' then
+  if tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(fence) then return -1 end
+end
 local tail = redis.call('GETRANGE', KEYS[1], -40, -1)
 -- A state ends with its version (ours always do): read it from the last bytes, without copying
 -- or decoding the whole JSON.
@@ -23,6 +29,7 @@ if heldVersion ~= ARGV[1] then return {0, redis.call('GET', KEYS[1]) or ''} end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[4], ARGV[2])
+if fence and fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ARGV[3]) end
 return 1
 `;
 

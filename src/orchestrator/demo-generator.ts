@@ -25,20 +25,30 @@ const OBJECTS = [
   'the next open question',
 ];
 
+export interface DemoOptions {
+  /** Share of calls (0-1) that fail, as a real AI API's do now and then (DEMO_FAILURE_RATE). */
+  failureRate?: number;
+  random?: () => number;
+}
+
 /** Deterministic text and a fixed delay per step: the whole pipeline runs without an AI service. */
 export class DemoGenerator implements Generator {
   readonly #stepMs: number;
+  readonly #failureRate: number;
+  readonly #random: () => number;
 
-  constructor(stepMs: number) {
+  constructor(stepMs: number, options: DemoOptions = {}) {
     this.#stepMs = stepMs;
+    this.#failureRate = options.failureRate ?? 0;
+    this.#random = options.random ?? Math.random;
   }
 
   async prepare(_step: PreparationStep, _book: BookSpec): Promise<void> {
-    await delay(this.#stepMs);
+    await this.#step();
   }
 
   async outline(book: BookSpec): Promise<ChapterPlan[]> {
-    await delay(this.#stepMs);
+    await this.#step();
     const offset = seed(book.title) % THEMES.length;
     return Array.from({ length: book.chapters }, (_, i) => ({
       number: i + 1,
@@ -47,11 +57,16 @@ export class DemoGenerator implements Generator {
   }
 
   async writeSection(book: BookSpec, chapter: ChapterPlan, section: number): Promise<string> {
-    await delay(this.#stepMs);
+    await this.#step();
     const random = prng(seed(`${book.title}/${chapter.number}/${section}`));
     const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
     const sentences = Array.from({ length: 4 }, () => `${pick(SUBJECTS)} ${pick(VERBS)} ${pick(OBJECTS)}.`);
     return `Part ${section}. ${sentences.join(' ')}`;
+  }
+
+  async #step(): Promise<void> {
+    await delay(this.#stepMs);
+    if (this.#failureRate > 0 && this.#random() < this.#failureRate) throw new Error('demo generator: simulated transient failure (DEMO_FAILURE_RATE)');
   }
 }
 

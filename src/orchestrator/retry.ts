@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BrokerUnavailableError } from '../broker/broker.js';
 import { isDatabaseUnavailable, rootMessage } from '../store/failures.js';
+import { GenerationError } from './generator.js';
 
 const FIRST_BACKOFF_MS = 100;
 export const MAX_BACKOFF_MS = 5_000;
@@ -35,4 +36,42 @@ export async function retryInfrastructure<T>(
       await delay(wait, undefined, { signal: options.signal });
     }
   }
+}
+
+/**
+ * Runs one generator call, retrying its failures `retries` times with backoff and jitter (an AI
+ * API fails transiently: 429, 5xx, timeouts) before throwing GenerationError. An error with
+ * `retryable: false` is thrown at once. An abort of `signal` ends the wait for the call at
+ * once (its result is dropped) and is thrown as is.
+ */
+export async function retryGeneration<T>(
+  work: () => Promise<T>,
+  options: { what: string; retries: number; log: Logger; signal?: AbortSignal; onRetry?: () => void },
+): Promise<T> {
+  const { signal } = options;
+  for (let attempt = 0; ; attempt++) {
+    signal?.throwIfAborted();
+    try {
+      return await abortable(work(), signal);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      const message = (error as Error).message || 'generation failed';
+      if (attempt >= options.retries || (error as { retryable?: unknown }).retryable === false) throw new GenerationError(message, { cause: error });
+      const wait = backoffMs(attempt);
+      options.onRetry?.();
+      options.log.warn({ err: message, attempt: attempt + 1, of: options.retries, retryInMs: wait }, `${options.what} failed; retrying`);
+      await delay(wait, undefined, { signal });
+    }
+  }
+}
+
+/** `promise`, or the abort of `signal` if that comes first; a later rejection of `promise` is dropped. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  promise.catch(() => {});
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

@@ -3,13 +3,30 @@ import { ForeignBookError, ValidationError } from './errors.js';
 import { BookIdSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
 
-export type CommitResult = { committed: true } | { committed: false; current: BookProgress | null };
+export type CommitResult =
+  | { committed: true }
+  | { committed: false; current: BookProgress | null }
+  /** The commit carried a fence older than one the book has seen: its writer was superseded. */
+  | { committed: false; fenced: true };
+
+/**
+ * A writer's lease token for one book, opaque here: a commit carrying a fence lower than one
+ * already committed for the book is refused where the state lives. Commits without one are never refused.
+ */
+export type Fence = number;
 
 /** Where the latest state lives: read it, and replace it only if nobody else did meanwhile. */
 export interface LatestState {
   get(bookId: string): Promise<BookProgress | null>;
-  /** Stores and publishes `state` if the held version equals `expectedVersion` (null: none held). */
-  commit(state: BookProgress, expectedVersion: number | null): Promise<CommitResult>;
+  /** Stores and publishes `state` if the held version equals `expectedVersion` (null: none held) and `fence` is not superseded. */
+  commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult>;
+}
+
+/** Options of one update: the fence of the run that writes it, if any. */
+export interface UpdateOptions {
+  fence?: Fence;
+  /** Who writes (default ANY_WRITER: every book; a new book gets no tenant). */
+  writer?: Writer;
 }
 
 export interface TrackerOptions {
@@ -40,6 +57,11 @@ export const ANY_WRITER: Writer = Object.freeze({ tenant: null, anyTenant: true 
 /** Thrown when concurrent publishers keep winning the race for one book. */
 export class ConflictError extends Error {
   override readonly name = 'ConflictError';
+}
+
+/** The update's fence was superseded: another writer took the book over. Not retryable. */
+export class FencedError extends Error {
+  override readonly name = 'FencedError';
 }
 
 const MAX_ATTEMPTS = 50;
@@ -73,14 +95,15 @@ export class ProgressTracker {
 
   /**
    * Merges a partial update into the book's latest state, publishes it and returns it. Throws
-   * ForeignBookError, changing nothing, when the book belongs to a tenant `writer` may not write.
+   * ForeignBookError, changing nothing, when the book belongs to a tenant `options.writer` may
+   * not write, and FencedError when `options.fence` was superseded.
    */
-  async updateProgress(bookId: string, update: ProgressUpdate, writer: Writer = ANY_WRITER): Promise<BookProgress> {
+  async updateProgress(bookId: string, update: ProgressUpdate, options: UpdateOptions = {}): Promise<BookProgress> {
     const id = BookIdSchema.safeParse(bookId);
     if (!id.success) throw ValidationError.fromZod(id.error, 'bookId');
     const parsed = ProgressUpdateSchema.safeParse(update);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'update');
-    return this.#serialized(bookId, () => this.#apply(bookId, parsed.data, writer));
+    return this.#serialized(bookId, () => this.#apply(bookId, parsed.data, options.writer ?? ANY_WRITER, options.fence));
   }
 
   async #serialized<T>(bookId: string, task: () => Promise<T>): Promise<T> {
@@ -98,7 +121,7 @@ export class ProgressTracker {
     }
   }
 
-  async #apply(bookId: string, update: ProgressUpdate, writer: Writer): Promise<BookProgress> {
+  async #apply(bookId: string, update: ProgressUpdate, writer: Writer, fence: Fence | undefined): Promise<BookProgress> {
     const held = await this.#latest.get(bookId);
     let expected = held?.version ?? null;
     let current = held;
@@ -115,7 +138,8 @@ export class ProgressTracker {
         throw new ForeignBookError(`no progress for book ${bookId}`);
       }
       const next = nextState(bookId, current, update, this.#now(), minVersion, writer.tenant ?? undefined);
-      const result = await this.#latest.commit(next, expected);
+      const result = await this.#latest.commit(next, expected, fence);
+      if ('fenced' in result) throw new FencedError(`book ${bookId}: the update's fence ${fence} was superseded`);
       if (result.committed) {
         this.#remember(next);
         if (isTerminal(next.status) || startsRun(current, next)) await this.#persistNow(next);
@@ -129,22 +153,22 @@ export class ProgressTracker {
   }
 
   /** Marks the book complete: every chapter written, 100 %. Resolves once the state is durable. */
-  markComplete(bookId: string, totalChapters: number): Promise<BookProgress> {
+  markComplete(bookId: string, totalChapters: number, options: UpdateOptions = {}): Promise<BookProgress> {
     return this.updateProgress(bookId, {
       status: 'COMPLETE',
       generationStep: 'COMPLETE',
       totalChapters,
       message: 'Book generation complete',
-    });
+    }, options);
   }
 
   /** Marks the book failed with `message` (cut to fit); counters and generated content stay. */
-  markError(bookId: string, message: string): Promise<BookProgress> {
+  markError(bookId: string, message: string, options: UpdateOptions = {}): Promise<BookProgress> {
     return this.updateProgress(bookId, {
       status: 'ERROR',
       error: fit(message, MAX_ERROR_LENGTH),
       message: fit(`Generation failed: ${message}`, MAX_MESSAGE_LENGTH),
-    });
+    }, options);
   }
 
   #remember(state: BookProgress): void {

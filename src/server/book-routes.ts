@@ -1,12 +1,15 @@
 import { Hono } from 'hono';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { Broker } from '../broker/broker.js';
+import { RunRequestError } from '../orchestrator/orchestrator.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { BookRecord, BookStore, TenantFilter } from '../store/books.js';
+import type { RunState } from '../store/runs.js';
 import type { Caller } from '../auth/caller.js';
-import { mayRead } from '../auth/caller.js';
+import { mayRead, mayWrite } from '../auth/caller.js';
 import { callerWith } from './auth.js';
 import type { AppEnv } from './auth.js';
 import { ApiError } from './errors.js';
@@ -33,7 +36,7 @@ export interface BookRoutesOptions {
   maxBodyBytes: number;
 }
 
-/** `/api/books`: start a demo generation, list books, read one with its chapters. */
+/** `/api/books`: start a demo generation, list books, read one with its chapters, cancel or retry one. */
 export function bookRoutes(options: BookRoutesOptions) {
   const { orchestrator, books, broker } = options;
   const app = new Hono<AppEnv>();
@@ -55,8 +58,9 @@ export function bookRoutes(options: BookRoutesOptions) {
     const query = ListQuerySchema.safeParse({ limit: c.req.query('limit') });
     if (!query.success) throw new ApiError(400, 'invalid_query', `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
     const rows = await books.listBooks(query.data.limit, tenantFilter(caller));
-    const live = await liveStates(broker, rows.map((row) => row.id));
-    return c.json({ success: true, data: rows.map((row, i) => present(row, live[i] ?? null)) });
+    const ids = rows.map((row) => row.id);
+    const [live, runs] = await Promise.all([liveStates(broker, ids), orchestrator.runStates(ids)]);
+    return c.json({ success: true, data: rows.map((row, i) => present(row, live[i] ?? null, runs.get(row.id))) });
   });
 
   app.get('/:bookId', async (c) => {
@@ -64,8 +68,30 @@ export function bookRoutes(options: BookRoutesOptions) {
     const bookId = parseBookId(c);
     const book = await books.getBook(bookId);
     if (!book || !mayRead(caller, bookId, book.tenant ?? undefined)) throw new ApiError(404, 'not_found', `no book ${bookId}`);
-    const [live] = await liveStates(broker, [bookId]);
-    return c.json({ success: true, data: { ...present(book, live ?? null), chapters: book.chapters } });
+    const [[live], runs] = await Promise.all([liveStates(broker, [bookId]), orchestrator.runStates([bookId])]);
+    return c.json({ success: true, data: { ...present(book, live ?? null, runs.get(bookId)), chapters: book.chapters } });
+  });
+
+  /** The book's id, once the caller may change it: 404 for another tenant's, as for an unknown one. */
+  const writableBook = async (c: Context<AppEnv>): Promise<string> => {
+    const caller = callerWith(c, 'books:write');
+    const bookId = parseBookId(c);
+    const tenant = await books.tenantOf(bookId);
+    if (tenant === undefined || !mayWrite(caller, tenant ?? undefined)) throw new ApiError(404, 'not_found', `no book ${bookId}`);
+    return bookId;
+  };
+
+  // Cancel and retry answer 404 for an unknown book and 409 for one in the wrong state.
+  app.post('/:bookId/cancel', async (c) => {
+    const bookId = await writableBook(c);
+    const state = await refusalsAsHttp(() => orchestrator.cancel(bookId));
+    return c.json({ success: true, data: state });
+  });
+
+  app.post('/:bookId/retry', async (c) => {
+    const bookId = await writableBook(c);
+    const state = await refusalsAsHttp(() => orchestrator.retry(bookId));
+    return c.json({ success: true, data: state }, 202);
   });
 
   return app;
@@ -126,7 +152,17 @@ async function liveStates(broker: Broker, bookIds: string[]): Promise<Array<Book
   }
 }
 
-function present(row: BookRecord, live: BookProgress | null) {
+async function refusalsAsHttp<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof RunRequestError) throw new ApiError(error.reason === 'unknown' ? 404 : 409, error.reason === 'unknown' ? 'not_found' : 'invalid_state', error.message);
+    throw error;
+  }
+}
+
+/** `run`: where the book stands in the generation queue; null for a book an outside worker publishes. */
+function present(row: BookRecord, live: BookProgress | null, run: RunState | undefined) {
   const progress = newest(row, live);
   return {
     bookId: row.id,
@@ -134,6 +170,7 @@ function present(row: BookRecord, live: BookProgress | null) {
     owner: row.owner,
     status: progress?.status ?? row.status,
     generationStep: progress?.generationStep ?? row.generationStep,
+    run: run ?? null,
     progress,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,

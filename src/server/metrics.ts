@@ -46,5 +46,8 @@ export function createMetrics(sources: MetricSources): Registry {
   gauge('booksai_snapshot_failures_total', 'Snapshots that failed and were retried', () => sources.snapshotter.stats.failures);
   gauge('booksai_states_waiting_for_database', 'First and terminal states queued until the database answers', () => sources.snapshotter.stats.waitingForDatabase);
   gauge('booksai_generations_running', 'Book generations running in this process', () => sources.orchestrator.running);
+  gauge('booksai_generations_queued', 'Books waiting for a generation slot, cluster-wide (as of the last look at the queue)', () => sources.orchestrator.stats.queued);
+  gauge('booksai_generations_resumed_total', 'Interrupted generations this process resumed', () => sources.orchestrator.stats.resumed);
+  gauge('booksai_generation_retries_total', 'Generator calls this process retried after a failure', () => sources.orchestrator.stats.retries);
   return registry;
 }

@@ -48,7 +48,7 @@ export function progressRoutes(options: ProgressRoutesOptions) {
     const caller = callerWith(c, 'progress:write');
     const bookId = parseBookId(c);
     const update = await readJson(c);
-    const state = await tracker.updateProgress(bookId, update as ProgressUpdate, writerOf(caller));
+    const state = await tracker.updateProgress(bookId, update as ProgressUpdate, { writer: writerOf(caller) });
     return c.json({ success: true, data: state });
   });
 

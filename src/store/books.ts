@@ -57,6 +57,12 @@ export class BookStore {
     return this.#db.select().from(books).where(where).orderBy(desc(books.createdAt), asc(books.id)).limit(limit);
   }
 
+  /** The book's tenant (null: it has none); undefined when there is no such book. */
+  async tenantOf(bookId: string): Promise<string | null | undefined> {
+    const [row] = await this.#db.select({ tenant: books.tenant }).from(books).where(eq(books.id, bookId));
+    return row === undefined ? undefined : row.tenant;
+  }
+
   async getBook(bookId: string): Promise<(BookRecord & { chapters: ChapterRecord[] }) | null> {
     const [book] = await this.#db.select().from(books).where(eq(books.id, bookId));
     if (!book) return null;

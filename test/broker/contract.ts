@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src/broker/broker.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
-import { withTimeout } from '../support/wait.js';
+import { until, withTimeout } from '../support/wait.js';
 
 function state(bookId: string, version: number, extra: Partial<BookProgress> = {}): BookProgress {
   return {
@@ -61,6 +61,27 @@ export function brokerContract(name: string, makeBroker: () => Promise<Broker>):
       expect(await broker.commit(state(id, 2), 1)).toEqual({ committed: true });
       expect(await broker.commit(state(id, 3), 1)).toEqual({ committed: false, current: state(id, 2) });
       expect((await broker.get(id))?.version).toBe(2);
+    });
+
+    it('refuses a commit whose fence is lower than one committed for the book, and delivers nothing for it', async () => {
+      const id = uniqueBook();
+      const delivered: number[] = [];
+      const unsubscribe = await broker.subscribe(id, (s) => delivered.push(s.version));
+      expect(await broker.commit(state(id, 1), null, 1)).toEqual({ committed: true });
+      expect(await broker.commit(state(id, 2), 1, 2)).toEqual({ committed: true });
+      // The writer of fence 1 was superseded: refused whatever version it expects.
+      expect(await broker.commit(state(id, 3, { message: 'stale' }), 2, 1)).toEqual({ committed: false, fenced: true });
+      expect(await broker.commit(state(id, 3), 2, 2)).toEqual({ committed: true });
+      // Commits without a fence (outside publishers) are never refused; a conflict is still a conflict.
+      expect(await broker.commit(state(id, 4), 3)).toEqual({ committed: true });
+      expect(await broker.commit(state(id, 5), 3, 3)).toEqual({ committed: false, current: state(id, 4) });
+      expect(await broker.commit(state(id, 5), 4, 3)).toEqual({ committed: true });
+      await until(() => delivered.length >= 5, 2_000, 'five deliveries');
+      expect(delivered).toEqual([1, 2, 3, 4, 5]);
+      expect((await broker.get(id))?.message).toBe('version 5');
+      // Fences of other books are their own.
+      expect(await broker.commit(state(uniqueBook(), 1), null, 0)).toEqual({ committed: true });
+      unsubscribe();
     });
 
     it('delivers every commit to every subscriber in order, and nothing after unsubscribing', async () => {

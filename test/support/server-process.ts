@@ -54,6 +54,11 @@ export class ServerProcess {
     return this.#child.exitCode === null && this.#child.signalCode === null;
   }
 
+  /** Sends `signal` without waiting for an exit: SIGSTOP freezes the process, SIGCONT wakes it. */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.#child.kill(signal);
+  }
+
   /** Sends `signal` and resolves with the exit code (null when killed by the signal). */
   async stop(signal: NodeJS.Signals = 'SIGTERM', ms = 15_000): Promise<number | null> {
     if (this.running) this.#child.kill(signal);

@@ -22,7 +22,7 @@ const writer = { tenant: 'acme', anyTenant: false };
 describe('web client with tokens', () => {
   it('gets a fresh token when the stream says it expired, and resumes: no gap, no duplicate', async () => {
     const id = `client-auth-${Date.now()}`;
-    await service.tracker.updateProgress(id, { status: 'GENERATING', message: 'first' }, writer);
+    await service.tracker.updateProgress(id, { status: 'GENERATING', message: 'first' }, { writer });
     const tokens: string[] = [];
     // Each token lives 2 s: over the run the server ends the stream at least twice.
     const getToken = async () => {
@@ -38,7 +38,7 @@ describe('web client with tokens', () => {
       const deadline = Date.now() + 5_000;
       let published = 1;
       while (Date.now() < deadline) {
-        await service.tracker.updateProgress(id, { message: `update ${published++}` }, ANY_WRITER);
+        await service.tracker.updateProgress(id, { message: `update ${published++}` }, { writer: ANY_WRITER });
         await new Promise((resolve) => setTimeout(resolve, 50)); // a publisher's pace, not a wait for the client
       }
       const last = await service.tracker.markComplete(id, 0);
@@ -56,7 +56,7 @@ describe('web client with tokens', () => {
 
   it('polls with the token as a Bearer header when it has no EventSource', async () => {
     const id = `client-poll-${Date.now()}`;
-    await service.tracker.updateProgress(id, { status: 'GENERATING' }, writer);
+    await service.tracker.updateProgress(id, { status: 'GENERATING' }, { writer });
     const token = await mintToken({ sub: 'alice', tenant: 'acme' });
     const seen: BookProgress[] = [];
     const watching = watch([id], (p) => seen.push(p), { baseUrl: service.url, token, pollIntervalMs: 100 });

@@ -1,0 +1,252 @@
+import { and, asc, count, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
+import { BookStore } from './books.js';
+import type { Database } from './database.js';
+import { books, chapters, runs } from './schema.js';
+
+/** A book's generation as the queue holds it. `epoch` is the fence every write of this run carries. */
+export interface Run {
+  bookId: string;
+  title: string;
+  chapters: number;
+  sectionsPerChapter: number;
+  epoch: number;
+  /** Claims since it was queued by a start or a retry; above 1: this claim resumes it. */
+  claims: number;
+  cancelRequested: boolean;
+  baseVersion: number;
+  outline: Array<{ number: number; title: string }> | null;
+}
+
+/** What the books list shows of a run; `stalled`: its runner's lease ran out, another instance will resume it. */
+export type RunState = 'queued' | 'running' | 'stalled' | 'done';
+
+/** Where a fenced chapter save landed. */
+export type ChapterSave = 'saved' | 'exists' | 'superseded' | 'gone';
+
+export interface Claimant {
+  owner: string;
+  leaseMs: number;
+}
+
+const RUN_COLUMNS = {
+  bookId: runs.bookId,
+  title: runs.title,
+  chapters: runs.chapters,
+  sectionsPerChapter: runs.sectionsPerChapter,
+  epoch: runs.epoch,
+  claims: runs.claims,
+  cancelRequested: runs.cancelRequested,
+  baseVersion: runs.baseVersion,
+  outline: runs.outline,
+};
+
+const leaseEnd = (leaseMs: number) => sql`now() + ${leaseMs}::int * interval '1 millisecond'`;
+
+/**
+ * The generation queue and its leases, in the database every instance shares (Postgres, or
+ * PGlite for the embedded single process). Every claim adds 1 to a run's epoch; each write
+ * of a run states its epoch and lands only while it is still the current one.
+ */
+export class RunStore {
+  readonly #db: Database;
+
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  /**
+   * Creates the book and its run in one transaction, so no book is left without its run. The
+   * run is queued, or already claimed by `claimant` (epoch 1) when it has a free slot.
+   */
+  async create(
+    book: { id: string; title: string; owner?: string | null; tenant?: string | null },
+    spec: { chapters: number; sectionsPerChapter: number },
+    claimant: Claimant | null,
+  ): Promise<Run> {
+    return this.#db.transaction(async (tx) => {
+      await new BookStore(tx).createBook(book);
+      const claimed = claimant ? { state: 'running', epoch: 1, claims: 1, owner: claimant.owner, leaseUntil: leaseEnd(claimant.leaseMs) } : {};
+      const [row] = await tx
+        .insert(runs)
+        .values({ bookId: book.id, title: book.title, chapters: spec.chapters, sectionsPerChapter: spec.sectionsPerChapter, ...claimed })
+        .returning(RUN_COLUMNS);
+      return row as Run;
+    });
+  }
+
+  /**
+   * Takes the oldest queued run, or a running one whose lease ran out, for `claimant`; null
+   * when there is none. `running`: the books the claimant runs itself, never taken from it (its
+   * lease may have run out in a database outage; its next renewal extends it). SKIP LOCKED:
+   * concurrent claimers never wait for each other nor take one run twice.
+   */
+  async claimNext(claimant: Claimant, running: readonly string[]): Promise<Run | null> {
+    const next = this.#db
+      .select({ bookId: runs.bookId })
+      .from(runs)
+      .where(and(or(eq(runs.state, 'queued'), and(eq(runs.state, 'running'), lt(runs.leaseUntil, sql`now()`))), notInArray(runs.bookId, [...running])))
+      .orderBy(asc(runs.queuedAt), asc(runs.bookId))
+      .limit(1)
+      .for('update', { skipLocked: true });
+    const [row] = await this.#db
+      .update(runs)
+      .set({
+        state: 'running',
+        epoch: sql`${runs.epoch} + 1`,
+        claims: sql`${runs.claims} + 1`,
+        owner: claimant.owner,
+        leaseUntil: leaseEnd(claimant.leaseMs),
+        updatedAt: sql`now()`,
+      })
+      .where(inArray(runs.bookId, next))
+      .returning(RUN_COLUMNS);
+    return (row as Run | undefined) ?? null;
+  }
+
+  /** Extends the leases `claimant` holds on `running`; returns the epoch of each run it still holds. */
+  async renew(claimant: Claimant, running: readonly string[]): Promise<Map<string, number>> {
+    if (running.length === 0) return new Map();
+    const rows = await this.#db
+      .update(runs)
+      .set({ leaseUntil: leaseEnd(claimant.leaseMs) })
+      .where(and(eq(runs.owner, claimant.owner), eq(runs.state, 'running'), inArray(runs.bookId, [...running])))
+      .returning({ bookId: runs.bookId, epoch: runs.epoch });
+    return new Map(rows.map((row) => [row.bookId, row.epoch]));
+  }
+
+  /** Hands a run back to the queue at once (shutdown): it keeps its place, the next claim resumes it. */
+  async release(bookId: string, epoch: number): Promise<boolean> {
+    const rows = await this.#db
+      .update(runs)
+      .set({ state: 'queued', owner: null, leaseUntil: null, updatedAt: sql`now()` })
+      .where(this.#current(bookId, epoch))
+      .returning({ bookId: runs.bookId });
+    return rows.length === 1;
+  }
+
+  /** Ends the run (its book is COMPLETE or ERROR); false when the epoch was superseded. */
+  async finish(bookId: string, epoch: number): Promise<boolean> {
+    const rows = await this.#db
+      .update(runs)
+      .set({ state: 'done', owner: null, leaseUntil: null, updatedAt: sql`now()` })
+      .where(this.#current(bookId, epoch))
+      .returning({ bookId: runs.bookId });
+    return rows.length === 1;
+  }
+
+  /** Keeps the outline, so a resumed run writes the chapters it planned; false when superseded. */
+  async saveOutline(bookId: string, epoch: number, outline: Array<{ number: number; title: string }>): Promise<boolean> {
+    const rows = await this.#db
+      .update(runs)
+      .set({ outline, updatedAt: sql`now()` })
+      .where(this.#current(bookId, epoch))
+      .returning({ bookId: runs.bookId });
+    return rows.length === 1;
+  }
+
+  /**
+   * Inserts a chapter if `epoch` is still the run's, in one statement. FOR SHARE holds the run
+   * row until the insert commits, so a claim either waits for this chapter (and sees it) or
+   * lands first (and this insert finds no row). A saved chapter is never rewritten.
+   */
+  async saveChapter(bookId: string, epoch: number, chapter: { number: number; title: string; content: string }): Promise<ChapterSave> {
+    const inserted = await this.#db
+      .insert(chapters)
+      .select(
+        sql`select ${bookId}::text, ${chapter.number}::int, ${chapter.title}::text, ${chapter.content}::text, now(), now()
+            from runs where book_id = ${bookId} and epoch = ${epoch}::int and state = 'running' for share`,
+      )
+      .onConflictDoNothing()
+      .returning({ number: chapters.number });
+    if (inserted.length === 1) return 'saved';
+    const [run] = await this.#db.select({ epoch: runs.epoch, state: runs.state }).from(runs).where(eq(runs.bookId, bookId));
+    if (!run) return 'gone';
+    return run.epoch === epoch && run.state === 'running' ? 'exists' : 'superseded';
+  }
+
+  /** Numbers of the chapters saved so far. */
+  async savedChapters(bookId: string): Promise<Set<number>> {
+    const rows = await this.#db.select({ number: chapters.number }).from(chapters).where(eq(chapters.bookId, bookId));
+    return new Set(rows.map((row) => row.number));
+  }
+
+  /**
+   * Takes a queued or running run over for `claimant` to end it cancelled (a new epoch fences
+   * its runner out, wherever it is). Null when the run is not queued or running.
+   */
+  async claimForCancel(bookId: string, claimant: Claimant): Promise<Run | null> {
+    const [row] = await this.#db
+      .update(runs)
+      .set({
+        state: 'running',
+        cancelRequested: true,
+        epoch: sql`${runs.epoch} + 1`,
+        claims: sql`${runs.claims} + 1`,
+        owner: claimant.owner,
+        leaseUntil: leaseEnd(claimant.leaseMs),
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(runs.bookId, bookId), inArray(runs.state, ['queued', 'running'])))
+      .returning(RUN_COLUMNS);
+    return (row as Run | undefined) ?? null;
+  }
+
+  /** Queues a finished run again (retry), keeping its outline; null when it is not done. */
+  async requeue(bookId: string, baseVersion: number): Promise<Run | null> {
+    const [row] = await this.#db
+      .update(runs)
+      .set({ state: 'queued', cancelRequested: false, claims: 0, baseVersion, owner: null, leaseUntil: null, queuedAt: sql`now()`, updatedAt: sql`now()` })
+      .where(and(eq(runs.bookId, bookId), eq(runs.state, 'done')))
+      .returning(RUN_COLUMNS);
+    return (row as Run | undefined) ?? null;
+  }
+
+  /** The run of `bookId` with its state; null for a book this service does not generate. */
+  async find(bookId: string): Promise<(Run & { state: RunState }) | null> {
+    const [row] = await this.#db
+      .select({ ...RUN_COLUMNS, state: stateColumn })
+      .from(runs)
+      .where(eq(runs.bookId, bookId));
+    return (row as (Run & { state: RunState }) | undefined) ?? null;
+  }
+
+  async bookExists(bookId: string): Promise<boolean> {
+    const rows = await this.#db.select({ id: books.id }).from(books).where(eq(books.id, bookId));
+    return rows.length > 0;
+  }
+
+  /** The run state of each of `bookIds` that has a run. */
+  async states(bookIds: readonly string[]): Promise<Map<string, RunState>> {
+    if (bookIds.length === 0) return new Map();
+    const rows = await this.#db
+      .select({ bookId: runs.bookId, state: stateColumn })
+      .from(runs)
+      .where(inArray(runs.bookId, [...bookIds]));
+    return new Map(rows.map((row) => [row.bookId, row.state as RunState]));
+  }
+
+  /** Runs waiting for a slot, cluster-wide. */
+  async countQueued(): Promise<number> {
+    const [row] = await this.#db.select({ n: count() }).from(runs).where(eq(runs.state, 'queued'));
+    return row?.n ?? 0;
+  }
+
+  /**
+   * Ends every lease at once. Only for the embedded database, which one process owns: at its
+   * start, any run still marked running was interrupted, so it is resumed without waiting.
+   */
+  async expireLeases(): Promise<number> {
+    const rows = await this.#db
+      .update(runs)
+      .set({ leaseUntil: sql`now() - interval '1 millisecond'` })
+      .where(eq(runs.state, 'running'))
+      .returning({ bookId: runs.bookId });
+    return rows.length;
+  }
+
+  #current(bookId: string, epoch: number) {
+    return and(eq(runs.bookId, bookId), eq(runs.epoch, epoch), eq(runs.state, 'running'));
+  }
+}
+
+const stateColumn = sql<RunState>`case when ${runs.state} = 'running' and ${runs.leaseUntil} < now() then 'stalled' else ${runs.state} end`;
