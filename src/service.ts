@@ -15,7 +15,10 @@ import { DemoGenerator } from './orchestrator/demo-generator.js';
 import type { Generator } from './orchestrator/generator.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
+import { accessLog } from './server/access-log.js';
 import { createApp } from './server/app.js';
+import { mountAt } from './server/base-path.js';
+import { CorsPolicy } from './server/cors.js';
 import { errorBody } from './server/errors.js';
 import { Hub } from './server/hub.js';
 import { latestReader } from './server/latest.js';
@@ -29,6 +32,7 @@ import type { DatabaseHandle } from './store/database.js';
 import { BookStore } from './store/books.js';
 import { Snapshotter } from './store/snapshotter.js';
 import { PgStore } from './store/store.js';
+import { databaseStartupError, listenStartupError } from './startup.js';
 
 /** A running server process: every part, for main.ts to stop and for tests to inspect. */
 export interface Service {
@@ -53,7 +57,9 @@ export interface ServiceOptions {
 
 /** Builds the parts from `config`, applies migrations and listens. */
 export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
-  const database = await openDatabase(config.databaseUrl, config.dataDir);
+  const database = await openDatabase(config.databaseUrl, config.dataDir).catch((error: unknown) => {
+    throw databaseStartupError(error, config, redactUrl);
+  });
   const store = new PgStore(database.db);
   const books = new BookStore(database.db);
   const { broker, source } = await createBroker(config, log);
@@ -110,11 +116,17 @@ export async function startService(config: Config, log: Logger, options: Service
     connectionsFull: () => streams.size + websockets.size >= config.maxSseConnections,
     maxBooksPerStream: config.maxBooksPerStream,
     publishToken: config.publishToken,
+    basePath: config.basePath,
   });
 
   const honoListener = getRequestListener(app.fetch, { hostname: config.host });
   const fastPoll = pollFastPath(hub, source);
+  const logRequest = accessLog(log, config.trustProxy);
+  const mounted = mountAt(config.basePath);
+  const cors = new CorsPolicy(config.corsOrigins);
   const server = createServer((req, res) => {
+    logRequest(req, res);
+    if (mounted(req, res) || cors.apply(req, res)) return;
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
   server.on('clientError', answerMalformedRequest);
@@ -124,9 +136,22 @@ export async function startService(config: Config, log: Logger, options: Service
     maxBooksPerConnection: config.maxBooksPerStream,
     full: () => streams.size + websockets.size >= config.maxSseConnections, // SSE and WebSocket share the cap
     log,
+    basePath: config.basePath,
+    cors,
+    trustProxy: config.trustProxy,
   });
-  const port = await listen(server, config.port, config.host);
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  let port: number;
+  try {
+    port = await listen(server, config.port, config.host);
+  } catch (error) {
+    websockets.close();
+    streams.stop();
+    hub.close();
+    await broker.close().catch(() => {});
+    await closeDatabase(database, log);
+    throw listenStartupError(error, config);
+  }
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}${config.basePath}`;
   log.info({ url }, 'listening');
   snapshotter.start();
 

@@ -1,7 +1,7 @@
 import { watch } from './client.js';
 import type { BookProgress } from './client.js';
 import { showConnection } from './connection.js';
-import { byId, el } from './dom.js';
+import { byId, el, serverBase } from './dom.js';
 import { STEP_LABELS, duration, eta, percent } from './format.js';
 import { progressBar, setProgress, statusText } from './widgets.js';
 
@@ -67,7 +67,7 @@ function renderChapters(chapters: Chapter[]): void {
 async function loadChapters(written: number): Promise<void> {
   lastChapterFetch = Math.max(lastChapterFetch, written);
   try {
-    const res = await fetch(`/api/books/${encodeURIComponent(bookId)}`);
+    const res = await fetch(`api/books/${encodeURIComponent(bookId)}`);
     if (!res.ok) return;
     const body = (await res.json()) as { data: { title: string; chapters: Chapter[] } };
     byId('title').textContent = body.data.title;
@@ -80,4 +80,4 @@ async function loadChapters(written: number): Promise<void> {
 
 byId('title').textContent = bookId;
 void loadChapters(0);
-watch([bookId], render, { onConnection: (state) => showConnection(byId('connection'), state) });
+watch([bookId], render, { baseUrl: serverBase(), onConnection: (state) => showConnection(byId('connection'), state) });

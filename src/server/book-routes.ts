@@ -30,6 +30,7 @@ export interface BookRoutesOptions {
   broker: Broker;
   maxBodyBytes: number;
   publishToken: string | null;
+  basePath?: string;
 }
 
 /** `/api/books`: start a demo generation, list books, read one with its chapters. */
@@ -44,7 +45,7 @@ export function bookRoutes(options: BookRoutesOptions) {
       throw new ApiError(400, 'invalid_book', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
     }
     const spec = await orchestrator.start(parsed.data);
-    c.header('Location', `/api/books/${spec.bookId}`);
+    c.header('Location', `${options.basePath ?? ''}/api/books/${spec.bookId}`);
     return c.json({ success: true, data: { ...spec, status: 'PLANNING' } }, 201);
   });
 

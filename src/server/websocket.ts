@@ -1,10 +1,14 @@
+import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { BookIdSchema } from '../progress/schema.js';
+import { clientAddress } from './access-log.js';
+import { stripBasePath } from './base-path.js';
 import { BookQueue } from './book-queue.js';
+import type { CorsPolicy } from './cors.js';
 import { errorBody } from './errors.js';
 import type { Hub, Watcher } from './hub.js';
 import type { Update } from './update.js';
@@ -31,6 +35,12 @@ export interface WebSocketOptions {
   /** Refuses new connections (503) while it returns true. */
   full: () => boolean;
   log: Logger;
+  /** BASE_PATH: the endpoint is at `${basePath}/api/ai/ws`. */
+  basePath?: string;
+  /** Decides which pages may open a connection (403 otherwise); any when absent. */
+  cors?: CorsPolicy;
+  /** TRUST_PROXY, for the client address in logs. */
+  trustProxy?: boolean;
 }
 
 /**
@@ -94,8 +104,12 @@ export function attachWebSocket(server: Server, options: WebSocketOptions): { cl
   const subscribers = new Map<WebSocket, Subscriber>();
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '').split('?')[0];
-    if (path !== WEBSOCKET_PATH) return refuse(socket, 404, 'not_found', `no WebSocket endpoint at ${path}`);
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    if (stripBasePath(path, options.basePath ?? '') !== WEBSOCKET_PATH) return refuse(socket, 404, 'not_found', `no WebSocket endpoint at ${path}`);
+    if (options.cors && !options.cors.allowsWebSocket(req)) {
+      log.warn({ client: clientAddress(req, options.trustProxy ?? false), origin: req.headers.origin }, 'websocket refused: origin not allowed');
+      return refuse(socket, 403, 'origin_not_allowed', `origin ${req.headers.origin} may not open this WebSocket`);
+    }
     if (options.full()) return refuse(socket, 503, 'too_many_connections', 'this server holds its maximum of connections; retry later');
     wss.handleUpgrade(req, socket, head, (ws) => {
       const subscriber = new Subscriber(ws);
@@ -176,9 +190,9 @@ export function attachWebSocket(server: Server, options: WebSocketOptions): { cl
   };
 }
 
-function refuse(socket: Duplex, status: 404 | 503, code: string, message: string): void {
+function refuse(socket: Duplex, status: 403 | 404 | 503, code: string, message: string): void {
   const body = JSON.stringify(errorBody(code, message));
-  const reason = status === 404 ? 'Not Found' : 'Service Unavailable';
+  const reason = STATUS_CODES[status] ?? '';
   const retry = status === 503 ? 'Retry-After: 2\r\n' : '';
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`);
 }
