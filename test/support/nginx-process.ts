@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import { until, withTimeout } from './wait.js';
 
 /** The committed configuration: docker-compose.yml mounts this very file. */
 export const NGINX_CONF = 'deploy/nginx.conf';
+/** Debian installs it in /usr/sbin, which a CI's PATH may lack. */
+const NGINX_BIN = process.env.NGINX_PATH ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx');
 
 /**
  * Debian's nginx in the foreground (`daemon off`), run with deploy/nginx.conf where only the
@@ -41,7 +43,7 @@ export class NginxProcess {
       .replaceAll('/var/log/nginx/', `${folder}/`);
     if (templated === conf || !templated.includes(upstream) || !templated.includes(`${listenHost}:${port}`)) throw new Error(`${NGINX_CONF} no longer has the lines this test replaces`);
     writeFileSync(join(folder, 'nginx.conf'), templated);
-    const child = spawn('nginx', ['-c', join(folder, 'nginx.conf'), '-p', folder, '-e', join(folder, 'error.log'), '-g', `daemon off; pid ${folder}/nginx.pid;`], {
+    const child = spawn(NGINX_BIN, ['-c', join(folder, 'nginx.conf'), '-p', folder, '-e', join(folder, 'error.log'), '-g', `daemon off; pid ${folder}/nginx.pid;`], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const nginx = new NginxProcess(port, folder, child);
