@@ -122,11 +122,12 @@ export async function startService(config: Config, log: Logger, options: Service
   const honoListener = getRequestListener(app.fetch, { hostname: config.host });
   const fastPoll = pollFastPath(hub, source);
   const logRequest = accessLog(log, config.trustProxy);
-  const mounted = mountAt(config.basePath);
+  const mount = mountAt(config.basePath);
   const cors = new CorsPolicy(config.corsOrigins);
   const server = createServer((req, res) => {
     logRequest(req, res);
-    if (mounted(req, res) || cors.apply(req, res)) return;
+    // Each answers the request itself when it has to (outside BASE_PATH, a CORS preflight).
+    if (mount(req, res) || cors.apply(req, res)) return;
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
   server.on('clientError', answerMalformedRequest);
