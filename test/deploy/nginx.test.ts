@@ -98,7 +98,8 @@ describe('behind Debian nginx with deploy/nginx.conf', () => {
       }
       const lags = [...Array(updates).keys()].map((i) => (through.ids.get(String(i + 2)) as number) - (direct.ids.get(String(i + 2)) as number)).sort((a, b) => a - b);
       expect(lags[Math.floor(lags.length / 2)], `lags ${lags.map((l) => l.toFixed(1)).join(' ')} ms`).toBeLessThan(5);
-      expect(lags.at(-1), `lags ${lags.map((l) => l.toFixed(1)).join(' ')} ms`).toBeLessThan(50);
+      // A buffering proxy would hold them for seconds (until its buffer fills); a loaded machine may stall one hop briefly.
+      expect(lags.at(-1), `lags ${lags.map((l) => l.toFixed(1)).join(' ')} ms`).toBeLessThan(100);
     } finally {
       direct.close();
       through.close();
