@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Figures, Floor } from './floors.js';
+import type { EmbeddedResult } from './scenarios/embedded.js';
 import type { FanoutResult, FanoutRun } from './scenarios/fanout.js';
 
 export interface Machine {
@@ -52,6 +53,8 @@ export function toMarkdown(report: RunReport): string {
   out.push('', '### Database (Postgres proxy counts)', '');
   out.push('| books | updates/s each | duration s | snapshot interval s | rounds | upserts/round | rows written/round | statements/round | Postgres n_tup_ins + n_tup_upd |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   out.push(`| ${int(database.books)} | 1 | ${database.durationMs / 1000} | ${database.snapshotIntervalMs / 1000} | ${database.rounds} | ${fixed(database.upsertsPerRound)} | ${int(database.rowsPerRound)} | ${fixed(database.statementsPerRound)} | ${int(database.table.inserted + database.table.updated)} |`);
+
+  out.push('', ...embeddedTable(report.embedded));
 
   if (poll.profile) {
     out.push('', `### CPU profile of the server under poll load (${Math.round(poll.profile.durationMs / 1000)} s of load, start-up left out; \`${poll.profile.file}\`)`, '', '| function (self time) | self % | total % |', '| --- | ---: | ---: |');
@@ -125,6 +128,14 @@ function connectionTable(fanout: FanoutResult): string[] {
     const f = churn.firstEventMs;
     out.push(`| server | ${int(churn.clients)} books | churn (connect, first event, close) | ${int(churn.connectsPerSecond)} | ${f.p50} | ${f.p99} | ${f.max} | ${churn.failed} |`);
   }
+  return out;
+}
+
+/** The embedded default's start-up time and idle memory: the "embedded idle RSS and start-up time" rows. */
+export function embeddedTable(embedded: EmbeddedResult): string[] {
+  const out = [`### Embedded idle RSS and start-up time (\`node dist/main.js\` after \`npm run build\`, no Redis, no Postgres; RSS after ${embedded.idleMs / 1000} s idle)`, ''];
+  out.push('| start | spawn to /healthz s | idle RSS MiB | peak RSS MiB |', '| --- | ---: | ---: | ---: |');
+  for (const s of embedded.starts) out.push(`| ${s.phase} | ${fixed(s.readyMs / 1000)} | ${fixed(s.idleRss / KIB / KIB, 0)} | ${fixed(s.peakRss / KIB / KIB, 0)} |`);
   return out;
 }
 

@@ -72,6 +72,15 @@ const EnvSchema = z.object({
     blankAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ),
+  CORS_ORIGINS: z.preprocess(blankAsUndefined, z.string().optional().transform(parseOrigins)),
+  TRUST_PROXY: z.preprocess(blankAsUndefined, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
+  BASE_PATH: z.preprocess(
+    blankAsUndefined,
+    z
+      .string()
+      .regex(/^(\/[A-Za-z0-9._~-]+)+$/, 'must be a path like /progress: segments of A-Z a-z 0-9 . _ ~ -, no trailing slash')
+      .optional(),
+  ),
 });
 
 export interface Config {
@@ -112,6 +121,12 @@ export interface Config {
   /** Open SSE streams and WebSockets per user (`sub`) per process, with authentication on. */
   readonly maxConnectionsPerUser: number;
   readonly logLevel: string;
+  /** Exact origins (`https://app.example.com`) whose pages may read the API; empty: no CORS headers at all. */
+  readonly corsOrigins: readonly string[];
+  /** Whether the client address in logs comes from X-Forwarded-For (one trusted proxy in front). */
+  readonly trustProxy: boolean;
+  /** The path every route lives under (`/progress`); '' for the root. */
+  readonly basePath: string;
 }
 
 /** Reads the configuration once from `env`; throws one message naming every bad variable. */
@@ -145,6 +160,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     auth,
     maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
     logLevel: e.LOG_LEVEL,
+    corsOrigins: e.CORS_ORIGINS,
+    trustProxy: e.TRUST_PROXY,
+    basePath: e.BASE_PATH ?? '',
   });
 }
 
@@ -172,6 +190,24 @@ function authSettings(e: z.infer<typeof EnvSchema>): Config['auth'] {
     issuer: e.AUTH_ISSUER ?? null,
     audience: e.AUTH_AUDIENCE ?? null,
   });
+}
+
+/** CORS_ORIGINS: comma-separated origins, each exactly `scheme://host[:port]` as a browser sends it. */
+function parseOrigins(raw: string | undefined, ctx: z.RefinementCtx): string[] {
+  if (raw === undefined) return [];
+  const origins = raw.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  for (const origin of origins) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (parsed === null || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin like https://app.example.com (scheme, host, optional port; no path or trailing slash)` });
+    }
+  }
+  return Object.freeze(origins) as string[];
 }
 
 /** The seed's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, when REDIS_URL is not set. */

@@ -16,14 +16,17 @@ import { DemoGenerator } from './orchestrator/demo-generator.js';
 import type { Generator } from './orchestrator/generator.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
+import { accessLog } from './server/access-log.js';
 import { createApp } from './server/app.js';
+import { mountAt } from './server/base-path.js';
+import { CorsPolicy } from './server/cors.js';
 import { errorBody } from './server/errors.js';
 import { Expiries } from './server/expiries.js';
 import { Hub } from './server/hub.js';
 import { latestReader } from './server/latest.js';
 import { pollFastPath } from './server/poll.js';
 import { createMetrics } from './server/metrics.js';
-import { hasDotSegment } from './server/paths.js';
+import { DOT_SEGMENT_ERROR, hasDotSegment } from './server/paths.js';
 import type { Source } from './server/latest.js';
 import { StreamRegistry } from './server/stream.js';
 import { UserConnections } from './server/user-connections.js';
@@ -34,6 +37,7 @@ import { BookStore } from './store/books.js';
 import { Snapshotter } from './store/snapshotter.js';
 import { RunStore } from './store/runs.js';
 import { PgStore } from './store/store.js';
+import { databaseStartupError, listenStartupError } from './startup.js';
 
 /** A running server process: every part, for main.ts to stop and for tests to inspect. */
 export interface Service {
@@ -59,7 +63,9 @@ export interface ServiceOptions {
 
 /** Builds the parts from `config`, applies migrations and listens. */
 export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
-  const database = await openDatabase(config.databaseUrl, config.dataDir);
+  const database = await openDatabase(config.databaseUrl, config.dataDir).catch((error: unknown) => {
+    throw databaseStartupError(error, config, redactUrl);
+  });
   const store = new PgStore(database.db);
   const books = new BookStore(database.db);
   const runs = new RunStore(database.db);
@@ -140,12 +146,22 @@ export async function startService(config: Config, log: Logger, options: Service
     auth,
     expiries,
     userConnections,
+    basePath: config.basePath,
   });
 
   const honoListener = getRequestListener(app.fetch, { hostname: config.host });
   const fastPoll = pollFastPath(hub, source, auth);
+  const logRequest = accessLog(log, config.trustProxy);
+  const mount = mountAt(config.basePath);
+  const cors = new CorsPolicy(config.corsOrigins);
+  const vary = cors.vary;
   const server = createServer((req, res) => {
+    // Before anything reads the path: resolved, a dot segment would reach another route.
     if (hasDotSegment(req.url ?? '')) return refuseDotSegment(res);
+    logRequest(req, res);
+    res.setHeader('Vary', vary);
+    // Each answers the request itself when it has to (outside BASE_PATH, a CORS preflight).
+    if (mount(req, res) || cors.apply(req, res)) return;
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
   server.on('clientError', answerMalformedRequest);
@@ -158,9 +174,22 @@ export async function startService(config: Config, log: Logger, options: Service
     expiries,
     userConnections,
     log,
+    basePath: config.basePath,
+    cors,
+    trustProxy: config.trustProxy,
   });
-  const port = await listen(server, config.port, config.host);
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  let port: number;
+  try {
+    port = await listen(server, config.port, config.host);
+  } catch (error) {
+    websockets.close();
+    streams.stop();
+    hub.close();
+    await broker.close().catch(() => {});
+    await closeDatabase(database, log);
+    throw listenStartupError(error, config);
+  }
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}${config.basePath}`;
   log.info({ url }, 'listening');
   snapshotter.start();
   orchestrator.begin();
@@ -210,7 +239,7 @@ async function createBroker(config: Config, log: Logger): Promise<{ broker: Brok
 }
 
 function refuseDotSegment(res: ServerResponse): void {
-  const body = JSON.stringify(errorBody('invalid_path', 'paths must not contain "." or ".." segments, raw or percent-encoded'));
+  const body = JSON.stringify(errorBody(DOT_SEGMENT_ERROR.code, DOT_SEGMENT_ERROR.message));
   res.writeHead(400, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }).end(body);
 }
 

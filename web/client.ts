@@ -13,11 +13,16 @@ type EventSourceLike = {
   addEventListener(type: 'progress' | 'auth', listener: (event: MessageEvent<string>) => void): void;
   close(): void;
 };
-type EventSourceConstructor = new (url: string) => EventSourceLike;
+type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 
 export interface WatchOptions {
-  /** Origin of the server; '' (same origin) in the browser. */
+  /** Where the server's routes start: '' (same origin, at /), `/progress` (BASE_PATH), or `https://progress.example.com`. */
   baseUrl?: string;
+  /**
+   * Send cookies to a server on another origin (EventSource `withCredentials`, fetch
+   * `credentials: 'include'`); the server must list this page's origin in CORS_ORIGINS.
+   */
+  withCredentials?: boolean;
   /** The EventSource class (Node: the `eventsource` package); without one the client polls. */
   EventSource?: EventSourceConstructor;
   fetch?: typeof fetch;
@@ -62,6 +67,7 @@ export function reconnectDelay(failures: number): number {
 export function watch(books: readonly string[] | 'all', onProgress: (progress: BookProgress) => void, options: WatchOptions = {}): Watching {
   const base = options.baseUrl ?? '';
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const credentials: RequestCredentials = options.withCredentials ? 'include' : 'same-origin';
   const EventSourceClass = options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource;
   const settings = { ...DEFAULTS, ...options };
   const ids = books === 'all' ? null : [...new Set(books)];
@@ -122,7 +128,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
       return;
     }
     if (closed) return;
-    const es = new EventSourceClass(url);
+    const es = options.withCredentials ? new EventSourceClass(url, { withCredentials: true }) : new EventSourceClass(url);
     source = es;
     // The token expired on the open stream: reconnect at once with a fresh one, where it left off.
     es.addEventListener('auth', () => {
@@ -180,7 +186,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
       targets.map(async (id) => {
         try {
           if (id === null) {
-            const res = await doFetch(`${base}/api/books`, { headers: auth, cache: 'no-store' });
+            const res = await doFetch(`${base}/api/books`, { headers: auth, cache: 'no-store', credentials });
             answered = true;
             if (!res.ok) return;
             const body = (await res.json()) as { data?: Array<{ progress?: unknown }> };
@@ -189,7 +195,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
           }
           const shown = latest.get(id);
           const headers: Record<string, string> = shown ? { ...auth, 'If-None-Match': `"${shown.version}"` } : auth;
-          const res = await doFetch(`${base}/api/ai/progress/${encodeURIComponent(id)}`, { headers, cache: 'no-store' });
+          const res = await doFetch(`${base}/api/ai/progress/${encodeURIComponent(id)}`, { headers, cache: 'no-store', credentials });
           answered = true;
           if (res.status === 200) accept(((await res.json()) as { data?: unknown }).data);
         } catch {

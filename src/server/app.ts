@@ -17,7 +17,8 @@ import type { Registry } from 'prom-client';
 import type { StreamRegistry } from './stream.js';
 import { streamRoutes } from './stream-routes.js';
 import type { UserConnections } from './user-connections.js';
-import { webRoutes } from './web-routes.js';
+import { WEB_ROOT, webRoutes } from './web-routes.js';
+import { WEBSOCKET_PATH } from './websocket.js';
 
 export interface AppDeps {
   tracker: ProgressTracker;
@@ -38,6 +39,8 @@ export interface AppDeps {
   expiries: Expiries;
   userConnections: UserConnections;
   metrics: Registry;
+  /** BASE_PATH, for the URLs the answers carry (links, Location); the routes themselves are written from `/`. */
+  basePath?: string;
 }
 
 /** The HTTP API. Touches neither process.env nor sockets: main.ts and tests serve it. */
@@ -55,7 +58,9 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/progress', streams.perBook);
   app.route('/api/ai/progress', progressRoutes(deps));
   app.route('/api/ai/stream', streams.multiplexed);
-  app.route('/', webRoutes());
+  app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? ''));
+  // Without an Upgrade header (a proxy dropped it, or a plain fetch) say what is missing, not 404.
+  app.get(WEBSOCKET_PATH, (c) => c.json(errorBody('upgrade_required', 'this endpoint takes a WebSocket: send Connection: Upgrade and Upgrade: websocket'), 426, { Upgrade: 'websocket' }));
   app.route('/api/books', bookRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));

@@ -10,8 +10,11 @@ import type { Credentials } from '../auth/credentials.js';
 /** The Hono environment of every route: Node's bindings, and the caller `authenticate` found. */
 export type AppEnv = { Bindings: HttpBindings; Variables: { caller: Caller } };
 
-/** Responses that depend on who asks must never be served to someone else from a cache. */
-export const PRIVATE_HEADERS = { 'Cache-Control': 'private, no-cache', Vary: 'Authorization, Cookie' } as const;
+/**
+ * Responses that depend on who asks must never be served to someone else from a cache. (Their
+ * Vary header is set for every answer by the request listener: CorsPolicy.vary.)
+ */
+export const PRIVATE_HEADERS = { 'Cache-Control': 'private, no-cache' } as const;
 
 /** Where a Node request carries its token. `query`: the URL's search part, when it has one. */
 export function credentialsOf(headers: IncomingHttpHeaders, query: URLSearchParams | null): Credentials {
@@ -36,7 +39,6 @@ export function authenticate(auth: Authenticator, scope?: Scope): MiddlewareHand
     c.set('caller', caller);
     await next();
     c.res.headers.set('Cache-Control', PRIVATE_HEADERS['Cache-Control']);
-    c.res.headers.append('Vary', PRIVATE_HEADERS.Vary);
   };
 }
 

@@ -34,6 +34,7 @@ export interface BookRoutesOptions {
   books: BookStore;
   broker: Broker;
   maxBodyBytes: number;
+  basePath?: string;
 }
 
 /** `/api/books`: start a demo generation, list books, read one with its chapters, cancel or retry one. */
@@ -49,7 +50,7 @@ export function bookRoutes(options: BookRoutesOptions) {
       throw new ApiError(400, 'invalid_book', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
     }
     const spec = await orchestrator.start({ ...parsed.data, tenant: caller.tenant, owner: caller.sub });
-    c.header('Location', `/api/books/${spec.bookId}`);
+    c.header('Location', `${options.basePath ?? ''}/api/books/${spec.bookId}`);
     return c.json({ success: true, data: { ...spec, status: 'PLANNING' } }, 201);
   });
 
