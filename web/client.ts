@@ -36,10 +36,11 @@ export interface WatchOptions {
   /** A token for a server with authentication (sent as ?access_token= to EventSource, Bearer to fetch). */
   token?: string;
   /**
-   * Asked for a token at every (re)connection and after the server said the token expired
-   * (`event: auth`, a 401): return a cached one while it is valid, a fresh one after. Wins over `token`.
+   * Asked for a token at every (re)connection: return a cached one while it is valid. `refresh`
+   * is true after the server said the token expired or was refused (`event: auth`, a 401 on a
+   * poll): then return a fresh one. Wins over `token`.
    */
-  getToken?: () => string | Promise<string>;
+  getToken?: (context: { refresh: boolean }) => string | Promise<string>;
 }
 
 export interface Watching {
@@ -103,7 +104,14 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     if (finished()) stop();
   };
 
-  const token = async (): Promise<string | undefined> => (options.getToken ? options.getToken() : options.token);
+  /** Set when the server refused the token: the next one asked for must be fresh. */
+  let refresh = false;
+  const token = async (): Promise<string | undefined> => {
+    if (!options.getToken) return options.token;
+    const context = { refresh };
+    refresh = false;
+    return options.getToken(context);
+  };
 
   /** The stream's URL: resuming from the versions shown, so a reconnect has no gap and no duplicate. */
   const streamUrl = (accessToken: string | undefined) => {
@@ -132,6 +140,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     source = es;
     // The token expired on the open stream: reconnect at once with a fresh one, where it left off.
     es.addEventListener('auth', () => {
+      refresh = true;
       es.close();
       if (source === es) source = null;
       if (!closed) void connectSse();
@@ -197,6 +206,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
           const headers: Record<string, string> = shown ? { ...auth, 'If-None-Match': `"${shown.version}"` } : auth;
           const res = await doFetch(`${base}/api/ai/progress/${encodeURIComponent(id)}`, { headers, cache: 'no-store', credentials });
           answered = true;
+          if (res.status === 401) refresh = true;
           if (res.status === 200) accept(((await res.json()) as { data?: unknown }).data);
         } catch {
           // Network error: counted as not answered.
