@@ -13,6 +13,7 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_SSE_RETRY_MS = 3_000;
 export const DEFAULT_MAX_SSE_CONNECTIONS = 20_000;
 export const DEFAULT_MAX_BOOKS_PER_STREAM = 100;
+export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const blankAsUndefined = (value: unknown) => (value === '' ? undefined : value);
@@ -42,6 +43,7 @@ const EnvSchema = z.object({
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
+  BACKEND_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 60_000).default(DEFAULT_BACKEND_TIMEOUT_MS)),
   PUBLISH_TOKEN: z.preprocess(blankAsUndefined, z.string().min(16, 'must be at least 16 characters').optional()),
   LOG_LEVEL: z.preprocess(
     blankAsUndefined,
@@ -65,6 +67,8 @@ export interface Config {
   readonly maxBodyBytes: number;
   readonly maxSseConnections: number;
   readonly maxBooksPerStream: number;
+  /** The longest any one Redis or Postgres call may take before it counts as an outage. */
+  readonly backendTimeoutMs: number;
   /** Null: publishing is open to whoever reaches the server. */
   readonly publishToken: string | null;
   readonly logLevel: string;
@@ -92,6 +96,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
+    backendTimeoutMs: e.BACKEND_TIMEOUT_MS,
     publishToken: e.PUBLISH_TOKEN ?? null,
     logLevel: e.LOG_LEVEL,
   });

@@ -1,4 +1,5 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FaultLog } from '../fault-log.js';
 import type { Broker } from '../broker/broker.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Snapshotter } from '../store/snapshotter.js';
@@ -14,6 +15,8 @@ export interface MetricSources {
   snapshotter: Snapshotter;
   orchestrator: Orchestrator;
   websocketConnections: () => number;
+  /** Backend faults by kind (`redis_full`: commits refused by a Redis out of memory). */
+  faults?: FaultLog;
 }
 
 /**
@@ -46,5 +49,17 @@ export function createMetrics(sources: MetricSources): Registry {
   gauge('booksai_snapshot_failures_total', 'Snapshots that failed and were retried', () => sources.snapshotter.stats.failures);
   gauge('booksai_states_waiting_for_database', 'First and terminal states queued until the database answers', () => sources.snapshotter.stats.waitingForDatabase);
   gauge('booksai_generations_running', 'Book generations running in this process', () => sources.orchestrator.running);
+  const faults = sources.faults;
+  if (faults) {
+    new Gauge({
+      name: 'booksai_backend_faults_total',
+      help: 'Backend faults by kind: redis_unavailable, redis_full (a commit refused by a Redis out of memory), redis_connection, database_unavailable, database_fallback, database_queue, snapshot_failed, topic_read',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        for (const [kind, count] of faults.totals()) this.set({ kind }, count);
+      },
+    });
+  }
   return registry;
 }
