@@ -47,14 +47,14 @@ const CLIENT_OPTIONS = { fetch_types: false, onnotice: () => {}, keep_alive: KEE
  * No call waits longer than `timeoutMs`: connecting (connect_timeout), each statement
  * (statement_timeout, which also ends lock waits; and the client-side `deadline` for what the
  * server's answer cannot bound: a network that drops it, a pool with no free connection), and a
- * connection that stops answering is replaced (SocketWatchdog).
+ * connection that stops answering is closed, to be replaced (SocketWatchdog).
  */
 export async function openDatabase(databaseUrl: string | null, dataDir: string, timeoutMs = DEFAULT_BACKEND_TIMEOUT_MS): Promise<DatabaseHandle> {
-  const deadline = new DatabaseDeadline(timeoutMs);
-  if (databaseUrl === null) return openPglite(dataDir, deadline);
+  if (databaseUrl === null) return openPglite(dataDir, new DatabaseDeadline(timeoutMs));
   await migrateDatabase(databaseUrl);
-  // Later than statement_timeout, so a statement that waited out a lock ends with Postgres's own error.
+  // Longer than statement_timeout: a live server answers every statement (if only with its timeout) before.
   const watchdog = new SocketWatchdog(Math.round(timeoutMs * 1.5));
+  const deadline = new DatabaseDeadline(timeoutMs, () => watchdog.missed());
   const client = postgres(databaseUrl, {
     ...CLIENT_OPTIONS,
     max: POOL_SIZE,

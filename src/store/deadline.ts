@@ -15,10 +15,13 @@ export class DatabaseTimeoutError extends Error {
  */
 export class DatabaseDeadline {
   readonly timeoutMs: number;
+  readonly #onMiss: () => void;
   #answering = true;
 
-  constructor(timeoutMs: number) {
+  /** `onMiss` is told of each call that got no answer in time (SocketWatchdog.missed). */
+  constructor(timeoutMs: number, onMiss: () => void = () => {}) {
     this.timeoutMs = timeoutMs;
+    this.#onMiss = onMiss;
   }
 
   /** False from a call that failed because the database could not be reached until one succeeds. */
@@ -28,12 +31,15 @@ export class DatabaseDeadline {
 
   /**
    * `call`'s result, or DatabaseTimeoutError after timeoutMs. The call itself goes on (its
-   * connection is replaced by the watchdog if it never answers); its outcome is then ignored.
+   * connection is closed by the watchdog if it never answers); its outcome is then ignored.
    */
   async run<T>(what: string, call: PromiseLike<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DatabaseTimeoutError(`the database did not answer ${what} within ${this.timeoutMs} ms`)), this.timeoutMs);
+      timer = setTimeout(() => {
+        this.#onMiss();
+        reject(new DatabaseTimeoutError(`the database did not answer ${what} within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
     });
     const answer = Promise.resolve(call);
     answer.catch(() => {}); // a call that fails after its deadline is no longer anyone's concern

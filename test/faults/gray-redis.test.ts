@@ -83,7 +83,6 @@ async function world(redisUrl: string): Promise<World> {
 /** During a Redis fault: what every kind of request answers. */
 async function expectRedisFaultAnswers(w: World, other: BookProgress): Promise<void> {
   const answers = await askEverything(w.service.url, { followed: w.followed.bookId, other: other.bookId });
-  if (process.env.GRAY_DEBUG) console.log(JSON.stringify(Object.fromEntries(Object.entries(answers).map(([k, a]) => [k, `${a.status} ${a.code ?? a.source ?? ''} ${Math.round(a.ms)}ms`]))));
   expectBounded(answers);
   expect(answers.pollFollowed.status).toBe(200);
   expect(answers.pollOther).toMatchObject({ status: 200, source: 'database' });

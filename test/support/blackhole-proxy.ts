@@ -23,6 +23,8 @@ export class BlackholeProxy {
   #swallowing = false;
   /** Connections accepted so far. */
   accepted = 0;
+  /** Connections that ended so far (closed by either side, or reset). */
+  ended = 0;
 
   private constructor(server: Server, target: { host: string; port: number }) {
     this.#server = server;
@@ -109,6 +111,7 @@ export class BlackholeProxy {
 
   #drop(pair: Pair): void {
     if (!this.#pairs.delete(pair)) return;
+    this.ended++;
     pair.toUpstream.length = 0;
     pair.toClient.length = 0;
     if (!pair.client.destroyed) pair.client.resetAndDestroy();
