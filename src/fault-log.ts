@@ -69,7 +69,7 @@ export class FaultLog {
     const window = this.#windows.get(kind);
     this.#windows.delete(kind);
     if (!window || window.suppressed === 0) return;
-    const seconds = Math.round(this.#intervalMs / 1000);
+    const seconds = this.#intervalMs / 1000;
     this.#log.warn({ fault: kind, count: window.suppressed, ...window.detail }, `${window.message} (${window.suppressed} more in the last ${seconds} s)`);
     this.#open(kind, window.message, window.detail);
   }
