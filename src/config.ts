@@ -19,6 +19,7 @@ export const MIN_JWT_SECRET_BYTES = 32;
 export const DEFAULT_RUN_LEASE_MS = 15_000;
 export const DEFAULT_MAX_GENERATIONS = 4;
 export const DEFAULT_GENERATOR_RETRIES = 5;
+export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const blankAsUndefined = (value: unknown) => (value === '' ? undefined : value);
@@ -59,6 +60,7 @@ const EnvSchema = z.object({
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
+  BACKEND_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 60_000).default(DEFAULT_BACKEND_TIMEOUT_MS)),
   PUBLISH_TOKEN: z.preprocess(blankAsUndefined, z.string().min(16, 'must be at least 16 characters').optional()),
   AUTH_JWT_SECRET: jwtSecret,
   AUTH_JWT_PREVIOUS_SECRET: jwtSecret,
@@ -107,6 +109,8 @@ export interface Config {
   readonly maxBodyBytes: number;
   readonly maxSseConnections: number;
   readonly maxBooksPerStream: number;
+  /** The longest any one Redis or Postgres call may take before it counts as an outage. */
+  readonly backendTimeoutMs: number;
   /** Null: publishing is open to whoever reaches the server (in open mode). */
   readonly publishToken: string | null;
   readonly auth: {
@@ -156,6 +160,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
+    backendTimeoutMs: e.BACKEND_TIMEOUT_MS,
     publishToken: e.PUBLISH_TOKEN ?? null,
     auth,
     maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,

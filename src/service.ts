@@ -38,6 +38,8 @@ import { Snapshotter } from './store/snapshotter.js';
 import { RunStore } from './store/runs.js';
 import { PgStore } from './store/store.js';
 import { databaseStartupError, listenStartupError } from './startup.js';
+import { isDatabaseUnavailable } from './store/failures.js';
+import { FaultLog } from './fault-log.js';
 
 /** A running server process: every part, for main.ts to stop and for tests to inspect. */
 export interface Service {
@@ -63,12 +65,12 @@ export interface ServiceOptions {
 
 /** Builds the parts from `config`, applies migrations and listens. */
 export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
-  const database = await openDatabase(config.databaseUrl, config.dataDir).catch((error: unknown) => {
+  const database = await openDatabase(config.databaseUrl, config.dataDir, config.backendTimeoutMs).catch((error: unknown) => {
     throw databaseStartupError(error, config, redactUrl);
   });
-  const store = new PgStore(database.db);
-  const books = new BookStore(database.db);
-  const runs = new RunStore(database.db);
+  const store = new PgStore(database.db, database.deadline);
+  const books = new BookStore(database.db, database.deadline);
+  const runs = new RunStore(database.db, database.deadline);
   // The embedded database has one process: a run still marked running was interrupted, so it resumes now.
   if (database.kind === 'pglite') {
     const interrupted = await runs.expireLeases();
@@ -92,7 +94,9 @@ export async function startService(config: Config, log: Logger, options: Service
   });
   const tracker = new ProgressTracker({
     latest: broker,
-    recover: (bookId) => store.getProgress(bookId),
+    // A book Redis lacks while the database cannot answer starts from what this process knows:
+    // its first state is committed to Redis and queued for the database, as persistNow does.
+    recover: (bookId) => store.getProgress(bookId).catch((error: unknown) => (isDatabaseUnavailable(error) ? null : Promise.reject(error))),
     persistNow: async (state) => {
       await snapshotter.persistNow(state);
     },
@@ -128,6 +132,7 @@ export async function startService(config: Config, log: Logger, options: Service
     snapshotter,
     orchestrator,
     websocketConnections: () => websockets.size, // attached below, read only when scraped
+    faults: FaultLog.of(log),
   });
   const app = createApp({
     metrics,
@@ -233,6 +238,7 @@ async function createBroker(config: Config, log: Logger): Promise<{ broker: Brok
     keyPrefix: config.redisKeyPrefix,
     ttlSeconds: config.progressTtlSeconds,
     log,
+    timeoutMs: config.backendTimeoutMs,
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
   return { broker, source: 'redis' };

@@ -1,28 +1,48 @@
 import { Redis, ReplyError } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
+import { FaultLog } from '../fault-log.js';
 import { BookProgressSchema } from '../progress/schema.js';
 import { isBookProgress } from '../progress/state-validator.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { CommitResult, Fence } from '../progress/tracker.js';
-import { BrokerUnavailableError } from './broker.js';
+import { BrokerFullError, BrokerUnavailableError } from './broker.js';
 import type { Broker, ProgressListener } from './broker.js';
+import { evictsKeysWithoutTtl, maxmemoryPolicy } from './eviction.js';
 import { CLAIM_DIRTY, COMMIT, SETTLE_CLAIM } from './scripts.js';
 import { redisKeys } from './keys.js';
 import type { RedisKeys } from './keys.js';
 
-const COMMAND_TIMEOUT_MS = 2_000;
 const MAX_RECONNECT_DELAY_MS = 2_000;
 const RESUBSCRIBE_RETRY_MS = 1_000;
+/** TCP keepalive: finds a peer that vanished for good (a proxy or NAT in between answers it otherwise). */
+const KEEPALIVE_MS = 10_000;
 
-/** Connection options shared by both connections: fail fast while Redis is down, reconnect forever. */
-export const REDIS_CONNECTION_OPTIONS: RedisOptions = {
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-  commandTimeout: COMMAND_TIMEOUT_MS,
-  autoResubscribe: false,
-  retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
-};
+/**
+ * Connection options shared by both connections: fail fast while Redis is down, never wait
+ * longer than `timeoutMs` for a reply, reconnect forever.
+ *
+ * A connection that stops answering without closing (a partition that drops packets, a paused
+ * Redis) is destroyed once nothing arrived for `timeoutMs` while a command waited
+ * (`socketTimeout`), and replaced. Commands in flight then fail at once (`maxRetriesPerRequest: 0`)
+ * and none is sent again on the new connection (`autoResendUnfulfilledCommands: false`): its
+ * caller was told it failed. A command that timed out stays in its connection's queue until that
+ * connection is gone, so a late reply is matched with it, never with a later command.
+ */
+export function redisConnectionOptions(timeoutMs: number): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: timeoutMs,
+    socketTimeout: timeoutMs,
+    connectTimeout: timeoutMs,
+    keepAlive: KEEPALIVE_MS,
+    autoResubscribe: false,
+    retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+  };
+}
 
 type ScriptedRedis = Redis & {
   progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string): Promise<1 | -1 | [0, string]>;
@@ -35,6 +55,8 @@ export interface RedisBrokerOptions {
   keyPrefix: string;
   ttlSeconds: number;
   log: Logger;
+  /** The longest wait for any reply (BACKEND_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 /**
@@ -45,6 +67,7 @@ export class RedisBroker implements Broker {
   readonly keys: RedisKeys;
   readonly #ttlSeconds: number;
   readonly #log: Logger;
+  readonly #faults: FaultLog;
   readonly #redis: ScriptedRedis;
   readonly #subscriber: Redis;
   readonly #listeners = new Map<string, Set<ProgressListener>>();
@@ -54,26 +77,46 @@ export class RedisBroker implements Broker {
   #closed = false;
   /** Subscriptions restored and delivering; see Broker.isLive. */
   #live = false;
+  readonly #healthPing: NodeJS.Timeout;
 
   constructor(options: RedisBrokerOptions) {
     this.keys = redisKeys(options.keyPrefix);
     this.#ttlSeconds = options.ttlSeconds;
     this.#log = options.log;
-    this.#redis = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress' }) as ScriptedRedis;
+    this.#faults = FaultLog.of(options.log);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_BACKEND_TIMEOUT_MS;
+    const connection = redisConnectionOptions(timeoutMs);
+    this.#redis = new Redis(options.url, { ...connection, connectionName: 'booksai-progress' }) as ScriptedRedis;
     this.#redis.defineCommand('progressCommit', { numberOfKeys: 3, lua: COMMIT });
     this.#redis.defineCommand('progressClaimDirty', { numberOfKeys: 4, lua: CLAIM_DIRTY });
     this.#redis.defineCommand('progressSettleClaim', { numberOfKeys: 3, lua: SETTLE_CLAIM });
-    this.#subscriber = new Redis(options.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: 'booksai-progress-sub' });
+    this.#redis.once('ready', () => void this.#checkEvictionPolicy());
+    this.#subscriber = new Redis(options.url, { ...connection, connectionName: 'booksai-progress-sub' });
     this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
     this.#subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => this.#onAnyMessage(channel, message));
     this.#subscriber.on('ready', () => void this.#resubscribe());
     this.#subscriber.on('close', () => {
       this.#live = false;
     });
-    for (const connection of [this.#redis, this.#subscriber]) {
+    const pair: Array<[Redis, Redis]> = [
+      [this.#redis, this.#subscriber],
+      [this.#subscriber, this.#redis],
+    ];
+    for (const [connection, other] of pair) {
       // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
-      connection.on('error', (error: Error) => this.#log.warn({ err: error.message }, 'redis connection error'));
+      connection.on('error', (error: Error) => {
+        this.#faults.report('redis_connection', 'redis connection error', { err: error.message });
+        // One connection stopped answering: the other, to the same Redis, most likely has too.
+        // Replaced now, the next command fails at once instead of waiting out the timeout again.
+        if (error.message.startsWith('Socket timeout') && other.status === 'ready') other.disconnect(true);
+      });
     }
+    // The subscriber waits for nothing while no book changes, so nothing would notice that it
+    // stopped answering: a PING on each connection keeps socketTimeout watching.
+    this.#healthPing = setInterval(() => {
+      for (const c of [this.#redis, this.#subscriber]) if (c.status === 'ready') c.ping().catch(() => {});
+    }, timeoutMs);
+    this.#healthPing.unref();
   }
 
   async get(bookId: string): Promise<BookProgress | null> {
@@ -180,6 +223,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#healthPing);
     this.#listeners.clear();
     this.#allListeners.clear();
     await Promise.allSettled([this.#redis.quit(), this.#subscriber.quit()]);
@@ -191,8 +235,30 @@ export class RedisBroker implements Broker {
     try {
       return await command();
     } catch (error) {
-      if (error instanceof ReplyError) throw error;
-      throw new BrokerUnavailableError(`redis unavailable: ${(error as Error).message}`, { cause: error });
+      const message = (error as Error).message;
+      if (error instanceof ReplyError) {
+        // At maxmemory with noeviction Redis refuses writes (a script's first write, so nothing of it ran).
+        if (!/\bOOM\b/.test(message)) throw error;
+        this.#faults.report('redis_full', 'redis is out of memory; commits are refused', { err: message.split('.')[0] });
+        throw new BrokerFullError('redis is out of memory', { cause: error });
+      }
+      this.#faults.report('redis_unavailable', 'redis did not answer', { err: message });
+      throw new BrokerUnavailableError(`redis unavailable: ${message}`, { cause: error });
+    }
+  }
+
+  /** Warns when Redis may evict the dirty set or the claim (keys without a TTL) under memory pressure. */
+  async #checkEvictionPolicy(): Promise<void> {
+    try {
+      const policy = maxmemoryPolicy(await this.#redis.info('memory'));
+      if (policy !== null && evictsKeysWithoutTtl(policy)) {
+        this.#log.warn(
+          { maxmemoryPolicy: policy },
+          'redis maxmemory-policy can evict keys without a TTL (the dirty set, snapshot claims): changed books could miss Postgres; use noeviction or a volatile-* policy',
+        );
+      }
+    } catch (error) {
+      this.#log.debug({ err: (error as Error).message }, 'could not read the redis maxmemory-policy');
     }
   }
 

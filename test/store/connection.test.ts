@@ -5,10 +5,12 @@ import { isDatabaseUnavailable } from '../../src/store/failures.js';
 import { PgStore } from '../../src/store/store.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
+import { BlackholeProxy } from '../support/blackhole-proxy.js';
 import { PgProxy } from '../support/pg-proxy.js';
+import { until } from '../support/wait.js';
 
 let database: TestDatabase;
-let proxy: PgProxy;
+let proxy: PgProxy | BlackholeProxy;
 let handle: DatabaseHandle;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => void unhandled.push(reason);
@@ -61,6 +63,32 @@ describe('Postgres connections that break', () => {
       );
     }
     expect(answered).toBe(true);
+    expect(unhandled).toEqual([]);
+  });
+
+  it('a connection that stops answering without closing fails its query at the deadline and is replaced', async () => {
+    const blackhole = await BlackholeProxy.start(database.url);
+    proxy = blackhole;
+    handle = await openDatabase(blackhole.url(database.url), '', 500);
+    const store = new PgStore(handle.db, handle.deadline);
+    expect(await store.getProgress('any-book')).toBeNull();
+    const open = blackhole.accepted;
+    const ended = blackhole.ended; // the migrations' connection
+
+    blackhole.swallow();
+    const started = performance.now();
+    await expect(store.getProgress('any-book')).rejects.toSatisfy(isDatabaseUnavailable);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(store.answering).toBe(false);
+    // Nothing came back for 1.5 x the timeout: the connection is closed, not left holding its query.
+    await until(() => blackhole.ended > ended, 3_000, 'the stalled connection to be closed');
+
+    blackhole.deliver();
+    let answered = false;
+    await until(async () => (answered = await store.getProgress('any-book').then(() => true, () => false)), 5_000, 'a query to succeed on a new connection');
+    expect(answered).toBe(true);
+    expect(blackhole.accepted).toBeGreaterThan(open);
+    expect(store.answering).toBe(true);
     expect(unhandled).toEqual([]);
   });
 });
