@@ -115,13 +115,6 @@ export async function startService(config: Config, log: Logger, options: Service
   const hub = new Hub(broker, readLatest, log);
   const streams = new StreamRegistry(config.heartbeatMs);
   const auth = new Authenticator({ ...config.auth, publishToken: config.publishToken });
-  if (!auth.enabled) {
-    log.warn(
-      config.publishToken === null
-        ? 'authentication is off: anyone who reaches this server reads every book and publishes; set AUTH_JWT_SECRET or AUTH_JWKS_URL'
-        : 'authentication is off: anyone who reaches this server reads every book (PUBLISH_TOKEN guards writes); set AUTH_JWT_SECRET or AUTH_JWKS_URL',
-    );
-  }
   const expiries = new Expiries();
   const userConnections = new UserConnections(config.maxConnectionsPerUser);
   const metrics = createMetrics({
@@ -196,6 +189,13 @@ export async function startService(config: Config, log: Logger, options: Service
   }
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}${config.basePath}`;
   log.info({ url }, 'listening');
+  if (!auth.enabled) {
+    log.warn(
+      config.publishToken === null
+        ? 'authentication is off: anyone who reaches this server reads every book and publishes; set AUTH_JWT_SECRET or AUTH_JWKS_URL'
+        : 'authentication is off: anyone who reaches this server reads every book (PUBLISH_TOKEN guards writes); set AUTH_JWT_SECRET or AUTH_JWKS_URL',
+    );
+  }
   snapshotter.start();
   orchestrator.begin();
 
