@@ -16,7 +16,10 @@ const PROGRESS_URL = (process.env.PROGRESS_URL ?? 'http://127.0.0.1:3000').repla
 const SECRET = new TextEncoder().encode(process.env.AUTH_JWT_SECRET ?? '');
 /** Optional: `example.com` when the app is app.example.com and the progress server progress.example.com. */
 const COOKIE_DOMAIN = process.env.COOKIE_DOMAIN;
-if (SECRET.length < 32) throw new Error('AUTH_JWT_SECRET: set the progress server\'s secret (32+ bytes)');
+if (SECRET.length < 32) {
+  console.error('AUTH_JWT_SECRET: set it to the progress server\'s secret (32+ bytes)');
+  process.exit(1);
+}
 
 /** The progress server's token lives 15 minutes; the page renews it well before (see page.ts). */
 const TOKEN_TTL_SECONDS = 15 * 60;
