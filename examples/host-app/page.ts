@@ -5,9 +5,10 @@
 import { watch } from '../../web/client.js';
 import type { BookProgress } from '../../web/client.js';
 
-const progressUrl = (document.querySelector('meta[name="progress-url"]') as HTMLMetaElement).content;
-/** Renew the token's cookie this often: well within its 15 minutes, so open streams reconnect with a valid one. */
-const REFRESH_MS = 5 * 60 * 1000;
+const meta = (name: string) => (document.querySelector(`meta[name="${name}"]`) as HTMLMetaElement).content;
+const progressUrl = meta('progress-url');
+/** Renew the token's cookie this often (a third of its lifetime), so open streams reconnect with a valid one. */
+const renewMs = Number(meta('token-renew-ms'));
 
 interface Row {
   title: HTMLElement;
@@ -109,7 +110,7 @@ watch('all', show, {
   onConnection: (state) => (connection.textContent = state),
 });
 
-setInterval(() => void renewToken(), REFRESH_MS);
+setInterval(() => void renewToken(), renewMs);
 // After a laptop's sleep the timer may be late: renew at once when the tab shows again.
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') void renewToken();

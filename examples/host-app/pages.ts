@@ -42,8 +42,8 @@ export function loginPage(error?: string): string {
   );
 }
 
-/** The signed-in page: page.ts reads the progress server's address from the meta tag. */
-export function appPage(options: { user: string; tenant: string; progressUrl: string }): string {
+/** The signed-in page: page.ts reads the progress server's address and how often to renew the token from its meta tags. */
+export function appPage(options: { user: string; tenant: string; progressUrl: string; renewMs: number }): string {
   return layout(
     'My books · Host app',
     `    <header>
@@ -61,7 +61,8 @@ export function appPage(options: { user: string; tenant: string; progressUrl: st
     <ul id="books"></ul>
     <p class="muted" id="empty">No books yet.</p>
     <script type="module" src="/page.js"></script>`,
-    `<meta name="progress-url" content="${escape(options.progressUrl)}" />`,
+    `<meta name="progress-url" content="${escape(options.progressUrl)}" />
+    <meta name="token-renew-ms" content="${Math.round(options.renewMs)}" />`,
   );
 }
 

@@ -16,13 +16,11 @@ const PROGRESS_URL = (process.env.PROGRESS_URL ?? 'http://127.0.0.1:3000').repla
 const SECRET = new TextEncoder().encode(process.env.AUTH_JWT_SECRET ?? '');
 /** Optional: `example.com` when the app is app.example.com and the progress server progress.example.com. */
 const COOKIE_DOMAIN = process.env.COOKIE_DOMAIN;
-if (SECRET.length < 32) {
-  console.error('AUTH_JWT_SECRET: set it to the progress server\'s secret (32+ bytes)');
-  process.exit(1);
-}
+/** The progress token's lifetime (15 minutes); the page renews it every third of it (see page.ts). */
+const TOKEN_TTL_SECONDS = Number(process.env.TOKEN_TTL_SECONDS ?? 15 * 60);
+if (SECRET.length < 32) fail('AUTH_JWT_SECRET: set it to the progress server\'s secret (32+ bytes)');
+if (!Number.isInteger(TOKEN_TTL_SECONDS) || TOKEN_TTL_SECONDS < 3) fail('TOKEN_TTL_SECONDS: a whole number of seconds, 3 or more');
 
-/** The progress server's token lives 15 minutes; the page renews it well before (see page.ts). */
-const TOKEN_TTL_SECONDS = 15 * 60;
 const SESSION_TTL_MS = 8 * 60 * 60 * 1000;
 
 /** The demo's users. A real app checks a password hash in its user store. */
@@ -55,7 +53,7 @@ async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const session = currentSession(req);
   if (req.method === 'GET' && path === '/') {
     if (!session) return html(res, 200, loginPage());
-    return html(res, 200, appPage({ user: session.user, tenant: tenantOf(session.user), progressUrl: PROGRESS_URL }));
+    return html(res, 200, appPage({ user: session.user, tenant: tenantOf(session.user), progressUrl: PROGRESS_URL, renewMs: (TOKEN_TTL_SECONDS * 1000) / 3 }));
   }
   if (req.method === 'GET' && path === '/page.js') {
     res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-cache' }).end(pageScript);
@@ -143,6 +141,11 @@ function html(res: ServerResponse, status: number, body: string): void {
 /** 303: the browser follows a POST's answer with a GET, so a reload does not post the form again. */
 function redirect(res: ServerResponse, location: string): void {
   res.writeHead(303, { Location: location }).end();
+}
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(1);
 }
 
 /** The form's body, or null past 10 kB (a sign-in form is far smaller). */

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
@@ -24,7 +25,8 @@ beforeAll(async () => {
   hostUrl = `http://127.0.0.1:${port}`;
   [browser, service] = await Promise.all([launchChromium(), startServer({ AUTH_JWT_SECRET: TEST_SECRET, CORS_ORIGINS: hostUrl, DEMO_STEP_MS: '20' })]);
   hostApp = spawn(process.execPath, ['--import', 'tsx', 'examples/host-app/server.ts'], {
-    env: { PATH: process.env.PATH ?? '', HOST_APP_PORT: String(port), PROGRESS_URL: service.url, AUTH_JWT_SECRET: TEST_SECRET },
+    // Tokens of 4 s: they expire, and the pages renew them, all through the tests.
+    env: { PATH: process.env.PATH ?? '', HOST_APP_PORT: String(port), PROGRESS_URL: service.url, AUTH_JWT_SECRET: TEST_SECRET, TOKEN_TTL_SECONDS: '4' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   hostApp.stdout?.on('data', (chunk: Buffer) => (hostOutput += chunk.toString()));
@@ -73,6 +75,26 @@ async function startBook(page: Page, title: string): Promise<string> {
   return (await item.getAttribute('data-book-id')) as string;
 }
 
+/** From now on, every percentage the page shows: live bars show some between 0 and 100. */
+async function recordPercents(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const seen: string[] = [];
+    (window as unknown as { seen: string[] }).seen = seen;
+    new MutationObserver(() => {
+      for (const percent of document.querySelectorAll('#books .percent')) if (seen.at(-1) !== percent.textContent) seen.push(percent.textContent ?? '');
+    }).observe(document.getElementById('books') as HTMLElement, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+async function percentsBetween(page: Page): Promise<string[]> {
+  const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+  return seen.filter((p) => p !== '0 %' && p !== '100 %');
+}
+
+async function tokenCookie(page: Page): Promise<string | undefined> {
+  return (await page.context().cookies(service.url)).find((c) => c.name === 'booksai_token')?.value;
+}
+
 async function watchFinish(page: Page, bookId: string): Promise<void> {
   const item = page.locator(`#books li[data-book-id="${bookId}"]`);
   await item.locator('.status', { hasText: 'COMPLETE' }).waitFor({ timeout: 20_000 });
@@ -102,18 +124,10 @@ describe('examples/host-app in Chromium', () => {
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/', domain: '127.0.0.1' });
     expect(await alice.evaluate(() => document.cookie)).not.toContain('booksai_token');
 
-    // Every percentage her page shows, to tell live bars from a state loaded at the end.
-    await alice.evaluate(() => {
-      const seen: string[] = [];
-      (window as unknown as { seen: string[] }).seen = seen;
-      new MutationObserver(() => {
-        for (const percent of document.querySelectorAll('#books .percent')) if (seen.at(-1) !== percent.textContent) seen.push(percent.textContent ?? '');
-      }).observe(document.getElementById('books') as HTMLElement, { subtree: true, childList: true, characterData: true });
-    });
+    await recordPercents(alice);
     const alicesBook = await startBook(alice, "Alice's secret novel");
     await watchFinish(alice, alicesBook);
-    const seen = await alice.evaluate(() => (window as unknown as { seen: string[] }).seen);
-    expect(seen.filter((p) => p !== '0 %' && p !== '100 %').length).toBeGreaterThan(0);
+    expect((await percentsBetween(alice)).length).toBeGreaterThan(0);
 
     // Bob's book is published after all of Alice's states, on the same ordered stream: once it has
     // finished on his page, anything of Alice's his stream carried would have shown before it.
@@ -130,6 +144,19 @@ describe('examples/host-app in Chromium', () => {
     // Alice's page, still open, never got Bob's book either.
     expect(await alice.locator(`#books li[data-book-id="${bobsBook}"]`).count()).toBe(0);
     expect(await alice.locator('#books li').count()).toBe(1);
+  });
+
+  it("stays live past the token's expiry: the page renews the cookie and the stream reconnects with it", async () => {
+    const bob = await signIn('bob', 'bob-password');
+    const first = (await tokenCookie(bob)) as string;
+    const { exp } = decodeJwt(first);
+    // The server ends a stream at its token's exp (event: auth); the client reconnects at once.
+    await until(async () => Date.now() > (exp as number) * 1000 + 500 && (await tokenCookie(bob)) !== first, 15_000, "bob's first token expired and his page renewed it");
+    await recordPercents(bob);
+    const book = await startBook(bob, 'Written after the first token expired');
+    await watchFinish(bob, book);
+    expect((await percentsBetween(bob)).length).toBeGreaterThan(0);
+    expect(await bob.textContent('#connection')).toBe('live');
   });
 
   it('lists the books so far when the page opens again, and logging out ends the token', async () => {
