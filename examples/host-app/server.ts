@@ -24,10 +24,10 @@ if (!Number.isInteger(TOKEN_TTL_SECONDS) || TOKEN_TTL_SECONDS < 3) fail('TOKEN_T
 const SESSION_TTL_MS = 8 * 60 * 60 * 1000;
 
 /** The demo's users. A real app checks a password hash in its user store. */
-const USERS: Record<string, { password: string; tenant: string }> = {
-  alice: { password: 'alice-password', tenant: 'acme' },
-  bob: { password: 'bob-password', tenant: 'globex' },
-};
+const USERS = new Map([
+  ['alice', { password: 'alice-password', tenant: 'acme' }],
+  ['bob', { password: 'bob-password', tenant: 'globex' }],
+]);
 
 /**
  * The host app's own sessions (in memory: a real app keeps them in its store). They outlive the
@@ -45,6 +45,7 @@ const server = createServer((req, res) => {
     res.end('internal error');
   });
 });
+server.on('error', (error: NodeJS.ErrnoException) => fail(`HOST_APP_PORT: cannot listen on 127.0.0.1:${PORT} (${error.code ?? error.message})`));
 // Loopback only: this is a demo with passwords in the source.
 server.listen(PORT, '127.0.0.1', () => console.log(`host app on http://127.0.0.1:${PORT}, progress server ${PROGRESS_URL}`));
 
@@ -68,7 +69,7 @@ async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (body === null) return void res.writeHead(413).end();
     const form = new URLSearchParams(body);
     const user = form.get('user') ?? '';
-    if (USERS[user]?.password !== form.get('password')) return html(res, 401, loginPage('Unknown user or wrong password.'));
+    if (USERS.get(user)?.password !== form.get('password')) return html(res, 401, loginPage('Unknown user or wrong password.'));
     const id = randomBytes(32).toString('base64url');
     sessions.set(id, { user, expires: Date.now() + SESSION_TTL_MS });
     res.setHeader('Set-Cookie', [cookie(req, 'host_session', id, SESSION_TTL_MS / 1000), cookie(req, 'booksai_token', await mintToken(user), TOKEN_TTL_SECONDS)]);
@@ -100,7 +101,7 @@ function mintToken(user: string): Promise<string> {
 }
 
 function tenantOf(user: string): string {
-  return USERS[user]?.tenant ?? user;
+  return USERS.get(user)?.tenant ?? user;
 }
 
 /**
@@ -121,7 +122,11 @@ function cookie(req: IncomingMessage, name: string, value: string, maxAgeSeconds
 function currentSession(req: IncomingMessage): { user: string } | null {
   const id = cookies(req).get('host_session');
   const session = id === undefined ? undefined : sessions.get(id);
-  if (!session || session.expires < Date.now()) return null;
+  if (!session) return null;
+  if (session.expires < Date.now()) {
+    sessions.delete(id as string);
+    return null;
+  }
   return session;
 }
 
