@@ -35,14 +35,14 @@ export function toMarkdown(report: RunReport): string {
   for (const f of report.floors) out.push(`| ${f.name} | ${f.measured}${f.note ? ` (${f.note})` : ''} | ${f.limit} | ${f.pass ? 'PASS' : '**FAIL**'} |`);
 
   const rps = (target: string, notModified: boolean) => poll.runs.find((r) => r.target === target && r.notModified === notModified)?.requestsPerSecond ?? 0;
-  out.push('', '### Poll (autocannon, 50 connections, no pipelining)', '', '| target | path | req/s | p50 ms | p99 ms | target CPU % | × B0 | × B1 |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('', '### Poll (wrk, 1 thread, 50 connections, no pipelining)', '', '| target | path | req/s | p50 ms | p99 ms | target CPU % | × B0 | × B1 |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of poll.runs) {
     const b0 = rps('b0', r.notModified) || rps('b0', false);
     const b1 = rps('b1', r.notModified) || rps('b1', false);
     const codes = Object.entries(r.statusCodes).map(([s, n]) => `${s}×${int(n)}`).join(' ');
     out.push(`| ${TARGET_NAMES[r.target]} | ${r.notModified ? `If-None-Match (${codes})` : `200 (${codes})`} | ${int(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${int(r.cpuPercent)} | ${fixed(r.requestsPerSecond / b0)} | ${fixed(r.requestsPerSecond / b1)} |`);
   }
-  out.push('', `Statements the server sent to Postgres during its poll runs: ${poll.database.statements} (reads of books: ${poll.database.bookReads}).`);
+  out.push('', `Statements the server sent to Postgres during its poll runs: ${poll.database.statements}, of which reads of books (the poll path's fallback): ${poll.database.bookReads}; the rest are the generation queue's.`);
 
   out.push('', ...fanoutTable(fanout.runs));
 

@@ -159,7 +159,7 @@ async function main(): Promise<number> {
       dropLogs(logDir);
       return 0;
     }
-    log('poll: B0, B1 and the server under autocannon');
+    log('poll: B0, B1 and the server under wrk');
     const poll = await runPoll(ctx, plan);
     const fanout = await runFanout(ctx, plan, swarm, log);
     log(`database: ${plan.database.books} books updated ${plan.database.hz}/s for ${plan.database.durationMs / 1000} s`);

@@ -80,7 +80,7 @@ const EnvSchema = z.object({
     blankAsUndefined,
     z
       .string()
-      .regex(/^(\/[A-Za-z0-9._~-]+)+$/, 'must be a path like /progress: segments of A-Z a-z 0-9 . _ ~ -, no trailing slash')
+      .regex(/^(\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._~-]+)+$/, 'must be a path like /progress: segments of A-Z a-z 0-9 . _ ~ -, no "." or ".." segment, no trailing slash')
       .optional(),
   ),
 });

@@ -127,8 +127,10 @@ export async function startService(config: Config, log: Logger, options: Service
     websocketConnections: () => websockets.size, // attached below, read only when scraped
     faults: FaultLog.of(log),
   });
+  const cors = new CorsPolicy(config.corsOrigins);
   const app = createApp({
     metrics,
+    cors,
     tracker,
     broker,
     books,
@@ -151,15 +153,16 @@ export async function startService(config: Config, log: Logger, options: Service
   const fastPoll = pollFastPath(hub, source, auth);
   const logRequest = accessLog(log, config.trustProxy);
   const mount = mountAt(config.basePath);
-  const cors = new CorsPolicy(config.corsOrigins);
   const vary = cors.vary;
   const server = createServer((req, res) => {
-    // Before anything reads the path: resolved, a dot segment would reach another route.
-    if (hasDotSegment(req.url ?? '')) return refuseDotSegment(res);
     logRequest(req, res);
     res.setHeader('Vary', vary);
-    // Each answers the request itself when it has to (outside BASE_PATH, a CORS preflight).
-    if (mount(req, res) || cors.apply(req, res)) return;
+    // CORS headers first, so a page on a listed origin can read every answer, refusals too.
+    if (cors.apply(req, res)) return;
+    // Before anything routes the path: resolved, a dot segment would reach another route.
+    if (hasDotSegment(req.url ?? '')) return refuseDotSegment(res);
+    // Outside BASE_PATH, or its bare prefix: answered here.
+    if (mount(req, res)) return;
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
   server.on('clientError', answerMalformedRequest);

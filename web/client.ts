@@ -152,12 +152,17 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
         // A frame that is not JSON is not ours: ignore it.
       }
     });
+    let opened = false;
     es.onopen = () => {
+      opened = true;
       sseFailures = 0;
       stopPolling();
       setConnection('live');
     };
     es.onerror = () => {
+      // Refused before it opened: EventSource hides the status, and a 401 looks the same, so the
+      // next token asked for is a fresh one.
+      if (!opened) refresh = true;
       // We manage reconnects ourselves (backoff, fallback), not the browser's fixed retry.
       es.close();
       if (source === es) source = null;

@@ -38,7 +38,7 @@ export class Authenticator {
 
   /** The caller, or throws AuthError. `tenant`: the X-Tenant header, for PUBLISH_TOKEN requests. */
   async authenticate(credentials: Credentials, tenant?: string): Promise<Caller> {
-    const token = findToken(credentials);
+    const { token } = findToken(credentials);
     const known = this.#withoutVerifying(token, tenant);
     if (known !== undefined) return known;
     return (this.#tokens as TokenVerifier).verify(token as string);
@@ -50,7 +50,7 @@ export class Authenticator {
    */
   cachedCaller(credentials: Credentials): Caller | undefined {
     try {
-      const token = findToken(credentials);
+      const { token } = findToken(credentials);
       return this.#withoutVerifying(token, undefined) ?? this.#tokens?.cached(token as string);
     } catch {
       return undefined;

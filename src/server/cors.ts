@@ -5,7 +5,7 @@ import { errorBody } from './errors.js';
 const ALLOW_METHODS = 'GET, HEAD, POST, OPTIONS';
 const ALLOW_HEADERS = 'Authorization, Content-Type, If-None-Match, Last-Event-ID';
 /** What such a page may read beyond the safelisted response headers. */
-const EXPOSE_HEADERS = 'ETag, Retry-After, X-Progress-Source';
+const EXPOSE_HEADERS = 'ETag, Retry-After, X-Progress-Source, Location, WWW-Authenticate';
 /** Browsers cache a preflight this long (Chromium caps it at 2 h). */
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
@@ -77,8 +77,18 @@ export class CorsPolicy {
    * no CORS on WebSockets, so the server must.
    */
   allowsWebSocket(req: IncomingMessage): boolean {
+    return req.headers.origin === undefined || this.trustsPage(req);
+  }
+
+  /**
+   * Whether the request comes from a page this server trusts: its Origin is in CORS_ORIGINS or
+   * is the server's own (`Host`). Browsers send Origin with every WebSocket handshake and every
+   * POST, so a cookie-authorized write without one is refused too.
+   */
+  trustsPage(req: IncomingMessage): boolean {
     const origin = req.headers.origin;
-    if (origin === undefined || this.allows(origin)) return true;
+    if (origin === undefined) return false;
+    if (this.allows(origin)) return true;
     try {
       return new URL(origin).host === req.headers.host;
     } catch {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { MAX_HEARTBEAT_MS } from '../../src/config.js';
+import { MAX_HEARTBEAT_MS, loadConfig } from '../../src/config.js';
 import { NGINX_CONF } from '../support/nginx-process.js';
 
 /** There is no Docker engine here: these read the deployment files the way Docker and nginx would rely on them. */
@@ -41,6 +41,13 @@ describe('docker-compose.yml', () => {
     const pg = services.postgres?.environment ?? {};
     expect([db.hostname, db.port, db.username, db.password, db.pathname]).toEqual(['postgres', '5432', pg.POSTGRES_USER, pg.POSTGRES_PASSWORD, `/${pg.POSTGRES_DB}`]);
     expect(env.TRUST_PROXY).toBe('true');
+    // The image's NODE_ENV=production needs authentication: compose asks for the secret.
+    expect(env.AUTH_JWT_SECRET).toMatch(/^\$\{AUTH_JWT_SECRET:\?.+\}$/);
+    const imageEnv = Object.fromEntries([...(/^ENV (.+)$/m.exec(dockerfile)?.[1] ?? '').matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+    expect(imageEnv.NODE_ENV).toBe('production');
+    const started = { ...imageEnv, ...env, AUTH_JWT_SECRET: 'x'.repeat(32) };
+    expect(() => loadConfig(started)).not.toThrow();
+    expect(() => loadConfig({ ...started, AUTH_JWT_SECRET: undefined })).toThrow(/AUTH_JWT_SECRET/);
     expect(Object.keys(app.depends_on ?? {}).sort()).toEqual(['postgres', 'redis']);
   });
 
@@ -54,9 +61,11 @@ describe('docker-compose.yml', () => {
 
 describe('deploy/nginx.conf', () => {
   it('passes the WebSocket upgrade on, and keeps other requests on keep-alive', () => {
-    expect(nginx).toMatch(/map \$http_upgrade \$connection_upgrade \{\s*default upgrade;\s*'' +'';\s*\}/);
+    // Only "websocket" is passed on as an upgrade; anything else goes upstream as a plain request.
+    expect(nginx).toMatch(/map \$http_upgrade \$connection_upgrade \{\s*~\*\^websocket\$ +upgrade;\s*default +'';\s*\}/);
+    expect(nginx).toMatch(/map \$http_upgrade \$websocket_upgrade \{\s*~\*\^websocket\$ +websocket;\s*default +'';\s*\}/);
     expect(directives).toContain('proxy_http_version 1.1');
-    expect(directives).toContain('proxy_set_header Upgrade $http_upgrade');
+    expect(directives).toContain('proxy_set_header Upgrade $websocket_upgrade');
     expect(directives).toContain('proxy_set_header Connection $connection_upgrade');
     expect(directives).not.toContain("proxy_set_header Connection ''");
   });
@@ -68,6 +77,15 @@ describe('deploy/nginx.conf', () => {
     expect(Number(/(\d+)s$/.exec(timeout ?? '')?.[1]) * 1000).toBeGreaterThan(MAX_HEARTBEAT_MS);
     expect(directives).toContain('proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for');
     expect(directives).toContain('proxy_set_header Host $http_host');
+  });
+
+  it('logs no query string (tokens ride in ?access_token=), and drops upstream connections before Node does', () => {
+    const format = directives.find((d) => d.startsWith('log_format booksai '));
+    expect(format).toBeDefined();
+    expect(format).not.toMatch(/\$request\b|\$args|\$query_string|\$request_uri/);
+    expect(directives).toContain('access_log /var/log/nginx/access.log booksai');
+    const keepalive = directives.find((d) => d.startsWith('keepalive_timeout '));
+    expect(Number(/(\d+)s$/.exec(keepalive ?? '')?.[1]) * 1000).toBeLessThan(5_000); // Node's keepAliveTimeout
   });
 
   it('is quoted whole in the README', () => {

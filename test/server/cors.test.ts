@@ -40,7 +40,7 @@ function expectCors(headers: Headers | IncomingHttpHeaders, origin: string): voi
   const read = (name: string) => (headers instanceof Headers ? headers.get(name) : headers[name]);
   expect(read('access-control-allow-origin')).toBe(origin);
   expect(read('access-control-allow-credentials')).toBe('true');
-  expect(read('access-control-expose-headers')).toBe('ETag, Retry-After, X-Progress-Source');
+  expect(read('access-control-expose-headers')).toBe('ETag, Retry-After, X-Progress-Source, Location, WWW-Authenticate');
   expect(read('vary')).toMatch(/Origin/);
 }
 
