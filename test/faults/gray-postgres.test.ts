@@ -6,7 +6,7 @@ import type { BookProgress } from '../../src/progress/schema.js';
 import type { Service } from '../../src/service.js';
 import { REDIS_URL, createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
-import { BlackholeProxy } from '../support/blackhole-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { Watch } from '../support/events.js';
 import { until } from '../support/wait.js';
 import { askEverything, capturedLog, expectBounded, logSummary, startLogged, tryPublish } from './gray.js';
@@ -14,7 +14,7 @@ import { askEverything, capturedLog, expectBounded, logSummary, startLogged, try
 let database: TestDatabase;
 let sql: postgres.Sql;
 let redis: Redis;
-let proxy: BlackholeProxy | null = null;
+let proxy: FaultProxy | null = null;
 let service: Service | null = null;
 let releaseLock: (() => Promise<void>) | null = null;
 const watches: Watch[] = [];
@@ -122,7 +122,7 @@ async function expectRecovery(w: World, during: BookProgress[]): Promise<void> {
 
 describe('Postgres behind a network path that drops every packet without a reset', () => {
   it('answers every request within 3 s (progress from Redis, 503 for what needs the database), then recovers once the path delivers', async () => {
-    proxy = await BlackholeProxy.start(database.url);
+    proxy = await FaultProxy.start(database.url);
     const w = await world(proxy.url(database.url));
     const during: BookProgress[] = [];
 
@@ -139,7 +139,7 @@ describe('Postgres behind a network path that drops every packet without a reset
   });
 
   it('recovers the same way when the partition ends in a reset', async () => {
-    proxy = await BlackholeProxy.start(database.url);
+    proxy = await FaultProxy.start(database.url);
     const w = await world(proxy.url(database.url));
     const during: BookProgress[] = [];
 

@@ -7,7 +7,7 @@ import { ProgressTracker } from '../../src/progress/tracker.js';
 import type { Service } from '../../src/service.js';
 import { createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
-import { BlackholeProxy } from '../support/blackhole-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { Watch } from '../support/events.js';
 import { RedisProcess } from '../support/redis-process.js';
 import { silentLog } from '../support/service.js';
@@ -17,7 +17,7 @@ import { askEverything, capturedLog, expectBounded, logSummary, startLogged, try
 let database: TestDatabase;
 let redis: RedisProcess;
 let admin: Redis;
-let proxy: BlackholeProxy | null = null;
+let proxy: FaultProxy | null = null;
 let service: Service | null = null;
 const watches: Watch[] = [];
 const unhandled: unknown[] = [];
@@ -124,7 +124,7 @@ async function expectRecovery(w: World): Promise<void> {
 
 describe('Redis behind a network path that drops every packet without a reset', () => {
   it('answers every request within 3 s, then recovers by itself once the path delivers again', async () => {
-    proxy = await BlackholeProxy.start(redis.url);
+    proxy = await FaultProxy.start(redis.url);
     const w = await world(proxy.url(redis.url));
 
     proxy.swallow();
@@ -149,7 +149,7 @@ describe('Redis behind a network path that drops every packet without a reset', 
   });
 
   it('recovers the same way when the partition ends in a reset', async () => {
-    proxy = await BlackholeProxy.start(redis.url);
+    proxy = await FaultProxy.start(redis.url);
     const w = await world(proxy.url(redis.url));
 
     proxy.swallow();
@@ -161,7 +161,7 @@ describe('Redis behind a network path that drops every packet without a reset', 
 
 describe('a Redis command that times out', () => {
   it('never leaves a reply paired with a later command: the connection is replaced', async () => {
-    proxy = await BlackholeProxy.start(redis.url);
+    proxy = await FaultProxy.start(redis.url);
     const prefix = uniquePrefix();
     const broker = new RedisBroker({ url: proxy.url(redis.url), keyPrefix: prefix, ttlSeconds: 600, log: silentLog, timeoutMs: 300 });
     try {

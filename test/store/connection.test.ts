@@ -5,12 +5,11 @@ import { isDatabaseUnavailable } from '../../src/store/failures.js';
 import { PgStore } from '../../src/store/store.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
-import { BlackholeProxy } from '../support/blackhole-proxy.js';
-import { PgProxy } from '../support/pg-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { until } from '../support/wait.js';
 
 let database: TestDatabase;
-let proxy: PgProxy | BlackholeProxy;
+let proxy: FaultProxy;
 let handle: DatabaseHandle;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => void unhandled.push(reason);
@@ -32,7 +31,7 @@ afterAll(async () => {
 
 describe('Postgres connections that break', () => {
   it('a reset during the first query of a new connection is a handled, retryable failure', async () => {
-    proxy = await PgProxy.start(database.url);
+    proxy = await FaultProxy.start(database.url);
     handle = await openDatabase(proxy.url(database.url), '');
     const store = new PgStore(handle.db);
 
@@ -46,7 +45,7 @@ describe('Postgres connections that break', () => {
   });
 
   it('a cut pool recovers on its own once Postgres is reachable again', async () => {
-    proxy = await PgProxy.start(database.url);
+    proxy = await FaultProxy.start(database.url);
     handle = await openDatabase(proxy.url(database.url), '');
     const store = new PgStore(handle.db);
     expect(await store.getProgress('any-book')).toBeNull();
@@ -67,27 +66,26 @@ describe('Postgres connections that break', () => {
   });
 
   it('a connection that stops answering without closing fails its query at the deadline and is replaced', async () => {
-    const blackhole = await BlackholeProxy.start(database.url);
-    proxy = blackhole;
-    handle = await openDatabase(blackhole.url(database.url), '', 500);
+    proxy = await FaultProxy.start(database.url);
+    handle = await openDatabase(proxy.url(database.url), '', 500);
     const store = new PgStore(handle.db, handle.deadline);
     expect(await store.getProgress('any-book')).toBeNull();
-    const open = blackhole.accepted;
-    const ended = blackhole.ended; // the migrations' connection
+    const open = proxy.accepted;
+    const ended = proxy.ended; // the migrations' connection
 
-    blackhole.swallow();
+    proxy.swallow();
     const started = performance.now();
     await expect(store.getProgress('any-book')).rejects.toSatisfy(isDatabaseUnavailable);
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(store.answering).toBe(false);
     // Nothing came back for 1.5 x the timeout: the connection is closed, not left holding its query.
-    await until(() => blackhole.ended > ended, 3_000, 'the stalled connection to be closed');
+    await until(() => proxy.ended > ended, 3_000, 'the stalled connection to be closed');
 
-    blackhole.deliver();
+    proxy.deliver();
     let answered = false;
     await until(async () => (answered = await store.getProgress('any-book').then(() => true, () => false)), 5_000, 'a query to succeed on a new connection');
     expect(answered).toBe(true);
-    expect(blackhole.accepted).toBeGreaterThan(open);
+    expect(proxy.accepted).toBeGreaterThan(open);
     expect(store.answering).toBe(true);
     expect(unhandled).toEqual([]);
   });
