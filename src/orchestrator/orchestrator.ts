@@ -4,6 +4,7 @@ import type { BookProgress } from '../progress/schema.js';
 import { isTerminal } from '../progress/schema.js';
 import { FencedError } from '../progress/tracker.js';
 import type { ProgressTracker, Writer } from '../progress/tracker.js';
+import { FaultLog } from '../fault-log.js';
 import { rootMessage } from '../store/failures.js';
 import type { Claimant, Run, RunState, RunStore } from '../store/runs.js';
 import type { BookSpec, Generator } from './generator.js';
@@ -59,6 +60,11 @@ export interface OrchestratorStats {
 }
 
 const QUEUED_MESSAGE = 'Queued: waiting for a free generation slot';
+/**
+ * How long a cancel waits for the book's final state, then for a read of the state so far,
+ * before answering without it: with the claim, both within the 3 s every request is answered in.
+ */
+export const CANCEL_WAIT_MS = 1_000;
 /** Abort reasons of a local run. */
 const SHUTDOWN = 'shutdown';
 const SUPERSEDED = 'superseded';
@@ -132,14 +138,12 @@ export class Orchestrator {
     const claimant = this.#hasRoom() ? this.#claimant : null;
     const tenant = request.tenant ?? null;
     const run = await this.#deps.runs.create({ id: spec.bookId, title: spec.title, owner: request.owner ?? null, tenant }, spec, claimant);
-    // The book's first state makes it the tenant's (the orchestrator writes its own books, whoever's they are).
-    const writer: Writer = { tenant, anyTenant: true };
     if (claimant) {
-      await this.#launch(run, true, writer).announced;
+      await this.#launch(run, true).announced;
       return spec;
     }
     // Fenced by epoch 0: once a process claims the run (epoch 1), this state can no longer land over its own.
-    const publisher = new ProgressPublisher(this.#deps.tracker, spec.bookId, this.#deps.log, { signal: this.#shutdown.signal, fence: run.epoch, writer });
+    const publisher = new ProgressPublisher(this.#deps.tracker, spec.bookId, this.#deps.log, { signal: this.#shutdown.signal, fence: run.epoch, writer: writerOf(run) });
     await publisher.publish({
       status: 'PLANNING',
       generationStep: 'PLANNING',
@@ -155,14 +159,22 @@ export class Orchestrator {
 
   /**
    * Stops a queued or running book, wherever it runs: it ends ERROR with error "cancelled";
-   * its saved chapters stay. Resolves with its final state.
+   * its saved chapters stay. Resolves once the cancel is claimed, with the final state
+   * (`final`) when it lands within CANCEL_WAIT_MS; otherwise it lands in the background (a
+   * backend that hangs does not hold the request) and `state` is the state so far, if it
+   * could be read within CANCEL_WAIT_MS more, else null.
    */
-  async cancel(bookId: string): Promise<BookProgress | null> {
+  async cancel(bookId: string): Promise<{ state: BookProgress | null; final: boolean }> {
     // A new epoch: the runner, wherever it is, can write nothing more.
     const run = await this.#deps.runs.claimForCancel(bookId, this.#claimant);
     if (!run) throw await this.#refusal(bookId, 'only a queued or running book can be cancelled');
-    await this.#launch(run, false).settled;
-    return this.#deps.latest(bookId);
+    const ended = await within(this.#launch(run, false).settled, CANCEL_WAIT_MS);
+    const state = (await within(this.#deps.latest(bookId), CANCEL_WAIT_MS).catch(() => undefined)) ?? null;
+    // Its own run ended it just before the cancel landed (#finishCancel keeps that state).
+    if (ended === 'COMPLETE' || (ended === 'ERROR' && state !== null && state.error !== 'cancelled')) {
+      throw new RunRequestError('state', `book ${bookId} is ${ended}; only a queued or running book can be cancelled`);
+    }
+    return { state, final: ended === 'ERROR' };
   }
 
   /**
@@ -192,7 +204,7 @@ export class Orchestrator {
           currentSection: saved > 0 ? run.sectionsPerChapter : 0,
           message: `Queued for retry: ${saved} of ${run.chapters} chapters saved`,
         },
-        { fence: run.epoch },
+        { fence: run.epoch, writer: writerOf(run) },
       );
       return state;
     } catch (error) {
@@ -264,7 +276,7 @@ export class Orchestrator {
   }
 
   /** Runs a claimed run here; a local run of an older epoch of the book is stopped first. */
-  #launch(run: Run, isNew: boolean, writer?: Writer): { announced: Promise<void>; settled: Promise<PipelineResult> } {
+  #launch(run: Run, isNew: boolean): { announced: Promise<void>; settled: Promise<PipelineResult> } {
     const previous = this.#active.get(run.bookId);
     previous?.controller.abort(SUPERSEDED);
     const controller = new AbortController();
@@ -273,9 +285,11 @@ export class Orchestrator {
     const entry: Active = { epoch: run.epoch, controller, seq: ++this.#claimSeq, ending: false, settled: Promise.resolve('ABORTED') };
     entry.settled = (async () => {
       await previous?.settled;
-      return this.#execute(run, entry, isNew, announce, writer);
+      return this.#execute(run, entry, isNew, announce);
     })()
       .catch(async (error: unknown) => {
+        // Stopped (shutdown, superseded) while a backend was down: the lease runs out, another claim resumes it.
+        if (controller.signal.aborted) return 'ABORTED' as const;
         this.#deps.log.error({ bookId: run.bookId, err: rootMessage(error) }, 'book run crashed');
         // Back to the queue, so it is not stranded under this process's name.
         await this.#deps.runs.release(run.bookId, run.epoch).catch(() => {});
@@ -290,13 +304,14 @@ export class Orchestrator {
     return { announced, settled: entry.settled };
   }
 
-  async #execute(run: Run, entry: Active, isNew: boolean, announce: () => void, writer: Writer | undefined): Promise<PipelineResult> {
+  async #execute(run: Run, entry: Active, isNew: boolean, announce: () => void): Promise<PipelineResult> {
     const { runs, log } = this.#deps;
     const { signal } = entry.controller;
     const { bookId, epoch } = run;
+    const writer = writerOf(run);
     const finish = async (result: PipelineResult) => {
       entry.ending = true;
-      if (!(await retryInfrastructure(() => runs.finish(bookId, epoch), { what: `ending the run of ${bookId}`, log, signal }))) {
+      if (!(await retryInfrastructure(() => runs.finish(bookId, epoch), { what: 'ending a run', log, signal }))) {
         log.info({ bookId, epoch }, 'run ended after another process took it over');
       }
       return result;
@@ -308,17 +323,19 @@ export class Orchestrator {
 
     let held: BookProgress | null = null;
     if (!isNew) {
+      // The claim is kept while the state cannot be read (renewed, so no other process takes
+      // it): handing it back would only have it claimed again at once, in a loop.
       try {
-        held = await this.#deps.latest(bookId);
+        held = await retryInfrastructure(() => this.#deps.latest(bookId), { what: "reading a claimed book's state", log, signal });
       } catch (error) {
-        log.warn({ bookId, err: rootMessage(error) }, "the book's state cannot be read; handing its run back");
-        await runs.release(bookId, epoch);
+        if (!signal.aborted) throw error;
+        if (signal.reason === SHUTDOWN) await this.#handBack(run);
         return 'ABORTED';
       }
       // A terminal state of this run was committed, and its process stopped before marking the run done.
       if (held && isTerminal(held.status) && held.version > run.baseVersion) return finish(held.status as PipelineResult);
     }
-    const saved = isNew ? new Set<number>() : await retryInfrastructure(() => runs.savedChapters(bookId), { what: `reading the chapters of ${bookId}`, log, signal });
+    const saved = isNew ? new Set<number>() : await retryInfrastructure(() => runs.savedChapters(bookId), { what: 'reading the saved chapters', log, signal });
     const resumed = run.claims > 1;
     if (resumed) {
       this.stats.resumed++;
@@ -326,7 +343,7 @@ export class Orchestrator {
     }
     const spec: BookSpec = { bookId, title: run.title, chapters: run.chapters, sectionsPerChapter: run.sectionsPerChapter };
     const { finished } = await startPipeline(
-      { spec, epoch, outline: run.outline, saved, resumed, held },
+      { spec, epoch, outline: run.outline, saved, resumed, retried: run.baseVersion > 0, held },
       {
         ...this.#deps,
         signal,
@@ -345,8 +362,14 @@ export class Orchestrator {
 
   async #finishCancel(run: Run, signal: AbortSignal, finish: (result: PipelineResult) => Promise<PipelineResult>): Promise<PipelineResult> {
     const { tracker, log } = this.#deps;
-    const publisher = new ProgressPublisher(tracker, run.bookId, log, { signal, fence: run.epoch });
+    const publisher = new ProgressPublisher(tracker, run.bookId, log, { signal, fence: run.epoch, writer: writerOf(run) });
     try {
+      // The runner may have committed its terminal state and not yet marked the run done: that state stays.
+      const held = await retryInfrastructure(() => this.#deps.latest(run.bookId), { what: "reading a cancelled book's state", log, signal });
+      if (held && isTerminal(held.status) && held.version > run.baseVersion) {
+        log.info({ bookId: run.bookId, status: held.status }, 'cancel came after the book ended; its state stays');
+        return await finish(held.status as PipelineResult);
+      }
       await publisher.finish((t, options) => t.updateProgress(run.bookId, { status: 'ERROR', error: 'cancelled', message: 'Generation cancelled' }, options));
     } catch (error) {
       if (signal.aborted || error instanceof FencedError) {
@@ -365,7 +388,7 @@ export class Orchestrator {
     try {
       if (!(await runs.release(run.bookId, run.epoch))) return;
       log.info({ bookId: run.bookId }, 'run handed back at shutdown');
-      await tracker.updateProgress(run.bookId, { message: QUEUED_MESSAGE }, { fence: run.epoch });
+      await tracker.updateProgress(run.bookId, { message: QUEUED_MESSAGE }, { fence: run.epoch, writer: writerOf(run) });
     } catch (error) {
       // Nothing lost: the run resumes when its lease runs out, or the state shows once it is claimed.
       log.warn({ bookId: run.bookId, err: rootMessage(error) }, 'handing a run back at shutdown failed');
@@ -381,7 +404,7 @@ export class Orchestrator {
       held = await this.#deps.runs.renew(this.#claimant, [...this.#active.keys()]);
     } catch (error) {
       // Its writes stay fenced; if the lease runs out meanwhile, the next renewal tells.
-      this.#deps.log.warn({ err: rootMessage(error) }, 'renewing run leases failed; retrying');
+      FaultLog.of(this.#deps.log).report('run_lease_renewal', 'renewing run leases failed; retrying', { err: rootMessage(error) });
       return;
     }
     for (const [bookId, entry] of this.#active) {
@@ -401,5 +424,24 @@ export class Orchestrator {
     }
     if (await runs.bookExists(bookId)) return new RunRequestError('state', `book ${bookId} is not generated by this service; ${rule}`);
     return new RunRequestError('unknown', `no book ${bookId}`);
+  }
+}
+
+/** Whose book a run writes: every state it commits is its tenant's (a first state too), whoever wrote before. */
+function writerOf(run: Run): Writer {
+  return { tenant: run.tenant, anyTenant: true };
+}
+
+/** `promise`'s value, or undefined when it takes longer than `ms` (it goes on; a later rejection is dropped). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  promise.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -37,6 +37,8 @@ export interface PipelineRun {
   saved: ReadonlySet<number>;
   /** An earlier claim of this run was interrupted. */
   resumed: boolean;
+  /** A retry of a book that ended ERROR: it goes on from there, never PLANNING again. */
+  retried: boolean;
   /** The book's state when claimed (null for a new book). */
   held: BookProgress | null;
 }
@@ -57,7 +59,7 @@ export type PipelineResult = 'COMPLETE' | 'ERROR' | 'ABORTED';
 export async function startPipeline(run: PipelineRun, deps: PipelineDeps): Promise<{ finished: Promise<PipelineResult> }> {
   const { spec } = run;
   const publisher = new ProgressPublisher(deps.tracker, spec.bookId, deps.log, { signal: deps.signal, fence: run.epoch, writer: deps.writer, onFenced: deps.onSuperseded });
-  const continuing = run.resumed || run.outline !== null || run.saved.size > 0;
+  const continuing = run.resumed || run.retried || run.outline !== null || run.saved.size > 0;
   const counts = { totalChapters: spec.chapters, totalSections: spec.sectionsPerChapter };
   await publisher.publish(
     continuing
@@ -84,7 +86,7 @@ async function generateBook(run: PipelineRun, continuing: boolean, deps: Pipelin
   let saving: Promise<void> = Promise.resolve();
   const persist = (what: string, write: () => Promise<ChapterSave | boolean>) => {
     saving = saving.then(async () => {
-      const outcome = await retryInfrastructure(write, { what: `saving ${what} of ${spec.bookId}`, log, signal });
+      const outcome = await retryInfrastructure(write, { what: `saving ${what} of a book`, log, signal });
       if (outcome === 'superseded' || outcome === false) {
         deps.onSuperseded?.();
         throw new SupersededError(`saving ${what} of ${spec.bookId}: run ${epoch} was superseded`);

@@ -67,7 +67,7 @@ export class ProgressPublisher {
     if (this.#fenced) throw new FencedError(`book ${this.#bookId}: the run was superseded`);
     try {
       return await retryInfrastructure(() => finish(this.#tracker, this.updateOptions), {
-        what: `terminal progress of ${this.#bookId}`,
+        what: 'publishing a terminal state',
         log: this.#log,
         signal: this.#signal,
       });
@@ -103,7 +103,7 @@ export class ProgressPublisher {
                 for (const resolve of attempting) resolve();
               }
             },
-            { what: `progress of ${this.#bookId}`, log: this.#log, signal: this.#signal },
+            { what: 'publishing progress', log: this.#log, signal: this.#signal },
           );
         } catch (error) {
           for (const resolve of this.#attempting.splice(0)) resolve();

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BrokerUnavailableError } from '../broker/broker.js';
+import { FaultLog } from '../fault-log.js';
 import { isDatabaseUnavailable, rootMessage } from '../store/failures.js';
 import { GenerationError } from './generator.js';
 
@@ -20,7 +21,9 @@ export function backoffMs(attempt: number): number {
 
 /**
  * Runs `task` until it succeeds, waiting with backoff after each infrastructure error.
- * Any other error is thrown at once; so is an abort of `signal`.
+ * Any other error is thrown at once; so is an abort of `signal`. Each failed attempt is a
+ * `generation_retry` fault (FaultLog): every book retries during an outage, and the log gets
+ * one line per interval with the count, not one per attempt per book.
  */
 export async function retryInfrastructure<T>(
   task: () => Promise<T>,
@@ -32,7 +35,7 @@ export async function retryInfrastructure<T>(
     } catch (error) {
       if (!isInfrastructureError(error)) throw error;
       const wait = backoffMs(attempt);
-      options.log.warn({ err: rootMessage(error), attempt, retryInMs: wait }, `${options.what} failed; retrying`);
+      FaultLog.of(options.log).report('generation_retry', `${options.what} failed; retrying`, { err: rootMessage(error) });
       await delay(wait, undefined, { signal: options.signal });
     }
   }

@@ -85,8 +85,9 @@ export function bookRoutes(options: BookRoutesOptions) {
   // Cancel and retry answer 404 for an unknown book and 409 for one in the wrong state.
   app.post('/:bookId/cancel', async (c) => {
     const bookId = await writableBook(c);
-    const state = await refusalsAsHttp(() => orchestrator.cancel(bookId));
-    return c.json({ success: true, data: state });
+    // 202: cancelled, and its final state still lands in the background (a backend is slow).
+    const { state, final } = await refusalsAsHttp(() => orchestrator.cancel(bookId));
+    return c.json({ success: true, data: state }, final ? 200 : 202);
   });
 
   app.post('/:bookId/retry', async (c) => {

@@ -56,7 +56,7 @@ export function createMetrics(sources: MetricSources): Registry {
   if (faults) {
     new Gauge({
       name: 'booksai_backend_faults_total',
-      help: 'Backend faults by kind: redis_unavailable, redis_full (a commit refused by a Redis out of memory), redis_connection, database_unavailable, database_fallback, database_queue, snapshot_failed, topic_read',
+      help: 'Backend faults by kind: redis_unavailable, redis_full (a commit refused by a Redis out of memory), redis_connection, database_unavailable, database_fallback, database_queue, snapshot_failed, topic_read, generation_retry (a backend call of a generation retried), run_lease_renewal',
       labelNames: ['kind'],
       registers: [registry],
       collect() {

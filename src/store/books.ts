@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray } from 'drizzle-orm';
 import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { Database } from './database.js';
@@ -80,19 +80,5 @@ export class BookStore {
         .orderBy(asc(chapters.number)),
     );
     return { ...book, chapters: rows };
-  }
-
-  /** Saves one chapter; saving it again replaces it, so a retried save is harmless. */
-  async saveChapter(bookId: string, chapter: { number: number; title: string; content: string }): Promise<void> {
-    await this.#deadline.run(
-      'saving a chapter',
-      this.#db
-        .insert(chapters)
-        .values({ bookId, ...chapter })
-        .onConflictDoUpdate({
-          target: [chapters.bookId, chapters.number],
-          set: { title: chapter.title, content: chapter.content, updatedAt: sql`now()` },
-        }),
-    );
   }
 }

@@ -1,7 +1,6 @@
 import { and, asc, count, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
 import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
-import { BookStore } from './books.js';
-import { DatabaseDeadline } from './deadline.js';
+import { DatabaseDeadline, DatabaseTimeoutError } from './deadline.js';
 import type { Database } from './database.js';
 import { books, chapters, runs } from './schema.js';
 
@@ -17,6 +16,8 @@ export interface Run {
   cancelRequested: boolean;
   baseVersion: number;
   outline: Array<{ number: number; title: string }> | null;
+  /** The book's tenant (books.tenant, fixed at create; null: none): every state the run writes is the tenant's. */
+  tenant: string | null;
 }
 
 /** What the books list shows of a run; `stalled`: its runner's lease ran out, another instance will resume it. */
@@ -40,6 +41,8 @@ const RUN_COLUMNS = {
   cancelRequested: runs.cancelRequested,
   baseVersion: runs.baseVersion,
   outline: runs.outline,
+  // Read from the book, the one place the tenant is kept: a run row has no copy to drift from it.
+  tenant: sql<string | null>`(select b.tenant from books b where b.id = ${runs.bookId})`,
 };
 
 const leaseEnd = (leaseMs: number) => sql`now() + ${leaseMs}::int * interval '1 millisecond'`;
@@ -68,15 +71,26 @@ export class RunStore {
     spec: { chapters: number; sectionsPerChapter: number },
     claimant: Claimant | null,
   ): Promise<Run> {
-    return this.#deadline.run('creating a book', this.#db.transaction(async (tx) => {
-      await new BookStore(tx).createBook(book);
-      const claimed = claimant ? { state: 'running', epoch: 1, claims: 1, owner: claimant.owner, leaseUntil: leaseEnd(claimant.leaseMs) } : {};
-      const [row] = await tx
-        .insert(runs)
-        .values({ bookId: book.id, title: book.title, chapters: spec.chapters, sectionsPerChapter: spec.sectionsPerChapter, ...claimed })
-        .returning(RUN_COLUMNS);
-      return row as Run;
-    }));
+    // The deadline must not answer 503 for a book that then commits: the transaction checks it
+    // before its end and rolls back once it has passed (only the COMMIT itself can still land
+    // late), and the server ends it too if this client goes silent inside it.
+    let expired = false;
+    const timer = setTimeout(() => (expired = true), this.#deadline.timeoutMs);
+    try {
+      return await this.#deadline.run('creating a book', this.#db.transaction(async (tx) => {
+        await tx.execute(sql.raw(`set local idle_in_transaction_session_timeout = ${Math.round(this.#deadline.timeoutMs)}`));
+        await tx.insert(books).values({ id: book.id, title: book.title, owner: book.owner ?? null, tenant: book.tenant ?? null });
+        const claimed = claimant ? { state: 'running', epoch: 1, claims: 1, owner: claimant.owner, leaseUntil: leaseEnd(claimant.leaseMs) } : {};
+        const [row] = await tx
+          .insert(runs)
+          .values({ bookId: book.id, title: book.title, chapters: spec.chapters, sectionsPerChapter: spec.sectionsPerChapter, ...claimed })
+          .returning(RUN_COLUMNS);
+        if (expired) throw new DatabaseTimeoutError(`the database did not answer creating a book within ${this.#deadline.timeoutMs} ms`);
+        return row as Run;
+      }));
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**

@@ -138,6 +138,29 @@ describe('the generation queue, cancel and retry', () => {
     await until(async () => (await poll(service, second.bookId)).status === 'COMPLETE', 10_000, 'the second book to complete after its retry');
   });
 
+  it('a book cancelled before its outline, then retried, never shows PLANNING again', async () => {
+    const first = new Gate('PLANNING');
+    const again = new Gate('PLANNING again');
+    gates.push(first, again);
+    // Read at every call: after the cancel, a planning step would stop at the second gate.
+    const script = { gates: { PLANNING: first } };
+    const service = await startService(testConfig({ DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '3600000' }), silentLog, { generator: new ScriptedGenerator(STEP_MS, script) });
+    services.push(service);
+    const book = await createBook(service, 'Cancelled while planning', 2);
+    await first.arrival();
+    const cancelled = await post(service, `/api/books/${book.bookId}/cancel`);
+    expect(cancelled).toMatchObject({ status: 200, body: { data: { status: 'ERROR', error: 'cancelled' } } });
+    script.gates.PLANNING = again;
+    first.open();
+
+    expect(await post(service, `/api/books/${book.bookId}/retry`)).toMatchObject({ status: 202, body: { data: { status: 'GENERATING', generationStep: 'OUTLINE' } } });
+    // Either the retried run completes, or it plans again and waits at the second gate, showing PLANNING.
+    const completed = until(async () => (await poll(service, book.bookId)).status === 'COMPLETE', 10_000, 'COMPLETE after the retry');
+    const outcome = await Promise.race([completed.then(() => 'completed'), again.reached.then(async () => (await poll(service, book.bookId)).status)]);
+    expect(outcome).toBe('completed');
+    expect((await chapterRows(book.bookId)).map((row) => row.number)).toEqual([1, 2]);
+  });
+
   it('answers 404 for unknown books, 409 for books of outside workers, 400 for bad ids', async () => {
     const service = await start({});
     for (const action of ['cancel', 'retry']) {

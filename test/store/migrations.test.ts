@@ -87,8 +87,9 @@ describe('migrations', () => {
     folders.push(dataDir);
     const service = await startTestService({ DATABASE_URL: undefined, DATA_DIR: dataDir });
     services.push(service);
-    await service.books.createBook({ id: 'pglite-book', title: 'Embedded' });
-    await service.books.saveChapter('pglite-book', { number: 1, title: 'One', content: 'text' });
+    // A book and its run in one transaction, then a chapter of that run, as the orchestrator writes them.
+    const run = await service.runs.create({ id: 'pglite-book', title: 'Embedded' }, { chapters: 1, sectionsPerChapter: 1 }, { owner: 'test', leaseMs: 60_000 });
+    expect(await service.runs.saveChapter('pglite-book', run.epoch, { number: 1, title: 'One', content: 'text' })).toBe('saved');
     await service.close();
 
     const pglite = new PGlite(join(dataDir, 'pglite'));
