@@ -10,7 +10,7 @@ import { Gate, ScriptedGenerator } from '../orchestrator/generators.js';
 import type { Scripted } from '../orchestrator/generators.js';
 import { REDIS_URL, createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
-import { PgProxy } from '../support/pg-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { RedisProcess } from '../support/redis-process.js';
 import { testConfig } from '../support/service.js';
 import { TEST_SECRET, bearer, mintToken } from '../support/tokens.js';
@@ -29,7 +29,7 @@ const READ_WRITE = 'progress:read progress:write books:write';
 let database: TestDatabase;
 let sql: postgres.Sql;
 let redis: RedisProcess | null = null;
-let proxy: PgProxy | null = null;
+let proxy: FaultProxy | null = null;
 const services: Service[] = [];
 const gates: Gate[] = [];
 
@@ -153,7 +153,7 @@ describe('runs through backend outages', () => {
   }, 30_000);
 
   it('a cancel after the book ended, before its run was marked done (Postgres away), keeps COMPLETE (409); stopping that run is not a crash', async () => {
-    proxy = await PgProxy.start(database.url);
+    proxy = await FaultProxy.start(database.url);
     const prefix = uniquePrefix();
     const proofreading = new Gate('proofreading');
     const runner = await start({ REDIS_KEY_PREFIX: prefix, DATABASE_URL: proxy.url(database.url) }, { gates: { PROOFREADING: proofreading } });
