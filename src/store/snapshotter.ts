@@ -63,8 +63,20 @@ export class Snapshotter {
    * Throws when the database or broker failed; the claimed books are back in the dirty set then.
    */
   async snapshot(round: number | null = null): Promise<number | null> {
-    const { broker, store, owner } = this.#options;
     await this.#flushUrgent();
+    let total: number | null = null;
+    // On a cluster one claim holds some of the round's partitions: the rest is claimed next,
+    // here or by another process, until none is left (on one Redis the second claim is null).
+    for (;;) {
+      const written = await this.#snapshotClaim(round);
+      if (written === null) return total;
+      total = (total ?? 0) + written;
+      if (round === null) return total;
+    }
+  }
+
+  async #snapshotClaim(round: number | null): Promise<number | null> {
+    const { broker, store, owner } = this.#options;
     const books = await broker.claimDirty(owner, this.#leaseMs, round);
     if (books === null) return null;
     let written = 0;

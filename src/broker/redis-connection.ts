@@ -1,0 +1,99 @@
+import { Cluster, Redis } from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
+import type { RedisTarget } from '../config.js';
+
+const COMMAND_TIMEOUT_MS = 2_000;
+const MAX_RECONNECT_DELAY_MS = 2_000;
+/** How often a cluster client re-reads the slot map, so a migrated slot is noticed even without a MOVED. */
+const SLOTS_REFRESH_MS = 2_000;
+
+/** Connection options shared by every connection: fail fast while Redis is down, reconnect forever. */
+export const REDIS_CONNECTION_OPTIONS: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: COMMAND_TIMEOUT_MS,
+  autoResubscribe: false,
+  retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+};
+
+/**
+ * The clients of one broker. On one Redis and on Sentinel: a command connection and a
+ * subscriber connection. On a cluster both are one `Cluster`: a command connection per node it
+ * talks to and (sharded pub/sub) one subscriber per master, or one classic subscriber.
+ */
+export interface RedisClients {
+  commands: Redis | Cluster;
+  subscriber: Redis | Cluster;
+}
+
+/** Opens the broker's connections to `target`; `name` shows in CLIENT LIST. */
+export function openRedis(target: RedisTarget, name: string): RedisClients {
+  switch (target.kind) {
+    case 'single':
+      return {
+        commands: new Redis(target.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: name }),
+        subscriber: new Redis(target.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: `${name}-sub` }),
+      };
+    case 'sentinel': {
+      const options = (connectionName: string): RedisOptions => ({
+        ...REDIS_CONNECTION_OPTIONS,
+        connectionName,
+        sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
+        name: target.masterName,
+        ...(target.password === null ? {} : { password: target.password }),
+        ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+        // Follow a promotion announced by the Sentinels at once, not only when the old master drops us.
+        failoverDetector: true,
+      });
+      return { commands: new Redis(options(name)), subscriber: new Redis(options(`${name}-sub`)) };
+    }
+    case 'cluster': {
+      const cluster = new Cluster(
+        target.nodes.map(({ host, port }) => ({ host, port })),
+        clusterOptions(target, name),
+      );
+      return { commands: cluster, subscriber: cluster };
+    }
+  }
+}
+
+export function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, name: string): ClusterOptions {
+  const { enableOfflineQueue: _queue, retryStrategy: _retry, ...nodeOptions } = REDIS_CONNECTION_OPTIONS;
+  return {
+    enableOfflineQueue: false,
+    shardedSubscribers: target.pubsub === 'sharded',
+    slotsRefreshInterval: SLOTS_REFRESH_MS,
+    // The slot map can be a moment behind a failover or migration: a few short retries ride it out,
+    // then the caller gets BrokerUnavailableError (HTTP 503) instead of waiting.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 100,
+    maxRedirections: 8,
+    clusterRetryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+    // Commands across books on one node share round trips (getMany reads one partition per MGET).
+    enableAutoPipelining: true,
+    redisOptions: {
+      ...nodeOptions,
+      connectionName: name,
+      ...(target.password === null ? {} : { password: target.password }),
+      ...(target.tls ? { tls: {} } : {}),
+    },
+    // Managed clusters announce names their certificates carry; keep them for TLS.
+    ...(target.tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
+  };
+}
+
+/** Where `target` points, without secrets, for logs. */
+export function describeRedis(target: RedisTarget): string {
+  switch (target.kind) {
+    case 'single': {
+      const url = new URL(target.url);
+      if (url.password) url.password = '***';
+      return url.toString();
+    }
+    case 'cluster':
+      return `cluster ${target.nodes.map(({ host, port }) => `${host}:${port}`).join(',')} (${target.pubsub} pub/sub)`;
+    case 'sentinel':
+      return `sentinel master "${target.masterName}" via ${target.sentinels.map(({ host, port }) => `${host}:${port}`).join(',')}`;
+  }
+}
