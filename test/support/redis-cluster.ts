@@ -59,6 +59,8 @@ export interface ClusterNode {
   port: number;
   master: boolean;
   failed: boolean;
+  /** The master a replica follows ('-' for a master). */
+  masterId: string;
   /** Slot ranges [from, to] served (masters). */
   slots: Array<[number, number]>;
 }
@@ -130,12 +132,13 @@ export class RedisCluster {
           .trim()
           .split('\n')
           .map((line) => {
-            const [id, address, flags, , , , , , ...slots] = line.split(' ');
+            const [id, address, flags, masterId, , , , , ...slots] = line.split(' ');
             return {
               id: id as string,
               port: Number((address as string).split('@')[0]!.split(':')[1]),
               master: (flags as string).includes('master'),
               failed: /fail/.test(flags as string),
+              masterId: masterId as string,
               slots: slots
                 .filter((s) => !s.startsWith('['))
                 .map((s) => {

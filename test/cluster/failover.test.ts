@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, uniquePrefix } from '../support/backends.js';
+import type { TestDatabase } from '../support/backends.js';
+import { RedisCluster } from '../support/redis-cluster.js';
+import { ServerProcess } from '../support/server-process.js';
+import { until } from '../support/wait.js';
+import { PublishLoad, Watchers, booksOnEveryMaster, expectSnapshotted, heldStates } from './scenario.js';
+
+/** Two server processes on a six-node cluster (three masters, three replicas), while masters fail. */
+let cluster: RedisCluster;
+let database: TestDatabase;
+let servers: ServerProcess[] = [];
+const prefix = uniquePrefix();
+
+beforeAll(async () => {
+  [cluster, database] = await Promise.all([RedisCluster.start(), createTestDatabase()]);
+  const env = { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: prefix, DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '1000', MAX_GENERATIONS: '0', LOG_LEVEL: process.env.CLUSTER_TEST_LOGS ? 'debug' : 'warn', DEBUG: process.env.DEBUG ?? '' };
+  // One after the other: the first applies the migrations.
+  servers = [await ServerProcess.start(env)];
+  servers.push(await ServerProcess.start(env));
+}, 90_000);
+
+afterAll(async () => {
+  if (process.env.CLUSTER_TEST_LOGS) for (const [i, s] of servers.entries()) (await import('node:fs')).writeFileSync(`${process.env.CLUSTER_TEST_LOGS}/server-${i}.log`, s.output);
+  await Promise.allSettled(servers.map((s) => s.stop('SIGKILL')));
+  await Promise.allSettled([cluster?.stop(), database?.drop()]);
+});
+
+/** Publishes while `fail` runs, then checks every guarantee. */
+async function publishThrough(label: string, fail: (books: string[]) => Promise<void>): Promise<PublishLoad> {
+  const urls = servers.map((s) => s.url);
+  const books = await booksOnEveryMaster(cluster, prefix, 3, label);
+  const watchers = await Watchers.open(urls, books);
+  try {
+    const load = new PublishLoad(urls, books);
+    const versionsPast = (n: number) => until(() => books.every((id) => (load.acked.get(id)?.version ?? 0) >= n), 30_000, `every book past version ${n}`);
+    await versionsPast(5);
+    await fail(books);
+    await cluster.healthy();
+    // Publishing goes on after the failover, on every book.
+    const after = Math.max(...[...load.acked.values()].map((s) => s.version));
+    await versionsPast(after + 5);
+    await load.stop();
+
+    expect(load.failures).toEqual([]);
+    expect(load.slowestMs, 'no publish waited for the election').toBeLessThan(8_000);
+    const latest = await heldStates(cluster, prefix, books);
+    for (const id of books) expect(latest.get(id), `the last acknowledged state of ${id} is held`).toEqual(load.acked.get(id));
+    await watchers.expectConverged(latest);
+    await expectSnapshotted(database.url, latest);
+    return load;
+  } finally {
+    watchers.close();
+  }
+}
+
+describe('Redis Cluster failover under load, two server processes', () => {
+  it('survives kill -9 of a master: 503 with Retry-After during the election, then every watcher on the latest state', async () => {
+    const load = await publishThrough('killed', async (books) => {
+      const masters = await cluster.masters();
+      expect(masters).toHaveLength(3);
+      await cluster.kill(masters[0]!.port);
+    });
+    expect(load.unavailable, 'publishes refused while the master was down').toBeGreaterThan(0);
+  }, 120_000);
+
+  it('survives a manual CLUSTER FAILOVER', async () => {
+    await publishThrough('handover', async () => {
+      const nodes = await cluster.nodes();
+      const master = nodes.find((n) => n.master && !n.failed && n.slots.length > 0)!;
+      const replica = nodes.find((n) => !n.master && !n.failed && n.masterId === master.id)!;
+      expect(replica, 'the master has a live replica').toBeDefined();
+      await cluster.command(replica.port, 'CLUSTER', 'FAILOVER');
+      await until(async () => (await cluster.masters()).some((m) => m.port === replica.port), 15_000, 'the replica is promoted');
+    });
+  }, 120_000);
+});

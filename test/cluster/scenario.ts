@@ -1,0 +1,159 @@
+import { once } from 'node:events';
+import postgres from 'postgres';
+import { expect } from 'vitest';
+import { Cluster } from 'ioredis';
+import { WebSocket } from 'ws';
+import { clusterKeys } from '../../src/broker/cluster-keys.js';
+import type { BookProgress } from '../../src/progress/schema.js';
+import { Watch } from '../support/events.js';
+import type { RedisCluster } from '../support/redis-cluster.js';
+import { until, withTimeout } from '../support/wait.js';
+import { progressUrl } from '../server/http.js';
+
+/** `perMaster` book ids on each master of `cluster` under `prefix`, so a failover anywhere hits some. */
+export async function booksOnEveryMaster(cluster: RedisCluster, prefix: string, perMaster: number, label: string): Promise<string[]> {
+  const keys = clusterKeys(prefix);
+  const masters = await cluster.masters();
+  const byMaster = new Map<number, string[]>(masters.map((m) => [m.port, []]));
+  for (let i = 0; [...byMaster.values()].some((books) => books.length < perMaster); i++) {
+    const id = `${label}-${i}`;
+    const slot = Number(await cluster.command(masters[0]!.port, 'CLUSTER', 'KEYSLOT', keys.state(id)));
+    const books = byMaster.get(masters.find((m) => m.slots.some(([from, to]) => slot >= from && slot <= to))!.port)!;
+    if (books.length < perMaster) books.push(id);
+  }
+  return [...byMaster.values()].flat();
+}
+
+/**
+ * Publishers over HTTP, one loop per book, alternating between servers, while Redis fails
+ * over or moves slots. Keeps the newest state each book was acknowledged with, and checks that
+ * every refusal is a 503 with Retry-After, answered within the timeout (no hang).
+ */
+export class PublishLoad {
+  readonly acked = new Map<string, BookProgress>();
+  unavailable = 0;
+  slowestMs = 0;
+  readonly failures: string[] = [];
+  #running = true;
+  readonly #loops: Array<Promise<void>>;
+
+  constructor(servers: string[], books: string[], pauseMs = 20) {
+    this.#loops = books.map((id, b) => this.#loop(servers, id, b, pauseMs));
+  }
+
+  async #loop(servers: string[], id: string, offset: number, pauseMs: number): Promise<void> {
+    for (let n = 0; this.#running; n++) {
+      const started = Date.now();
+      try {
+        const res = await fetch(progressUrl(servers[(n + offset) % servers.length]!, id), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ status: 'GENERATING', generationStep: 'CHAPTERS', message: `update ${n}` }),
+          signal: AbortSignal.timeout(8_000),
+        });
+        const body = (await res.json()) as { data?: BookProgress; error?: { code: string } };
+        if (res.status === 200) {
+          const held = this.acked.get(id);
+          if (!held || body.data!.version >= held.version) this.acked.set(id, body.data!);
+        } else if (res.status === 503 && res.headers.get('retry-after') !== null) {
+          this.unavailable++;
+        } else {
+          this.failures.push(`${id}: ${res.status} ${JSON.stringify(body)}`);
+        }
+      } catch (error) {
+        this.failures.push(`${id}: ${(error as Error).message}`);
+      }
+      this.slowestMs = Math.max(this.slowestMs, Date.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+
+  /** Publishes a little longer, then stops and waits for every loop. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    await Promise.all(this.#loops);
+  }
+}
+
+/** Every kind of watcher on one server: a stream per book, one multiplexed stream, the every-book stream, a WebSocket. */
+export class Watchers {
+  readonly #watches: Array<{ name: string; watch: Watch }> = [];
+  readonly #sockets: Array<{ name: string; ws: WebSocket; states: BookProgress[] }> = [];
+
+  static async open(servers: string[], books: string[]): Promise<Watchers> {
+    const watchers = new Watchers();
+    for (const [s, url] of servers.entries()) {
+      for (const id of books) watchers.#watches.push({ name: `server ${s} stream of ${id}`, watch: new Watch(`${progressUrl(url, id)}/stream`) });
+      watchers.#watches.push({ name: `server ${s} multiplexed`, watch: new Watch(`${url}/api/ai/stream?books=${books.join(',')}`) });
+      watchers.#watches.push({ name: `server ${s} every-book`, watch: new Watch(`${url}/api/ai/stream`) });
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/api/ai/ws`);
+      const states: BookProgress[] = [];
+      ws.on('message', (data) => {
+        const message = JSON.parse(data.toString()) as { type: string; data?: BookProgress };
+        if (message.type === 'progress') states.push(message.data!);
+      });
+      await withTimeout(once(ws, 'open'), 5_000, 'the WebSocket to open');
+      ws.send(JSON.stringify({ type: 'subscribe', books }));
+      watchers.#sockets.push({ name: `server ${s} websocket`, ws, states });
+    }
+    await Promise.all(watchers.#watches.map(({ watch }) => watch.opened(10_000)));
+    return watchers;
+  }
+
+  #all(): Array<{ name: string; states: BookProgress[] }> {
+    return [...this.#watches.map(({ name, watch }) => ({ name, states: watch.states })), ...this.#sockets];
+  }
+
+  /** Every watcher ends on each book's latest state, and never saw a version go backwards. */
+  async expectConverged(latest: Map<string, BookProgress>, ms = 20_000): Promise<void> {
+    for (const { name, states } of this.#all()) {
+      const books = name.includes(' stream of ') ? [name.slice(name.indexOf(' stream of ') + 11)] : [...latest.keys()];
+      const lastOf = (id: string) => states.filter((s) => s.bookId === id).at(-1);
+      await until(() => books.every((id) => lastOf(id)?.version === latest.get(id)!.version), ms, `${name} to reach the latest versions`).catch((error: Error) => {
+        const behind = books.filter((id) => lastOf(id)?.version !== latest.get(id)!.version).map((id) => `${id}: ${lastOf(id)?.version} of ${latest.get(id)!.version}`);
+        throw new Error(`${error.message} (${behind.join(', ')})`);
+      });
+      for (const id of books) {
+        expect(lastOf(id), `${name}: the latest state of ${id}`).toEqual(latest.get(id));
+        const versions = states.filter((s) => s.bookId === id).map((s) => s.version);
+        expect(versions.every((v, i) => i === 0 || v > versions[i - 1]!), `${name}: versions of ${id} only go up: ${versions.join(',')}`).toBe(true);
+      }
+    }
+  }
+
+  close(): void {
+    for (const { watch } of this.#watches) watch.close();
+    for (const { ws } of this.#sockets) ws.terminate();
+  }
+}
+
+/** The latest state of each book held in the cluster, read directly from its master. */
+export async function heldStates(cluster: RedisCluster, prefix: string, books: string[]): Promise<Map<string, BookProgress>> {
+  const keys = clusterKeys(prefix);
+  const client = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })));
+  try {
+    const held = new Map<string, BookProgress>();
+    for (const id of books) held.set(id, JSON.parse((await client.get(keys.state(id)))!) as BookProgress);
+    return held;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Waits until Postgres holds each book's latest version (the snapshots caught up). */
+export async function expectSnapshotted(databaseUrl: string, latest: Map<string, BookProgress>, ms = 20_000): Promise<void> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await until(
+      async () => {
+        const rows = await sql<Array<{ id: string; version: number }>>`select id, version from books where id in ${sql([...latest.keys()])}`;
+        const saved = new Map(rows.map((r) => [r.id, r.version]));
+        return [...latest].every(([id, state]) => saved.get(id) === state.version);
+      },
+      ms,
+      'every book\'s latest version is in Postgres',
+    );
+  } finally {
+    await sql.end();
+  }
+}
