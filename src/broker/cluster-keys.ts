@@ -43,3 +43,18 @@ export function clusterKeys(prefix: string): RedisKeys {
     claimRound: (partition) => `${tag(partition)}dirty:round`,
   };
 }
+
+const SLOTS = 16_384;
+
+/** Redis Cluster's hash slot of a key or channel: CRC16 (XMODEM) of its hash tag, or of all of it. */
+export function slotOf(key: string): number {
+  const open = key.indexOf('{');
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(hashed, 'utf8')) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % SLOTS;
+}

@@ -19,7 +19,8 @@ export const REDIS_CONNECTION_OPTIONS: RedisOptions = {
 /**
  * The clients of one broker. On one Redis and on Sentinel: a command connection and a
  * subscriber connection. On a cluster both are one `Cluster`: a command connection per node it
- * talks to and (sharded pub/sub) one subscriber per master, or one classic subscriber.
+ * talks to, and one classic subscriber (classic pub/sub) or, through it, the broker's own
+ * subscriber per master (sharded pub/sub).
  */
 export interface RedisClients {
   commands: Redis | Cluster;
@@ -61,7 +62,8 @@ export function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>
   const { enableOfflineQueue: _queue, retryStrategy: _retry, ...nodeOptions } = REDIS_CONNECTION_OPTIONS;
   return {
     enableOfflineQueue: false,
-    shardedSubscribers: target.pubsub === 'sharded',
+    // Sharded subscribers are the broker's own (shard-subscribers.ts), one per master.
+    shardedSubscribers: false,
     slotsRefreshInterval: SLOTS_REFRESH_MS,
     // The slot map can be a moment behind a failover or migration: a few short retries ride it out,
     // then the caller gets BrokerUnavailableError (HTTP 503) instead of waiting.

@@ -1,6 +1,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { slotOf } from './cluster-keys.js';
 import type { RedisKeys } from './keys.js';
+import { ShardSubscribers } from './shard-subscribers.js';
 
 const RESTORE_RETRY_MS = 1_000;
 
@@ -9,6 +11,8 @@ export type PubSubMode = 'single' | 'sharded' | 'classic';
 
 export interface SubscriptionsOptions {
   subscriber: Redis | Cluster;
+  /** Connection name, shown in CLIENT LIST. */
+  name: string;
   mode: PubSubMode;
   keys: RedisKeys;
   log: Logger;
@@ -21,7 +25,7 @@ export interface SubscriptionsOptions {
 }
 
 /**
- * One subscriber per process (on a cluster: one per master, inside ioredis's Cluster), shared by
+ * One subscriber per process (on a cluster with sharded pub/sub: one per master), shared by
  * every watched book: SUBSCRIBE on the first local listener, UNSUBSCRIBE on the last. After any
  * reconnection, failover or slot move the subscriptions are restored, and then the latest state
  * of every watched book is read and delivered again, so listeners end on the latest state.
@@ -39,30 +43,41 @@ export class Subscriptions {
   #restoring: Promise<void> | null = null;
   #again = false;
   #retry: NodeJS.Timeout | null = null;
+  /** Sharded pub/sub: our subscriber per master. */
+  readonly #shards: ShardSubscribers | null = null;
 
   constructor(options: SubscriptionsOptions) {
     this.#options = options;
     const { subscriber, mode, keys } = options;
     this.#feeds = new Set(Array.from({ length: keys.partitions }, (_, p) => keys.feed(p)).filter((feed): feed is string => feed !== null));
     const deliver = (channel: string, message: string) => options.onMessage(channel, message, this.#feeds.has(channel));
-    subscriber.on(mode === 'sharded' ? 'smessage' : 'message', deliver);
+    if (mode === 'sharded') {
+      this.#shards = new ShardSubscribers({
+        cluster: subscriber as Cluster,
+        name: options.name,
+        log: options.log,
+        slotOf,
+        onMessage: deliver,
+        onResubscribed: (channels) => void this.#redeliver(channels),
+      });
+      return;
+    }
+    subscriber.on('message', deliver);
     subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => options.onMessage(channel, message, true));
     subscriber.on('ready', () => this.#restore());
     subscriber.on('close', () => {
       this.#live = false;
     });
-    if (mode !== 'single') {
-      // A shard's subscriber or a node went away (failover, kill): missed messages until restored.
-      // ioredis re-subscribes on the new topology and says so with subscribersReady.
+    if (mode === 'classic') {
+      // A node went away (failover, kill): ioredis moves the classic subscriber to another node;
+      // until restored here, messages may have been missed.
       subscriber.on('-node', () => this.#lost());
-      subscriber.on('-subscriber', () => this.#lost());
-      subscriber.on('subscribersReady', () => this.#restore());
     }
   }
 
   /** True while every subscription delivers (see Broker.isLive). */
   get live(): boolean {
-    return this.#live;
+    return this.#shards ? this.#shards.live : this.#live;
   }
 
   get size(): number {
@@ -71,37 +86,66 @@ export class Subscriptions {
 
   async add(channel: string): Promise<void> {
     this.#channels.add(channel);
+    if (this.#shards) {
+      await this.#shards.add([channel]).catch((error: Error) => this.#options.log.debug({ err: error.message, channel }, 'subscribe deferred until its master answers'));
+      return;
+    }
     // While Redis is down this fails at once; the restore subscribes every channel when it is back.
     await this.#subscribe([channel]).catch((error: Error) => this.#options.log.debug({ err: error.message, channel }, 'subscribe deferred until redis is ready'));
   }
 
   remove(channel: string): void {
     if (!this.#channels.delete(channel)) return;
-    const { subscriber, mode } = this.#options;
-    (mode === 'sharded' ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel)).catch(() => {
+    if (this.#shards) return this.#shards.remove([channel]);
+    this.#options.subscriber.unsubscribe(channel).catch(() => {
       // Disconnected: the server dropped the subscription with the connection already.
     });
   }
 
   async addEveryBook(): Promise<void> {
     this.#everyBook = true;
+    if (this.#shards) {
+      await this.#shards.add([...this.#feeds]).catch((error: Error) => this.#options.log.debug({ err: error.message }, 'every-book subscription deferred until every master answers'));
+      return;
+    }
     await this.#subscribeEveryBook().catch((error: Error) => this.#options.log.debug({ err: error.message }, 'every-book subscription deferred until redis is ready'));
   }
 
   removeEveryBook(): void {
     this.#everyBook = false;
+    if (this.#shards) return this.#shards.remove([...this.#feeds]);
     const { subscriber, mode, keys } = this.#options;
     const done = () => {
       // Disconnected: the server dropped the subscription with the connection already.
     };
     if (mode === 'single') subscriber.punsubscribe(keys.channel('*')).catch(done);
-    else for (const feed of this.#feeds) (mode === 'sharded' ? subscriber.sunsubscribe(feed) : subscriber.unsubscribe(feed)).catch(done);
+    else for (const feed of this.#feeds) subscriber.unsubscribe(feed).catch(done);
   }
 
   close(): void {
     this.#closed = true;
     if (this.#retry) clearTimeout(this.#retry);
+    this.#shards?.close();
     this.#channels.clear();
+  }
+
+  /** Sharded: `channels` were subscribed again on a new master; hand their listeners what they may have missed. */
+  async #redeliver(channels: string[]): Promise<void> {
+    const { keys, log } = this.#options;
+    if (this.#everyBook && channels.some((channel) => this.#feeds.has(channel))) this.#options.onGap();
+    const books = channels.filter((channel) => this.#channels.has(channel));
+    for (let attempt = 0; books.length > 0 && !this.#closed; attempt++) {
+      try {
+        const states = await this.#options.readLatest(books.map((channel) => keys.bookIdOfChannel(channel)));
+        states.forEach((raw, i) => {
+          if (raw !== null) this.#options.onMessage(books[i] as string, raw, false);
+        });
+        return;
+      } catch (error) {
+        log.warn({ err: (error as Error).message, attempt }, 'reading the states of resubscribed books failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, RESTORE_RETRY_MS));
+      }
+    }
   }
 
   #lost(): void {
@@ -109,28 +153,16 @@ export class Subscriptions {
     this.#scheduleRestore();
   }
 
-  /** Subscribes `channels`: on a cluster with sharded pub/sub one SSUBSCRIBE per slot (a partition). */
+  /** Subscribes `channels` (one Redis, or classic pub/sub on a cluster). */
   async #subscribe(channels: string[]): Promise<void> {
     if (channels.length === 0) return;
     const { subscriber, mode, keys } = this.#options;
-    if (mode !== 'sharded') {
-      await subscriber.subscribe(...channels);
-      return;
-    }
-    const byPartition = new Map<number, string[]>();
-    for (const channel of channels) {
-      const partition = keys.partitionOf(keys.bookIdOfChannel(channel));
-      const group = byPartition.get(partition);
-      if (group) group.push(channel);
-      else byPartition.set(partition, [channel]);
-    }
-    await Promise.all([...byPartition.values()].map((group) => subscriber.ssubscribe(...group)));
+    await this.#options.subscriber.subscribe(...channels);
   }
 
   async #subscribeEveryBook(): Promise<void> {
     const { subscriber, mode, keys } = this.#options;
     if (mode === 'single') await subscriber.psubscribe(keys.channel('*'));
-    else if (mode === 'sharded') await Promise.all([...this.#feeds].map((feed) => subscriber.ssubscribe(feed)));
     else await subscriber.subscribe(...this.#feeds);
   }
 

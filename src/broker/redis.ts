@@ -76,6 +76,7 @@ export class RedisBroker implements Broker {
     this.#publish = mode === 'sharded' ? 'SPUBLISH' : 'PUBLISH';
     this.#subscriptions = new Subscriptions({
       subscriber,
+      name: 'booksai-progress',
       mode,
       keys: this.keys,
       log: options.log,

@@ -102,8 +102,8 @@ describe('Redis Cluster wire format', () => {
       expect(masters).toHaveLength(3);
       for (const master of masters) {
         const list = (await cluster.command(master.port, 'CLIENT', 'LIST')) as string;
-        const ours = list.split('\n').filter((line) => line.includes(':booksai-progress'));
-        expect(ours.filter((line) => line.includes('name=ioredis-cluster(ssubscriber)')), `one subscriber on ${master.port}`).toHaveLength(1);
+        const ours = list.split('\n').filter((line) => line.includes('booksai-progress'));
+        expect(ours.filter((line) => line.includes('name=booksai-progress-ssub')), `one subscriber on ${master.port}`).toHaveLength(1);
         expect(ours.length, `connections of this process to ${master.port}`).toBeLessThanOrEqual(3);
       }
       for (const stop of stops) stop();
