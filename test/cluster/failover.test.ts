@@ -4,7 +4,8 @@ import type { TestDatabase } from '../support/backends.js';
 import { RedisCluster } from '../support/redis-cluster.js';
 import { ServerProcess } from '../support/server-process.js';
 import { until } from '../support/wait.js';
-import { PublishLoad, Watchers, booksOnEveryMaster, expectSnapshotted, heldStates } from './scenario.js';
+import { booksOnEveryMaster, heldStates, publishThrough } from './scenario.js';
+import type { Scenario } from './scenario.js';
 
 /** Two server processes on a six-node cluster (three masters, three replicas), while masters fail. */
 let cluster: RedisCluster;
@@ -26,52 +27,39 @@ afterAll(async () => {
   await Promise.allSettled([cluster?.stop(), database?.drop()]);
 });
 
-/** Publishes while `fail` runs, then checks every guarantee. */
-async function publishThrough(label: string, fail: (books: string[]) => Promise<void>): Promise<PublishLoad> {
-  const urls = servers.map((s) => s.url);
-  const books = await booksOnEveryMaster(cluster, prefix, 3, label);
-  const watchers = await Watchers.open(urls, books);
-  try {
-    const load = new PublishLoad(urls, books);
-    const versionsPast = (n: number) => until(() => books.every((id) => (load.acked.get(id)?.version ?? 0) >= n), 30_000, `every book past version ${n}`);
-    await versionsPast(5);
-    await fail(books);
-    await cluster.healthy();
-    // Publishing goes on after the failover, on every book.
-    const after = Math.max(...[...load.acked.values()].map((s) => s.version));
-    await versionsPast(after + 5);
-    await load.stop();
-
-    expect(load.failures).toEqual([]);
-    expect(load.slowestMs, 'no publish waited for the election').toBeLessThan(8_000);
-    const latest = await heldStates(cluster, prefix, books);
-    for (const id of books) expect(latest.get(id), `the last acknowledged state of ${id} is held`).toEqual(load.acked.get(id));
-    await watchers.expectConverged(latest);
-    await expectSnapshotted(database.url, latest);
-    return load;
-  } finally {
-    watchers.close();
-  }
+function scenario(books: string[], fail: () => Promise<void>): Scenario {
+  return {
+    servers: servers.map((s) => s.url),
+    books,
+    fail,
+    recovered: () => cluster.healthy(),
+    held: (ids) => heldStates(cluster, prefix, ids),
+    databaseUrl: database.url,
+  };
 }
 
 describe('Redis Cluster failover under load, two server processes', () => {
   it('survives kill -9 of a master: 503 with Retry-After during the election, then every watcher on the latest state', async () => {
-    const load = await publishThrough('killed', async () => {
-      const masters = await cluster.masters();
-      expect(masters).toHaveLength(3);
-      await cluster.kill(masters[0]!.port);
-    });
+    const books = await booksOnEveryMaster(cluster, prefix, 3, 'killed');
+    const load = await publishThrough(
+      scenario(books, async () => {
+        const masters = await cluster.masters();
+        expect(masters).toHaveLength(3);
+        await cluster.kill(masters[0]!.port);
+      }),
+    );
     expect(load.unavailable, 'publishes refused while the master was down').toBeGreaterThan(0);
   }, 120_000);
 
   it('survives a manual CLUSTER FAILOVER', async () => {
-    await publishThrough('handover', async () => {
+    const books = await booksOnEveryMaster(cluster, prefix, 3, 'handover');
+    await publishThrough(scenario(books, async () => {
       const nodes = await cluster.nodes();
       // A master that still has its replica (the kill above left one master without).
       const replica = nodes.find((n) => !n.master && !n.failed && nodes.some((m) => m.id === n.masterId && m.master && !m.failed))!;
       expect(replica, 'a master has a live replica').toBeDefined();
       await cluster.command(replica.port, 'CLUSTER', 'FAILOVER');
       await until(async () => (await cluster.masters()).some((m) => m.port === replica.port), 15_000, 'the replica is promoted');
-    });
+    }));
   }, 120_000);
 });

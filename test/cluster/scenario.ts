@@ -169,3 +169,47 @@ export async function expectSnapshotted(databaseUrl: string, latest: Map<string,
     await sql.end();
   }
 }
+
+export interface Scenario {
+  servers: string[];
+  books: string[];
+  /** The fault, while publishers run. */
+  fail(): Promise<void>;
+  /** Resolves once Redis serves every book again. */
+  recovered(): Promise<void>;
+  /** The state held in Redis per book, read directly. */
+  held(books: string[]): Promise<Map<string, BookProgress>>;
+  databaseUrl: string;
+}
+
+/**
+ * Publishes and watches every book through every server while `fail` runs, publishes on after
+ * recovery, then checks: no publish failed other than 503 + Retry-After, none hung; Redis holds
+ * each book's last acknowledged state; every watcher ends on it, versions only going up; Postgres
+ * catches up with it.
+ */
+export async function publishThrough(scenario: Scenario): Promise<PublishLoad> {
+  const { servers, books } = scenario;
+  const watchers = await Watchers.open(servers, books);
+  try {
+    const load = new PublishLoad(servers, books);
+    const versionsPast = (n: number) => until(() => books.every((id) => (load.acked.get(id)?.version ?? 0) >= n), 30_000, `every book past version ${n}`);
+    await versionsPast(5);
+    await scenario.fail();
+    await scenario.recovered();
+    // Publishing goes on after the fault, on every book.
+    const after = Math.max(...[...load.acked.values()].map((s) => s.version));
+    await versionsPast(after + 5);
+    await load.stop();
+
+    expect(load.failures).toEqual([]);
+    expect(load.slowestMs, 'no publish waited for the fault to pass').toBeLessThan(8_000);
+    const latest = await scenario.held(books);
+    for (const id of books) expect(latest.get(id), `the last acknowledged state of ${id} is held`).toEqual(load.acked.get(id));
+    await watchers.expectConverged(latest);
+    await expectSnapshotted(scenario.databaseUrl, latest);
+    return load;
+  } finally {
+    watchers.close();
+  }
+}
