@@ -29,16 +29,20 @@ export interface RedisClients {
 
 /** Opens the broker's connections to `target`; `name` shows in CLIENT LIST. */
 export function openRedis(target: RedisTarget, name: string): RedisClients {
+  const commands = openCommands(target, name);
+  // A cluster's subscribers hang off the Cluster client (classic) or are opened per master by the broker (sharded).
+  return { commands, subscriber: target.kind === 'cluster' ? commands : openCommands(target, `${name}-sub`) };
+}
+
+/** One command client for `target`: a connection, a Sentinel-followed connection, or a Cluster. */
+export function openCommands(target: RedisTarget, name: string): Redis | Cluster {
   switch (target.kind) {
     case 'single':
-      return {
-        commands: new Redis(target.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: name }),
-        subscriber: new Redis(target.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: `${name}-sub` }),
-      };
-    case 'sentinel': {
-      const options = (connectionName: string): RedisOptions => ({
+      return new Redis(target.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: name });
+    case 'sentinel':
+      return new Redis({
         ...REDIS_CONNECTION_OPTIONS,
-        connectionName,
+        connectionName: name,
         sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
         name: target.masterName,
         ...(target.password === null ? {} : { password: target.password }),
@@ -46,15 +50,11 @@ export function openRedis(target: RedisTarget, name: string): RedisClients {
         // Follow a promotion announced by the Sentinels at once, not only when the old master drops us.
         failoverDetector: true,
       });
-      return { commands: new Redis(options(name)), subscriber: new Redis(options(`${name}-sub`)) };
-    }
-    case 'cluster': {
-      const cluster = new Cluster(
+    case 'cluster':
+      return new Cluster(
         target.nodes.map(({ host, port }) => ({ host, port })),
         clusterOptions(target, name),
       );
-      return { commands: cluster, subscriber: cluster };
-    }
   }
 }
 

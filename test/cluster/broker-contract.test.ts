@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLUSTER_PARTITIONS, clusterKeys, partitionOf } from '../../src/broker/cluster-keys.js';
+import { CLUSTER_PARTITIONS, clusterKeys, partitionOf, slotOf } from '../../src/broker/cluster-keys.js';
 import { RedisBroker } from '../../src/broker/redis.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
 import { uniquePrefix } from '../support/backends.js';
@@ -112,8 +114,53 @@ describe('Redis Cluster wire format', () => {
     }
   });
 
-  it('has as many partitions as docs/protocol.md says', () => {
+  it('has as many partitions as docs/protocol.md says, and computes slots as Redis does', async () => {
     expect(CLUSTER_PARTITIONS).toBe(256);
+    for (const key of ['booksai:{p0}:progress:x', 'plain-key', 'a{}b', '{}{x}', 'booksai:{p17}:progress:{book}', 'ünïcode{ß}']) {
+      expect(slotOf(key), key).toBe(Number(await cluster.command(cluster.ports[0]!, 'CLUSTER', 'KEYSLOT', key)));
+    }
+  });
+});
+
+const run = promisify(execFile);
+
+/** `npm run inspect -- <bookId>` as an operator runs it. */
+async function inspect(bookId: string, env: Record<string, string>): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/inspect.ts', bookId], { env: { PATH: process.env.PATH ?? '', ...env } });
+  return stdout;
+}
+
+describe('npm run inspect', () => {
+  it('prints a book\'s key, slot, node and state on a cluster', async () => {
+    const prefix = uniquePrefix();
+    const broker = await clusterBroker(prefix);
+    try {
+      await new ProgressTracker({ latest: broker }).updateProgress('inspected', { message: 'Writing Chapter 1 of 3...' });
+      const keys = clusterKeys(prefix);
+      const slot = slotOf(keys.state('inspected'));
+      const out = await inspect('inspected', { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: prefix });
+      expect(out).toContain(`key:       ${keys.state('inspected')}`);
+      expect(out).toContain(`slot:      ${slot} (partition ${partitionOf('inspected')} of 256)`);
+      expect(out).toContain(`node:      127.0.0.1:${await cluster.ownerOf(slot)}`);
+      expect(out).toContain(`dirty:     yes, in ${keys.dirty(partitionOf('inspected'))}`);
+      expect(out).toContain('"message": "Writing Chapter 1 of 3..."');
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('prints today\'s key and the current master under Sentinel', async () => {
+    const broker = await sentinelBroker();
+    try {
+      await new ProgressTracker({ latest: broker }).updateProgress('inspected', { message: 'Outline' });
+      const out = await inspect('inspected', { REDIS_SENTINELS: sentinels.sentinels, REDIS_SENTINEL_MASTER: RedisSentinels.MASTER_NAME, REDIS_KEY_PREFIX: broker.keys.state('').replace(/progress:$/, '') });
+      expect(out).toContain(`key:       ${broker.keys.state('inspected')}`);
+      expect(out).toContain('slot:      none (not a cluster)');
+      expect(out).toContain(`node:      127.0.0.1:${await sentinels.currentMaster()} (master)`);
+      expect(out).toContain('"version": 1');
+    } finally {
+      await broker.close();
+    }
   });
 });
 
