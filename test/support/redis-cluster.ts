@@ -72,19 +72,22 @@ export interface ClusterNode {
 export class RedisCluster {
   readonly #dir: string;
   readonly #servers = new Map<number, Server>();
+  #replicas = 1;
 
   private constructor(dir: string) {
     this.#dir = dir;
   }
 
-  static async start(nodes = 6): Promise<RedisCluster> {
+  /** `nodes` servers, `replicas` per master (six and one: three masters with a replica each). */
+  static async start(nodes = 6, replicas = 1): Promise<RedisCluster> {
     const cluster = new RedisCluster(mkdtempSync(join(tmpdir(), 'booksai-cluster-')));
+    cluster.#replicas = replicas;
     try {
       const ports: number[] = [];
       for (let i = 0; i < nodes; i++) ports.push(await freePort());
       for (const port of ports) cluster.#spawn(port);
       for (const port of ports) await until(() => answers(port), 10_000, `cluster node ${port} answers`);
-      await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
+      await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 });
       await cluster.healthy();
       return cluster;
     } catch (error) {
@@ -168,7 +171,7 @@ export class RedisCluster {
     return owner.port;
   }
 
-  /** Resolves once every running node reports cluster_state:ok and three masters serve every slot. */
+  /** Resolves once every running node reports cluster_state:ok and the masters (three of six) serve every slot. */
   async healthy(ms = 30_000): Promise<void> {
     await until(
       async () => {
@@ -187,7 +190,7 @@ export class RedisCluster {
         }
         const masters = await this.masters();
         const served = masters.reduce((sum, m) => sum + m.slots.reduce((s, [from, to]) => s + to - from + 1, 0), 0);
-        return served === 16_384;
+        return served === 16_384 && masters.length === this.#servers.size / (this.#replicas + 1);
       },
       ms,
       'the cluster is healthy',
