@@ -47,8 +47,9 @@ export function openCommands(target: RedisTarget, name: string): Redis | Cluster
         name: target.masterName,
         ...(target.password === null ? {} : { password: target.password }),
         ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
-        // Follow a promotion announced by the Sentinels at once, not only when the old master drops us.
-        failoverDetector: true,
+        // A promotion drops our connections to the old master (Sentinel kills its clients, or it
+        // died): ioredis then asks the Sentinels again. (ioredis's failoverDetector left connections
+        // closed for good after a kill -9 in our tests.)
       });
     case 'cluster':
       return new Cluster(

@@ -4,7 +4,7 @@ import { createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { RedisCluster } from '../support/redis-cluster.js';
 import { ServerProcess } from '../support/server-process.js';
-import { booksOnEveryMaster, heldStates, publishThrough } from './scenario.js';
+import { booksOnEveryMaster, heldStates, keepLogs, publishThrough, SERVER_LOG_ENV } from './scenario.js';
 
 /** Two server processes on a six-node cluster while a slot holding books moves between masters. */
 let cluster: RedisCluster;
@@ -14,13 +14,14 @@ const prefix = uniquePrefix();
 
 beforeAll(async () => {
   [cluster, database] = await Promise.all([RedisCluster.start(), createTestDatabase()]);
-  const env = { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: prefix, DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '1000', MAX_GENERATIONS: '0' };
+  const env = { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: prefix, DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '1000', MAX_GENERATIONS: '0', ...SERVER_LOG_ENV };
   // One after the other: the first applies the migrations.
   servers = [await ServerProcess.start(env)];
   servers.push(await ServerProcess.start(env));
 }, 90_000);
 
 afterAll(async () => {
+  keepLogs(servers.map((s) => s.output));
   await Promise.allSettled(servers.map((s) => s.stop('SIGKILL')));
   await Promise.allSettled([cluster?.stop(), database?.drop()]);
 });

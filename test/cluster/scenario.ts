@@ -1,4 +1,6 @@
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import postgres from 'postgres';
 import { expect } from 'vitest';
 import { Cluster } from 'ioredis';
@@ -212,4 +214,12 @@ export async function publishThrough(scenario: Scenario): Promise<PublishLoad> {
   } finally {
     watchers.close();
   }
+}
+
+/** With CLUSTER_TEST_LOGS=<dir>, the servers' output is kept there (debug level), for a failure's story. */
+export const SERVER_LOG_ENV: Record<string, string> = process.env.CLUSTER_TEST_LOGS ? { LOG_LEVEL: 'debug', DEBUG: process.env.DEBUG ?? '' } : {};
+
+export function keepLogs(outputs: string[]): void {
+  const dir = process.env.CLUSTER_TEST_LOGS;
+  if (dir) outputs.forEach((output, i) => writeFileSync(join(dir, `server-${i}.log`), output));
 }

@@ -6,7 +6,7 @@ import type { TestDatabase } from '../support/backends.js';
 import { RedisSentinels, nodeClient } from '../support/redis-cluster.js';
 import { ServerProcess } from '../support/server-process.js';
 import { until } from '../support/wait.js';
-import { publishThrough } from './scenario.js';
+import { keepLogs, publishThrough, SERVER_LOG_ENV } from './scenario.js';
 
 /** Two server processes on a Sentinel-managed master and replica, while the master dies. */
 let sentinels: RedisSentinels;
@@ -23,6 +23,7 @@ beforeAll(async () => {
     DATABASE_URL: database.url,
     SNAPSHOT_INTERVAL_MS: '1000',
     MAX_GENERATIONS: '0',
+    ...SERVER_LOG_ENV,
   };
   // One after the other: the first applies the migrations.
   servers = [await ServerProcess.start(env)];
@@ -30,6 +31,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
+  keepLogs(servers.map((s) => s.output));
   await Promise.allSettled(servers.map((s) => s.stop('SIGKILL')));
   await Promise.allSettled([sentinels?.stop(), database?.drop()]);
 });
