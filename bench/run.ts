@@ -204,7 +204,7 @@ process.on('exit', () => killAllChildren());
 setTimeout(() => stopNow(`still running after ${RUN_LIMIT_MS[quick ? 'quick' : 'full'] / 60_000} min`), RUN_LIMIT_MS[quick ? 'quick' : 'full']).unref();
 
 async function clusterMain(): Promise<number> {
-  const result = await runCluster({ books: quick ? 200 : 500, rate: quick ? 1_000 : 3_000, durationMs: quick ? 5_000 : 15_000 }, log);
+  const result = await runCluster({ books: quick ? 200 : 500, rate: quick ? 1_000 : 3_000, durationMs: quick ? 5_000 : 15_000, repeats: quick ? 1 : 3 }, log);
   console.log(`\n${clusterMarkdown(result)}`);
   return result.floors.every((f) => f.pass) ? 0 : 1;
 }

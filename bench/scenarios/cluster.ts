@@ -21,6 +21,8 @@ export interface ClusterPlan {
   /** Commits per second over all books. */
   rate: number;
   durationMs: number;
+  /** Runs of each mode, alternating. */
+  repeats: number;
 }
 
 export interface NodeShare {
@@ -137,23 +139,40 @@ async function runOne(mode: 'single' | 'cluster', plan: ClusterPlan, log: (line:
   }
 }
 
+/** Median of the values (the lower middle one for an even count). */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as number;
+}
+
+/**
+ * Runs one Redis and the cluster in turn, `plan.repeats` times each, alternating, so that load
+ * from elsewhere on the machine falls on both alike; the floors compare the medians.
+ */
 export async function runCluster(plan: ClusterPlan, log: (line: string) => void): Promise<ClusterResult> {
-  const single = await runOne('single', plan, log);
-  const cluster = await runOne('cluster', plan, log);
+  const runs: ClusterRun[] = [];
+  for (let i = 0; i < plan.repeats; i++) {
+    runs.push(await runOne('single', plan, log));
+    runs.push(await runOne('cluster', plan, log));
+  }
+  const singles = runs.filter((r) => r.mode === 'single');
+  const clusters = runs.filter((r) => r.mode === 'cluster');
   const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-  const maxCpu = Math.max(...cluster.nodes.map((n) => n.cpuShare));
-  const maxPub = Math.max(...cluster.nodes.map((n) => n.publicationShare));
+  const maxCpu = Math.max(...clusters.flatMap((r) => r.nodes.map((n) => n.cpuShare)));
+  const maxPub = Math.max(...clusters.flatMap((r) => r.nodes.map((n) => n.publicationShare)));
+  const singleP99 = median(singles.map((r) => r.fanout.p99));
+  const clusterP99 = median(clusters.map((r) => r.fanout.p99));
   return {
     plan,
-    runs: [single, cluster],
+    runs,
     floors: [
-      { name: 'cluster: largest master share of publications', measured: pct(maxPub), limit: '≤ 45 %', pass: maxPub <= 0.45 },
-      { name: 'cluster: largest master share of Redis CPU', measured: pct(maxCpu), limit: '≤ 45 %', pass: maxCpu <= 0.45 },
+      { name: 'cluster: largest master share of publications (any run)', measured: pct(maxPub), limit: '≤ 45 %', pass: maxPub <= 0.45 },
+      { name: 'cluster: largest master share of Redis CPU (any run)', measured: pct(maxCpu), limit: '≤ 45 %', pass: maxCpu <= 0.45 },
       {
-        name: 'cluster: fan-out p99 vs one Redis',
-        measured: `${cluster.fanout.p99} ms vs ${single.fanout.p99} ms`,
+        name: 'cluster: fan-out p99 vs one Redis (medians of the runs)',
+        measured: `${clusterP99} ms vs ${singleP99} ms`,
         limit: '≤ 1.2x',
-        pass: cluster.fanout.p99 <= 1.2 * single.fanout.p99,
+        pass: clusterP99 <= 1.2 * singleP99,
       },
     ],
   };
@@ -162,7 +181,7 @@ export async function runCluster(plan: ClusterPlan, log: (line: string) => void)
 export function clusterMarkdown(result: ClusterResult): string {
   const { plan, runs, floors } = result;
   const lines = [
-    `### Cluster: ${plan.rate} commits/s over ${plan.books} watched books, ${plan.durationMs / 1000} s, one server process`,
+    `### Cluster: ${plan.rate} commits/s over ${plan.books} watched books, ${plan.durationMs / 1000} s per run, one server process, ${plan.repeats} run(s) of each, alternating`,
     '',
     '| Redis | commits/s | failed | fan-out p50 / p99 / max (ms) | per master: share of CPU · of publications |',
     '| --- | ---: | ---: | --- | --- |',
