@@ -15,8 +15,6 @@ import type { RedisKeys } from './keys.js';
 import { openRedis } from './redis-connection.js';
 import { Subscriptions } from './redis-subscriptions.js';
 
-export { REDIS_CONNECTION_OPTIONS } from './redis-connection.js';
-
 /**
  * Partitions claimed per call on a cluster: claiming stops once about one upsert's worth of
  * books is held, so other processes claim the rest of the round meanwhile.

@@ -19,6 +19,11 @@ interface Shard {
   connection: Redis;
   /** Slots whose channels this connection has confirmed SSUBSCRIBE for. */
   slots: Set<number>;
+  /**
+   * +1 each time the connection may have lost subscriptions. An SSUBSCRIBE confirmed across a
+   * loss does not count: the server's sunsubscribe may have come after its reply.
+   */
+  losses: number;
 }
 
 /**
@@ -40,16 +45,38 @@ export class ShardSubscribers {
   #again = false;
   #retry: NodeJS.Timeout | null = null;
   #closed = false;
+  /** `live`, worked out; null after a change. */
+  #live: boolean | null = null;
 
   constructor(options: ShardSubscribersOptions) {
     this.#options = options;
     // 'refresh' follows every read of the slot map (periodic, and after MOVED).
-    options.cluster.on('refresh', () => this.#sync());
-    options.cluster.on('ready', () => this.#sync());
+    options.cluster.on('refresh', () => {
+      this.#changed();
+      this.#sync();
+    });
+    options.cluster.on('ready', () => {
+      this.#changed();
+      this.#sync();
+    });
+    options.cluster.on('close', this.#changed);
+    options.cluster.on('end', this.#changed);
   }
 
-  /** True while every wanted slot is subscribed on the master that owns it now. */
+  /**
+   * True while every wanted slot is subscribed on the master that owns it now. Asked at every
+   * poll answered from memory, so it is worked out again only after something changed.
+   */
   get live(): boolean {
+    this.#live ??= this.#computeLive();
+    return this.#live;
+  }
+
+  #changed = (): void => {
+    this.#live = null;
+  };
+
+  #computeLive(): boolean {
     const slots = this.#options.cluster.slots;
     for (const slot of this.#wanted.keys()) {
       const owner = slots[slot]?.[0];
@@ -75,17 +102,19 @@ export class ShardSubscribers {
       [...bySlot].map(async ([slot, group]) => {
         const shard = this.#shardOf(slot);
         if (!shard) throw new Error(`no master known for slot ${slot}`);
+        const losses = shard.losses;
         await shard.connection.ssubscribe(...group);
         // A slot first subscribed now has nothing to re-deliver: the caller reads after subscribing.
-        if (!shard.slots.has(slot) && this.#wanted.get(slot)?.size === group.length) shard.slots.add(slot);
+        if (shard.losses === losses && !shard.slots.has(slot) && this.#wanted.get(slot)?.size === group.length) shard.slots.add(slot);
       }),
-    ).catch((error: Error) => {
+    ).finally(this.#changed).catch((error: Error) => {
       this.#scheduleSync();
       throw error;
     });
   }
 
   remove(channels: string[]): void {
+    this.#changed();
     for (const channel of channels) {
       const slot = this.#options.slotOf(channel);
       const wanted = this.#wanted.get(slot);
@@ -113,7 +142,7 @@ export class ShardSubscribers {
     if (owner === undefined) return undefined;
     let shard = this.#shards.get(owner);
     if (!shard && open && !this.#closed) {
-      shard = { connection: this.#connect(owner), slots: new Set() };
+      shard = { connection: this.#connect(owner), slots: new Set(), losses: 0 };
       this.#shards.set(owner, shard);
     }
     return shard;
@@ -135,14 +164,20 @@ export class ShardSubscribers {
     });
     connection.on('smessage', (channel: string, message: string) => this.#options.onMessage(channel, message));
     connection.on('error', (error: Error) => log.debug({ err: error.message, node: nodeKey }, 'shard subscriber error'));
+    connection.on('ready', this.#changed);
     const lost = () => {
+      this.#changed();
       const shard = this.#shards.get(nodeKey);
-      if (shard?.connection === connection) shard.slots.clear();
+      if (shard?.connection === connection) {
+        shard.slots.clear();
+        shard.losses++;
+      }
       this.#scheduleSync();
     };
     connection.on('close', lost);
     // An unsolicited sunsubscribe: a slot moved away from this master. Which one is not said.
     connection.on('moved', () => {
+      log.debug({ node: nodeKey }, 'a slot moved away from this master');
       lost();
       cluster.refreshSlotsCache();
     });
@@ -157,6 +192,7 @@ export class ShardSubscribers {
       return;
     }
     this.#syncing = this.#syncOnce().finally(() => {
+      this.#changed();
       this.#syncing = null;
       if (this.#again) {
         this.#again = false;
@@ -187,7 +223,11 @@ export class ShardSubscribers {
     if (moved.length === 0) return;
     const results = await Promise.allSettled(
       moved.map(async ({ slot, shard, channels }) => {
+        log.debug({ slot, node: `${shard.connection.options.host}:${shard.connection.options.port}`, channels: channels.length }, 'subscribing a slot on its master');
+        const losses = shard.losses;
         await shard.connection.ssubscribe(...channels);
+        // Lost again meanwhile: the sync that loss scheduled subscribes (and re-delivers) once more.
+        if (shard.losses !== losses) return [];
         shard.slots.add(slot);
         return channels;
       }),
