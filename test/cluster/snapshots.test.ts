@@ -86,12 +86,12 @@ describe('snapshots on a cluster', () => {
     const b = await process_(prefix, 'survives');
     const books = Array.from({ length: 300 }, (_, i) => `lease-${i}`);
     await Promise.all(books.map((id) => a.broker.commit(state(id, 1), null)));
-    const taken = await a.broker.claimDirty('dies', 200, null); // and never settles
+    const taken = await a.broker.claimDirty('dies', 2_000, null); // and never settles
     expect(new Set(taken)).toEqual(new Set(books));
     expect(await b.broker.claimDirty('survives', 10_000, null)).toBeNull();
     // Its partitions' leases run out one batch of claims after another; each snapshot takes what has.
     let written = 0;
-    await until(async () => (written += (await b.snapshotter.snapshot()) ?? 0) >= books.length, 5_000, 'the dead process\'s leases run out');
+    await until(async () => (written += (await b.snapshotter.snapshot()) ?? 0) >= books.length, 10_000, 'the dead process\'s leases run out');
     expect(written).toBe(books.length);
   }, 60_000);
 });
