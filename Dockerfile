@@ -8,7 +8,7 @@ COPY src ./src
 COPY web ./web
 RUN npm run build
 
-# Run: production dependencies, compiled code, migrations and the dashboard.
+# Run: production dependencies, compiled code (with the empty embedded database the build made), migrations and the dashboard.
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production PORT=3000 DATA_DIR=/app/data
 WORKDIR /app
@@ -20,6 +20,6 @@ COPY drizzle ./drizzle
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 EXPOSE 3000
-HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+process.env.PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+process.env.PORT+(process.env.BASE_PATH||'')+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # A larger young generation for V8: half the young GCs under load, for ~2 KiB per connection (README, Operations).
 CMD ["node", "--max-semi-space-size=32", "dist/main.js"]

@@ -3,7 +3,7 @@
 export interface Plan {
   quick: boolean;
   /** Run only this scenario (an experiment: no floors, no results file). */
-  only: 'fanout' | null;
+  only: 'fanout' | 'embedded' | null;
   poll: {
     connections: number;
     durationSec: number;
@@ -48,12 +48,14 @@ export interface Plan {
   };
   churn: { durationMs: number; concurrency: number; maxConnects: number };
   database: { books: number; hz: number; durationMs: number; snapshotIntervalMs: number };
+  /** The embedded default (no Redis, no Postgres): how long it idles before its RSS is read. */
+  embedded: { idleMs: number };
 }
 
 /** Narrows a run for experiments (`--only fanout --sizes 10000 --targets server,b3 --shapes a`). */
 export interface PlanOverrides {
   /** Run only this scenario; every scenario (and the floors) when absent. */
-  only?: 'fanout';
+  only?: 'fanout' | 'embedded';
   sizes?: number[];
   targets?: Plan['fanout']['targets'];
   shapes?: Plan['fanout']['shapes'];
@@ -88,5 +90,6 @@ export function makePlan(quick: boolean, profile: boolean | null, overrides: Pla
     },
     churn: { durationMs: quick ? 3_000 : 10_000, concurrency: 100, maxConnects: 100_000 },
     database: { books: 1_000, hz: 1, durationMs: quick ? 20_000 : 120_000, snapshotIntervalMs: quick ? 5_000 : 30_000 },
+    embedded: { idleMs: quick ? 3_000 : 10_000 },
   };
 }

@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Figures, Floor } from './floors.js';
+import type { EmbeddedResult } from './scenarios/embedded.js';
 import type { FanoutResult, FanoutRun } from './scenarios/fanout.js';
 
 export interface Machine {
@@ -34,14 +35,14 @@ export function toMarkdown(report: RunReport): string {
   for (const f of report.floors) out.push(`| ${f.name} | ${f.measured}${f.note ? ` (${f.note})` : ''} | ${f.limit} | ${f.pass ? 'PASS' : '**FAIL**'} |`);
 
   const rps = (target: string, notModified: boolean) => poll.runs.find((r) => r.target === target && r.notModified === notModified)?.requestsPerSecond ?? 0;
-  out.push('', '### Poll (autocannon, 50 connections, no pipelining)', '', '| target | path | req/s | p50 ms | p99 ms | target CPU % | × B0 | × B1 |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('', '### Poll (wrk, 1 thread, 50 connections, no pipelining)', '', '| target | path | req/s | p50 ms | p99 ms | target CPU % | × B0 | × B1 |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of poll.runs) {
     const b0 = rps('b0', r.notModified) || rps('b0', false);
     const b1 = rps('b1', r.notModified) || rps('b1', false);
     const codes = Object.entries(r.statusCodes).map(([s, n]) => `${s}×${int(n)}`).join(' ');
     out.push(`| ${TARGET_NAMES[r.target]} | ${r.notModified ? `If-None-Match (${codes})` : `200 (${codes})`} | ${int(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${int(r.cpuPercent)} | ${fixed(r.requestsPerSecond / b0)} | ${fixed(r.requestsPerSecond / b1)} |`);
   }
-  out.push('', `Statements the server sent to Postgres during its poll runs: ${poll.database.statements} (reads of books: ${poll.database.bookReads}).`);
+  out.push('', `Statements the server sent to Postgres during its poll runs: ${poll.database.statements}, of which reads of books (the poll path's fallback): ${poll.database.bookReads}; the rest are the generation queue's.`);
 
   out.push('', ...fanoutTable(fanout.runs));
 
@@ -52,6 +53,8 @@ export function toMarkdown(report: RunReport): string {
   out.push('', '### Database (Postgres proxy counts)', '');
   out.push('| books | updates/s each | duration s | snapshot interval s | rounds | upserts/round | rows written/round | statements/round | Postgres n_tup_ins + n_tup_upd |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   out.push(`| ${int(database.books)} | 1 | ${database.durationMs / 1000} | ${database.snapshotIntervalMs / 1000} | ${database.rounds} | ${fixed(database.upsertsPerRound)} | ${int(database.rowsPerRound)} | ${fixed(database.statementsPerRound)} | ${int(database.table.inserted + database.table.updated)} |`);
+
+  out.push('', ...embeddedTable(report.embedded));
 
   if (poll.profile) {
     out.push('', `### CPU profile of the server under poll load (${Math.round(poll.profile.durationMs / 1000)} s of load, start-up left out; \`${poll.profile.file}\`)`, '', '| function (self time) | self % | total % |', '| --- | ---: | ---: |');
@@ -125,6 +128,14 @@ function connectionTable(fanout: FanoutResult): string[] {
     const f = churn.firstEventMs;
     out.push(`| server | ${int(churn.clients)} books | churn (connect, first event, close) | ${int(churn.connectsPerSecond)} | ${f.p50} | ${f.p99} | ${f.max} | ${churn.failed} |`);
   }
+  return out;
+}
+
+/** The embedded default's start-up time and idle memory: the "embedded idle RSS and start-up time" rows. */
+export function embeddedTable(embedded: EmbeddedResult): string[] {
+  const out = [`### Embedded idle RSS and start-up time (\`node dist/main.js\` after \`npm run build\`, no Redis, no Postgres; RSS after ${embedded.idleMs / 1000} s idle)`, ''];
+  out.push('| start | spawn to /healthz s | idle RSS MiB | peak RSS MiB |', '| --- | ---: | ---: | ---: |');
+  for (const s of embedded.starts) out.push(`| ${s.phase} | ${fixed(s.readyMs / 1000)} | ${fixed(s.idleRss / KIB / KIB, 0)} | ${fixed(s.peakRss / KIB / KIB, 0)} |`);
   return out;
 }
 

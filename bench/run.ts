@@ -23,9 +23,10 @@ import { PgProxy } from './pg-proxy.js';
 import { makePlan } from './plan.js';
 import type { Plan, PlanOverrides } from './plan.js';
 import { POSTGRES_HOST, POSTGRES_PORT, createDatabase, dropDatabase } from './postgres.js';
-import { fanoutOnlyMarkdown, resultStem, toMarkdown, writeReport } from './report.js';
+import { embeddedTable, fanoutOnlyMarkdown, resultStem, toMarkdown, writeReport } from './report.js';
 import type { Machine, RunReport } from './report.js';
 import { runDatabase } from './scenarios/database.js';
+import { runEmbedded } from './scenarios/embedded.js';
 import { runFanout } from './scenarios/fanout.js';
 import { runPoll } from './scenarios/poll.js';
 import { clusterMarkdown, runCluster } from './scenarios/cluster.js';
@@ -59,8 +60,8 @@ function parseOverrides(argv: string[]): PlanOverrides {
   const overrides: PlanOverrides = { loopStats: argv.includes('--loop-stats') };
   const only = listArg('only');
   if (only) {
-    if (only.join() !== 'fanout') throw new Error(`--only takes "fanout"; got ${only.join()}`);
-    overrides.only = 'fanout';
+    if (only.join() !== 'fanout' && only.join() !== 'embedded') throw new Error(`--only takes "fanout" or "embedded"; got ${only.join()}`);
+    overrides.only = only.join() as 'fanout' | 'embedded';
   }
   const sizes = listArg('sizes')?.map(Number);
   if (sizes) {
@@ -151,6 +152,11 @@ async function main(): Promise<number> {
     databaseCreated = true;
     const proxyPort = await proxy.listen();
     const ctx: BenchContext = { root: ROOT, logDir, runPrefix, redis, databaseName, proxy, proxyPort, quick };
+    if (plan.only === 'embedded') {
+      console.log(`\n${embeddedTable(await runEmbedded(ctx, plan)).join('\n')}`);
+      dropLogs(logDir);
+      return 0;
+    }
     swarm = SwarmPool.start(ctx, Math.max(...plan.fanout.sizes));
 
     if (plan.only === 'fanout') {
@@ -159,13 +165,15 @@ async function main(): Promise<number> {
       dropLogs(logDir);
       return 0;
     }
-    log('poll: B0, B1 and the server under autocannon');
+    log('poll: B0, B1 and the server under wrk');
     const poll = await runPoll(ctx, plan);
     const fanout = await runFanout(ctx, plan, swarm, log);
     log(`database: ${plan.database.books} books updated ${plan.database.hz}/s for ${plan.database.durationMs / 1000} s`);
     const database = await runDatabase(ctx, plan);
+    log('embedded: npm run build, then node dist/main.js without Redis or Postgres');
+    const embedded = await runEmbedded(ctx, plan);
 
-    const figures = { poll, fanout, database };
+    const figures = { poll, fanout, database, embedded };
     const report: RunReport = {
       date: new Date().toISOString(),
       mode: quick ? 'quick' : 'full',

@@ -164,7 +164,7 @@ export async function startBaseline(
 }
 
 /** A port nobody listens on now (released at once; the target binds it next). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -19,6 +19,7 @@ export const MIN_JWT_SECRET_BYTES = 32;
 export const DEFAULT_RUN_LEASE_MS = 15_000;
 export const DEFAULT_MAX_GENERATIONS = 4;
 export const DEFAULT_GENERATOR_RETRIES = 5;
+export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const blankAsUndefined = (value: unknown) => (value === '' ? undefined : value);
@@ -75,6 +76,7 @@ const EnvSchema = z.object({
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
+  BACKEND_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 60_000).default(DEFAULT_BACKEND_TIMEOUT_MS)),
   PUBLISH_TOKEN: z.preprocess(blankAsUndefined, z.string().min(16, 'must be at least 16 characters').optional()),
   AUTH_JWT_SECRET: jwtSecret,
   AUTH_JWT_PREVIOUS_SECRET: jwtSecret,
@@ -87,6 +89,15 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.preprocess(
     blankAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+  CORS_ORIGINS: z.preprocess(blankAsUndefined, z.string().optional().transform(parseOrigins)),
+  TRUST_PROXY: z.preprocess(blankAsUndefined, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
+  BASE_PATH: z.preprocess(
+    blankAsUndefined,
+    z
+      .string()
+      .regex(/^(\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._~-]+)+$/, 'must be a path like /progress: segments of A-Z a-z 0-9 . _ ~ -, no "." or ".." segment, no trailing slash')
+      .optional(),
   ),
 });
 
@@ -116,6 +127,8 @@ export interface Config {
   readonly maxBodyBytes: number;
   readonly maxSseConnections: number;
   readonly maxBooksPerStream: number;
+  /** The longest any one Redis or Postgres call may take before it counts as an outage. */
+  readonly backendTimeoutMs: number;
   /** Null: publishing is open to whoever reaches the server (in open mode). */
   readonly publishToken: string | null;
   readonly auth: {
@@ -130,6 +143,12 @@ export interface Config {
   /** Open SSE streams and WebSockets per user (`sub`) per process, with authentication on. */
   readonly maxConnectionsPerUser: number;
   readonly logLevel: string;
+  /** Exact origins (`https://app.example.com`) whose pages may read the API; empty: no CORS headers at all. */
+  readonly corsOrigins: readonly string[];
+  /** Whether the client address in logs comes from X-Forwarded-For (one trusted proxy in front). */
+  readonly trustProxy: boolean;
+  /** The path every route lives under (`/progress`); '' for the root. */
+  readonly basePath: string;
 }
 
 /** Reads the configuration once from `env`; throws one message naming every bad variable. */
@@ -161,10 +180,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
+    backendTimeoutMs: e.BACKEND_TIMEOUT_MS,
     publishToken: e.PUBLISH_TOKEN ?? null,
     auth,
     maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
     logLevel: e.LOG_LEVEL,
+    corsOrigins: e.CORS_ORIGINS,
+    trustProxy: e.TRUST_PROXY,
+    basePath: e.BASE_PATH ?? '',
   });
 }
 
@@ -225,6 +248,24 @@ function redisTarget(e: z.infer<typeof EnvSchema>, url: string | null): RedisTar
     return Object.freeze({ kind: 'sentinel', sentinels: e.REDIS_SENTINELS, masterName: e.REDIS_SENTINEL_MASTER, password, tls });
   }
   return url === null ? null : Object.freeze({ kind: 'single', url });
+}
+
+/** CORS_ORIGINS: comma-separated origins, each exactly `scheme://host[:port]` as a browser sends it. */
+function parseOrigins(raw: string | undefined, ctx: z.RefinementCtx): string[] {
+  if (raw === undefined) return [];
+  const origins = raw.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  for (const origin of origins) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (parsed === null || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin like https://app.example.com (scheme, host, optional port; no path or trailing slash)` });
+    }
+  }
+  return Object.freeze(origins) as string[];
 }
 
 /** The seed's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, when REDIS_URL is not set. */

@@ -1,6 +1,8 @@
 import { pino } from 'pino';
 import { loadConfig } from './config.js';
 import { startService } from './service.js';
+import type { Service } from './service.js';
+import { StartupError } from './startup.js';
 
 /** Exit within this long on SIGTERM/SIGINT, even if a backend hangs. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -14,7 +16,15 @@ try {
 }
 
 const log = pino({ level: config.logLevel, base: { service: 'booksai-progress' } });
-const service = await startService(config, log);
+let service: Service;
+try {
+  service = await startService(config, log);
+} catch (error) {
+  // One line naming the setting to fix; a stack trace would say nothing more to an operator.
+  const line = error instanceof StartupError ? error.line : `start-up failed: ${(error as Error).message}`;
+  process.stderr.write(`${line}\n`);
+  process.exit(1);
+}
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

@@ -17,14 +17,17 @@ import { DemoGenerator } from './orchestrator/demo-generator.js';
 import type { Generator } from './orchestrator/generator.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
+import { accessLog } from './server/access-log.js';
 import { createApp } from './server/app.js';
+import { mountAt } from './server/base-path.js';
+import { CorsPolicy } from './server/cors.js';
 import { errorBody } from './server/errors.js';
 import { Expiries } from './server/expiries.js';
 import { Hub } from './server/hub.js';
 import { latestReader } from './server/latest.js';
 import { pollFastPath } from './server/poll.js';
 import { createMetrics } from './server/metrics.js';
-import { hasDotSegment } from './server/paths.js';
+import { DOT_SEGMENT_ERROR, hasDotSegment } from './server/paths.js';
 import type { Source } from './server/latest.js';
 import { StreamRegistry } from './server/stream.js';
 import { UserConnections } from './server/user-connections.js';
@@ -35,6 +38,9 @@ import { BookStore } from './store/books.js';
 import { Snapshotter } from './store/snapshotter.js';
 import { RunStore } from './store/runs.js';
 import { PgStore } from './store/store.js';
+import { databaseStartupError, listenStartupError } from './startup.js';
+import { isDatabaseUnavailable } from './store/failures.js';
+import { FaultLog } from './fault-log.js';
 
 /** A running server process: every part, for main.ts to stop and for tests to inspect. */
 export interface Service {
@@ -60,10 +66,12 @@ export interface ServiceOptions {
 
 /** Builds the parts from `config`, applies migrations and listens. */
 export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
-  const database = await openDatabase(config.databaseUrl, config.dataDir);
-  const store = new PgStore(database.db);
-  const books = new BookStore(database.db);
-  const runs = new RunStore(database.db);
+  const database = await openDatabase(config.databaseUrl, config.dataDir, config.backendTimeoutMs).catch((error: unknown) => {
+    throw databaseStartupError(error, config, redactUrl);
+  });
+  const store = new PgStore(database.db, database.deadline);
+  const books = new BookStore(database.db, database.deadline);
+  const runs = new RunStore(database.db, database.deadline);
   // The embedded database has one process: a run still marked running was interrupted, so it resumes now.
   if (database.kind === 'pglite') {
     const interrupted = await runs.expireLeases();
@@ -87,7 +95,9 @@ export async function startService(config: Config, log: Logger, options: Service
   });
   const tracker = new ProgressTracker({
     latest: broker,
-    recover: (bookId) => store.getProgress(bookId),
+    // A book Redis lacks while the database cannot answer starts from what this process knows:
+    // its first state is committed to Redis and queued for the database, as persistNow does.
+    recover: (bookId) => store.getProgress(bookId).catch((error: unknown) => (isDatabaseUnavailable(error) ? null : Promise.reject(error))),
     persistNow: async (state) => {
       await snapshotter.persistNow(state);
     },
@@ -106,13 +116,6 @@ export async function startService(config: Config, log: Logger, options: Service
   const hub = new Hub(broker, readLatest, log);
   const streams = new StreamRegistry(config.heartbeatMs);
   const auth = new Authenticator({ ...config.auth, publishToken: config.publishToken });
-  if (!auth.enabled) {
-    log.warn(
-      config.publishToken === null
-        ? 'authentication is off: anyone who reaches this server reads every book and publishes; set AUTH_JWT_SECRET or AUTH_JWKS_URL'
-        : 'authentication is off: anyone who reaches this server reads every book (PUBLISH_TOKEN guards writes); set AUTH_JWT_SECRET or AUTH_JWKS_URL',
-    );
-  }
   const expiries = new Expiries();
   const userConnections = new UserConnections(config.maxConnectionsPerUser);
   const metrics = createMetrics({
@@ -123,9 +126,12 @@ export async function startService(config: Config, log: Logger, options: Service
     snapshotter,
     orchestrator,
     websocketConnections: () => websockets.size, // attached below, read only when scraped
+    faults: FaultLog.of(log),
   });
+  const cors = new CorsPolicy(config.corsOrigins);
   const app = createApp({
     metrics,
+    cors,
     tracker,
     broker,
     books,
@@ -141,12 +147,23 @@ export async function startService(config: Config, log: Logger, options: Service
     auth,
     expiries,
     userConnections,
+    basePath: config.basePath,
   });
 
   const honoListener = getRequestListener(app.fetch, { hostname: config.host });
   const fastPoll = pollFastPath(hub, source, auth);
+  const logRequest = accessLog(log, config.trustProxy);
+  const mount = mountAt(config.basePath);
+  const vary = cors.vary;
   const server = createServer((req, res) => {
+    logRequest(req, res);
+    res.setHeader('Vary', vary);
+    // CORS headers first, so a page on a listed origin can read every answer, refusals too.
+    if (cors.apply(req, res)) return;
+    // Before anything routes the path: resolved, a dot segment would reach another route.
     if (hasDotSegment(req.url ?? '')) return refuseDotSegment(res);
+    // Outside BASE_PATH, or its bare prefix: answered here.
+    if (mount(req, res)) return;
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
   server.on('clientError', answerMalformedRequest);
@@ -159,10 +176,30 @@ export async function startService(config: Config, log: Logger, options: Service
     expiries,
     userConnections,
     log,
+    basePath: config.basePath,
+    cors,
+    trustProxy: config.trustProxy,
   });
-  const port = await listen(server, config.port, config.host);
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  let port: number;
+  try {
+    port = await listen(server, config.port, config.host);
+  } catch (error) {
+    websockets.close();
+    streams.stop();
+    hub.close();
+    await broker.close().catch(() => {});
+    await closeDatabase(database, log);
+    throw listenStartupError(error, config);
+  }
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}${config.basePath}`;
   log.info({ url }, 'listening');
+  if (!auth.enabled) {
+    log.warn(
+      config.publishToken === null
+        ? 'authentication is off: anyone who reaches this server reads every book and publishes; set AUTH_JWT_SECRET or AUTH_JWKS_URL'
+        : 'authentication is off: anyone who reaches this server reads every book (PUBLISH_TOKEN guards writes); set AUTH_JWT_SECRET or AUTH_JWKS_URL',
+    );
+  }
   snapshotter.start();
   orchestrator.begin();
 
@@ -205,13 +242,14 @@ async function createBroker(config: Config, log: Logger): Promise<{ broker: Brok
     keyPrefix: config.redisKeyPrefix,
     ttlSeconds: config.progressTtlSeconds,
     log,
+    timeoutMs: config.backendTimeoutMs,
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
   return { broker, source: 'redis' };
 }
 
 function refuseDotSegment(res: ServerResponse): void {
-  const body = JSON.stringify(errorBody('invalid_path', 'paths must not contain "." or ".." segments, raw or percent-encoded'));
+  const body = JSON.stringify(errorBody(DOT_SEGMENT_ERROR.code, DOT_SEGMENT_ERROR.message));
   res.writeHead(400, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }).end(body);
 }
 

@@ -16,6 +16,7 @@ describe('loadConfig', () => {
       snapshotIntervalMs: 30_000,
       heartbeatMs: DEFAULT_HEARTBEAT_MS,
       maxBodyBytes: 65_536,
+      backendTimeoutMs: 2_000,
       logLevel: 'info',
     });
     expect(Object.isFrozen(config)).toBe(true);
@@ -36,6 +37,11 @@ describe('loadConfig', () => {
   it("takes the seed's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, and REDIS_URL over them", () => {
     expect(loadConfig({ REDIS_HOST: 'cache.internal', REDIS_PORT: '6380', REDIS_PASSWORD: 'p@ss' }).redisUrl).toBe('redis://:p%40ss@cache.internal:6380');
     expect(loadConfig({ REDIS_HOST: 'cache.internal', REDIS_URL: 'rediss://other:6379' }).redisUrl).toBe('rediss://other:6379');
+  });
+
+  it('reads BACKEND_TIMEOUT_MS and refuses one below 100 ms', () => {
+    expect(loadConfig({ BACKEND_TIMEOUT_MS: '750' }).backendTimeoutMs).toBe(750);
+    expect(() => loadConfig({ BACKEND_TIMEOUT_MS: '50' })).toThrow('BACKEND_TIMEOUT_MS');
   });
 
   it('treats blank values as unset', () => {

@@ -1,7 +1,7 @@
 import { watch } from './client.js';
 import type { BookProgress } from './client.js';
 import { showConnection } from './connection.js';
-import { byId, el } from './dom.js';
+import { byId, el, serverBase } from './dom.js';
 import { apiFetch, pastedToken } from './session.js';
 import { STEP_LABELS, duration, eta, percent } from './format.js';
 import { progressBar, setProgress, statusText } from './widgets.js';
@@ -68,7 +68,7 @@ function renderChapters(chapters: Chapter[]): void {
 async function loadChapters(written: number): Promise<void> {
   lastChapterFetch = Math.max(lastChapterFetch, written);
   try {
-    const res = await apiFetch(`/api/books/${encodeURIComponent(bookId)}`);
+    const res = await apiFetch(`api/books/${encodeURIComponent(bookId)}`);
     if (!res.ok) return;
     const body = (await res.json()) as { data: { title: string; chapters: Chapter[] } };
     byId('title').textContent = body.data.title;
@@ -82,4 +82,4 @@ async function loadChapters(written: number): Promise<void> {
 byId('title').textContent = bookId;
 void loadChapters(0);
 const token = pastedToken();
-watch([bookId], render, { onConnection: (state) => showConnection(byId('connection'), state), ...(token ? { token } : {}) });
+watch([bookId], render, { baseUrl: serverBase(), onConnection: (state) => showConnection(byId('connection'), state), ...(token ? { token } : {}) });

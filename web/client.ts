@@ -13,11 +13,16 @@ type EventSourceLike = {
   addEventListener(type: 'progress' | 'auth', listener: (event: MessageEvent<string>) => void): void;
   close(): void;
 };
-type EventSourceConstructor = new (url: string) => EventSourceLike;
+type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 
 export interface WatchOptions {
-  /** Origin of the server; '' (same origin) in the browser. */
+  /** Where the server's routes start: '' (same origin, at /), `/progress` (BASE_PATH), or `https://progress.example.com`. */
   baseUrl?: string;
+  /**
+   * Send cookies to a server on another origin (EventSource `withCredentials`, fetch
+   * `credentials: 'include'`); the server must list this page's origin in CORS_ORIGINS.
+   */
+  withCredentials?: boolean;
   /** The EventSource class (Node: the `eventsource` package); without one the client polls. */
   EventSource?: EventSourceConstructor;
   fetch?: typeof fetch;
@@ -31,10 +36,11 @@ export interface WatchOptions {
   /** A token for a server with authentication (sent as ?access_token= to EventSource, Bearer to fetch). */
   token?: string;
   /**
-   * Asked for a token at every (re)connection and after the server said the token expired
-   * (`event: auth`, a 401): return a cached one while it is valid, a fresh one after. Wins over `token`.
+   * Asked for a token at every (re)connection: return a cached one while it is valid. `refresh`
+   * is true after the server said the token expired or was refused (`event: auth`, a 401 on a
+   * poll): then return a fresh one. Wins over `token`.
    */
-  getToken?: () => string | Promise<string>;
+  getToken?: (context: { refresh: boolean }) => string | Promise<string>;
 }
 
 export interface Watching {
@@ -62,6 +68,7 @@ export function reconnectDelay(failures: number): number {
 export function watch(books: readonly string[] | 'all', onProgress: (progress: BookProgress) => void, options: WatchOptions = {}): Watching {
   const base = options.baseUrl ?? '';
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const credentials: RequestCredentials = options.withCredentials ? 'include' : 'same-origin';
   const EventSourceClass = options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource;
   const settings = { ...DEFAULTS, ...options };
   const ids = books === 'all' ? null : [...new Set(books)];
@@ -97,7 +104,14 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     if (finished()) stop();
   };
 
-  const token = async (): Promise<string | undefined> => (options.getToken ? options.getToken() : options.token);
+  /** Set when the server refused the token: the next one asked for must be fresh. */
+  let refresh = false;
+  const token = async (): Promise<string | undefined> => {
+    if (!options.getToken) return options.token;
+    const context = { refresh };
+    refresh = false;
+    return options.getToken(context);
+  };
 
   /** The stream's URL: resuming from the versions shown, so a reconnect has no gap and no duplicate. */
   const streamUrl = (accessToken: string | undefined) => {
@@ -122,10 +136,11 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
       return;
     }
     if (closed) return;
-    const es = new EventSourceClass(url);
+    const es = options.withCredentials ? new EventSourceClass(url, { withCredentials: true }) : new EventSourceClass(url);
     source = es;
     // The token expired on the open stream: reconnect at once with a fresh one, where it left off.
     es.addEventListener('auth', () => {
+      refresh = true;
       es.close();
       if (source === es) source = null;
       if (!closed) void connectSse();
@@ -137,12 +152,17 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
         // A frame that is not JSON is not ours: ignore it.
       }
     });
+    let opened = false;
     es.onopen = () => {
+      opened = true;
       sseFailures = 0;
       stopPolling();
       setConnection('live');
     };
     es.onerror = () => {
+      // Refused before it opened: EventSource hides the status, and a 401 looks the same, so the
+      // next token asked for is a fresh one.
+      if (!opened) refresh = true;
       // We manage reconnects ourselves (backoff, fallback), not the browser's fixed retry.
       es.close();
       if (source === es) source = null;
@@ -180,7 +200,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
       targets.map(async (id) => {
         try {
           if (id === null) {
-            const res = await doFetch(`${base}/api/books`, { headers: auth, cache: 'no-store' });
+            const res = await doFetch(`${base}/api/books`, { headers: auth, cache: 'no-store', credentials });
             answered = true;
             if (!res.ok) return;
             const body = (await res.json()) as { data?: Array<{ progress?: unknown }> };
@@ -189,8 +209,9 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
           }
           const shown = latest.get(id);
           const headers: Record<string, string> = shown ? { ...auth, 'If-None-Match': `"${shown.version}"` } : auth;
-          const res = await doFetch(`${base}/api/ai/progress/${encodeURIComponent(id)}`, { headers, cache: 'no-store' });
+          const res = await doFetch(`${base}/api/ai/progress/${encodeURIComponent(id)}`, { headers, cache: 'no-store', credentials });
           answered = true;
+          if (res.status === 401) refresh = true;
           if (res.status === 200) accept(((await res.json()) as { data?: unknown }).data);
         } catch {
           // Network error: counted as not answered.

@@ -1,7 +1,7 @@
 import { watch } from './client.js';
 import type { BookProgress } from './client.js';
 import { showConnection } from './connection.js';
-import { byId, el } from './dom.js';
+import { byId, el, serverBase } from './dom.js';
 import { apiFetch, pastedToken } from './session.js';
 import { STEP_LABELS, eta } from './format.js';
 import { progressBar, setProgress, statusText } from './widgets.js';
@@ -29,7 +29,7 @@ const connection = byId('connection');
 function addRow(book: BookSummary, atTop: boolean): Row {
   const existing = rows.get(book.bookId);
   if (existing) return existing;
-  const link = el('a', { href: `/book/${encodeURIComponent(book.bookId)}` }, book.title || book.bookId);
+  const link = el('a', { href: `book/${encodeURIComponent(book.bookId)}` }, book.title || book.bookId);
   const row: Row = {
     element: el('tr', { 'data-book-id': book.bookId }),
     status: el('td'),
@@ -67,7 +67,7 @@ function update(progress: BookProgress): void {
 async function fetchAndAdd(bookId: string, progress: BookProgress): Promise<void> {
   let title = bookId;
   try {
-    const res = await apiFetch(`/api/books/${encodeURIComponent(bookId)}`);
+    const res = await apiFetch(`api/books/${encodeURIComponent(bookId)}`);
     if (res.ok) title = ((await res.json()) as { data: { title: string } }).data.title;
   } catch {
     // Title unknown for now: the id stands in.
@@ -77,7 +77,7 @@ async function fetchAndAdd(bookId: string, progress: BookProgress): Promise<void
 }
 
 async function loadBooks(): Promise<void> {
-  const res = await apiFetch('/api/books');
+  const res = await apiFetch('api/books');
   if (!res.ok) return;
   const body = (await res.json()) as { data: BookSummary[] };
   for (const book of body.data) addRow(book, false);
@@ -88,7 +88,7 @@ byId<HTMLFormElement>('new-book').addEventListener('submit', async (event) => {
   const form = new FormData(event.target as HTMLFormElement);
   const errorBox = byId('form-error');
   errorBox.textContent = '';
-  const res = await apiFetch('/api/books', {
+  const res = await apiFetch('api/books', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({
@@ -112,4 +112,4 @@ setInterval(() => {
 
 await loadBooks().catch(() => undefined);
 const token = pastedToken();
-watch('all', update, { onConnection: (state) => showConnection(connection, state), ...(token ? { token } : {}) });
+watch('all', update, { baseUrl: serverBase(), onConnection: (state) => showConnection(connection, state), ...(token ? { token } : {}) });

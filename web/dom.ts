@@ -18,3 +18,12 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   if (!element) throw new Error(`missing #${id}`);
   return element as T;
 }
+
+/**
+ * Where the server's routes start, from the page's `<base href>` (BASE_PATH, set by the server):
+ * `https://host/progress` for pages under `/progress/`. The pages' own links and fetches are
+ * relative to it already; the client takes it as its `baseUrl`.
+ */
+export function serverBase(): string {
+  return new URL('.', document.baseURI).href.replace(/\/$/, '');
+}

@@ -8,8 +8,8 @@
 import { SignJWT } from 'jose';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { runLoad } from '../autocannon.js';
-import type { LoadResult } from '../autocannon.js';
+import { runLoad } from '../wrk.js';
+import type { LoadResult } from '../wrk.js';
 import { summarizeProfile } from '../cpu-profile.js';
 import type { ProfileSummary } from '../cpu-profile.js';
 import { bookId, seedBooks } from '../fixtures.js';

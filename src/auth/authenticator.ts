@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { TenantSchema } from '../progress/schema.js';
 import { OPEN_CALLER, OPEN_READER, hasScope } from './caller.js';
 import type { Caller, Scope } from './caller.js';
 import { findToken } from './credentials.js';
@@ -37,7 +38,7 @@ export class Authenticator {
 
   /** The caller, or throws AuthError. `tenant`: the X-Tenant header, for PUBLISH_TOKEN requests. */
   async authenticate(credentials: Credentials, tenant?: string): Promise<Caller> {
-    const token = findToken(credentials);
+    const { token } = findToken(credentials);
     const known = this.#withoutVerifying(token, tenant);
     if (known !== undefined) return known;
     return (this.#tokens as TokenVerifier).verify(token as string);
@@ -49,7 +50,7 @@ export class Authenticator {
    */
   cachedCaller(credentials: Credentials): Caller | undefined {
     try {
-      const token = findToken(credentials);
+      const { token } = findToken(credentials);
       return this.#withoutVerifying(token, undefined) ?? this.#tokens?.cached(token as string);
     } catch {
       return undefined;
@@ -66,8 +67,8 @@ export class Authenticator {
     const service = token !== null && this.#isPublishToken(token);
     if (token === null) throw new AuthError('unauthorized', 'this endpoint needs a token: Authorization: Bearer <token>, the booksai_token cookie, or ?access_token=');
     if (!service) return undefined;
-    if (tenant === undefined || tenant === '' || tenant.length > 256) {
-      throw new AuthError('tenant_required', 'a PUBLISH_TOKEN request names its tenant in the X-Tenant header');
+    if (tenant === undefined || !TenantSchema.safeParse(tenant).success || !/^[\x20-\x7e]+$/.test(tenant)) {
+      throw new AuthError('tenant_required', 'a PUBLISH_TOKEN request names its tenant in the X-Tenant header: 1-256 printable ASCII characters');
     }
     return Object.freeze({ sub: 'publish-token', tenant, anyTenant: false, scopes: SERVICE_SCOPES, books: null, expiresAt: null });
   }

@@ -52,6 +52,16 @@ export function mayRead(caller: Caller, bookId: string, tenant: string | undefin
   return tenant === caller.tenant && (caller.books === null || caller.books.has(bookId));
 }
 
+/**
+ * Whether the caller may watch (stream, subscribe to) a book whose current state is `latest`
+ * (null: it has none yet). Without authentication a stream may wait for a book's first state;
+ * with it, a book without one is refused as missing, so that a refusal never tells a book of
+ * another tenant from one that does not exist.
+ */
+export function mayWatch(caller: Caller, bookId: string, latest: { readonly tenant: string | undefined } | null): boolean {
+  return latest === null ? caller.anyTenant : mayRead(caller, bookId, latest.tenant);
+}
+
 /** Whether the caller may change a book of `tenant` (cancel, retry): its own tenant's, or any as admin. */
 export function mayWrite(caller: Caller, tenant: string | undefined): boolean {
   return caller.anyTenant || tenant === caller.tenant;

@@ -13,19 +13,21 @@ export interface Credentials {
 
 /**
  * The request's token, from the first place that has one: `Authorization: Bearer`, the
- * `booksai_token` cookie, then `?access_token=`. A present but malformed Authorization header
- * is 'malformed', never skipped for the next place; none at all is null.
+ * `booksai_token` cookie, then `?access_token=`; and where it came from (a cookie is sent by the
+ * browser on its own, so a write it authorizes must come from a trusted page). A present but
+ * malformed Authorization header is 'malformed', never skipped for the next place; none at all is null.
  */
-export function findToken(credentials: Credentials): string | 'malformed' | null {
+export function findToken(credentials: Credentials): { token: string | 'malformed' | null; from: 'header' | 'cookie' | 'query' | null } {
   const { authorization } = credentials;
   if (authorization !== undefined) {
     const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
-    return match ? (match[1] as string) : 'malformed';
+    return { token: match ? (match[1] as string) : 'malformed', from: 'header' };
   }
   const fromCookie = credentials.cookie === undefined ? null : cookieValue(credentials.cookie, TOKEN_COOKIE);
-  if (fromCookie !== null) return fromCookie;
+  if (fromCookie !== null) return { token: fromCookie, from: 'cookie' };
   const fromQuery = credentials.accessToken;
-  return fromQuery === undefined || fromQuery === null || fromQuery === '' ? null : fromQuery;
+  if (fromQuery === undefined || fromQuery === null || fromQuery === '') return { token: null, from: null };
+  return { token: fromQuery, from: 'query' };
 }
 
 /** One cookie's value from a Cookie header; null when absent or empty. */

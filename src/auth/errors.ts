@@ -3,7 +3,7 @@
  * status: `unauthorized` and `invalid_token` 401, `insufficient_scope` 403, `tenant_required`
  * 400, `auth_unavailable` 503 (the JWK Set could not be fetched).
  */
-export type AuthErrorCode = 'unauthorized' | 'invalid_token' | 'insufficient_scope' | 'tenant_required' | 'auth_unavailable';
+export type AuthErrorCode = 'unauthorized' | 'invalid_token' | 'insufficient_scope' | 'tenant_required' | 'origin_not_allowed' | 'auth_unavailable';
 
 export class AuthError extends Error {
   override readonly name = 'AuthError';
@@ -20,6 +20,7 @@ export const AUTH_ERROR_STATUS: Record<AuthErrorCode, 400 | 401 | 403 | 503> = {
   invalid_token: 401,
   insufficient_scope: 403,
   tenant_required: 400,
+  origin_not_allowed: 403,
   auth_unavailable: 503,
 };
 

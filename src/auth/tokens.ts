@@ -15,6 +15,11 @@ export const MAX_BOOKS_CLAIM = 1_000;
 /** How long a JWK Set fetch may take; a new `kid` refetches the set at most this often. */
 const JWKS_TIMEOUT_MS = 2_000;
 const JWKS_COOLDOWN_MS = 5_000;
+/**
+ * Clock skew allowed for `nbf` and `iat` (a token minted on a host whose clock runs a little
+ * ahead is valid at once); none for `exp`, so a stream ends exactly when its token does.
+ */
+export const CLOCK_TOLERANCE_SECONDS = 5;
 
 export interface TokenSettings {
   /** HS256 secrets, the current first; empty when only a JWK Set is trusted. */
@@ -61,9 +66,11 @@ export class TokenVerifier {
   cached(token: string, now = Date.now()): Caller | undefined {
     const caller = this.#cache.get(token);
     if (caller === undefined) return undefined;
-    if ((caller.expiresAt as number) > now) return caller;
     this.#cache.delete(token);
-    return undefined;
+    if ((caller.expiresAt as number) <= now) return undefined;
+    // Re-inserted last: the Map stays in least-recently-used order, and eviction takes the first.
+    this.#cache.set(token, caller);
+    return caller;
   }
 
   /** The caller the token names; throws AuthError `invalid_token` (or `auth_unavailable`). */
@@ -78,7 +85,7 @@ export class TokenVerifier {
   }
 
   async #verifySignature(token: string): Promise<JWTPayload> {
-    const common = { ...this.#options, requiredClaims: ['sub', 'exp'] };
+    const common = { ...this.#options, requiredClaims: ['sub', 'exp'], clockTolerance: CLOCK_TOLERANCE_SECONDS };
     let failure: unknown = new AuthError('invalid_token', 'the token is not valid');
     try {
       // HS256 tokens go to the secrets, others to the JWK Set: each with only its own algorithms.
@@ -143,9 +150,12 @@ function callerOf(payload: JWTPayload): Caller {
     const issue = claims.error.issues[0];
     throw new AuthError('invalid_token', `the token's "${issue?.path.join('.') || 'payload'}" claim is not valid`);
   }
-  // jose checks iat only against a maximum age: one from the future is a token not valid yet.
-  if (typeof payload.iat === 'number' && payload.iat * 1000 > Date.now()) throw new AuthError('invalid_token', 'the token is not valid yet');
   const { sub, exp, tenant, scope, books } = claims.data;
+  const now = Date.now();
+  // The tolerance given to jose is for nbf; exp gets none.
+  if (exp * 1000 <= now) throw new AuthError('invalid_token', 'the token has expired');
+  // jose checks iat only against a maximum age: one from the future is a token not valid yet.
+  if (typeof payload.iat === 'number' && (payload.iat - CLOCK_TOLERANCE_SECONDS) * 1000 > now) throw new AuthError('invalid_token', 'the token is not valid yet');
   const scopes = new Set<Scope>();
   for (const name of (scope ?? DEFAULT_SCOPE).split(' ')) if ((SCOPES as readonly string[]).includes(name)) scopes.add(name as Scope);
   return Object.freeze({

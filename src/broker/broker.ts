@@ -14,7 +14,8 @@ export type ProgressListener = (state: BookProgress, json: string) => void;
  * - Delivery: listeners see states of one book in commit order. It is at-most-once while
  *   the broker is disconnected; on reconnection the latest state of every subscribed book is
  *   delivered again, so a listener that keeps the highest version ends on the latest state.
- * - When the backend cannot answer, calls fail fast with BrokerUnavailableError.
+ * - When the backend cannot answer, calls fail fast (within the backend timeout when it hangs)
+ *   with BrokerUnavailableError; BrokerFullError when it refuses a write for lack of memory.
  */
 export interface Broker extends LatestState {
   get(bookId: string): Promise<BookProgress | null>;
@@ -48,7 +49,15 @@ export interface Broker extends LatestState {
   close(): Promise<void>;
 }
 
-/** The broker's backend cannot be reached; the caller may retry later. */
+/** The broker's backend cannot be reached (or does not answer in time); the caller may retry later. */
 export class BrokerUnavailableError extends Error {
-  override readonly name = 'BrokerUnavailableError';
+  override readonly name: string = 'BrokerUnavailableError';
+}
+
+/**
+ * The backend refused a commit because it is out of memory (Redis at `maxmemory` with
+ * `noeviction`). An outage like any other: nothing was written, retrying later can succeed.
+ */
+export class BrokerFullError extends BrokerUnavailableError {
+  override readonly name: string = 'BrokerFullError';
 }

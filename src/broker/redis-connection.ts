@@ -2,19 +2,38 @@ import { Cluster, Redis } from 'ioredis';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
 import type { RedisTarget } from '../config.js';
 
-const COMMAND_TIMEOUT_MS = 2_000;
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
+
 const MAX_RECONNECT_DELAY_MS = 2_000;
+/** TCP keepalive: finds a peer that vanished for good (a proxy or NAT in between answers it otherwise). */
+const KEEPALIVE_MS = 10_000;
 /** How often a cluster client re-reads the slot map, so a migrated slot is noticed even without a MOVED. */
 const SLOTS_REFRESH_MS = 2_000;
 
-/** Connection options shared by every connection: fail fast while Redis is down, reconnect forever. */
-export const REDIS_CONNECTION_OPTIONS: RedisOptions = {
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-  commandTimeout: COMMAND_TIMEOUT_MS,
-  autoResubscribe: false,
-  retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
-};
+/**
+ * Connection options shared by every connection: fail fast while Redis is down, never wait
+ * longer than `timeoutMs` for a reply, reconnect forever.
+ *
+ * A connection that stops answering without closing (a partition that drops packets, a paused
+ * Redis) is destroyed once nothing arrived for `timeoutMs` while a command waited
+ * (`socketTimeout`), and replaced. Commands in flight then fail at once (`maxRetriesPerRequest: 0`)
+ * and none is sent again on the new connection (`autoResendUnfulfilledCommands: false`): its
+ * caller was told it failed. A command that timed out stays in its connection's queue until that
+ * connection is gone, so a late reply is matched with it, never with a later command.
+ */
+export function redisConnectionOptions(timeoutMs: number): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: timeoutMs,
+    socketTimeout: timeoutMs,
+    connectTimeout: timeoutMs,
+    keepAlive: KEEPALIVE_MS,
+    autoResubscribe: false,
+    retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+  };
+}
 
 /**
  * The clients of one broker. On one Redis and on Sentinel: a command connection and a
@@ -28,20 +47,21 @@ export interface RedisClients {
 }
 
 /** Opens the broker's connections to `target`; `name` shows in CLIENT LIST. */
-export function openRedis(target: RedisTarget, name: string): RedisClients {
-  const commands = openCommands(target, name);
+export function openRedis(target: RedisTarget, name: string, timeoutMs: number): RedisClients {
+  const commands = openCommands(target, name, timeoutMs);
   // A cluster's subscribers hang off the Cluster client (classic) or are opened per master by the broker (sharded).
-  return { commands, subscriber: target.kind === 'cluster' ? commands : openCommands(target, `${name}-sub`) };
+  return { commands, subscriber: target.kind === 'cluster' ? commands : openCommands(target, `${name}-sub`, timeoutMs) };
 }
 
 /** One command client for `target`: a connection, a Sentinel-followed connection, or a Cluster. */
-export function openCommands(target: RedisTarget, name: string): Redis | Cluster {
+export function openCommands(target: RedisTarget, name: string, timeoutMs = DEFAULT_BACKEND_TIMEOUT_MS): Redis | Cluster {
+  const options = redisConnectionOptions(timeoutMs);
   switch (target.kind) {
     case 'single':
-      return new Redis(target.url, { ...REDIS_CONNECTION_OPTIONS, connectionName: name });
+      return new Redis(target.url, { ...options, connectionName: name });
     case 'sentinel':
       return new Redis({
-        ...REDIS_CONNECTION_OPTIONS,
+        ...options,
         connectionName: name,
         sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
         name: target.masterName,
@@ -54,13 +74,13 @@ export function openCommands(target: RedisTarget, name: string): Redis | Cluster
     case 'cluster':
       return new Cluster(
         target.nodes.map(({ host, port }) => ({ host, port })),
-        clusterOptions(target, name),
+        clusterOptions(target, name, timeoutMs),
       );
   }
 }
 
-export function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, name: string): ClusterOptions {
-  const { enableOfflineQueue: _queue, retryStrategy: _retry, ...nodeOptions } = REDIS_CONNECTION_OPTIONS;
+export function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, name: string, timeoutMs: number): ClusterOptions {
+  const { enableOfflineQueue: _queue, retryStrategy: _retry, ...nodeOptions } = redisConnectionOptions(timeoutMs);
   return {
     enableOfflineQueue: false,
     // Sharded subscribers are the broker's own (shard-subscribers.ts), one per master.

@@ -13,6 +13,8 @@ export interface SubscriptionsOptions {
   subscriber: Redis | Cluster;
   /** Connection name, shown in CLIENT LIST. */
   name: string;
+  /** The longest wait for any reply (BACKEND_TIMEOUT_MS). */
+  timeoutMs: number;
   mode: PubSubMode;
   keys: RedisKeys;
   log: Logger;
@@ -55,6 +57,7 @@ export class Subscriptions {
       this.#shards = new ShardSubscribers({
         cluster: subscriber as Cluster,
         name: options.name,
+        timeoutMs: options.timeoutMs,
         log: options.log,
         slotOf,
         onMessage: deliver,

@@ -2,12 +2,15 @@ import { ReplyError } from 'ioredis';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisTarget } from '../config.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
+import { FaultLog } from '../fault-log.js';
 import { BookProgressSchema } from '../progress/schema.js';
 import { isBookProgress } from '../progress/state-validator.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { CommitResult, Fence } from '../progress/tracker.js';
-import { BrokerUnavailableError } from './broker.js';
+import { BrokerFullError, BrokerUnavailableError } from './broker.js';
 import type { Broker, ProgressListener } from './broker.js';
+import { evictsKeysWithoutTtl, maxmemoryPolicy } from './eviction.js';
 import { CLAIM_DIRTY, COMMIT, SETTLE_CLAIM } from './scripts.js';
 import { clusterKeys } from './cluster-keys.js';
 import { redisKeys } from './keys.js';
@@ -36,6 +39,8 @@ export interface RedisBrokerOptions {
   keyPrefix: string;
   ttlSeconds: number;
   log: Logger;
+  /** The longest wait for any reply (BACKEND_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 /**
@@ -47,6 +52,7 @@ export class RedisBroker implements Broker {
   readonly keys: RedisKeys;
   readonly #ttlSeconds: number;
   readonly #log: Logger;
+  readonly #faults: FaultLog;
   readonly #redis: ScriptedRedis;
   readonly #subscriber: Redis | Cluster;
   readonly #subscriptions: Subscriptions;
@@ -58,17 +64,22 @@ export class RedisBroker implements Broker {
   /** Partitions each owner claimed through this broker, for settleClaim. */
   readonly #claims = new Map<string, number[]>();
   #closed = false;
+  /** On one Redis and Sentinel: PINGs both connections, so a silent one is noticed. */
+  #healthPing: NodeJS.Timeout | null = null;
 
   constructor(options: RedisBrokerOptions) {
     const target: RedisTarget = options.target ?? { kind: 'single', url: options.url ?? '' };
     this.keys = target.kind === 'cluster' ? clusterKeys(options.keyPrefix) : redisKeys(options.keyPrefix);
     this.#ttlSeconds = options.ttlSeconds;
     this.#log = options.log;
-    const { commands, subscriber } = openRedis(target, 'booksai-progress');
+    this.#faults = FaultLog.of(options.log);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_BACKEND_TIMEOUT_MS;
+    const { commands, subscriber } = openRedis(target, 'booksai-progress', timeoutMs);
     this.#redis = commands as ScriptedRedis;
     this.#redis.defineCommand('progressCommit', { numberOfKeys: 3, lua: COMMIT });
     this.#redis.defineCommand('progressClaimDirty', { numberOfKeys: 4, lua: CLAIM_DIRTY });
     this.#redis.defineCommand('progressSettleClaim', { numberOfKeys: 3, lua: SETTLE_CLAIM });
+    this.#redis.once('ready', () => void this.#checkEvictionPolicy());
     this.#subscriber = subscriber;
     const mode = target.kind !== 'cluster' ? 'single' : target.pubsub;
     this.#publish = mode === 'sharded' ? 'SPUBLISH' : 'PUBLISH';
@@ -78,16 +89,38 @@ export class RedisBroker implements Broker {
       mode,
       keys: this.keys,
       log: options.log,
+      timeoutMs,
       readLatest: (bookIds) => this.#readLatest(bookIds),
       onMessage: (channel, raw, everyBook) => (everyBook ? this.#onAnyMessage(channel, raw) : this.#onMessage(channel, raw)),
       onGap: () => {
         for (const onGap of this.#allListeners.values()) onGap();
       },
     });
-    for (const connection of new Set([this.#redis, this.#subscriber])) {
-      // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
-      connection.on('error', (error: Error) => this.#log.warn({ err: error.message }, 'redis connection error'));
+    if (this.#redis === this.#subscriber) {
+      // A cluster: ioredis replaces a node's silent connection and follows the slot map; the
+      // shard subscribers watch their own connections.
+      this.#redis.on('error', (error: Error) => this.#faults.report('redis_connection', 'redis connection error', { err: error.message }));
+      return;
     }
+    const pair: Array<[Redis | Cluster, Redis | Cluster]> = [
+      [this.#redis, this.#subscriber],
+      [this.#subscriber, this.#redis],
+    ];
+    for (const [connection, other] of pair) {
+      // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
+      connection.on('error', (error: Error) => {
+        this.#faults.report('redis_connection', 'redis connection error', { err: error.message });
+        // One connection stopped answering: the other, to the same Redis, most likely has too.
+        // Replaced now, the next command fails at once instead of waiting out the timeout again.
+        if (error.message.startsWith('Socket timeout') && other.status === 'ready') other.disconnect(true);
+      });
+    }
+    // The subscriber waits for nothing while no book changes, so nothing would notice that it
+    // stopped answering: a PING on each connection keeps socketTimeout watching.
+    const healthPing = setInterval(() => {
+      for (const c of [this.#redis, this.#subscriber]) if (c.status === 'ready') c.ping().catch(() => {});
+    }, timeoutMs);
+    this.#healthPing = healthPing.unref();
   }
 
   async get(bookId: string): Promise<BookProgress | null> {
@@ -221,6 +254,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#healthPing) clearInterval(this.#healthPing);
     this.#listeners.clear();
     this.#allListeners.clear();
     this.#subscriptions.close();
@@ -233,8 +267,32 @@ export class RedisBroker implements Broker {
     try {
       return await command();
     } catch (error) {
-      if (error instanceof ReplyError && !isTransientReply(error as Error)) throw error;
-      throw new BrokerUnavailableError(`redis unavailable: ${(error as Error).message}`, { cause: error });
+      const message = (error as Error).message;
+      if (error instanceof ReplyError) {
+        // At maxmemory with noeviction Redis refuses writes (a script's first write, so nothing of it ran).
+        if (/\bOOM\b/.test(message)) {
+          this.#faults.report('redis_full', 'redis is out of memory; commits are refused', { err: message.split('.')[0] });
+          throw new BrokerFullError('redis is out of memory', { cause: error });
+        }
+        if (!isTransientReply(error as Error)) throw error;
+      }
+      this.#faults.report('redis_unavailable', 'redis did not answer', { err: message });
+      throw new BrokerUnavailableError(`redis unavailable: ${message}`, { cause: error });
+    }
+  }
+
+  /** Warns when Redis may evict the dirty set or the claim (keys without a TTL) under memory pressure. */
+  async #checkEvictionPolicy(): Promise<void> {
+    try {
+      const policy = maxmemoryPolicy(await this.#redis.info('memory'));
+      if (policy !== null && evictsKeysWithoutTtl(policy)) {
+        this.#log.warn(
+          { maxmemoryPolicy: policy },
+          'redis maxmemory-policy can evict keys without a TTL (the dirty set, snapshot claims): changed books could miss Postgres; use noeviction or a volatile-* policy',
+        );
+      }
+    } catch (error) {
+      this.#log.debug({ err: (error as Error).message }, 'could not read the redis maxmemory-policy');
     }
   }
 

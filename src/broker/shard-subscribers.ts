@@ -1,13 +1,15 @@
 import { Redis } from 'ioredis';
 import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
-import { REDIS_CONNECTION_OPTIONS } from './redis-connection.js';
+import { redisConnectionOptions } from './redis-connection.js';
 
 const RETRY_MS = 500;
 
 export interface ShardSubscribersOptions {
   cluster: Cluster;
   name: string;
+  /** The longest wait for any reply (BACKEND_TIMEOUT_MS); also how often an idle subscriber is PINGed. */
+  timeoutMs: number;
   log: Logger;
   slotOf(channel: string): number;
   onMessage(channel: string, raw: string): void;
@@ -47,6 +49,7 @@ export class ShardSubscribers {
   #closed = false;
   /** `live`, worked out; null after a change. */
   #live: boolean | null = null;
+  readonly #healthPing: NodeJS.Timeout;
 
   constructor(options: ShardSubscribersOptions) {
     this.#options = options;
@@ -61,6 +64,11 @@ export class ShardSubscribers {
     });
     options.cluster.on('close', this.#changed);
     options.cluster.on('end', this.#changed);
+    // A subscriber waits for nothing while its books are quiet, so nothing would notice that it
+    // stopped answering: a PING keeps socketTimeout watching (a silent one is replaced, then synced).
+    this.#healthPing = setInterval(() => {
+      for (const { connection } of this.#shards.values()) if (connection.status === 'ready') connection.ping().catch(() => {});
+    }, options.timeoutMs).unref();
   }
 
   /**
@@ -130,6 +138,8 @@ export class ShardSubscribers {
 
   close(): void {
     this.#closed = true;
+    this.#changed();
+    clearInterval(this.#healthPing);
     if (this.#retry) clearTimeout(this.#retry);
     for (const { connection } of this.#shards.values()) connection.disconnect();
     this.#shards.clear();
@@ -153,7 +163,7 @@ export class ShardSubscribers {
     const separator = nodeKey.lastIndexOf(':');
     const nodeOptions = cluster.options.redisOptions ?? {};
     const connection = new Redis({
-      ...REDIS_CONNECTION_OPTIONS,
+      ...redisConnectionOptions(this.#options.timeoutMs),
       ...nodeOptions,
       host: nodeKey.slice(0, separator),
       port: Number(nodeKey.slice(separator + 1)),

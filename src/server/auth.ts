@@ -4,14 +4,19 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { Authenticator } from '../auth/authenticator.js';
 import { TENANT_HEADER, requireScope } from '../auth/authenticator.js';
 import type { Caller, Scope } from '../auth/caller.js';
-import { TOKEN_QUERY_PARAMETER } from '../auth/credentials.js';
+import { TOKEN_QUERY_PARAMETER, findToken } from '../auth/credentials.js';
+import { AuthError } from '../auth/errors.js';
+import type { CorsPolicy } from './cors.js';
 import type { Credentials } from '../auth/credentials.js';
 
 /** The Hono environment of every route: Node's bindings, and the caller `authenticate` found. */
 export type AppEnv = { Bindings: HttpBindings; Variables: { caller: Caller } };
 
-/** Responses that depend on who asks must never be served to someone else from a cache. */
-export const PRIVATE_HEADERS = { 'Cache-Control': 'private, no-cache', Vary: 'Authorization, Cookie' } as const;
+/**
+ * Responses that depend on who asks must never be served to someone else from a cache. (Their
+ * Vary header is set for every answer by the request listener: CorsPolicy.vary.)
+ */
+export const PRIVATE_HEADERS = { 'Cache-Control': 'private, no-cache' } as const;
 
 /** Where a Node request carries its token. `query`: the URL's search part, when it has one. */
 export function credentialsOf(headers: IncomingHttpHeaders, query: URLSearchParams | null): Credentials {
@@ -23,20 +28,28 @@ export function headerValue(value: string | string[] | undefined): string | unde
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** Methods that change state: a browser sends them cross-site with the user's cookie (CSRF). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
  * Finds the caller of every request below it (401 when auth is on and there is no valid
- * token) and, with `scope`, refuses callers without it (403).
+ * token) and, with `scope`, refuses callers without it (403). With `cors`, a write authorized
+ * by the cookie alone is refused (403 origin_not_allowed) unless it comes from a trusted page:
+ * the browser attaches the cookie to requests from any page, including other sites' forms.
  */
-export function authenticate(auth: Authenticator, scope?: Scope): MiddlewareHandler<AppEnv> {
+export function authenticate(auth: Authenticator, scope?: Scope, cors?: CorsPolicy): MiddlewareHandler<AppEnv> {
   return async function authenticateRequest(c, next) {
     const incoming = c.env.incoming;
     const search = incoming.url?.includes('?') ? new URL(c.req.url).searchParams : null;
-    const caller = await auth.authenticate(credentialsOf(incoming.headers, search), headerValue(incoming.headers[TENANT_HEADER]));
+    const credentials = credentialsOf(incoming.headers, search);
+    const caller = await auth.authenticate(credentials, headerValue(incoming.headers[TENANT_HEADER]));
+    if (auth.enabled && cors !== undefined && !SAFE_METHODS.has(incoming.method ?? 'GET') && findToken(credentials).from === 'cookie' && !cors.trustsPage(incoming)) {
+      throw new AuthError('origin_not_allowed', 'a write authorized by the booksai_token cookie must come from a page of this server or of CORS_ORIGINS');
+    }
     if (scope !== undefined) requireScope(caller, scope);
     c.set('caller', caller);
     await next();
     c.res.headers.set('Cache-Control', PRIVATE_HEADERS['Cache-Control']);
-    c.res.headers.append('Vary', PRIVATE_HEADERS.Vary);
   };
 }
 

@@ -34,6 +34,7 @@ export interface BookRoutesOptions {
   books: BookStore;
   broker: Broker;
   maxBodyBytes: number;
+  basePath?: string;
 }
 
 /** `/api/books`: start a demo generation, list books, read one with its chapters, cancel or retry one. */
@@ -49,7 +50,7 @@ export function bookRoutes(options: BookRoutesOptions) {
       throw new ApiError(400, 'invalid_book', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
     }
     const spec = await orchestrator.start({ ...parsed.data, tenant: caller.tenant, owner: caller.sub });
-    c.header('Location', `/api/books/${spec.bookId}`);
+    c.header('Location', `${options.basePath ?? ''}/api/books/${spec.bookId}`);
     return c.json({ success: true, data: { ...spec, status: 'PLANNING' } }, 201);
   });
 
@@ -60,7 +61,7 @@ export function bookRoutes(options: BookRoutesOptions) {
     const rows = await books.listBooks(query.data.limit, tenantFilter(caller));
     const ids = rows.map((row) => row.id);
     const [live, runs] = await Promise.all([liveStates(broker, ids), orchestrator.runStates(ids)]);
-    return c.json({ success: true, data: rows.map((row, i) => present(row, live[i] ?? null, runs.get(row.id))) });
+    return c.json({ success: true, data: rows.map((row, i) => present(row, readableState(caller, live[i] ?? null), runs.get(row.id))) });
   });
 
   app.get('/:bookId', async (c) => {
@@ -69,7 +70,7 @@ export function bookRoutes(options: BookRoutesOptions) {
     const book = await books.getBook(bookId);
     if (!book || !mayRead(caller, bookId, book.tenant ?? undefined)) throw new ApiError(404, 'not_found', `no book ${bookId}`);
     const [[live], runs] = await Promise.all([liveStates(broker, [bookId]), orchestrator.runStates([bookId])]);
-    return c.json({ success: true, data: { ...present(book, live ?? null, runs.get(bookId)), chapters: book.chapters } });
+    return c.json({ success: true, data: { ...present(book, readableState(caller, live ?? null), runs.get(bookId)), chapters: book.chapters } });
   });
 
   /** The book's id, once the caller may change it: 404 for another tenant's, as for an unknown one. */
@@ -135,8 +136,14 @@ export function recentProgress(books: BookStore, broker: Broker): (caller: Calle
     }
     const rows = await entry.rows;
     const live = await liveStates(broker, rows.map((row) => row.id));
-    return rows.map((row, i) => newest(row, live[i] ?? null)).filter((p): p is BookProgress => p !== null);
+    // Rows are the tenant's in Postgres; each state is checked too, as the live path checks it.
+    return rows.map((row, i) => newest(row, live[i] ?? null)).filter((p): p is BookProgress => p !== null && mayRead(caller, p.bookId, p.tenant));
   };
+}
+
+/** `state` if the caller may read it (the row was checked in Postgres, the state is checked as the live path does), else null. */
+function readableState(caller: Caller, state: BookProgress | null): BookProgress | null {
+  return state !== null && mayRead(caller, state.bookId, state.tenant) ? state : null;
 }
 
 function newest(row: BookRecord, live: BookProgress | null): BookProgress | null {

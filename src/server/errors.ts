@@ -2,7 +2,8 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
-import { BrokerUnavailableError } from '../broker/broker.js';
+import { BrokerFullError, BrokerUnavailableError } from '../broker/broker.js';
+import { FaultLog } from '../fault-log.js';
 import { AUTH_ERROR_STATUS, AuthError, challengeFor } from '../auth/errors.js';
 import { ForeignBookError, ValidationError } from '../progress/errors.js';
 import { ConflictError } from '../progress/tracker.js';
@@ -52,13 +53,17 @@ export function toErrorResponse(error: unknown, c: Context, log: Logger): Respon
   // Another tenant's book: the very answer a missing book gets.
   if (error instanceof ForeignBookError) return c.json(errorBody('not_found', error.message), 404);
   if (error instanceof ValidationError) return c.json(errorBody('invalid_progress', error.message), 400);
+  // Backend faults are logged where they happen (the broker), or here at most once per interval.
+  if (error instanceof BrokerFullError) {
+    c.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    return c.json(errorBody('broker_full', 'the progress broker is out of memory; retry later'), 503);
+  }
   if (error instanceof BrokerUnavailableError) {
-    log.warn({ err: error.message }, 'broker unavailable');
     c.header('Retry-After', String(RETRY_AFTER_SECONDS));
     return c.json(errorBody('broker_unavailable', 'progress broker is unavailable; retry later'), 503);
   }
   if (isDatabaseUnavailable(error)) {
-    log.warn({ err: rootMessage(error) }, 'database unavailable');
+    FaultLog.of(log).report('database_unavailable', 'database unavailable; answered 503', { err: rootMessage(error) });
     c.header('Retry-After', String(RETRY_AFTER_SECONDS));
     return c.json(errorBody('database_unavailable', 'the database is unavailable; retry later'), 503);
   }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
+import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { ReadLatest } from './latest.js';
 import { Update } from './update.js';
@@ -239,7 +240,7 @@ export class Hub {
       if (found === null || found.source !== 'database') topic.ready = true;
     } catch (error) {
       // Watchers still join: they get the state with the next update, or after Redis reconnects.
-      this.#log.warn({ err: (error as Error).message, bookId }, 'could not read the current state for a new topic');
+      FaultLog.of(this.#log).report('topic_read', 'could not read the current state for a new topic', { err: (error as Error).message });
     }
   }
 

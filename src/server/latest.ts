@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { BrokerUnavailableError } from '../broker/broker.js';
+import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { Store } from '../store/store.js';
 import { ServiceUnavailableError } from './errors.js';
@@ -82,7 +83,7 @@ export function latestReader(
       try {
         stored = await store.getProgress(bookId);
       } catch (error) {
-        log.warn({ err: (error as Error).message, bookId }, 'database fallback read failed');
+        FaultLog.of(log).report('database_fallback', 'database fallback read failed', { err: (error as Error).message });
         if (known) return { state: known, source: 'cache' };
         const what = brokerDown ? 'redis and the database are' : 'the database is';
         throw new ServiceUnavailableError(`${what} unavailable; retry later`);

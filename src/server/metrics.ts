@@ -1,4 +1,5 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FaultLog } from '../fault-log.js';
 import type { Broker } from '../broker/broker.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Snapshotter } from '../store/snapshotter.js';
@@ -14,6 +15,8 @@ export interface MetricSources {
   snapshotter: Snapshotter;
   orchestrator: Orchestrator;
   websocketConnections: () => number;
+  /** Backend faults by kind (`redis_full`: commits refused by a Redis out of memory). */
+  faults?: FaultLog;
 }
 
 /**
@@ -49,5 +52,17 @@ export function createMetrics(sources: MetricSources): Registry {
   gauge('booksai_generations_queued', 'Books waiting for a generation slot, cluster-wide (as of the last look at the queue)', () => sources.orchestrator.stats.queued);
   gauge('booksai_generations_resumed_total', 'Interrupted generations this process resumed', () => sources.orchestrator.stats.resumed);
   gauge('booksai_generation_retries_total', 'Generator calls this process retried after a failure', () => sources.orchestrator.stats.retries);
+  const faults = sources.faults;
+  if (faults) {
+    new Gauge({
+      name: 'booksai_backend_faults_total',
+      help: 'Backend faults by kind: redis_unavailable, redis_full (a commit refused by a Redis out of memory), redis_connection, database_unavailable, database_fallback, database_queue, snapshot_failed, topic_read',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        for (const [kind, count] of faults.totals()) this.set({ kind }, count);
+      },
+    });
+  }
   return registry;
 }

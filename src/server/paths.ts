@@ -6,8 +6,11 @@
  */
 const DOT_SEGMENT = /(?:^|\/|\\|%2f|%5c)(?:\.|%2e){1,2}(?:\/|\\|%2f|%5c|$)/i;
 
-/** Whether the path part of a raw request URL holds a dot segment. */
+/** The answer to such a path: 400 with this code and message. */
+export const DOT_SEGMENT_ERROR = { code: 'invalid_path', message: 'paths must not contain "." or ".." segments, raw or percent-encoded' } as const;
+
+/** Whether the path part of a raw request URL (up to `?`, or `#`, which URL parsing also cuts at) holds a dot segment. */
 export function hasDotSegment(url: string): boolean {
-  const end = url.indexOf('?');
+  const end = url.search(/[?#]/);
   return DOT_SEGMENT.test(end === -1 ? url : url.slice(0, end));
 }

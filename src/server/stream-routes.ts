@@ -3,7 +3,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import type { Caller } from '../auth/caller.js';
-import { mayRead } from '../auth/caller.js';
+import { mayRead, mayWatch } from '../auth/caller.js';
 import { BookIdSchema } from '../progress/schema.js';
 import type { BookProgress } from '../progress/schema.js';
 import { callerWith } from './auth.js';
@@ -71,7 +71,7 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
   if (options.connectionsFull()) {
     throw new ApiError(503, 'too_many_connections', 'this server holds its maximum of streams; retry later or elsewhere');
   }
-  const release = caller.sub === null ? () => {} : options.userConnections.acquire(caller.sub);
+  const release = options.userConnections.acquireFor(caller);
   if (release === null) {
     throw new ApiError(429, 'too_many_connections', 'this user holds its maximum of open streams and WebSockets; close one first', USER_LIMIT_RETRY_AFTER_SECONDS);
   }
@@ -98,7 +98,7 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
       await hub.joinAll(stream);
       first = (await options.recentStates(caller).catch(() => [])).map((state) => Update.of(state));
     } else {
-      const joins = await Promise.all(watched.map((bookId) => hub.join(bookId, stream, (latest) => readable(caller, bookId, latest))));
+      const joins = await Promise.all(watched.map((bookId) => hub.join(bookId, stream, (latest) => mayWatch(caller, bookId, latest))));
       // A book the caller may not read is refused exactly as a missing one, and the stream carries nothing.
       const hidden = watched.find((_, i) => !joins[i]?.admitted);
       if (hidden !== undefined) throw new ApiError(404, 'not_found', `no progress for book ${hidden}`);
@@ -124,15 +124,6 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
   stream.open(options.sseRetryMs);
   for (const update of first) if (update) stream.deliver(update);
   return RESPONSE_ALREADY_SENT;
-}
-
-/**
- * Whether the caller may watch a book whose current state is `latest`. Without authentication a
- * stream may wait for a book's first state; with it, a book without one is refused as missing,
- * so that a refusal never tells a book of another tenant from one that does not exist.
- */
-export function readable(caller: Caller, bookId: string, latest: Update | null): boolean {
-  return latest === null ? caller.anyTenant : mayRead(caller, bookId, latest.tenant);
 }
 
 function parseBookList(raw: string, max: number): string[] {

@@ -8,7 +8,6 @@ import type { Update } from './update.js';
 export const SSE_HEADERS = {
   'Content-Type': 'text/event-stream; charset=utf-8',
   'Cache-Control': 'private, no-cache, no-transform',
-  Vary: 'Authorization, Cookie',
   Connection: 'keep-alive',
   'X-Accel-Buffering': 'no',
 } as const;

@@ -1,3 +1,5 @@
+import type { Caller } from '../auth/caller.js';
+
 /**
  * Open SSE streams and WebSockets per user in this process, so that one user (a leaked token, a
  * runaway tab) cannot take the connections of everyone: MAX_CONNECTIONS_PER_USER.
@@ -23,6 +25,11 @@ export class UserConnections {
       if (left === 0) this.#open.delete(user);
       else this.#open.set(user, left);
     };
+  }
+
+  /** acquire() for the caller's user; callers without one (open mode) are not counted. */
+  acquireFor(caller: Caller): (() => void) | null {
+    return caller.sub === null ? () => {} : this.acquire(caller.sub);
   }
 
   /** Users holding connections: for leak checks. */

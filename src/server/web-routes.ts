@@ -9,10 +9,14 @@ import type { AppEnv } from './auth.js';
 /** web/ at the project root: two levels up from both src/server and dist/server. */
 export const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
 
-/** The dashboard: `/` lists books, `/book/:bookId` shows one; scripts bundled into web/dist by `npm run build`. */
-export function webRoutes(webRoot = WEB_ROOT) {
+/**
+ * The dashboard: `/` lists books, `/book/:bookId` shows one; scripts bundled into web/dist by
+ * `npm run build`. The pages' links and the scripts' URLs are relative to the page's
+ * `<base href>`, which is set here to BASE_PATH, so the dashboard works under any prefix.
+ */
+export function webRoutes(webRoot = WEB_ROOT, basePath = '') {
   const app = new Hono<AppEnv>();
-  const page = (name: string) => readFileSync(join(webRoot, name), 'utf8');
+  const page = (name: string) => readFileSync(join(webRoot, name), 'utf8').replace('<base href="/" />', `<base href="${basePath}/" />`);
   const listPage = page('index.html');
   const bookPage = page('book.html');
 
@@ -21,6 +25,8 @@ export function webRoutes(webRoot = WEB_ROOT) {
   app.use('/assets/*', compress(), async (c, next) => {
     await next();
     c.header('Cache-Control', 'no-cache');
+    // compress() sets Vary: Accept-Encoding, which would replace the Vary: Origin of the CORS layer.
+    if (c.res.headers.has('Vary')) c.header('Vary', 'Origin', { append: true });
   });
   app.use(
     '/assets/*',

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -6,16 +7,19 @@ import { z } from 'zod';
 import type { Authenticator } from '../auth/authenticator.js';
 import { requireScope } from '../auth/authenticator.js';
 import type { Caller } from '../auth/caller.js';
-import { mayRead } from '../auth/caller.js';
+import { mayRead, mayWatch } from '../auth/caller.js';
 import { AUTH_ERROR_STATUS, AuthError, challengeFor } from '../auth/errors.js';
 import { BookIdSchema } from '../progress/schema.js';
 import { credentialsOf } from './auth.js';
-import { hasDotSegment } from './paths.js';
+import { clientAddress } from './access-log.js';
+import { stripBasePath } from './base-path.js';
 import { BookQueue } from './book-queue.js';
+import type { CorsPolicy } from './cors.js';
 import { RETRY_AFTER_SECONDS, errorBody } from './errors.js';
 import type { Expiries } from './expiries.js';
+import { DOT_SEGMENT_ERROR, hasDotSegment } from './paths.js';
 import type { Hub, Watcher } from './hub.js';
-import { USER_LIMIT_RETRY_AFTER_SECONDS, readable } from './stream-routes.js';
+import { USER_LIMIT_RETRY_AFTER_SECONDS } from './stream-routes.js';
 import type { Update } from './update.js';
 import type { UserConnections } from './user-connections.js';
 
@@ -49,6 +53,12 @@ export interface WebSocketOptions {
   expiries: Expiries;
   userConnections: UserConnections;
   log: Logger;
+  /** BASE_PATH: the endpoint is at `${basePath}/api/ai/ws`. */
+  basePath?: string;
+  /** Decides which pages may open a connection (403 otherwise); any when absent. */
+  cors?: CorsPolicy;
+  /** TRUST_PROXY, for the client address in logs. */
+  trustProxy?: boolean;
 }
 
 /**
@@ -122,17 +132,31 @@ export function attachWebSocket(server: Server, options: WebSocketOptions): { cl
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const [path, query] = splitUrl(req.url ?? '');
-    if (hasDotSegment(path)) return refuse(socket, 400, 'invalid_path', 'paths must not contain "." or ".." segments, raw or percent-encoded');
-    if (path !== WEBSOCKET_PATH) return refuse(socket, 404, 'not_found', `no WebSocket endpoint at ${path}`);
+    if (hasDotSegment(path)) return refuse(socket, 400, DOT_SEGMENT_ERROR.code, DOT_SEGMENT_ERROR.message);
+    if (stripBasePath(path, options.basePath ?? '') !== WEBSOCKET_PATH) return refuse(socket, 404, 'not_found', `no WebSocket endpoint at ${path}`);
+    if (options.cors && !options.cors.allowsWebSocket(req)) {
+      log.warn({ client: clientAddress(req, options.trustProxy ?? false), origin: req.headers.origin }, 'websocket refused: origin not allowed');
+      return refuse(socket, 403, 'origin_not_allowed', `origin ${req.headers.origin} may not open this WebSocket`);
+    }
     if (options.full()) return refuse(socket, 503, 'too_many_connections', 'this server holds its maximum of connections; retry later');
+    // Node stops watching an upgrade socket for errors: while the token is checked, a client
+    // that resets the connection would otherwise end the process with an unhandled 'error'.
+    const onSocketError = (error: Error) => log.debug({ err: error.message }, 'websocket handshake socket error');
+    socket.on('error', onSocketError);
     void authorize(req, query).then(
       (caller) => {
         if (socket.destroyed) return;
-        const release = caller.sub === null ? () => {} : options.userConnections.acquire(caller.sub);
+        if (options.full()) return refuse(socket, 503, 'too_many_connections', 'this server holds its maximum of connections; retry later');
+        const release = options.userConnections.acquireFor(caller);
         if (release === null) {
           return refuse(socket, 429, 'too_many_connections', 'this user holds its maximum of open streams and WebSockets; close one first');
         }
-        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, caller, release));
+        // The place comes back when the socket closes, also after a handshake ws refused itself.
+        socket.once('close', release);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          socket.off('error', onSocketError);
+          accept(ws, caller, release);
+        });
       },
       (error: unknown) => {
         if (error instanceof AuthError) return refuse(socket, AUTH_ERROR_STATUS[error.code], error.code, error.message, challengeFor(error));
@@ -228,7 +252,6 @@ export function attachWebSocket(server: Server, options: WebSocketOptions): { cl
       subscriber.joining.add(bookId);
       subscriber.know(bookId, parsed.versions?.[bookId] ?? 0);
     }
-    const caller = subscriber.caller;
     const refused = new Set<string>();
     const joins = await Promise.all(
       added.map((bookId) =>
@@ -236,7 +259,8 @@ export function attachWebSocket(server: Server, options: WebSocketOptions): { cl
           // Decided in the same step as the join: an update right after it finds the book subscribed.
           const wanted = subscriber.joining.delete(bookId) && !subscriber.closed; // not unsubscribed meanwhile
           if (!wanted) return false;
-          if (!readable(caller, bookId, latest)) {
+          // The caller as it is now: a refresh meanwhile may have narrowed it.
+          if (!mayWatch(subscriber.caller, bookId, latest)) {
             refused.add(bookId);
             return false;
           }
@@ -284,16 +308,14 @@ export function attachWebSocket(server: Server, options: WebSocketOptions): { cl
   };
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
-
 /** Answers an upgrade request with an HTTP error, before any WebSocket exists. */
 function refuse(socket: Duplex, status: number, code: string, message: string, challenge: string | null = null): void {
-  if (socket.destroyed) return;
+  if (!socket.writable) return;
   const body = JSON.stringify(errorBody(code, message));
   const retryAfter = status === 503 ? RETRY_AFTER_SECONDS : status === 429 ? USER_LIMIT_RETRY_AFTER_SECONDS : null;
   const extra = `${retryAfter === null ? '' : `Retry-After: ${retryAfter}\r\n`}${challenge === null ? '' : `WWW-Authenticate: ${challenge}\r\n`}`;
   socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   );
 }
 

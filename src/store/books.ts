@@ -1,6 +1,8 @@
 import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { Database } from './database.js';
+import { DatabaseDeadline } from './deadline.js';
 import { books, chapters } from './schema.js';
 
 export interface BookRecord {
@@ -34,16 +36,19 @@ export interface TenantFilter {
 /** Books and their generated chapters in Postgres. */
 export class BookStore {
   readonly #db: Database;
+  readonly #deadline: DatabaseDeadline;
 
-  constructor(db: Database) {
+  /** `deadline` bounds each statement (DatabaseHandle.deadline). */
+  constructor(db: Database, deadline = new DatabaseDeadline(DEFAULT_BACKEND_TIMEOUT_MS)) {
     this.#db = db;
+    this.#deadline = deadline;
   }
 
   async createBook(book: { id: string; title: string; owner?: string | null; tenant?: string | null }): Promise<BookRecord> {
-    const [row] = await this.#db
-      .insert(books)
-      .values({ id: book.id, title: book.title, owner: book.owner ?? null, tenant: book.tenant ?? null })
-      .returning();
+    const [row] = await this.#deadline.run(
+      'creating a book',
+      this.#db.insert(books).values({ id: book.id, title: book.title, owner: book.owner ?? null, tenant: book.tenant ?? null }).returning(),
+    );
     return row as BookRecord;
   }
 
@@ -54,34 +59,40 @@ export class BookStore {
       filter === null
         ? undefined
         : and(eq(books.tenant, filter.tenant), filter.books === null ? undefined : inArray(books.id, [...filter.books]));
-    return this.#db.select().from(books).where(where).orderBy(desc(books.createdAt), asc(books.id)).limit(limit);
+    return this.#deadline.run('listing books', this.#db.select().from(books).where(where).orderBy(desc(books.createdAt), asc(books.id)).limit(limit));
   }
 
   /** The book's tenant (null: it has none); undefined when there is no such book. */
   async tenantOf(bookId: string): Promise<string | null | undefined> {
-    const [row] = await this.#db.select({ tenant: books.tenant }).from(books).where(eq(books.id, bookId));
+    const [row] = await this.#deadline.run('reading a book', this.#db.select({ tenant: books.tenant }).from(books).where(eq(books.id, bookId)));
     return row === undefined ? undefined : row.tenant;
   }
 
   async getBook(bookId: string): Promise<(BookRecord & { chapters: ChapterRecord[] }) | null> {
-    const [book] = await this.#db.select().from(books).where(eq(books.id, bookId));
+    const [book] = await this.#deadline.run('reading a book', this.#db.select().from(books).where(eq(books.id, bookId)));
     if (!book) return null;
-    const rows = await this.#db
-      .select({ number: chapters.number, title: chapters.title, content: chapters.content, updatedAt: chapters.updatedAt })
-      .from(chapters)
-      .where(eq(chapters.bookId, bookId))
-      .orderBy(asc(chapters.number));
+    const rows = await this.#deadline.run(
+      'reading chapters',
+      this.#db
+        .select({ number: chapters.number, title: chapters.title, content: chapters.content, updatedAt: chapters.updatedAt })
+        .from(chapters)
+        .where(eq(chapters.bookId, bookId))
+        .orderBy(asc(chapters.number)),
+    );
     return { ...book, chapters: rows };
   }
 
   /** Saves one chapter; saving it again replaces it, so a retried save is harmless. */
   async saveChapter(bookId: string, chapter: { number: number; title: string; content: string }): Promise<void> {
-    await this.#db
-      .insert(chapters)
-      .values({ bookId, ...chapter })
-      .onConflictDoUpdate({
-        target: [chapters.bookId, chapters.number],
-        set: { title: chapter.title, content: chapter.content, updatedAt: sql`now()` },
-      });
+    await this.#deadline.run(
+      'saving a chapter',
+      this.#db
+        .insert(chapters)
+        .values({ bookId, ...chapter })
+        .onConflictDoUpdate({
+          target: [chapters.bookId, chapters.number],
+          set: { title: chapter.title, content: chapter.content, updatedAt: sql`now()` },
+        }),
+    );
   }
 }

@@ -1,20 +1,25 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
+import { openEmbeddedPostgres } from './pglite.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
+import { DatabaseDeadline } from './deadline.js';
 import * as schema from './schema.js';
+import { SocketWatchdog } from './watchdog.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export interface DatabaseHandle {
   db: Database;
   kind: 'postgres' | 'pglite';
+  /** Bounds every call of the stores built on `db` (BACKEND_TIMEOUT_MS). */
+  deadline: DatabaseDeadline;
   close(): Promise<void>;
 }
 
@@ -22,32 +27,57 @@ export interface DatabaseHandle {
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../drizzle', import.meta.url));
 
 const POOL_SIZE = 10;
-const CONNECT_TIMEOUT_SECONDS = 5;
+/** TCP keepalive, seconds: finds a server that vanished for good (an idle connection has nothing else to notice it). */
+const KEEPALIVE_SECONDS = 10;
+/** Idle pooled connections are closed after this many seconds, so none sits broken for long unnoticed. */
+const IDLE_TIMEOUT_SECONDS = 60;
+/** Migrations may take long; only connecting is bounded for them. */
+const MIGRATION_CONNECT_TIMEOUT_SECONDS = 10;
 
 /**
  * fetch_types off: the schema has no array columns, and postgres.js runs that lookup on each new
  * connection as a promise nobody awaits, so a connection reset during it is an unhandled rejection.
  */
-const CLIENT_OPTIONS = { connect_timeout: CONNECT_TIMEOUT_SECONDS, fetch_types: false, onnotice: () => {} } as const;
+const CLIENT_OPTIONS = { fetch_types: false, onnotice: () => {}, keep_alive: KEEPALIVE_SECONDS } as const;
 
 /**
  * Opens Postgres at `databaseUrl`, or the embedded PGlite under `dataDir` when it is null,
  * after applying pending migrations (on their own single connection for Postgres).
+ *
+ * No call waits longer than `timeoutMs`: connecting (connect_timeout), each statement
+ * (statement_timeout, which also ends lock waits; and the client-side `deadline` for what the
+ * server's answer cannot bound: a network that drops it, a pool with no free connection), and a
+ * connection that stops answering is closed, to be replaced (SocketWatchdog).
  */
-export async function openDatabase(databaseUrl: string | null, dataDir: string): Promise<DatabaseHandle> {
-  if (databaseUrl === null) return openPglite(dataDir);
+export async function openDatabase(databaseUrl: string | null, dataDir: string, timeoutMs = DEFAULT_BACKEND_TIMEOUT_MS): Promise<DatabaseHandle> {
+  if (databaseUrl === null) return openPglite(dataDir, new DatabaseDeadline(timeoutMs));
   await migrateDatabase(databaseUrl);
-  const client = postgres(databaseUrl, { ...CLIENT_OPTIONS, max: POOL_SIZE });
+  // Longer than statement_timeout: a live server answers every statement (if only with its timeout) before.
+  const watchdog = new SocketWatchdog(Math.round(timeoutMs * 1.5));
+  const deadline = new DatabaseDeadline(timeoutMs, () => watchdog.missed());
+  const client = postgres(databaseUrl, {
+    ...CLIENT_OPTIONS,
+    max: POOL_SIZE,
+    connect_timeout: timeoutMs / 1000,
+    idle_timeout: IDLE_TIMEOUT_SECONDS,
+    connection: { statement_timeout: timeoutMs },
+    // Documented in postgres.js's README ("Custom socket"), missing from its types.
+    ...({ socket: watchdog.socket } as object),
+  });
   return {
     db: drizzlePostgres(client, { schema }),
     kind: 'postgres',
-    close: () => client.end({ timeout: 5 }),
+    deadline,
+    close: async () => {
+      watchdog.close();
+      await client.end({ timeout: Math.ceil(timeoutMs / 1000) });
+    },
   };
 }
 
 /** Applies pending migrations to Postgres over one connection, then closes it. */
 export async function migrateDatabase(databaseUrl: string): Promise<void> {
-  const client = postgres(databaseUrl, { ...CLIENT_OPTIONS, max: 1 });
+  const client = postgres(databaseUrl, { ...CLIENT_OPTIONS, max: 1, connect_timeout: MIGRATION_CONNECT_TIMEOUT_SECONDS });
   try {
     await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });
   } finally {
@@ -55,11 +85,11 @@ export async function migrateDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
-async function openPglite(dataDir: string): Promise<DatabaseHandle> {
+async function openPglite(dataDir: string, deadline: DatabaseDeadline): Promise<DatabaseHandle> {
   const folder = join(dataDir, 'pglite');
   mkdirSync(folder, { recursive: true });
-  const client = new PGlite(folder);
+  const client = await openEmbeddedPostgres(folder);
   const db = drizzlePglite(client, { schema });
   await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
-  return { db, kind: 'pglite', close: () => client.close() };
+  return { db, kind: 'pglite', deadline, close: () => client.close() };
 }

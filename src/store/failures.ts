@@ -10,10 +10,16 @@ const CONNECTION_CODES = new Set([
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
+  'CONNECTION_STALLED',
+  'DATABASE_TIMEOUT',
 ]);
 
-/** SQLSTATE classes that mean "try again later": connection exception, operator intervention, resources. */
-const TRANSIENT_SQLSTATE = /^(08|57P0|53)/;
+/**
+ * SQLSTATEs that mean "try again later": connection exception, operator intervention (57P0x),
+ * insufficient resources, and waits cut short: statement_timeout (57014, query_canceled) and
+ * lock_timeout (55P03), as when a migration or a long transaction holds a lock.
+ */
+const TRANSIENT_SQLSTATE = /^(08|57P0|53|57014$|55P03$)/;
 
 /** True when `error` (or what it wraps) says the database could not be reached. */
 export function isDatabaseUnavailable(error: unknown): boolean {

@@ -1,5 +1,7 @@
 import { and, asc, count, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import { BookStore } from './books.js';
+import { DatabaseDeadline } from './deadline.js';
 import type { Database } from './database.js';
 import { books, chapters, runs } from './schema.js';
 
@@ -49,9 +51,12 @@ const leaseEnd = (leaseMs: number) => sql`now() + ${leaseMs}::int * interval '1 
  */
 export class RunStore {
   readonly #db: Database;
+  readonly #deadline: DatabaseDeadline;
 
-  constructor(db: Database) {
+  /** `deadline`: the bound of every statement (BACKEND_TIMEOUT_MS), as for the other stores. */
+  constructor(db: Database, deadline = new DatabaseDeadline(DEFAULT_BACKEND_TIMEOUT_MS)) {
     this.#db = db;
+    this.#deadline = deadline;
   }
 
   /**
@@ -63,7 +68,7 @@ export class RunStore {
     spec: { chapters: number; sectionsPerChapter: number },
     claimant: Claimant | null,
   ): Promise<Run> {
-    return this.#db.transaction(async (tx) => {
+    return this.#deadline.run('creating a book', this.#db.transaction(async (tx) => {
       await new BookStore(tx).createBook(book);
       const claimed = claimant ? { state: 'running', epoch: 1, claims: 1, owner: claimant.owner, leaseUntil: leaseEnd(claimant.leaseMs) } : {};
       const [row] = await tx
@@ -71,7 +76,7 @@ export class RunStore {
         .values({ bookId: book.id, title: book.title, chapters: spec.chapters, sectionsPerChapter: spec.sectionsPerChapter, ...claimed })
         .returning(RUN_COLUMNS);
       return row as Run;
-    });
+    }));
   }
 
   /**
@@ -88,7 +93,7 @@ export class RunStore {
       .orderBy(asc(runs.queuedAt), asc(runs.bookId))
       .limit(1)
       .for('update', { skipLocked: true });
-    const [row] = await this.#db
+    const [row] = await this.#deadline.run('the generation queue', this.#db
       .update(runs)
       .set({
         state: 'running',
@@ -99,48 +104,48 @@ export class RunStore {
         updatedAt: sql`now()`,
       })
       .where(inArray(runs.bookId, next))
-      .returning(RUN_COLUMNS);
+      .returning(RUN_COLUMNS));
     return (row as Run | undefined) ?? null;
   }
 
   /** Extends the leases `claimant` holds on `running`; returns the epoch of each run it still holds. */
   async renew(claimant: Claimant, running: readonly string[]): Promise<Map<string, number>> {
     if (running.length === 0) return new Map();
-    const rows = await this.#db
+    const rows = await this.#deadline.run('the generation queue', this.#db
       .update(runs)
       .set({ leaseUntil: leaseEnd(claimant.leaseMs) })
       .where(and(eq(runs.owner, claimant.owner), eq(runs.state, 'running'), inArray(runs.bookId, [...running])))
-      .returning({ bookId: runs.bookId, epoch: runs.epoch });
+      .returning({ bookId: runs.bookId, epoch: runs.epoch }));
     return new Map(rows.map((row) => [row.bookId, row.epoch]));
   }
 
   /** Hands a run back to the queue at once (shutdown): it keeps its place, the next claim resumes it. */
   async release(bookId: string, epoch: number): Promise<boolean> {
-    const rows = await this.#db
+    const rows = await this.#deadline.run('the generation queue', this.#db
       .update(runs)
       .set({ state: 'queued', owner: null, leaseUntil: null, updatedAt: sql`now()` })
       .where(this.#current(bookId, epoch))
-      .returning({ bookId: runs.bookId });
+      .returning({ bookId: runs.bookId }));
     return rows.length === 1;
   }
 
   /** Ends the run (its book is COMPLETE or ERROR); false when the epoch was superseded. */
   async finish(bookId: string, epoch: number): Promise<boolean> {
-    const rows = await this.#db
+    const rows = await this.#deadline.run('the generation queue', this.#db
       .update(runs)
       .set({ state: 'done', owner: null, leaseUntil: null, updatedAt: sql`now()` })
       .where(this.#current(bookId, epoch))
-      .returning({ bookId: runs.bookId });
+      .returning({ bookId: runs.bookId }));
     return rows.length === 1;
   }
 
   /** Keeps the outline, so a resumed run writes the chapters it planned; false when superseded. */
   async saveOutline(bookId: string, epoch: number, outline: Array<{ number: number; title: string }>): Promise<boolean> {
-    const rows = await this.#db
+    const rows = await this.#deadline.run('the generation queue', this.#db
       .update(runs)
       .set({ outline, updatedAt: sql`now()` })
       .where(this.#current(bookId, epoch))
-      .returning({ bookId: runs.bookId });
+      .returning({ bookId: runs.bookId }));
     return rows.length === 1;
   }
 
@@ -150,23 +155,23 @@ export class RunStore {
    * lands first (and this insert finds no row). A saved chapter is never rewritten.
    */
   async saveChapter(bookId: string, epoch: number, chapter: { number: number; title: string; content: string }): Promise<ChapterSave> {
-    const inserted = await this.#db
+    const inserted = await this.#deadline.run('the generation queue', this.#db
       .insert(chapters)
       .select(
         sql`select ${bookId}::text, ${chapter.number}::int, ${chapter.title}::text, ${chapter.content}::text, now(), now()
             from runs where book_id = ${bookId} and epoch = ${epoch}::int and state = 'running' for share`,
       )
       .onConflictDoNothing()
-      .returning({ number: chapters.number });
+      .returning({ number: chapters.number }));
     if (inserted.length === 1) return 'saved';
-    const [run] = await this.#db.select({ epoch: runs.epoch, state: runs.state }).from(runs).where(eq(runs.bookId, bookId));
+    const [run] = await this.#deadline.run('the generation queue', this.#db.select({ epoch: runs.epoch, state: runs.state }).from(runs).where(eq(runs.bookId, bookId)));
     if (!run) return 'gone';
     return run.epoch === epoch && run.state === 'running' ? 'exists' : 'superseded';
   }
 
   /** Numbers of the chapters saved so far. */
   async savedChapters(bookId: string): Promise<Set<number>> {
-    const rows = await this.#db.select({ number: chapters.number }).from(chapters).where(eq(chapters.bookId, bookId));
+    const rows = await this.#deadline.run('the generation queue', this.#db.select({ number: chapters.number }).from(chapters).where(eq(chapters.bookId, bookId)));
     return new Set(rows.map((row) => row.number));
   }
 
@@ -175,7 +180,7 @@ export class RunStore {
    * its runner out, wherever it is). Null when the run is not queued or running.
    */
   async claimForCancel(bookId: string, claimant: Claimant): Promise<Run | null> {
-    const [row] = await this.#db
+    const [row] = await this.#deadline.run('the generation queue', this.#db
       .update(runs)
       .set({
         state: 'running',
@@ -187,47 +192,47 @@ export class RunStore {
         updatedAt: sql`now()`,
       })
       .where(and(eq(runs.bookId, bookId), inArray(runs.state, ['queued', 'running'])))
-      .returning(RUN_COLUMNS);
+      .returning(RUN_COLUMNS));
     return (row as Run | undefined) ?? null;
   }
 
   /** Queues a finished run again (retry), keeping its outline; null when it is not done. */
   async requeue(bookId: string, baseVersion: number): Promise<Run | null> {
-    const [row] = await this.#db
+    const [row] = await this.#deadline.run('the generation queue', this.#db
       .update(runs)
       .set({ state: 'queued', cancelRequested: false, claims: 0, baseVersion, owner: null, leaseUntil: null, queuedAt: sql`now()`, updatedAt: sql`now()` })
       .where(and(eq(runs.bookId, bookId), eq(runs.state, 'done')))
-      .returning(RUN_COLUMNS);
+      .returning(RUN_COLUMNS));
     return (row as Run | undefined) ?? null;
   }
 
   /** The run of `bookId` with its state; null for a book this service does not generate. */
   async find(bookId: string): Promise<(Run & { state: RunState }) | null> {
-    const [row] = await this.#db
+    const [row] = await this.#deadline.run('the generation queue', this.#db
       .select({ ...RUN_COLUMNS, state: stateColumn })
       .from(runs)
-      .where(eq(runs.bookId, bookId));
+      .where(eq(runs.bookId, bookId)));
     return (row as (Run & { state: RunState }) | undefined) ?? null;
   }
 
   async bookExists(bookId: string): Promise<boolean> {
-    const rows = await this.#db.select({ id: books.id }).from(books).where(eq(books.id, bookId));
+    const rows = await this.#deadline.run('the generation queue', this.#db.select({ id: books.id }).from(books).where(eq(books.id, bookId)));
     return rows.length > 0;
   }
 
   /** The run state of each of `bookIds` that has a run. */
   async states(bookIds: readonly string[]): Promise<Map<string, RunState>> {
     if (bookIds.length === 0) return new Map();
-    const rows = await this.#db
+    const rows = await this.#deadline.run('the generation queue', this.#db
       .select({ bookId: runs.bookId, state: stateColumn })
       .from(runs)
-      .where(inArray(runs.bookId, [...bookIds]));
+      .where(inArray(runs.bookId, [...bookIds])));
     return new Map(rows.map((row) => [row.bookId, row.state as RunState]));
   }
 
   /** Runs waiting for a slot, cluster-wide. */
   async countQueued(): Promise<number> {
-    const [row] = await this.#db.select({ n: count() }).from(runs).where(eq(runs.state, 'queued'));
+    const [row] = await this.#deadline.run('the generation queue', this.#db.select({ n: count() }).from(runs).where(eq(runs.state, 'queued')));
     return row?.n ?? 0;
   }
 
@@ -236,11 +241,11 @@ export class RunStore {
    * start, any run still marked running was interrupted, so it is resumed without waiting.
    */
   async expireLeases(): Promise<number> {
-    const rows = await this.#db
+    const rows = await this.#deadline.run('the generation queue', this.#db
       .update(runs)
       .set({ leaseUntil: sql`now() - interval '1 millisecond'` })
       .where(eq(runs.state, 'running'))
-      .returning({ bookId: runs.bookId });
+      .returning({ bookId: runs.bookId }));
     return rows.length;
   }
 

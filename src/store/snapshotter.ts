@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
+import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
 import { UPSERT_CHUNK_ROWS } from './store.js';
 import type { Store } from './store.js';
@@ -12,6 +13,12 @@ const MIN_RETRY_MS = 500;
  */
 const READ_BATCH = 100;
 const MIN_LEASE_MS = 5_000;
+/**
+ * States kept in memory for the database at most. Past it a state is not queued: it is in the
+ * broker's dirty set like every committed state, so the first round after the database answers
+ * writes it anyway; the queue only writes it sooner.
+ */
+export const MAX_WAITING_FOR_DATABASE = 10_000;
 
 export interface SnapshotterOptions {
   broker: Pick<Broker, 'claimDirty' | 'settleClaim' | 'getMany'>;
@@ -34,7 +41,10 @@ export interface SnapshotStats {
  * Writes the books that changed to Postgres: once per interval cluster-wide (rounds aligned
  * to the interval, claimed in the broker), in one batched upsert, version-guarded. Terminal
  * states are written at once. While Postgres is down nothing is dropped: claimed books go
- * back to the dirty set and terminal states wait in memory, retried with backoff.
+ * back to the dirty set and terminal states wait in memory, retried with backoff. Each statement
+ * is bounded by the store's deadline, so a round blocked by a lock ends there, its books back in
+ * the dirty set, and rounds slower than the interval never overlap: the next is scheduled when
+ * one ends.
  */
 export class Snapshotter {
   readonly stats: SnapshotStats = { snapshots: 0, rowsWritten: 0, failures: 0, waitingForDatabase: 0 };
@@ -45,6 +55,8 @@ export class Snapshotter {
   #timer: NodeJS.Timeout | null = null;
   #retryMs = MIN_RETRY_MS;
   #running: Promise<void> = Promise.resolve();
+  /** A round (or retry) in progress: the next starts only after it, so rounds never overlap. */
+  #ticking = false;
   #stopped = false;
 
   constructor(options: SnapshotterOptions) {
@@ -110,6 +122,12 @@ export class Snapshotter {
    * until written), or refused by the database (logged; retrying could not help).
    */
   async persistNow(state: BookProgress): Promise<'written' | 'queued' | 'refused'> {
+    if (!this.#options.store.answering) {
+      // The last call found the database unreachable: the caller need not wait to learn it again.
+      this.#queueUrgent(state);
+      this.#scheduleRetry();
+      return 'queued';
+    }
     try {
       await this.#options.store.saveProgress([state]);
       return 'written';
@@ -120,7 +138,7 @@ export class Snapshotter {
         return 'refused';
       }
       this.#queueUrgent(state);
-      this.#options.log.warn({ err: (error as Error).message, bookId: state.bookId }, 'state queued until the database answers');
+      FaultLog.of(this.#options.log).report('database_queue', 'states queued until the database answers', { err: rootMessage(error), waiting: this.#waitingForDatabase.size });
       this.#scheduleRetry();
       return 'queued';
     }
@@ -144,12 +162,15 @@ export class Snapshotter {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = null;
+      // The round in progress schedules the next when it ends.
+      if (this.#ticking) return;
       this.#running = this.#tick(retry ? null : this.#round());
     }, delayMs);
     this.#timer.unref();
   }
 
   async #tick(round: number | null): Promise<void> {
+    this.#ticking = true;
     try {
       await this.snapshot(round);
       this.#retryMs = MIN_RETRY_MS;
@@ -158,8 +179,10 @@ export class Snapshotter {
       else this.#schedule(this.#untilNextRound());
     } catch (error) {
       this.stats.failures++;
-      this.#options.log.warn({ err: (error as Error).message, retryInMs: this.#retryMs }, 'snapshot failed; retrying');
+      FaultLog.of(this.#options.log).report('snapshot_failed', 'snapshot failed; retrying', { err: rootMessage(error), retryInMs: this.#retryMs });
       this.#scheduleRetry();
+    } finally {
+      this.#ticking = false;
     }
   }
 
@@ -181,6 +204,7 @@ export class Snapshotter {
 
   #queueUrgent(state: BookProgress): void {
     const queued = this.#waitingForDatabase.get(state.bookId);
+    if (!queued && this.#waitingForDatabase.size >= MAX_WAITING_FOR_DATABASE) return;
     if (!queued || state.version > queued.version) this.#waitingForDatabase.set(state.bookId, state);
     this.stats.waitingForDatabase = this.#waitingForDatabase.size;
   }

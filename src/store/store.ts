@@ -1,7 +1,9 @@
 import { eq, sql } from 'drizzle-orm';
 import type { BookProgress } from '../progress/schema.js';
 import { BookProgressSchema } from '../progress/schema.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import type { Database } from './database.js';
+import { DatabaseDeadline } from './deadline.js';
 import { books } from './schema.js';
 
 /** Rows per upsert statement (one JSON parameter each, so no bind-parameter limit applies). */
@@ -16,6 +18,8 @@ export interface Store {
    * or replayed snapshot never overwrites a newer one. Resolves to the rows actually written.
    */
   saveProgress(states: readonly BookProgress[]): Promise<number>;
+  /** False since a call failed because the database could not be reached, until one succeeds. */
+  readonly answering: boolean;
 }
 
 /** Queries this process sent, for metrics and the benchmark. */
@@ -28,14 +32,21 @@ export interface StoreStats {
 export class PgStore implements Store {
   readonly stats: StoreStats = { queries: 0, upsertStatements: 0, rowsWritten: 0 };
   readonly #db: Database;
+  readonly #deadline: DatabaseDeadline;
 
-  constructor(db: Database) {
+  /** `deadline` bounds each statement (DatabaseHandle.deadline). */
+  constructor(db: Database, deadline = new DatabaseDeadline(DEFAULT_BACKEND_TIMEOUT_MS)) {
     this.#db = db;
+    this.#deadline = deadline;
+  }
+
+  get answering(): boolean {
+    return this.#deadline.answering;
   }
 
   async getProgress(bookId: string): Promise<BookProgress | null> {
     this.stats.queries++;
-    const rows = await this.#db.select({ progress: books.progress }).from(books).where(eq(books.id, bookId));
+    const rows = await this.#deadline.run('a progress read', this.#db.select({ progress: books.progress }).from(books).where(eq(books.id, bookId)));
     const parsed = BookProgressSchema.safeParse(rows[0]?.progress);
     return parsed.success ? parsed.data : null;
   }
@@ -49,7 +60,7 @@ export class PgStore implements Store {
       const chunk = await serialize(latest.slice(i, i + UPSERT_CHUNK_ROWS));
       this.stats.queries++;
       this.stats.upsertStatements++;
-      const result = await this.#db
+      const upsert = this.#db
         .insert(books)
         .select(
           sql`select s->>'bookId', '', null, s->>'tenant', s->>'status', s->>'generationStep', s, (s->>'version')::int, now(), now()
@@ -69,6 +80,7 @@ export class PgStore implements Store {
           setWhere: sql`excluded.version > ${books.version}`,
         })
         .returning({ id: books.id });
+      const result = await this.#deadline.run('a snapshot upsert', upsert);
       written += result.length;
       if (i + UPSERT_CHUNK_ROWS < latest.length) await new Promise((resolve) => setImmediate(resolve));
     }

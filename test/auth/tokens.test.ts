@@ -38,6 +38,11 @@ describe('a valid token', () => {
     expect((await fetch(`${progressUrl(service.url, book)}?access_token=${token}`)).status).toBe(200);
   });
 
+  it('allows a few seconds of clock skew on nbf and iat, none on exp', async () => {
+    expect((await poll(bearer(await mintToken({ ...claims, nbf: now() + 2, iat: now() + 2 })))).status).toBe(200);
+    await expectError(await poll(bearer(await mintToken(claims, { ttlSeconds: -1 }))), 401, 'invalid_token');
+  });
+
   it('is accepted when signed with the previous secret, during a rotation', async () => {
     expect((await poll(bearer(await mintToken(claims, { secret: PREVIOUS_SECRET })))).status).toBe(200);
   });

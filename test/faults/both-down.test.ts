@@ -7,7 +7,7 @@ import { Gate, ScriptedGenerator } from '../orchestrator/generators.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
-import { PgProxy } from '../support/pg-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { RedisProcess } from '../support/redis-process.js';
 import { silentLog, testConfig } from '../support/service.js';
 import { until } from '../support/wait.js';
@@ -15,7 +15,7 @@ import { until } from '../support/wait.js';
 let database: TestDatabase;
 let sql: postgres.Sql;
 let redis: RedisProcess;
-let proxy: PgProxy;
+let proxy: FaultProxy;
 let service: Service | null = null;
 const watches: Watch[] = [];
 const unhandled: unknown[] = [];
@@ -47,7 +47,7 @@ afterAll(async () => {
  */
 async function generateThroughDoubleOutage(healFirst: 'redis' | 'postgres'): Promise<void> {
   redis = await RedisProcess.start();
-  proxy = await PgProxy.start(database.url);
+  proxy = await FaultProxy.start(database.url);
   const chapter2 = new Gate('chapter 2');
   service = await startService(testConfig({ REDIS_URL: redis.url, DATABASE_URL: proxy.url(database.url), SNAPSHOT_INTERVAL_MS: '200' }), silentLog, {
     generator: new ScriptedGenerator(10, { gates: { 'chapter 2': chapter2 } }),

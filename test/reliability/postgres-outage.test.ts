@@ -8,7 +8,7 @@ import type { Scripted } from '../orchestrator/generators.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
-import { PgProxy } from '../support/pg-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { silentLog, testConfig } from '../support/service.js';
 import { until, withTimeout } from '../support/wait.js';
 
@@ -16,7 +16,7 @@ const STEP_MS = 10;
 
 let database: TestDatabase;
 let sql: postgres.Sql;
-let proxy: PgProxy;
+let proxy: FaultProxy;
 const services: Service[] = [];
 const watches: Watch[] = [];
 const gates: Gate[] = [];
@@ -47,7 +47,7 @@ afterAll(async () => {
 /** A service whose every Postgres connection goes through a fresh proxy the test can cut. */
 async function start(env: Record<string, string>, script: Scripted = {}): Promise<Service> {
   for (const gate of Object.values(script.gates ?? {})) gates.push(gate);
-  proxy = await PgProxy.start(database.url);
+  proxy = await FaultProxy.start(database.url);
   const config = testConfig({ DATABASE_URL: proxy.url(database.url), ...env });
   const service = await startService(config, silentLog, { generator: new ScriptedGenerator(STEP_MS, script) });
   services.push(service);

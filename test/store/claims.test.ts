@@ -8,7 +8,7 @@ import { Snapshotter } from '../../src/store/snapshotter.js';
 import { PgStore } from '../../src/store/store.js';
 import { REDIS_URL, createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
-import { PgProxy } from '../support/pg-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { silentLog } from '../support/service.js';
 import { until } from '../support/wait.js';
 
@@ -93,7 +93,7 @@ describe('a snapshot claim that is never settled', () => {
     const state = await tracker.updateProgress('retried', { status: 'GENERATING', message: 'x' });
 
     // A process whose Postgres is unreachable: its write fails with a connection error.
-    const proxy = await PgProxy.start(database.url);
+    const proxy = await FaultProxy.start(database.url);
     const unreachable = await openDatabase(proxy.url(database.url), '');
     try {
       proxy.cut();

@@ -5,10 +5,11 @@ import { isDatabaseUnavailable } from '../../src/store/failures.js';
 import { PgStore } from '../../src/store/store.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
-import { PgProxy } from '../support/pg-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
+import { until } from '../support/wait.js';
 
 let database: TestDatabase;
-let proxy: PgProxy;
+let proxy: FaultProxy;
 let handle: DatabaseHandle;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => void unhandled.push(reason);
@@ -30,7 +31,7 @@ afterAll(async () => {
 
 describe('Postgres connections that break', () => {
   it('a reset during the first query of a new connection is a handled, retryable failure', async () => {
-    proxy = await PgProxy.start(database.url);
+    proxy = await FaultProxy.start(database.url);
     handle = await openDatabase(proxy.url(database.url), '');
     const store = new PgStore(handle.db);
 
@@ -44,7 +45,7 @@ describe('Postgres connections that break', () => {
   });
 
   it('a cut pool recovers on its own once Postgres is reachable again', async () => {
-    proxy = await PgProxy.start(database.url);
+    proxy = await FaultProxy.start(database.url);
     handle = await openDatabase(proxy.url(database.url), '');
     const store = new PgStore(handle.db);
     expect(await store.getProgress('any-book')).toBeNull();
@@ -61,6 +62,31 @@ describe('Postgres connections that break', () => {
       );
     }
     expect(answered).toBe(true);
+    expect(unhandled).toEqual([]);
+  });
+
+  it('a connection that stops answering without closing fails its query at the deadline and is replaced', async () => {
+    proxy = await FaultProxy.start(database.url);
+    handle = await openDatabase(proxy.url(database.url), '', 500);
+    const store = new PgStore(handle.db, handle.deadline);
+    expect(await store.getProgress('any-book')).toBeNull();
+    const open = proxy.accepted;
+    const ended = proxy.ended; // the migrations' connection
+
+    proxy.swallow();
+    const started = performance.now();
+    await expect(store.getProgress('any-book')).rejects.toSatisfy(isDatabaseUnavailable);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(store.answering).toBe(false);
+    // Nothing came back for 1.5 x the timeout: the connection is closed, not left holding its query.
+    await until(() => proxy.ended > ended, 3_000, 'the stalled connection to be closed');
+
+    proxy.deliver();
+    let answered = false;
+    await until(async () => (answered = await store.getProgress('any-book').then(() => true, () => false)), 5_000, 'a query to succeed on a new connection');
+    expect(answered).toBe(true);
+    expect(proxy.accepted).toBeGreaterThan(open);
+    expect(store.answering).toBe(true);
     expect(unhandled).toEqual([]);
   });
 });

@@ -12,16 +12,21 @@ import { Redis } from 'ioredis';
 export class RedisProcess {
   readonly port: number;
   readonly #password: string | null;
+  readonly #args: readonly string[];
   #child: ChildProcess | null = null;
 
-  private constructor(port: number, password: string | null) {
+  private constructor(port: number, password: string | null, args: readonly string[]) {
     this.port = port;
     this.#password = password;
+    this.#args = args;
   }
 
-  /** `password`: start with requirepass, as a production Redis would. */
-  static async start(password: string | null = null): Promise<RedisProcess> {
-    const redis = new RedisProcess(await freePort(), password);
+  /**
+   * `password`: start with requirepass, as a production Redis would. `args`: more options,
+   * e.g. `['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction']`.
+   */
+  static async start(password: string | null = null, args: readonly string[] = []): Promise<RedisProcess> {
+    const redis = new RedisProcess(await freePort(), password, args);
     await redis.start();
     return redis;
   }
@@ -33,7 +38,7 @@ export class RedisProcess {
   async start(): Promise<void> {
     if (this.#child) return;
     const auth = this.#password === null ? [] : ['--requirepass', this.#password];
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...auth], {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...auth, ...this.#args], {
       stdio: 'ignore',
     });
     this.#child = child;

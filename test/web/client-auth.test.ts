@@ -24,8 +24,10 @@ describe('web client with tokens', () => {
     const id = `client-auth-${Date.now()}`;
     await service.tracker.updateProgress(id, { status: 'GENERATING', message: 'first' }, { writer });
     const tokens: string[] = [];
+    const refreshes: boolean[] = [];
     // Each token lives 2 s: over the run the server ends the stream at least twice.
-    const getToken = async () => {
+    const getToken = async ({ refresh }: { refresh: boolean }) => {
+      refreshes.push(refresh);
       const token = await mintToken({ sub: 'alice', tenant: 'acme' }, { ttlSeconds: 2 });
       tokens.push(token);
       return token;
@@ -44,6 +46,9 @@ describe('web client with tokens', () => {
       const last = await service.tracker.markComplete(id, 0);
       await until(() => states.at(-1) === 'closed', 10_000, 'the client to reach COMPLETE');
       expect(tokens.length).toBeGreaterThanOrEqual(3);
+      // The first was asked for as any; the later ones because the stream said the token expired.
+      expect(refreshes[0]).toBe(false);
+      expect(refreshes.slice(1).every((r) => r)).toBe(true);
       const versions = seen.map((s) => s.version);
       expect(versions).toEqual([...new Set(versions)].sort((a, b) => a - b));
       expect(seen.at(-1)).toEqual(last);

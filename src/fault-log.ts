@@ -1,0 +1,76 @@
+import type { Logger } from 'pino';
+
+/** One line per fault kind per this long, however many times the fault happens meanwhile. */
+export const FAULT_LOG_INTERVAL_MS = 10_000;
+
+interface Window {
+  suppressed: number;
+  message: string;
+  detail: Record<string, unknown>;
+  timer: NodeJS.Timeout;
+}
+
+const byLogger = new WeakMap<Logger, FaultLog>();
+
+/**
+ * Backend faults (Redis or Postgres not answering, Redis full), logged so that logs stay
+ * readable during an outage: the first occurrence of a kind is logged at once, the next ones
+ * in the same FAULT_LOG_INTERVAL_MS are counted and logged as one line with their count when
+ * the interval ends. Every occurrence is counted for /metrics.
+ */
+export class FaultLog {
+  readonly #log: Logger;
+  readonly #intervalMs: number;
+  readonly #windows = new Map<string, Window>();
+  readonly #totals = new Map<string, number>();
+
+  constructor(log: Logger, intervalMs = FAULT_LOG_INTERVAL_MS) {
+    this.#log = log;
+    this.#intervalMs = intervalMs;
+  }
+
+  /**
+   * The fault log of `log`: one per logger, so every part that logs through it (broker, store,
+   * routes) shares the limits and the counts without another dependency to pass around.
+   */
+  static of(log: Logger): FaultLog {
+    let faults = byLogger.get(log);
+    if (!faults) byLogger.set(log, (faults = new FaultLog(log)));
+    return faults;
+  }
+
+  /** Records one occurrence of `kind`; `detail` must hold no secret (it is logged). */
+  report(kind: string, message: string, detail: Record<string, unknown> = {}): void {
+    this.#totals.set(kind, (this.#totals.get(kind) ?? 0) + 1);
+    const window = this.#windows.get(kind);
+    if (window) {
+      window.suppressed++;
+      window.message = message;
+      window.detail = detail;
+      return;
+    }
+    this.#log.warn({ fault: kind, ...detail }, message);
+    this.#open(kind, message, detail);
+  }
+
+  /** Occurrences per kind since start. */
+  totals(): ReadonlyMap<string, number> {
+    return this.#totals;
+  }
+
+  #open(kind: string, message: string, detail: Record<string, unknown>): void {
+    const timer = setTimeout(() => this.#close(kind), this.#intervalMs);
+    timer.unref();
+    this.#windows.set(kind, { suppressed: 0, message, detail, timer });
+  }
+
+  /** Ends a kind's interval: its count, if any, in one line; a fault that goes on opens the next. */
+  #close(kind: string): void {
+    const window = this.#windows.get(kind);
+    this.#windows.delete(kind);
+    if (!window || window.suppressed === 0) return;
+    const seconds = this.#intervalMs / 1000;
+    this.#log.warn({ fault: kind, count: window.suppressed, ...window.detail }, `${window.message} (${window.suppressed} more in the last ${seconds} s)`);
+    this.#open(kind, window.message, window.detail);
+  }
+}
