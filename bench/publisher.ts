@@ -58,7 +58,7 @@ function send(id: string, version: number): Promise<boolean> {
   const json = stateJson(id, version, Date.now());
   if (mode === 'commit') {
     const expected = String(version - 1);
-    return redis.progressCommit(keys.state(id), keys.dirty, expected, json, STATE_TTL_SECONDS, keys.channel(id), id).then((reply) => reply === 1);
+    return redis.progressCommit(keys.state(id), keys.dirty(0), expected, json, STATE_TTL_SECONDS, keys.channel(id), id).then((reply) => reply === 1);
   }
   if (mode === 'publish') return redis.publish(keys.channel(id), json).then(() => true);
   io!.to(id).emit('progress', json);

@@ -7,6 +7,9 @@
  * For experiments, `--only fanout [--sizes 10000] [--targets server,b3] [--shapes a]
  * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR] [--server-publish publish]` runs the fan-out scenario alone and prints its
  * table (no floors, no results file); (a) always runs, `--shapes a` leaves (b) out.
+ *
+ * `--only cluster [--quick]` runs the Redis Cluster scenario alone (issue 12): the same commit load
+ * on one Redis and on three masters, each on redis-servers it starts itself, with its floors.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
@@ -26,6 +29,7 @@ import { runDatabase } from './scenarios/database.js';
 import { runEmbedded } from './scenarios/embedded.js';
 import { runFanout } from './scenarios/fanout.js';
 import { runPoll } from './scenarios/poll.js';
+import { clusterMarkdown, runCluster } from './scenarios/cluster.js';
 import { SwarmPool } from './swarm-pool.js';
 import type { BenchContext } from './targets.js';
 
@@ -36,10 +40,12 @@ const RUN_LIMIT_MS = { quick: 5 * 60_000, full: 25 * 60_000 };
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+/** `--only cluster`: one Redis against a three-master cluster, on Redis servers of its own (not 6379). */
+const clusterOnly = args.join(' ').includes('--only cluster');
 /** Keep the children's logs (e.g. the server's `--trace-gc` output) after a run that completed. */
 const keepLogs = args.includes('--keep-logs');
 const profile = args.includes('--profile') ? true : args.includes('--no-profile') ? false : null;
-const plan = makePlan(quick, profile, parseOverrides(args));
+const plan = makePlan(quick, profile, clusterOnly ? {} : parseOverrides(args));
 
 /** The value after `--name`, split on commas; undefined when the flag is absent. */
 function listArg(name: string): string[] | undefined {
@@ -205,7 +211,13 @@ process.on('SIGTERM', () => stopNow('terminated'));
 process.on('exit', () => killAllChildren());
 setTimeout(() => stopNow(`still running after ${RUN_LIMIT_MS[quick ? 'quick' : 'full'] / 60_000} min`), RUN_LIMIT_MS[quick ? 'quick' : 'full']).unref();
 
-main().then(
+async function clusterMain(): Promise<number> {
+  const result = await runCluster({ books: quick ? 200 : 500, rate: quick ? 1_000 : 3_000, durationMs: quick ? 5_000 : 15_000, repeats: quick ? 1 : 3 }, log);
+  console.log(`\n${clusterMarkdown(result)}`);
+  return result.floors.every((f) => f.pass) ? 0 : 1;
+}
+
+(clusterOnly ? clusterMain() : main()).then(
   (code) => process.exit(code),
   (error: Error) => {
     console.error(error.stack ?? error.message);

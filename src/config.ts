@@ -32,6 +32,17 @@ const jwtSecret = z.preprocess(
     .optional(),
 );
 
+/** `host:port,host:port`: seed nodes of a cluster, or the Sentinels. */
+const hostPortList = z
+  .string()
+  .transform((list) => list.split(',').map((entry) => entry.trim()).filter((entry) => entry !== ''))
+  .pipe(
+    z
+      .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each entry must be host:port'))
+      .min(1)
+      .transform((entries) => entries.map((entry) => ({ host: entry.slice(0, entry.lastIndexOf(':')), port: Number(entry.slice(entry.lastIndexOf(':') + 1)) }))),
+  );
+
 const EnvSchema = z.object({
   PORT: z.preprocess(blankAsUndefined, integer(0, 65_535).default(DEFAULT_PORT)),
   HOST: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_HOST)),
@@ -39,6 +50,11 @@ const EnvSchema = z.object({
   REDIS_HOST: optionalString,
   REDIS_PORT: z.preprocess(blankAsUndefined, integer(1, 65_535).default(6379)),
   REDIS_PASSWORD: optionalString,
+  REDIS_CLUSTER_NODES: z.preprocess(blankAsUndefined, hostPortList.optional()),
+  REDIS_CLUSTER_PUBSUB: z.preprocess(blankAsUndefined, z.enum(['sharded', 'classic']).default('sharded')),
+  REDIS_SENTINELS: z.preprocess(blankAsUndefined, hostPortList.optional()),
+  REDIS_SENTINEL_MASTER: optionalString,
+  REDIS_TLS: z.preprocess(blankAsUndefined, z.enum(['true', 'false']).default('false')),
   REDIS_KEY_PREFIX: z.preprocess(
     blankAsUndefined,
     z
@@ -88,8 +104,10 @@ const EnvSchema = z.object({
 export interface Config {
   readonly port: number;
   readonly host: string;
-  /** Null: the embedded in-memory broker. */
+  /** Null: the embedded in-memory broker, or Redis Cluster / Sentinel (see redisTarget). */
   readonly redisUrl: string | null;
+  /** Which Redis: one node (redisUrl), a cluster or Sentinel; null: the in-memory broker. */
+  readonly redisTarget: RedisTarget | null;
   readonly redisKeyPrefix: string;
   readonly progressTtlSeconds: number;
   /** Null: the embedded PGlite database under dataDir. */
@@ -142,10 +160,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   const auth = authSettings(e);
+  const redisUrl = e.REDIS_URL ?? redisUrlFromParts(e.REDIS_HOST, e.REDIS_PORT, e.REDIS_PASSWORD);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
-    redisUrl: e.REDIS_URL ?? redisUrlFromParts(e.REDIS_HOST, e.REDIS_PORT, e.REDIS_PASSWORD),
+    redisUrl,
+    redisTarget: redisTarget(e, redisUrl),
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     progressTtlSeconds: e.PROGRESS_TTL_SECONDS,
     databaseUrl: e.DATABASE_URL ?? null,
@@ -195,6 +215,39 @@ function authSettings(e: z.infer<typeof EnvSchema>): Config['auth'] {
     issuer: e.AUTH_ISSUER ?? null,
     audience: e.AUTH_AUDIENCE ?? null,
   });
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One Redis (REDIS_URL), a Redis Cluster (REDIS_CLUSTER_NODES) or a Sentinel-managed master (REDIS_SENTINELS). */
+export type RedisTarget =
+  | { readonly kind: 'single'; readonly url: string }
+  | {
+      readonly kind: 'cluster';
+      readonly nodes: readonly HostPort[];
+      /** 'classic': PUBLISH/SUBSCRIBE, for managed clusters without sharded pub/sub. */
+      readonly pubsub: 'sharded' | 'classic';
+      readonly password: string | null;
+      readonly tls: boolean;
+    }
+  | { readonly kind: 'sentinel'; readonly sentinels: readonly HostPort[]; readonly masterName: string; readonly password: string | null; readonly tls: boolean };
+
+/** Exactly one of the three modes; two at once is refused rather than guessed between. */
+function redisTarget(e: z.infer<typeof EnvSchema>, url: string | null): RedisTarget | null {
+  const chosen = [url !== null && 'REDIS_URL (or REDIS_HOST)', e.REDIS_CLUSTER_NODES && 'REDIS_CLUSTER_NODES', e.REDIS_SENTINELS && 'REDIS_SENTINELS'].filter(Boolean);
+  if (chosen.length > 1) throw new Error(`invalid configuration: ${chosen.join(' and ')} are both set; set exactly one Redis mode`);
+  if (e.REDIS_SENTINEL_MASTER !== undefined && !e.REDIS_SENTINELS) throw new Error('invalid configuration: REDIS_SENTINEL_MASTER needs REDIS_SENTINELS');
+  const password = e.REDIS_PASSWORD ?? null;
+  const tls = e.REDIS_TLS === 'true';
+  if (e.REDIS_CLUSTER_NODES) return Object.freeze({ kind: 'cluster', nodes: e.REDIS_CLUSTER_NODES, pubsub: e.REDIS_CLUSTER_PUBSUB, password, tls });
+  if (e.REDIS_SENTINELS) {
+    if (e.REDIS_SENTINEL_MASTER === undefined) throw new Error('invalid configuration: REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the master name the Sentinels monitor)');
+    return Object.freeze({ kind: 'sentinel', sentinels: e.REDIS_SENTINELS, masterName: e.REDIS_SENTINEL_MASTER, password, tls });
+  }
+  return url === null ? null : Object.freeze({ kind: 'single', url });
 }
 
 /** CORS_ORIGINS: comma-separated origins, each exactly `scheme://host[:port]` as a browser sends it. */

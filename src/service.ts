@@ -10,6 +10,7 @@ import { Authenticator } from './auth/authenticator.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
+import { describeRedis } from './broker/redis-connection.js';
 import type { Config } from './config.js';
 import { DEFAULT_SSE_RETRY_MS } from './config.js';
 import { DemoGenerator } from './orchestrator/demo-generator.js';
@@ -78,7 +79,7 @@ export async function startService(config: Config, log: Logger, options: Service
   }
   const { broker, source } = await createBroker(config, log);
   log.info(
-    { broker: source, redis: config.redisUrl ? redactUrl(config.redisUrl) : null, database: database.kind },
+    { broker: source, redis: config.redisTarget ? describeRedis(config.redisTarget) : null, database: database.kind },
     `backends: ${source === 'redis' ? 'redis' : 'in-memory'} broker, ${database.kind} database`,
   );
 
@@ -235,9 +236,9 @@ const SHUTDOWN_GRACE_MS = 1_000;
 const REDIS_STARTUP_WAIT_MS = 5_000;
 
 async function createBroker(config: Config, log: Logger): Promise<{ broker: Broker; source: Source }> {
-  if (config.redisUrl === null) return { broker: new MemoryBroker({ ttlSeconds: config.progressTtlSeconds }), source: 'memory' };
+  if (config.redisTarget === null) return { broker: new MemoryBroker({ ttlSeconds: config.progressTtlSeconds }), source: 'memory' };
   const broker = new RedisBroker({
-    url: config.redisUrl,
+    target: config.redisTarget,
     keyPrefix: config.redisKeyPrefix,
     ttlSeconds: config.progressTtlSeconds,
     log,

@@ -40,6 +40,8 @@ export interface Broker extends LatestState {
    * a time cluster-wide, and at most one per `round` (null: outside rounds, e.g. at shutdown);
    * null when another owner holds the claim or the round was taken. An owner that never
    * settles loses its claim after `leaseMs`, and its books return to the next claim.
+   * On Redis Cluster all of this holds per partition of the books: a claim in a round may take
+   * only some partitions, and the next claim in the same round takes more (null once none is left).
    */
   claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null>;
   /** Ends `owner`'s claim: done=true drops its books, done=false returns them to the dirty set. */

@@ -1,6 +1,7 @@
-import { Redis, ReplyError } from 'ioredis';
-import type { RedisOptions } from 'ioredis';
+import { ReplyError } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisTarget } from '../config.js';
 import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import { FaultLog } from '../fault-log.js';
 import { BookProgressSchema } from '../progress/schema.js';
@@ -11,47 +12,30 @@ import { BrokerFullError, BrokerUnavailableError } from './broker.js';
 import type { Broker, ProgressListener } from './broker.js';
 import { evictsKeysWithoutTtl, maxmemoryPolicy } from './eviction.js';
 import { CLAIM_DIRTY, COMMIT, SETTLE_CLAIM } from './scripts.js';
+import { clusterKeys } from './cluster-keys.js';
 import { redisKeys } from './keys.js';
 import type { RedisKeys } from './keys.js';
-
-const MAX_RECONNECT_DELAY_MS = 2_000;
-const RESUBSCRIBE_RETRY_MS = 1_000;
-/** TCP keepalive: finds a peer that vanished for good (a proxy or NAT in between answers it otherwise). */
-const KEEPALIVE_MS = 10_000;
+import { openRedis } from './redis-connection.js';
+import { Subscriptions } from './redis-subscriptions.js';
 
 /**
- * Connection options shared by both connections: fail fast while Redis is down, never wait
- * longer than `timeoutMs` for a reply, reconnect forever.
- *
- * A connection that stops answering without closing (a partition that drops packets, a paused
- * Redis) is destroyed once nothing arrived for `timeoutMs` while a command waited
- * (`socketTimeout`), and replaced. Commands in flight then fail at once (`maxRetriesPerRequest: 0`)
- * and none is sent again on the new connection (`autoResendUnfulfilledCommands: false`): its
- * caller was told it failed. A command that timed out stays in its connection's queue until that
- * connection is gone, so a late reply is matched with it, never with a later command.
+ * Partitions claimed per call on a cluster: claiming stops once about one upsert's worth of
+ * books is held, so other processes claim the rest of the round meanwhile.
  */
-export function redisConnectionOptions(timeoutMs: number): RedisOptions {
-  return {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    commandTimeout: timeoutMs,
-    socketTimeout: timeoutMs,
-    connectTimeout: timeoutMs,
-    keepAlive: KEEPALIVE_MS,
-    autoResubscribe: false,
-    retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
-  };
-}
+const CLAIM_TARGET_BOOKS = 1_000;
+/** Partition claims sent at once. */
+const CLAIM_BATCH = 32;
 
-type ScriptedRedis = Redis & {
-  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string): Promise<1 | -1 | [0, string]>;
+type ScriptedRedis = (Redis | Cluster) & {
+  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string): Promise<1 | -1 | [0, string]>;
   progressClaimDirty(dirty: string, claimed: string, owner: string, round: string, ownerId: string, leaseMs: number, roundNumber: string): Promise<string[] | null>;
   progressSettleClaim(dirty: string, claimed: string, owner: string, ownerId: string, done: string): Promise<number>;
 };
 
 export interface RedisBrokerOptions {
-  url: string;
+  /** One Redis; or `target` for a cluster or Sentinel. */
+  url?: string;
+  target?: RedisTarget;
   keyPrefix: string;
   ttlSeconds: number;
   log: Logger;
@@ -60,8 +44,9 @@ export interface RedisBrokerOptions {
 }
 
 /**
- * The production broker. Two connections per process: commands, and one subscriber
- * shared by every book this process watches (Map<channel, Set<listener>>).
+ * The production broker, on one Redis, a Sentinel-managed master or a Redis Cluster. Connections
+ * per process: commands (one per node on a cluster) and one subscriber (one per master with
+ * sharded pub/sub) shared by every book this process watches (Map<channel, Set<listener>>).
  */
 export class RedisBroker implements Broker {
   readonly keys: RedisKeys;
@@ -69,36 +54,55 @@ export class RedisBroker implements Broker {
   readonly #log: Logger;
   readonly #faults: FaultLog;
   readonly #redis: ScriptedRedis;
-  readonly #subscriber: Redis;
+  readonly #subscriber: Redis | Cluster;
+  readonly #subscriptions: Subscriptions;
+  /** SPUBLISH from the commit script (a cluster with sharded pub/sub). */
+  readonly #publish: 'PUBLISH' | 'SPUBLISH';
   readonly #listeners = new Map<string, Set<ProgressListener>>();
   /** Every-book listeners and what to call when they may have missed states. */
   readonly #allListeners = new Map<ProgressListener, () => void>();
-  #wasReady = false;
+  /** Partitions each owner claimed through this broker, for settleClaim. */
+  readonly #claims = new Map<string, number[]>();
   #closed = false;
-  /** Subscriptions restored and delivering; see Broker.isLive. */
-  #live = false;
-  readonly #healthPing: NodeJS.Timeout;
+  /** On one Redis and Sentinel: PINGs both connections, so a silent one is noticed. */
+  #healthPing: NodeJS.Timeout | null = null;
 
   constructor(options: RedisBrokerOptions) {
-    this.keys = redisKeys(options.keyPrefix);
+    const target: RedisTarget = options.target ?? { kind: 'single', url: options.url ?? '' };
+    this.keys = target.kind === 'cluster' ? clusterKeys(options.keyPrefix) : redisKeys(options.keyPrefix);
     this.#ttlSeconds = options.ttlSeconds;
     this.#log = options.log;
     this.#faults = FaultLog.of(options.log);
     const timeoutMs = options.timeoutMs ?? DEFAULT_BACKEND_TIMEOUT_MS;
-    const connection = redisConnectionOptions(timeoutMs);
-    this.#redis = new Redis(options.url, { ...connection, connectionName: 'booksai-progress' }) as ScriptedRedis;
+    const { commands, subscriber } = openRedis(target, 'booksai-progress', timeoutMs);
+    this.#redis = commands as ScriptedRedis;
     this.#redis.defineCommand('progressCommit', { numberOfKeys: 3, lua: COMMIT });
     this.#redis.defineCommand('progressClaimDirty', { numberOfKeys: 4, lua: CLAIM_DIRTY });
     this.#redis.defineCommand('progressSettleClaim', { numberOfKeys: 3, lua: SETTLE_CLAIM });
     this.#redis.once('ready', () => void this.#checkEvictionPolicy());
-    this.#subscriber = new Redis(options.url, { ...connection, connectionName: 'booksai-progress-sub' });
-    this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
-    this.#subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => this.#onAnyMessage(channel, message));
-    this.#subscriber.on('ready', () => void this.#resubscribe());
-    this.#subscriber.on('close', () => {
-      this.#live = false;
+    this.#subscriber = subscriber;
+    const mode = target.kind !== 'cluster' ? 'single' : target.pubsub;
+    this.#publish = mode === 'sharded' ? 'SPUBLISH' : 'PUBLISH';
+    this.#subscriptions = new Subscriptions({
+      subscriber,
+      name: 'booksai-progress',
+      mode,
+      keys: this.keys,
+      log: options.log,
+      timeoutMs,
+      readLatest: (bookIds) => this.#readLatest(bookIds),
+      onMessage: (channel, raw, everyBook) => (everyBook ? this.#onAnyMessage(channel, raw) : this.#onMessage(channel, raw)),
+      onGap: () => {
+        for (const onGap of this.#allListeners.values()) onGap();
+      },
     });
-    const pair: Array<[Redis, Redis]> = [
+    if (this.#redis === this.#subscriber) {
+      // A cluster: ioredis replaces a node's silent connection and follows the slot map; the
+      // shard subscribers watch their own connections.
+      this.#redis.on('error', (error: Error) => this.#faults.report('redis_connection', 'redis connection error', { err: error.message }));
+      return;
+    }
+    const pair: Array<[Redis | Cluster, Redis | Cluster]> = [
       [this.#redis, this.#subscriber],
       [this.#subscriber, this.#redis],
     ];
@@ -113,10 +117,10 @@ export class RedisBroker implements Broker {
     }
     // The subscriber waits for nothing while no book changes, so nothing would notice that it
     // stopped answering: a PING on each connection keeps socketTimeout watching.
-    this.#healthPing = setInterval(() => {
+    const healthPing = setInterval(() => {
       for (const c of [this.#redis, this.#subscriber]) if (c.status === 'ready') c.ping().catch(() => {});
     }, timeoutMs);
-    this.#healthPing.unref();
+    this.#healthPing = healthPing.unref();
   }
 
   async get(bookId: string): Promise<BookProgress | null> {
@@ -126,15 +130,16 @@ export class RedisBroker implements Broker {
 
   async getMany(bookIds: readonly string[]): Promise<Array<BookProgress | null>> {
     if (bookIds.length === 0) return [];
-    const raws = await this.#call(() => this.#redis.mget(bookIds.map((id) => this.keys.state(id))));
+    const raws = await this.#call(() => this.#mget(bookIds));
     return raws.map((raw, i) => (raw === null ? null : this.#parse(raw, bookIds[i] as string)));
   }
 
   async commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult> {
+    const partition = this.keys.partitionOf(state.bookId);
     const reply = await this.#call(() =>
       this.#redis.progressCommit(
         this.keys.state(state.bookId),
-        this.keys.dirty,
+        this.keys.dirty(partition),
         this.keys.fence(state.bookId),
         expectedVersion === null ? '' : String(expectedVersion),
         JSON.stringify(state),
@@ -142,6 +147,8 @@ export class RedisBroker implements Broker {
         this.keys.channel(state.bookId),
         state.bookId,
         fence === undefined ? '' : String(fence),
+        this.#publish,
+        this.keys.feed(partition) ?? '',
       ),
     );
     if (reply === 1) return { committed: true };
@@ -155,47 +162,71 @@ export class RedisBroker implements Broker {
     let listeners = this.#listeners.get(channel);
     if (!listeners) {
       this.#listeners.set(channel, (listeners = new Set()));
-      // While Redis is down this fails at once; #resubscribe subscribes every channel on 'ready'.
-      await this.#subscriber.subscribe(channel).catch((error: Error) => this.#log.debug({ err: error.message, channel }, 'subscribe deferred until redis is ready'));
+      await this.#subscriptions.add(channel);
     }
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
       if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
       this.#listeners.delete(channel);
-      this.#subscriber.unsubscribe(channel).catch(() => {
-        // Disconnected: the server dropped the subscription with the connection already.
-      });
+      this.#subscriptions.remove(channel);
     };
   }
 
   isLive(): boolean {
-    return this.#live;
+    return this.#subscriptions.live;
   }
 
   async subscribeAll(listener: ProgressListener, onGap: () => void): Promise<() => void> {
-    const pattern = this.keys.channel('*');
     this.#allListeners.set(listener, onGap);
-    if (this.#allListeners.size === 1) {
-      await this.#subscriber.psubscribe(pattern).catch((error: Error) => this.#log.debug({ err: error.message }, 'psubscribe deferred until redis is ready'));
-    }
+    if (this.#allListeners.size === 1) await this.#subscriptions.addEveryBook();
     return () => {
       if (!this.#allListeners.delete(listener) || this.#allListeners.size > 0) return;
-      this.#subscriber.punsubscribe(pattern).catch(() => {
-        // Disconnected: the server dropped the subscription with the connection already.
-      });
+      this.#subscriptions.removeEveryBook();
     };
   }
 
+  /**
+   * One Redis: the one claim. A cluster: the partitions free this round, claimed in a random
+   * order until about one upsert's worth of books is held (in a round; all of them outside
+   * one), so processes share a round's partitions. Partitions on a node that does not answer
+   * are left for the next claim; null when no partition could be claimed.
+   */
   async claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null> {
-    const { dirty, claimed, claimOwner, claimRound } = this.keys;
     const roundArg = round === null ? '' : String(round);
-    return this.#call(() => this.#redis.progressClaimDirty(dirty, claimed, claimOwner, claimRound, owner, leaseMs, roundArg));
+    const claimOne = (p: number) =>
+      this.#redis.progressClaimDirty(this.keys.dirty(p), this.keys.claimed(p), this.keys.claimOwner(p), this.keys.claimRound(p), owner, leaseMs, roundArg);
+    if (this.keys.partitions === 1) return this.#call(() => claimOne(0));
+    const order = shuffled(this.keys.partitions);
+    const claimed: number[] = [];
+    const books: string[] = [];
+    let failure: unknown = null;
+    let answered = 0;
+    for (let i = 0; i < order.length; i += CLAIM_BATCH) {
+      const batch = order.slice(i, i + CLAIM_BATCH);
+      const results = await Promise.allSettled(batch.map((p) => claimOne(p)));
+      results.forEach((result, j) => {
+        if (result.status === 'rejected') {
+          failure = result.reason;
+          return;
+        }
+        answered++;
+        if (result.value === null) return;
+        claimed.push(batch[j] as number);
+        books.push(...result.value);
+      });
+      if (round !== null && books.length >= CLAIM_TARGET_BOOKS) break;
+    }
+    this.#claims.set(owner, [...new Set([...(this.#claims.get(owner) ?? []), ...claimed])]);
+    if (answered === 0 && failure !== null) return this.#call(() => Promise.reject(failure));
+    return claimed.length === 0 ? null : books;
   }
 
   async settleClaim(owner: string, done: boolean): Promise<void> {
-    const { dirty, claimed, claimOwner } = this.keys;
-    await this.#call(() => this.#redis.progressSettleClaim(dirty, claimed, claimOwner, owner, done ? '1' : '0'));
+    const partitions = this.keys.partitions === 1 ? [0] : (this.#claims.get(owner) ?? []);
+    this.#claims.delete(owner);
+    const settle = (p: number) => this.#redis.progressSettleClaim(this.keys.dirty(p), this.keys.claimed(p), this.keys.claimOwner(p), owner, done ? '1' : '0');
+    await this.#call(() => Promise.all(partitions.map(settle)));
   }
 
   /**
@@ -203,7 +234,7 @@ export class RedisBroker implements Broker {
    * the broker keeps reconnecting in the background and calls fail fast until then).
    */
   async ready(timeoutMs: number): Promise<boolean> {
-    const connected = (connection: Redis) =>
+    const connected = (connection: Redis | Cluster) =>
       connection.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => connection.once('ready', () => resolve()));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
@@ -223,12 +254,13 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#healthPing);
+    if (this.#healthPing) clearInterval(this.#healthPing);
     this.#listeners.clear();
     this.#allListeners.clear();
-    await Promise.allSettled([this.#redis.quit(), this.#subscriber.quit()]);
-    this.#redis.disconnect();
-    this.#subscriber.disconnect();
+    this.#subscriptions.close();
+    const connections = [...new Set([this.#redis, this.#subscriber])];
+    await Promise.allSettled(connections.map((c) => c.quit()));
+    for (const c of connections) c.disconnect();
   }
 
   async #call<T>(command: () => Promise<T>): Promise<T> {
@@ -238,9 +270,11 @@ export class RedisBroker implements Broker {
       const message = (error as Error).message;
       if (error instanceof ReplyError) {
         // At maxmemory with noeviction Redis refuses writes (a script's first write, so nothing of it ran).
-        if (!/\bOOM\b/.test(message)) throw error;
-        this.#faults.report('redis_full', 'redis is out of memory; commits are refused', { err: message.split('.')[0] });
-        throw new BrokerFullError('redis is out of memory', { cause: error });
+        if (/\bOOM\b/.test(message)) {
+          this.#faults.report('redis_full', 'redis is out of memory; commits are refused', { err: message.split('.')[0] });
+          throw new BrokerFullError('redis is out of memory', { cause: error });
+        }
+        if (!isTransientReply(error as Error)) throw error;
       }
       this.#faults.report('redis_unavailable', 'redis did not answer', { err: message });
       throw new BrokerUnavailableError(`redis unavailable: ${message}`, { cause: error });
@@ -262,6 +296,32 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /** The raw states of `bookIds`, in order: one MGET, or on a cluster one per partition (slot). */
+  async #mget(bookIds: readonly string[]): Promise<Array<string | null>> {
+    if (this.keys.partitions === 1) return this.#redis.mget(bookIds.map((id) => this.keys.state(id)));
+    const byPartition = new Map<number, number[]>();
+    bookIds.forEach((id, i) => {
+      const p = this.keys.partitionOf(id);
+      const group = byPartition.get(p);
+      if (group) group.push(i);
+      else byPartition.set(p, [i]);
+    });
+    const raws = new Array<string | null>(bookIds.length).fill(null);
+    await Promise.all(
+      [...byPartition.values()].map(async (indexes) => {
+        const values = await this.#redis.mget(indexes.map((i) => this.keys.state(bookIds[i] as string)));
+        indexes.forEach((index, j) => (raws[index] = values[j] ?? null));
+      }),
+    );
+    return raws;
+  }
+
+  /** For the subscriptions' restore: once the command connection is back too. */
+  async #readLatest(bookIds: string[]): Promise<Array<string | null>> {
+    if (this.#redis.status !== 'ready') await new Promise((resolve) => this.#redis.once('ready', resolve));
+    return this.#mget(bookIds);
+  }
+
   #onAnyMessage(channel: string, message: string): void {
     if (this.#allListeners.size === 0) return;
     const decoded = this.#decode(message, channel);
@@ -275,40 +335,6 @@ export class RedisBroker implements Broker {
     const decoded = this.#decode(message, channel);
     if (decoded === null) return;
     for (const listener of listeners) listener(decoded.state, decoded.json);
-  }
-
-  /** After (re)connecting: subscribe every watched channel, then hand listeners the state they may have missed. */
-  async #resubscribe(): Promise<void> {
-    if (this.#closed) return;
-    const reconnected = this.#wasReady;
-    this.#wasReady = true;
-    if (this.#allListeners.size > 0) {
-      await this.#subscriber
-        .psubscribe(this.keys.channel('*'))
-        .catch((error: Error) => this.#log.warn({ err: error.message }, 'restoring the all-books subscription failed'));
-      if (reconnected) for (const onGap of this.#allListeners.values()) onGap();
-    }
-    const channels = [...this.#listeners.keys()];
-    if (channels.length === 0) {
-      this.#live = this.#subscriber.status === 'ready';
-      return;
-    }
-    try {
-      await this.#subscriber.subscribe(...channels);
-      if (this.#redis.status !== 'ready') await new Promise((resolve) => this.#redis.once('ready', resolve));
-      const bookIds = channels.map((channel) => this.keys.bookIdOfChannel(channel));
-      const states = await this.#redis.mget(bookIds.map((id) => this.keys.state(id)));
-      states.forEach((raw, i) => {
-        if (raw !== null) this.#onMessage(channels[i] as string, raw);
-      });
-      this.#live = this.#subscriber.status === 'ready';
-      this.#log.info({ channels: channels.length }, 'redis subscriptions restored');
-    } catch (error) {
-      this.#log.warn({ err: (error as Error).message }, 'restoring redis subscriptions failed; retrying');
-      setTimeout(() => {
-        if (this.#subscriber.status === 'ready' && !this.#live) void this.#resubscribe();
-      }, RESUBSCRIBE_RETRY_MS).unref();
-    }
   }
 
   /** Parses a state from Redis; a foreign publisher's malformed value is logged and ignored. */
@@ -349,4 +375,22 @@ function countFields(value: object): number {
   let count = 0;
   for (const key in value) if (Object.hasOwn(value, key)) count++;
   return count;
+}
+
+/**
+ * Replies that mean "not now" rather than "never": a cluster electing a master or moving a slot,
+ * a Sentinel-demoted master refusing writes, a replica still loading. The caller retries (503).
+ */
+function isTransientReply(error: Error): boolean {
+  return /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|LOADING|MASTERDOWN|READONLY|NOREPLICAS|UNBLOCKED)\b/.test(error.message);
+}
+
+/** 0 … n-1 in a random order. */
+function shuffled(n: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  return order;
 }

@@ -6,9 +6,11 @@
 
 /**
  * KEYS: state key, dirty set, [fence key]. ARGV: expected version ('' = none held), state JSON,
- * TTL seconds, channel, bookId, [fence ('' = none)]. Returns 1 when committed, {0, held JSON
- * or ''} when the held version differs, or -1 when the fence is lower than the book's (its
- * writer was superseded). A committed fence is kept as the book's, with the state's TTL.
+ * TTL seconds, channel, bookId, [fence ('' = none)], [publish command: 'SPUBLISH' on a
+ * cluster with sharded pub/sub, else PUBLISH], [partition feed channel ('' = none)].
+ * Returns 1 when committed, {0, held JSON or ''} when the held version differs, or -1 when
+ * the fence is lower than the book's (its writer was superseded). A committed fence is kept
+ * as the book's, with the state's TTL. On a cluster every key and channel is in one slot.
  */
 export const COMMIT = `
 local fence = ARGV[6]
@@ -28,7 +30,10 @@ end
 if heldVersion ~= ARGV[1] then return {0, redis.call('GET', KEYS[1]) or ''} end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[4], ARGV[2])
+local publish = 'PUBLISH'
+if ARGV[7] == 'SPUBLISH' then publish = 'SPUBLISH' end
+redis.call(publish, ARGV[4], ARGV[2])
+if ARGV[8] and ARGV[8] ~= '' then redis.call(publish, ARGV[8], ARGV[2]) end
 if fence and fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ARGV[3]) end
 return 1
 `;

@@ -51,6 +51,7 @@ export class ProgressStream implements Watcher {
   /** Whether the body is chunked (HTTP/1.1), as Node chose when it wrote the headers. */
   #chunked = true;
   #open = false;
+  #gapBeforeOpen = false;
   /** Queued in `due`, to be written at the end of the current batch of messages. */
   #due = false;
   #ended = false;
@@ -141,7 +142,10 @@ export class ProgressStream implements Watcher {
 
   /** States may have been missed: the client reconnects soon and gets the latest ones again. */
   gap(): void {
-    this.close(GAP_RETRY_MS);
+    // Still joining: ending now would answer a bare 200, which EventSource never retries. Once
+    // open, with the states read meanwhile written, the stream closes with the retry hint.
+    if (!this.#open) this.#gapBeforeOpen = true;
+    else this.close(GAP_RETRY_MS);
   }
 
   /** The token ran out: tells the client (which gets a fresh one and resumes), then ends. */
@@ -167,6 +171,7 @@ export class ProgressStream implements Watcher {
     this.#write(new EncodedEvent(formatSseEvent({ retry: retryMs })));
     this.#open = true;
     this.#flush();
+    if (this.#gapBeforeOpen) setImmediate(() => this.close(GAP_RETRY_MS));
   }
 
   /** False when the socket's buffer is full (wait for 'drain') or the stream ended. */

@@ -77,25 +77,39 @@ export class Snapshotter {
   async snapshot(round: number | null = null): Promise<number | null> {
     const { broker, store, owner } = this.#options;
     await this.#flushUrgent();
-    const books = await broker.claimDirty(owner, this.#leaseMs, round);
-    if (books === null) return null;
+    let claimed = false;
     let written = 0;
-    try {
-      // Chunk by chunk, so a large snapshot never holds the event loop (or Redis) for long.
-      for (let i = 0; i < books.length; i += UPSERT_CHUNK_ROWS) {
-        const states: BookProgress[] = [];
-        for (let j = i; j < Math.min(i + UPSERT_CHUNK_ROWS, books.length); j += READ_BATCH) {
-          const batch = await broker.getMany(books.slice(j, Math.min(j + READ_BATCH, i + UPSERT_CHUNK_ROWS)));
-          for (const state of batch) if (state !== null) states.push(state);
-        }
-        written += await store.saveProgress(states);
+    const pending: string[] = [];
+    // Chunk by chunk, so a large snapshot never holds the event loop (or Redis) for long.
+    const write = async (books: string[]) => {
+      const states: BookProgress[] = [];
+      for (let j = 0; j < books.length; j += READ_BATCH) {
+        for (const state of await broker.getMany(books.slice(j, j + READ_BATCH))) if (state !== null) states.push(state);
       }
+      written += await store.saveProgress(states);
+    };
+    try {
+      // On a cluster one claim holds some of the round's partitions: the next claims take more,
+      // here or in another process, until none is left (on one Redis the second claim is null).
+      // Books of several claims fill one chunk, so a round still writes one upsert per chunk.
+      for (;;) {
+        const books = await broker.claimDirty(owner, this.#leaseMs, round);
+        if (books === null) break;
+        claimed = true;
+        pending.push(...books);
+        while (pending.length >= UPSERT_CHUNK_ROWS) await write(pending.splice(0, UPSERT_CHUNK_ROWS));
+        if (round === null) break;
+      }
+      if (pending.length > 0) await write(pending);
     } catch (error) {
-      await broker.settleClaim(owner, false).catch(() => {
-        // Broker down too: the lease runs out and the next claim takes the books back.
-      });
+      if (claimed) {
+        await broker.settleClaim(owner, false).catch(() => {
+          // Broker down too: the lease runs out and the next claim takes the books back.
+        });
+      }
       throw error;
     }
+    if (!claimed) return null;
     await broker.settleClaim(owner, true);
     this.stats.snapshots++;
     this.stats.rowsWritten += written;

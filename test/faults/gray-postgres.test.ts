@@ -168,7 +168,7 @@ describe('the books table locked by another transaction (a migration, a long tra
     await expectPostgresFaultAnswers(w, during);
     // A round took the changed books, waited on the lock until the deadline, and gave them back.
     await until(() => w.service.snapshotter.stats.failures > failuresBefore, 5_000, 'a snapshot round to fail on the lock');
-    await until(async () => (await redis.sismember(keys.dirty, w.followed.bookId)) === 1, 5_000, 'the followed book back in the dirty set');
+    await until(async () => (await redis.sismember(keys.dirty(0), w.followed.bookId)) === 1, 5_000, 'the followed book back in the dirty set');
     await expectPostgresFaultAnswers(w, during);
 
     // Rounds slower than the 300 ms interval do not pile up: at most one snapshot upsert waits on the lock at a time.
