@@ -147,7 +147,9 @@ export function brokerContract(name: string, makeBroker: () => Promise<Broker>):
       await broker.commit(state(a, 2), 1);
       await withTimeout(got, 5_000, 'three commits on the all-books subscription');
       stop();
-      expect(seen).toEqual([`${a}@1`, `${b}@1`, `${a}@2`]);
+      // In commit order per book (the contract); across books a cluster may interleave shards.
+      expect(seen.filter((e) => e.startsWith(`${a}@`))).toEqual([`${a}@1`, `${a}@2`]);
+      expect(seen.filter((e) => e.startsWith(`${b}@`))).toEqual([`${b}@1`]);
     });
 
     it('claims dirty books once, for one owner at a time, and gives them back on failure', async () => {
