@@ -42,11 +42,9 @@ async function start(env: Record<string, string>): Promise<ServerProcess> {
   return server;
 }
 
-/** A watcher whose every (re)connection goes to whichever server `target()` names. */
+/** A watcher of `bookId` on whichever server `target()` names, closed after each test. */
 function follow(target: () => string, bookId: string): Watch {
-  const watch = new Watch(`http://follow.invalid/api/ai/progress/${bookId}/stream`, {
-    fetch: (input, init) => fetch(String(input).replace('http://follow.invalid', target()), init),
-  });
+  const watch = Watch.following(target, bookId);
   watches.push(watch);
   return watch;
 }

@@ -30,6 +30,16 @@ export class Watch {
     });
   }
 
+  /**
+   * A watch of one book whose every (re)connection goes to whichever server `target()` names at
+   * that moment: for clients that follow a book across server restarts and takeovers.
+   */
+  static following(target: () => string, bookId: string): Watch {
+    return new Watch(`http://follow.invalid/api/ai/progress/${bookId}/stream`, {
+      fetch: (input, init) => fetch(String(input).replace('http://follow.invalid', target()), init),
+    });
+  }
+
   get last(): BookProgress | undefined {
     return this.states.at(-1);
   }
