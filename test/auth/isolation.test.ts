@@ -254,6 +254,25 @@ describe('books API', () => {
   });
 });
 
+describe('cancel and retry', () => {
+  it("need books:write on the book's own tenant: another tenant's is 404, no token 401, an expired one 401", async () => {
+    const created = await fetch(`${service.url}/api/books`, { method: 'POST', headers: bearer(alice, json), body: JSON.stringify({ title: 'Guarded', chapters: 1, sectionsPerChapter: 1 }) });
+    expect(created.status).toBe(201);
+    const { bookId: id } = ((await created.json()) as { data: { bookId: string } }).data;
+    const reader = await mintToken({ sub: 'alice', tenant: 'acme' });
+    for (const action of ['cancel', 'retry']) {
+      const url = `${service.url}/api/books/${id}/${action}`;
+      await expectError(await fetch(url, { method: 'POST', headers: bearer(bob) }), 404, 'not_found');
+      await expectError(await fetch(url, { method: 'POST' }), 401, 'unauthorized');
+      await expectError(await fetch(url, { method: 'POST', headers: bearer(expiredAlice) }), 401, 'invalid_token');
+      await expectError(await fetch(url, { method: 'POST', headers: bearer(reader) }), 403, 'insufficient_scope');
+    }
+    // None of that touched it: the book runs to COMPLETE, and its own tenant may cancel it no more (409).
+    await until(async () => ((await (await poll(alice, id)).json()) as { data: BookProgress }).data.status === 'COMPLETE', 15_000, 'the book to complete');
+    await expectError(await fetch(`${service.url}/api/books/${id}/cancel`, { method: 'POST', headers: bearer(alice) }), 409, 'invalid_state');
+  });
+});
+
 describe('the books claim', () => {
   it('limits reads to the listed books of the tenant, on every path', async () => {
     const [allowed, other] = [bookId('claim'), bookId('claim')];
