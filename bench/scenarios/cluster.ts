@@ -13,8 +13,8 @@ import type { BookProgress } from '../../src/progress/schema.js';
 import { RedisCluster, nodeClient } from '../../test/support/redis-cluster.js';
 import { RedisProcess } from '../../test/support/redis-process.js';
 import { ServerProcess } from '../../test/support/server-process.js';
-import { Histogram } from '../histogram.js';
-import type { LatencySummary } from '../histogram.js';
+import { Histogram } from '../support/histogram.js';
+import type { LatencySummary } from '../support/histogram.js';
 
 export interface ClusterPlan {
   books: number;
@@ -71,7 +71,7 @@ async function runOne(mode: 'single' | 'cluster', plan: ClusterPlan, log: (line:
   const env: Record<string, string> = single ? { REDIS_URL: single.url } : { REDIS_CLUSTER_NODES: cluster!.seeds };
   let server: ServerProcess | null = null;
   const sources: EventSource[] = [];
-  const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/cluster-publisher.ts'], {
+  const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/load/cluster-publisher.ts'], {
     env: { PATH: process.env.PATH ?? '', BENCH_REDIS: JSON.stringify(target), BENCH_BOOKS: String(plan.books), BENCH_RATE: String(plan.rate), BENCH_DURATION_MS: String(plan.durationMs), BENCH_KEY_PREFIX: 'bench:' },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
