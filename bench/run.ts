@@ -1,14 +1,14 @@
 /**
  * `npm run bench [-- --quick] [-- --profile | --no-profile]`: starts Redis-backed targets and
- * load generators as child processes, runs every scenario of issue 6, prints PASS/FAIL per
- * floor and writes bench/results/<date>.json and .md. Everything it starts, it stops: on
+ * load generators as child processes, runs the poll, fan-out, database and embedded scenarios,
+ * prints PASS/FAIL per floor and writes bench/results/<date>.json and .md (not kept in git). Everything it starts, it stops: on
  * success, on error and on Ctrl-C. Needs Redis on 127.0.0.1:6379 and Postgres on :5432.
  *
  * For experiments, `--only fanout [--sizes 10000] [--targets server,b3] [--shapes a]
  * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR] [--server-publish publish]` runs the fan-out scenario alone and prints its
  * table (no floors, no results file); (a) always runs, `--shapes a` leaves (b) out.
  *
- * `--only cluster [--quick]` runs the Redis Cluster scenario alone (issue 12): the same commit load
+ * `--only cluster [--quick]` runs the Redis Cluster scenario alone: the same commit load
  * on one Redis and on three masters, each on redis-servers it starts itself, with its floors.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';

@@ -2,7 +2,7 @@
  * The same commit load on one Redis and on a three-master Redis Cluster (`npm run bench -- --only
  * cluster`): commits/s, each master's share of the Redis CPU time (INFO cpu deltas) and of the
  * publications (INFO commandstats), and the fan-out latency from commit to SSE client, p99.
- * Floors (issue 12): no master above 45 % of the publications or CPU; fan-out p99 within 1.2x one Redis.
+ * Floors: no master above 45 % of the publications or CPU; fan-out p99 within 1.2x one Redis.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';

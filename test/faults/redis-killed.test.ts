@@ -39,7 +39,7 @@ describe('Redis killed mid-generation and restarted empty', () => {
     const bookId = ((await res.json()) as { data: { bookId: string } }).data.bookId;
     const watch = new Watch(`${service.url}/api/ai/progress/${bookId}/stream`);
 
-    // A legacy poller, every 20 ms from the first state to the last.
+    // A client that polls instead of streaming, every 20 ms from the first state to the last.
     const polls: Array<{ status: number; version: number; progress: number }> = [];
     let polling = true;
     const poller = (async () => {
