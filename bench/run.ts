@@ -1,14 +1,14 @@
 /**
  * `npm run bench [-- --quick] [-- --profile | --no-profile]`: starts Redis-backed targets and
- * load generators as child processes, runs every scenario of issue 6, prints PASS/FAIL per
- * floor and writes bench/results/<date>.json and .md. Everything it starts, it stops: on
+ * load generators as child processes, runs the poll, fan-out, database and embedded scenarios,
+ * prints PASS/FAIL per floor and writes bench/results/<date>.json and .md (not kept in git). Everything it starts, it stops: on
  * success, on error and on Ctrl-C. Needs Redis on 127.0.0.1:6379 and Postgres on :5432.
  *
  * For experiments, `--only fanout [--sizes 10000] [--targets server,b3] [--shapes a]
  * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR] [--server-publish publish]` runs the fan-out scenario alone and prints its
  * table (no floors, no results file); (a) always runs, `--shapes a` leaves (b) out.
  *
- * `--only cluster [--quick]` runs the Redis Cluster scenario alone (issue 12): the same commit load
+ * `--only cluster [--quick]` runs the Redis Cluster scenario alone: the same commit load
  * on one Redis and on three masters, each on redis-servers it starts itself, with its floors.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -16,22 +16,22 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { killAllChildren } from './children.js';
-import { REDIS_URL, deleteKeys } from './fixtures.js';
-import { checkFloors } from './floors.js';
-import { PgProxy } from './pg-proxy.js';
-import { makePlan } from './plan.js';
-import type { Plan, PlanOverrides } from './plan.js';
-import { POSTGRES_HOST, POSTGRES_PORT, createDatabase, dropDatabase } from './postgres.js';
-import { embeddedTable, fanoutOnlyMarkdown, resultStem, toMarkdown, writeReport } from './report.js';
-import type { Machine, RunReport } from './report.js';
+import { killAllChildren } from './support/children.js';
+import { REDIS_URL, deleteKeys } from './support/fixtures.js';
+import { checkFloors } from './support/floors.js';
+import { PgProxy } from './support/pg-proxy.js';
+import { makePlan } from './support/plan.js';
+import type { Plan, PlanOverrides } from './support/plan.js';
+import { POSTGRES_HOST, POSTGRES_PORT, createDatabase, dropDatabase } from './support/postgres.js';
+import { embeddedTable, fanoutOnlyMarkdown, resultStem, toMarkdown, writeReport } from './support/report.js';
+import type { Machine, RunReport } from './support/report.js';
 import { runDatabase } from './scenarios/database.js';
 import { runEmbedded } from './scenarios/embedded.js';
 import { runFanout } from './scenarios/fanout.js';
 import { runPoll } from './scenarios/poll.js';
 import { clusterMarkdown, runCluster } from './scenarios/cluster.js';
-import { SwarmPool } from './swarm-pool.js';
-import type { BenchContext } from './targets.js';
+import { SwarmPool } from './load/swarm-pool.js';
+import type { BenchContext } from './support/targets.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = join(ROOT, 'bench', 'results');

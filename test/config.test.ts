@@ -22,7 +22,7 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
-  it('has the durable-generation defaults of issue 11, and refuses out-of-range values', () => {
+  it('has the durable-generation defaults, and refuses out-of-range values', () => {
     expect(loadConfig({})).toMatchObject({ runLeaseMs: 15_000, maxGenerations: 4, generatorRetries: 5, demoFailureRate: 0 });
     expect(loadConfig({ RUN_LEASE_MS: '2000', MAX_GENERATIONS: '0', GENERATOR_RETRIES: '0', DEMO_FAILURE_RATE: '0.3' })).toMatchObject({
       runLeaseMs: 2_000,
@@ -34,7 +34,7 @@ describe('loadConfig', () => {
     for (const name of ['RUN_LEASE_MS', 'MAX_GENERATIONS', 'GENERATOR_RETRIES', 'DEMO_FAILURE_RATE']) expect(bad).toThrow(name);
   });
 
-  it("takes the seed's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, and REDIS_URL over them", () => {
+  it('takes REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, and REDIS_URL over them', () => {
     expect(loadConfig({ REDIS_HOST: 'cache.internal', REDIS_PORT: '6380', REDIS_PASSWORD: 'p@ss' }).redisUrl).toBe('redis://:p%40ss@cache.internal:6380');
     expect(loadConfig({ REDIS_HOST: 'cache.internal', REDIS_URL: 'rediss://other:6379' }).redisUrl).toBe('rediss://other:6379');
   });

@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 import { Redis } from 'ioredis';
 import { redisKeys } from '../../src/broker/keys.js';
-import { REDIS_URL } from '../fixtures.js';
+import { REDIS_URL } from '../support/fixtures.js';
 import { serve } from './serve.js';
 
 const keys = redisKeys(process.env.BENCH_KEY_PREFIX ?? 'bench:');

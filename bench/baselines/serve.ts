@@ -1,6 +1,6 @@
 /** How every baseline starts: listen on HOST:PORT, announce it, exit on SIGTERM. */
 import type { Server } from 'node:http';
-import { emit } from '../commands.js';
+import { emit } from '../support/commands.js';
 
 export function serve(server: Server, onStop: () => void = () => {}): void {
   const port = Number(process.env.PORT ?? 0);

@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
-import { REDIS_URL } from '../fixtures.js';
+import { REDIS_URL } from '../support/fixtures.js';
 import { serve } from './serve.js';
 
 const pub = new Redis(REDIS_URL);

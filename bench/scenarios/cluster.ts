@@ -2,7 +2,7 @@
  * The same commit load on one Redis and on a three-master Redis Cluster (`npm run bench -- --only
  * cluster`): commits/s, each master's share of the Redis CPU time (INFO cpu deltas) and of the
  * publications (INFO commandstats), and the fan-out latency from commit to SSE client, p99.
- * Floors (issue 12): no master above 45 % of the publications or CPU; fan-out p99 within 1.2x one Redis.
+ * Floors: no master above 45 % of the publications or CPU; fan-out p99 within 1.2x one Redis.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -13,8 +13,8 @@ import type { BookProgress } from '../../src/progress/schema.js';
 import { RedisCluster, nodeClient } from '../../test/support/redis-cluster.js';
 import { RedisProcess } from '../../test/support/redis-process.js';
 import { ServerProcess } from '../../test/support/server-process.js';
-import { Histogram } from '../histogram.js';
-import type { LatencySummary } from '../histogram.js';
+import { Histogram } from '../support/histogram.js';
+import type { LatencySummary } from '../support/histogram.js';
 
 export interface ClusterPlan {
   books: number;
@@ -71,7 +71,7 @@ async function runOne(mode: 'single' | 'cluster', plan: ClusterPlan, log: (line:
   const env: Record<string, string> = single ? { REDIS_URL: single.url } : { REDIS_CLUSTER_NODES: cluster!.seeds };
   let server: ServerProcess | null = null;
   const sources: EventSource[] = [];
-  const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/cluster-publisher.ts'], {
+  const publisher = spawn(process.execPath, ['--import', 'tsx', 'bench/load/cluster-publisher.ts'], {
     env: { PATH: process.env.PATH ?? '', BENCH_REDIS: JSON.stringify(target), BENCH_BOOKS: String(plan.books), BENCH_RATE: String(plan.rate), BENCH_DURATION_MS: String(plan.durationMs), BENCH_KEY_PREFIX: 'bench:' },
     stdio: ['pipe', 'pipe', 'inherit'],
   });

@@ -2,14 +2,14 @@
  * Database: `books` books each updated `hz` times a second through the server's Redis commit
  * for `durationMs`; the Postgres proxy counts what the snapshotter sends per snapshot interval.
  */
-import { Child } from '../children.js';
-import { seedBooks } from '../fixtures.js';
-import { diffCounts } from '../pg-proxy.js';
-import type { PgCounts } from '../pg-proxy.js';
-import type { Plan } from '../plan.js';
-import { booksTableStats } from '../postgres.js';
-import { startServer } from '../targets.js';
-import type { BenchContext } from '../targets.js';
+import { Child } from '../support/children.js';
+import { seedBooks } from '../support/fixtures.js';
+import { diffCounts } from '../support/pg-proxy.js';
+import type { PgCounts } from '../support/pg-proxy.js';
+import type { Plan } from '../support/plan.js';
+import { booksTableStats } from '../support/postgres.js';
+import { startServer } from '../support/targets.js';
+import type { BenchContext } from '../support/targets.js';
 
 export interface DatabaseResult {
   books: number;
@@ -38,7 +38,7 @@ export async function runDatabase(ctx: BenchContext, plan: Plan): Promise<Databa
   const server = await startServer(ctx, { keyPrefix: prefix, env: { SNAPSHOT_INTERVAL_MS: String(interval) } });
   const publisher = new Child({
     name: 'publisher-db',
-    nodeArgs: ['--import', 'tsx', 'bench/publisher.ts'],
+    nodeArgs: ['--import', 'tsx', 'bench/load/publisher.ts'],
     cwd: ctx.root,
     logDir: ctx.logDir,
     env: { BENCH_PUBLISH_MODE: 'commit', BENCH_KEY_PREFIX: prefix },

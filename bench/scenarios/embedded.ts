@@ -9,10 +9,10 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Plan } from '../plan.js';
-import { rssBytes } from '../proc.js';
-import type { BenchContext } from '../targets.js';
-import { HOST, freePort } from '../targets.js';
+import type { Plan } from '../support/plan.js';
+import { rssBytes } from '../support/proc.js';
+import type { BenchContext } from '../support/targets.js';
+import { HOST, freePort } from '../support/targets.js';
 
 export interface EmbeddedStart {
   phase: 'first start' | 'restart';

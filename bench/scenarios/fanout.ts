@@ -5,17 +5,17 @@
  * Memory per idle connection is read once (a)'s clients are connected and before anything is
  * published; churn runs on the server at the largest size.
  */
-import { Child } from '../children.js';
-import { seedBooks } from '../fixtures.js';
-import type { BookRange } from '../fixtures.js';
-import type { LatencySummary } from '../histogram.js';
-import type { Plan } from '../plan.js';
-import { cpuMeter } from '../proc.js';
-import type { PublishMode } from '../publisher.js';
-import type { ChurnResult, ConnectResult, DeliveryReport, SwarmPool } from '../swarm-pool.js';
-import type { ClientKind } from '../swarm-protocol.js';
-import { startBaseline, startServer } from '../targets.js';
-import type { BenchContext, LoopStats, MemoryReading, Target } from '../targets.js';
+import { Child } from '../support/children.js';
+import { seedBooks } from '../support/fixtures.js';
+import type { BookRange } from '../support/fixtures.js';
+import type { LatencySummary } from '../support/histogram.js';
+import type { Plan } from '../support/plan.js';
+import { cpuMeter } from '../support/proc.js';
+import type { PublishMode } from '../load/publisher.js';
+import type { ChurnResult, ConnectResult, DeliveryReport, SwarmPool } from '../load/swarm-pool.js';
+import type { ClientKind } from '../load/swarm-protocol.js';
+import { startBaseline, startServer } from '../support/targets.js';
+import type { BenchContext, LoopStats, MemoryReading, Target } from '../support/targets.js';
 
 export type FanoutTarget = 'server' | 'b3' | 'socketio';
 export const FANOUT_TARGETS: FanoutTarget[] = ['server', 'b3', 'socketio'];
@@ -94,7 +94,7 @@ async function onTarget(ctx: BenchContext, plan: Plan, swarm: SwarmPool, kind: F
   const target = kind === 'server' ? await startServer(ctx, { keyPrefix: prefix, env: plan.fanout.serverEnv, nodeArgs: plan.fanout.serverNodeArgs, ...(plan.fanout.serverCpuProfileDir ? { cpuProfileDir: plan.fanout.serverCpuProfileDir } : {}) }) : await startBaseline(ctx, kind, prefix);
   const publisher = new Child({
     name: `publisher-${kind}-${clients}`,
-    nodeArgs: ['--import', 'tsx', 'bench/publisher.ts'],
+    nodeArgs: ['--import', 'tsx', 'bench/load/publisher.ts'],
     cwd: ctx.root,
     logDir: ctx.logDir,
     env: { BENCH_PUBLISH_MODE: kind === 'server' ? plan.fanout.serverPublish : MODES[kind].publish, BENCH_KEY_PREFIX: prefix, BENCH_SOCKETIO_KEY: prefix },

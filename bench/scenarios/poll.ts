@@ -8,17 +8,17 @@
 import { SignJWT } from 'jose';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { runLoad } from '../wrk.js';
-import type { LoadResult } from '../wrk.js';
-import { summarizeProfile } from '../cpu-profile.js';
-import type { ProfileSummary } from '../cpu-profile.js';
-import { bookId, seedBooks } from '../fixtures.js';
-import { diffCounts } from '../pg-proxy.js';
-import type { PgCounts } from '../pg-proxy.js';
-import type { Plan } from '../plan.js';
-import { cpuMeter } from '../proc.js';
-import { HOST, startBaseline, startServer } from '../targets.js';
-import type { BenchContext, Target } from '../targets.js';
+import { runLoad } from '../load/wrk.js';
+import type { LoadResult } from '../load/wrk.js';
+import { summarizeProfile } from '../support/cpu-profile.js';
+import type { ProfileSummary } from '../support/cpu-profile.js';
+import { bookId, seedBooks } from '../support/fixtures.js';
+import { diffCounts } from '../support/pg-proxy.js';
+import type { PgCounts } from '../support/pg-proxy.js';
+import type { Plan } from '../support/plan.js';
+import { cpuMeter } from '../support/proc.js';
+import { HOST, startBaseline, startServer } from '../support/targets.js';
+import type { BenchContext, Target } from '../support/targets.js';
 
 export interface PollRun extends LoadResult {
   target: 'server' | 'server-token' | 'b0' | 'b1';

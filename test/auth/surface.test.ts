@@ -13,7 +13,7 @@ import type { TestDatabase } from '../support/backends.js';
 import { freePort } from '../support/ports.js';
 import { startServer, testConfig } from '../support/service.js';
 import { TEST_SECRET, bearer, mintToken } from '../support/tokens.js';
-import { withTimeout } from '../support/wait.js';
+import { until, withTimeout } from '../support/wait.js';
 import { bookId, expectError, progressUrl } from '../server/http.js';
 
 /** One raw request (node:http sends the path as given: no dot-segment resolution, no re-encoding). */
@@ -181,16 +181,12 @@ async function startProcess(env: Record<string, string>): Promise<{ exit: number
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = once(child, 'exit').then(([code]) => code as number);
+  let exit: number | undefined;
+  child.once('exit', (code) => (exit = code as number));
   try {
-    const ready = (async () => {
-      for (;;) {
-        if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) return 'running' as const;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
-    const exit = await withTimeout(Promise.race([exited, ready]), 30_000, 'the process to start or exit');
-    return { exit, output };
+    // Ends on whichever comes first: the process exits, or /healthz answers.
+    await until(async () => exit !== undefined || (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)), 30_000, 'the process to start or exit');
+    return { exit: exit ?? 'running', output };
   } finally {
     child.kill('SIGKILL');
   }

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src/broker/broker.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
-import { until, withTimeout } from '../support/wait.js';
+import { until, waitOut, withTimeout } from '../support/wait.js';
 
 function state(bookId: string, version: number, extra: Partial<BookProgress> = {}): BookProgress {
   return {
@@ -185,7 +185,7 @@ export function brokerContract(name: string, makeBroker: () => Promise<Broker>):
       const id = uniqueBook();
       await broker.commit(state(id, 1), null);
       expect(await broker.claimDirty('dead-owner', 1, null)).toEqual([id]);
-      await new Promise((resolve) => setTimeout(resolve, 20)); // the 1 ms lease has run out
+      await waitOut(20); // the 1 ms lease runs out
       expect(await broker.claimDirty('next-owner', 10_000, null)).toEqual([id]);
       await broker.settleClaim('dead-owner', true); // a late settle of a lost claim changes nothing
       await broker.settleClaim('next-owner', false);

@@ -149,7 +149,7 @@ describe('npm run inspect', () => {
     }
   });
 
-  it('prints today\'s key and the current master under Sentinel', async () => {
+  it('prints the plain key and the current master under Sentinel', async () => {
     const broker = await sentinelBroker();
     try {
       await new ProgressTracker({ latest: broker }).updateProgress('inspected', { message: 'Outline' });

@@ -37,7 +37,7 @@ describe('the cluster key layout', () => {
     expect(keys.partitions).toBe(CLUSTER_PARTITIONS);
   });
 
-  it('keeps today\'s names on one Redis and under Sentinel', () => {
+  it('keeps the plain key names, without hash tags, on one Redis and under Sentinel', () => {
     const keys = redisKeys('booksai:');
     expect([keys.state('b'), keys.channel('b'), keys.dirty(0), keys.fence('b'), keys.feed(0), keys.partitions]).toEqual([
       'booksai:progress:b',

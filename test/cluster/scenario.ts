@@ -2,14 +2,17 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { Cluster } from 'ioredis';
 import { WebSocket } from 'ws';
 import { clusterKeys } from '../../src/broker/cluster-keys.js';
 import type { BookProgress } from '../../src/progress/schema.js';
+import { createTestDatabase, uniquePrefix } from '../support/backends.js';
+import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
-import type { RedisCluster } from '../support/redis-cluster.js';
-import { until, withTimeout } from '../support/wait.js';
+import { RedisCluster } from '../support/redis-cluster.js';
+import { ServerProcess } from '../support/server-process.js';
+import { pace, until, withTimeout } from '../support/wait.js';
 import { progressUrl } from '../server/http.js';
 
 /** `perMaster` book ids on each master of `cluster` under `prefix`, so a failover anywhere hits some. */
@@ -66,7 +69,7 @@ export class PublishLoad {
         this.failures.push(`${id}: ${(error as Error).message}`);
       }
       this.slowestMs = Math.max(this.slowestMs, Date.now() - started);
-      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      await pace(pauseMs);
     }
   }
 
@@ -222,4 +225,54 @@ export const SERVER_LOG_ENV: Record<string, string> = process.env.CLUSTER_TEST_L
 export function keepLogs(outputs: string[]): void {
   const dir = process.env.CLUSTER_TEST_LOGS;
   if (dir) outputs.forEach((output, i) => writeFileSync(join(dir, `server-${i}.log`), output));
+}
+
+/** The servers, cluster and database a file's scenarios run on; set once its beforeAll ran. */
+export interface ClusterPair {
+  readonly cluster: RedisCluster;
+  readonly prefix: string;
+  readonly servers: readonly ServerProcess[];
+  /** Publishing and watching `books` through both servers while `fail` runs, on this cluster. */
+  scenario(books: string[], fail: () => Promise<void>): Scenario;
+}
+
+/**
+ * Two server processes on a six-node cluster (three masters, three replicas) and a fresh
+ * database, started before the file's first test and stopped after its last.
+ */
+export function twoServersOnCluster(): ClusterPair {
+  let cluster: RedisCluster;
+  let database: TestDatabase;
+  const servers: ServerProcess[] = [];
+  const prefix = uniquePrefix();
+
+  beforeAll(async () => {
+    [cluster, database] = await Promise.all([RedisCluster.start(), createTestDatabase()]);
+    const env = { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: prefix, DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '1000', MAX_GENERATIONS: '0', ...SERVER_LOG_ENV };
+    // One after the other: the first applies the migrations.
+    servers.push(await ServerProcess.start(env));
+    servers.push(await ServerProcess.start(env));
+  }, 90_000);
+
+  afterAll(async () => {
+    keepLogs(servers.map((s) => s.output));
+    await Promise.allSettled(servers.map((s) => s.stop('SIGKILL')));
+    await Promise.allSettled([cluster?.stop(), database?.drop()]);
+  });
+
+  return {
+    get cluster() {
+      return cluster;
+    },
+    prefix,
+    servers,
+    scenario: (books, fail) => ({
+      servers: servers.map((s) => s.url),
+      books,
+      fail,
+      recovered: () => cluster.healthy(),
+      held: (ids) => heldStates(cluster, prefix, ids),
+      databaseUrl: database.url,
+    }),
+  };
 }

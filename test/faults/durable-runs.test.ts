@@ -1,59 +1,22 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { expectedChapters } from '../orchestrator/generators.js';
-import { REDIS_URL, createTestDatabase, uniquePrefix } from '../support/backends.js';
-import type { TestDatabase } from '../support/backends.js';
+import { uniquePrefix } from '../support/backends.js';
 import { chapterRows, createBook, expectMonotonic, pollState } from '../support/books.js';
 import type { CreatedBook } from '../support/books.js';
-import { Watch } from '../support/events.js';
-import { ServerProcess } from '../support/server-process.js';
 import { until } from '../support/wait.js';
+import { fleetOfServers } from './fleet.js';
 
 /**
  * Books started through POST /api/books survive their process: SIGKILL with another instance
  * running, SIGTERM and a restart, a restart of the embedded default, and a flaky generator.
  */
 
-let database: TestDatabase;
-let sql: postgres.Sql;
-const servers: ServerProcess[] = [];
-const watches: Watch[] = [];
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  sql = postgres(database.url, { max: 1, onnotice: () => {} });
-});
-afterEach(async () => {
-  for (const watch of watches.splice(0)) watch.close();
-  for (const server of servers.splice(0)) if (server.running) await server.stop('SIGKILL');
-});
-afterAll(async () => {
-  await sql?.end();
-  await database?.drop();
-});
-
-async function start(env: Record<string, string>): Promise<ServerProcess> {
-  const server = await ServerProcess.start({ REDIS_URL, DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '500', ...env });
-  servers.push(server);
-  return server;
-}
-
-/** A watcher of `bookId` on whichever server `target()` names, closed after each test. */
-function follow(target: () => string, bookId: string): Watch {
-  const watch = Watch.following(target, bookId);
-  watches.push(watch);
-  return watch;
-}
-
-async function expectEachChapterOnce(book: { bookId: string; title: string; chapters: number; sectionsPerChapter: number }): Promise<void> {
-  const rows = await chapterRows(sql, book.bookId);
-  expect(rows.map(({ number, title, content }) => ({ number, title, content }))).toEqual(await expectedChapters(book));
-  for (const row of rows) expect(row.updated_at, `chapter ${row.number} rewritten`).toEqual(row.created_at);
-}
+const fleet = fleetOfServers();
+const { start, follow, expectEachChapterOnce } = fleet;
 
 describe('durable generations', () => {
   it('SIGKILL of the instance running books: a second instance resumes each from its last saved chapter', async () => {
@@ -64,10 +27,10 @@ describe('durable generations', () => {
     for (let i = 0; i < 3; i++) books.push(await createBook(first.url, `Killed mid-book ${i}`, 5));
     const watches = books.map((book) => follow(() => second.url, book.bookId));
     await until(async () => {
-      for (const book of books) if ((await chapterRows(sql, book.bookId)).length < 1) return false;
+      for (const book of books) if ((await chapterRows(fleet.sql, book.bookId)).length < 1) return false;
       return true;
     }, 20_000, 'every book to have a chapter saved');
-    const beforeKill = await Promise.all(books.map((book) => chapterRows(sql, book.bookId)));
+    const beforeKill = await Promise.all(books.map((book) => chapterRows(fleet.sql, book.bookId)));
 
     expect(await first.stop('SIGKILL')).toBeNull();
     for (const [i, watch] of watches.entries()) {
@@ -77,7 +40,7 @@ describe('durable generations', () => {
       expectMonotonic(watches[i]!.states);
       await expectEachChapterOnce(book);
       // Chapters saved before the kill are the very rows saved then.
-      expect((await chapterRows(sql, book.bookId)).slice(0, beforeKill[i]!.length)).toEqual(beforeKill[i]);
+      expect((await chapterRows(fleet.sql, book.bookId)).slice(0, beforeKill[i]!.length)).toEqual(beforeKill[i]);
     }
     expect(await second.metric('booksai_generations_resumed_total')).toBe(3);
     expect(second.output).not.toContain('already saved');
@@ -96,13 +59,13 @@ describe('durable generations', () => {
     });
     const outsideState = ((await publish.json()) as { data: BookProgress }).data;
     const watch = follow(() => server.url, book.bookId);
-    await until(async () => (await chapterRows(sql, book.bookId)).length >= 2, 20_000, 'chapter 2 saved');
+    await until(async () => (await chapterRows(fleet.sql, book.bookId)).length >= 2, 20_000, 'chapter 2 saved');
 
     expect(await server.stop('SIGTERM', 10_000)).toBe(0);
-    const [run] = await sql<Array<{ state: string; owner: string | null }>>`select state, owner from runs where book_id = ${book.bookId}`;
+    const [run] = await fleet.sql<Array<{ state: string; owner: string | null }>>`select state, owner from runs where book_id = ${book.bookId}`;
     expect(run).toEqual({ state: 'queued', owner: null });
     // The last snapshot at shutdown holds the state that says so.
-    const [row] = await sql<Array<{ status: string; message: string }>>`select status, progress->>'message' as message from books where id = ${book.bookId}`;
+    const [row] = await fleet.sql<Array<{ status: string; message: string }>>`select status, progress->>'message' as message from books where id = ${book.bookId}`;
     expect(row).toEqual({ status: 'GENERATING', message: 'Queued: waiting for a free generation slot' });
 
     server = await start(env);
@@ -113,13 +76,12 @@ describe('durable generations', () => {
     expect(await server.metric('booksai_generations_resumed_total')).toBe(1);
 
     expect(await pollState(server.url, outside)).toEqual(outsideState);
-    expect(await sql`select 1 from runs where book_id = ${outside}`).toHaveLength(0);
+    expect(await fleet.sql`select 1 from runs where book_id = ${outside}`).toHaveLength(0);
   }, 90_000);
 
   it('the embedded default (no Redis, no Postgres) resumes an interrupted book when it starts again', async () => {
     const env = { DATA_DIR: mkdtempSync(join(tmpdir(), 'booksai-embedded-')), DEMO_STEP_MS: '80', SNAPSHOT_INTERVAL_MS: '200' };
-    let server = await ServerProcess.start(env);
-    servers.push(server);
+    let server = await fleet.startAlone(env);
     const book = await createBook(server.url, 'Embedded and killed', 5);
     const chaptersOf = async (url: string) => {
       const res = await fetch(`${url}/api/books/${book.bookId}`).catch(() => null);
@@ -130,8 +92,7 @@ describe('durable generations', () => {
     const before = await pollState(server.url, book.bookId);
 
     expect(await server.stop('SIGKILL')).toBeNull();
-    server = await ServerProcess.start(env);
-    servers.push(server);
+    server = await fleet.startAlone(env);
     await until(async () => (await pollState(server.url, book.bookId))?.status === 'COMPLETE', 40_000, 'COMPLETE after the restart');
     const after = await chaptersOf(server.url);
     expect(after?.chapters.map(({ number, title, content }) => ({ number, title, content }))).toEqual(await expectedChapters(book));

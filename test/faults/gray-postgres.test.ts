@@ -8,7 +8,7 @@ import { REDIS_URL, createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { Watch } from '../support/events.js';
-import { until } from '../support/wait.js';
+import { pace, until } from '../support/wait.js';
 import { askEverything, capturedLog, expectBounded, logSummary, startLogged, tryPublish } from './gray.js';
 
 let database: TestDatabase;
@@ -177,7 +177,7 @@ describe('the books table locked by another transaction (a migration, a long tra
         select count(*)::int as waiting from pg_stat_activity
         where datname = ${database.name} and wait_event_type = 'Lock' and query ilike '%jsonb_array_elements%'`;
       expect(row?.waiting).toBeLessThanOrEqual(1);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await pace(200);
     }
 
     await releaseLock();

@@ -8,7 +8,7 @@ import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
 import { RedisProcess } from '../support/redis-process.js';
 import { silentLog, testConfig } from '../support/service.js';
-import { until } from '../support/wait.js';
+import { pace, until } from '../support/wait.js';
 
 let database: TestDatabase;
 let redis: RedisProcess;
@@ -39,7 +39,7 @@ describe('Redis killed mid-generation and restarted empty', () => {
     const bookId = ((await res.json()) as { data: { bookId: string } }).data.bookId;
     const watch = new Watch(`${service.url}/api/ai/progress/${bookId}/stream`);
 
-    // A legacy poller, every 20 ms from the first state to the last.
+    // A client that polls instead of streaming, every 20 ms from the first state to the last.
     const polls: Array<{ status: number; version: number; progress: number }> = [];
     let polling = true;
     const poller = (async () => {
@@ -47,7 +47,7 @@ describe('Redis killed mid-generation and restarted empty', () => {
         const answer = await fetch(`${service.url}/api/ai/progress/${bookId}`);
         const body = answer.status === 200 ? ((await answer.json()) as { data: { version: number; overallProgress: number } }).data : null;
         polls.push({ status: answer.status, version: body?.version ?? -1, progress: body?.overallProgress ?? -1 });
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await pace(20);
       }
     })();
 

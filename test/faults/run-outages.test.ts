@@ -1,8 +1,7 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { startService } from '../../src/service.js';
 import type { Service } from '../../src/service.js';
@@ -13,8 +12,9 @@ import type { TestDatabase } from '../support/backends.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { RedisProcess } from '../support/redis-process.js';
 import { testConfig } from '../support/service.js';
+import { teardownAfterEach } from '../support/teardown.js';
 import { TEST_SECRET, bearer, mintToken } from '../support/tokens.js';
-import { until, withTimeout } from '../support/wait.js';
+import { until, watchForAbsence, withTimeout } from '../support/wait.js';
 
 /**
  * The orchestrator's runs through backend outages: a claim is kept (not handed back in a loop)
@@ -28,23 +28,11 @@ const READ_WRITE = 'progress:read progress:write books:write';
 
 let database: TestDatabase;
 let sql: postgres.Sql;
-let redis: RedisProcess | null = null;
-let proxy: FaultProxy | null = null;
-const services: Service[] = [];
-const gates: Gate[] = [];
+const teardown = teardownAfterEach();
 
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 1, onnotice: () => {} });
-});
-afterEach(async () => {
-  for (const gate of gates.splice(0)) gate.open();
-  proxy?.heal();
-  for (const service of services.splice(0)) await service.close();
-  await proxy?.close();
-  proxy = null;
-  await redis?.stop();
-  redis = null;
 });
 afterAll(async () => {
   await sql?.end();
@@ -53,18 +41,16 @@ afterAll(async () => {
 
 /** A service with the scripted generator; `lines` gets what it logs at warn and above. */
 async function start(env: Record<string, string>, script: Scripted = {}): Promise<{ service: Service; lines: string[] }> {
-  for (const gate of Object.values(script.gates ?? {})) gates.push(gate);
+  for (const gate of Object.values(script.gates ?? {})) teardown.gate(gate);
   const lines: string[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
   const config = testConfig({ DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '500', ...env });
-  const service = await startService(config, log, { generator: new ScriptedGenerator(STEP_MS, script) });
-  services.push(service);
+  const service = teardown.service(await startService(config, log, { generator: new ScriptedGenerator(STEP_MS, script) }));
   return { service, lines };
 }
 
-async function stop(service: Service): Promise<void> {
-  services.splice(services.indexOf(service), 1);
-  await service.close();
+function stop(service: Service): Promise<void> {
+  return teardown.close(service);
 }
 
 async function post(url: string, path: string, token?: string, body?: unknown): Promise<{ status: number; ms: number; body: { success: boolean; data?: unknown; error?: { code: string } } }> {
@@ -89,7 +75,7 @@ async function runOf(bookId: string): Promise<{ state: string; epoch: number; cl
 
 describe('runs through backend outages', () => {
   it('Redis down when queued books are claimed: the claims are kept (no claim/release loop, a few log lines); once Redis is back the books complete as their tenant’s', async () => {
-    redis = await RedisProcess.start();
+    const redis = teardown.process(await RedisProcess.start());
     const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: uniquePrefix(), AUTH_JWT_SECRET: TEST_SECRET, RUN_LEASE_MS: '3000' };
     const front = await start({ ...env, MAX_GENERATIONS: '0' });
     const worker = await start({ ...env, MAX_GENERATIONS: '3' });
@@ -109,8 +95,8 @@ describe('runs through backend outages', () => {
 
     await until(async () => (await Promise.all(bookIds.map(runOf))).every((run) => run?.state === 'running'), 10_000, 'the worker to claim every book');
     const logged = worker.lines.length;
-    // Not an event to await: the absence of a loop over time. Before the fix each run was claimed and released ~100 times a second.
-    await delay(2_500);
+    // The absence of a loop over time: a run handed back while its state cannot be read would be claimed again ~100 times a second.
+    await watchForAbsence(2_500);
     for (const bookId of bookIds) expect(await runOf(bookId)).toEqual({ state: 'running', epoch: 1, claims: 1 });
     const retryLines = worker.lines.slice(logged).filter((line) => /retrying|handing its run back/.test(line));
     expect(retryLines.length, retryLines.join('')).toBeLessThanOrEqual(1);
@@ -130,7 +116,7 @@ describe('runs through backend outages', () => {
   }, 60_000);
 
   it('a cancel while Redis is paused is answered within 3 s (202); the book ends cancelled once Redis answers', async () => {
-    redis = await RedisProcess.start();
+    const redis = teardown.process(await RedisProcess.start());
     const chapter2 = new Gate('chapter 2');
     const { service } = await start({ REDIS_URL: redis.url }, { gates: { 'chapter 2': chapter2 } });
     const created = await post(service.url, '/api/books', undefined, { title: 'Cancelled during a failover', chapters: 3, sectionsPerChapter: 1 });
@@ -153,7 +139,7 @@ describe('runs through backend outages', () => {
   }, 30_000);
 
   it('a cancel after the book ended, before its run was marked done (Postgres away), keeps COMPLETE (409); stopping that run is not a crash', async () => {
-    proxy = await FaultProxy.start(database.url);
+    const proxy = teardown.fault(await FaultProxy.start(database.url));
     const prefix = uniquePrefix();
     const proofreading = new Gate('proofreading');
     const runner = await start({ REDIS_KEY_PREFIX: prefix, DATABASE_URL: proxy.url(database.url) }, { gates: { PROOFREADING: proofreading } });

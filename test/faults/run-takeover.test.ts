@@ -1,58 +1,18 @@
-import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectedChapters } from '../orchestrator/generators.js';
-import { REDIS_URL, createTestDatabase, uniquePrefix } from '../support/backends.js';
-import type { TestDatabase } from '../support/backends.js';
+import { describe, expect, it } from 'vitest';
+import { uniquePrefix } from '../support/backends.js';
 import { chapterRows, createBook, expectMonotonic, pollState } from '../support/books.js';
 import type { CreatedBook } from '../support/books.js';
-import { Watch } from '../support/events.js';
-import { ServerProcess } from '../support/server-process.js';
+import type { ServerProcess } from '../support/server-process.js';
 import { until } from '../support/wait.js';
+import { fleetOfServers } from './fleet.js';
 
 /** Exactly one runner per book: a frozen runner that wakes up writes nothing; kills and restarts at random lose nothing. */
 
-let database: TestDatabase;
-let sql: postgres.Sql;
-const servers: ServerProcess[] = [];
-const watches: Watch[] = [];
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  sql = postgres(database.url, { max: 1, onnotice: () => {} });
-});
-afterEach(async () => {
-  for (const watch of watches.splice(0)) watch.close();
-  for (const server of servers.splice(0)) {
-    server.signal('SIGCONT');
-    if (server.running) await server.stop('SIGKILL');
-  }
-});
-afterAll(async () => {
-  await sql?.end();
-  await database?.drop();
-});
-
-async function start(env: Record<string, string>): Promise<ServerProcess> {
-  const server = await ServerProcess.start({ REDIS_URL, DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '500', ...env });
-  servers.push(server);
-  return server;
-}
-
-/** A watcher of `bookId` on whichever server `target()` names, closed after each test. */
-function follow(target: () => string, bookId: string): Watch {
-  const watch = Watch.following(target, bookId);
-  watches.push(watch);
-  return watch;
-}
-
-async function expectEachChapterOnce(book: CreatedBook): Promise<void> {
-  const rows = await chapterRows(sql, book.bookId);
-  expect(rows.map(({ number, title, content }) => ({ number, title, content }))).toEqual(await expectedChapters(book));
-  for (const row of rows) expect(row.updated_at, `chapter ${row.number} of ${book.bookId} rewritten`).toEqual(row.created_at);
-}
+const fleet = fleetOfServers();
+const { start, follow, expectEachChapterOnce } = fleet;
 
 async function epochOf(bookId: string): Promise<number> {
-  const [row] = await sql<Array<{ epoch: number }>>`select epoch from runs where book_id = ${bookId}`;
+  const [row] = await fleet.sql<Array<{ epoch: number }>>`select epoch from runs where book_id = ${bookId}`;
   return row?.epoch ?? 0;
 }
 
@@ -63,13 +23,13 @@ describe('run takeover', () => {
     const successor = await start(env);
     const book = await createBook(frozen.url, 'Frozen runner', 8);
     const watch = follow(() => successor.url, book.bookId);
-    await until(async () => (await chapterRows(sql, book.bookId)).length >= 1, 20_000, 'chapter 1 saved');
+    await until(async () => (await chapterRows(fleet.sql, book.bookId)).length >= 1, 20_000, 'chapter 1 saved');
 
     frozen.signal('SIGSTOP');
     await until(async () => (await epochOf(book.bookId)) === 2, 10_000, 'the successor to claim the run');
-    const takenOverAt = (await chapterRows(sql, book.bookId)).length;
+    const takenOverAt = (await chapterRows(fleet.sql, book.bookId)).length;
     // The successor is ahead of where the frozen runner stopped: a write of the frozen one would move the book back.
-    await until(async () => (await chapterRows(sql, book.bookId)).length >= takenOverAt + 1, 10_000, 'the successor to save a chapter');
+    await until(async () => (await chapterRows(fleet.sql, book.bookId)).length >= takenOverAt + 1, 10_000, 'the successor to save a chapter');
     const ahead = await pollState(successor.url, book.bookId);
 
     frozen.signal('SIGCONT');
@@ -97,7 +57,7 @@ describe('run takeover', () => {
     for (let i = 0; i < 20; i++) books.push(await createBook(live[i % live.length]!.url, `Chaos ${i}`, 4));
     const followers = books.map((book) => follow(anyLive, book.bookId));
 
-    const savedChapters = async () => Number((await sql<Array<{ n: string }>>`select count(*) as n from chapters`)[0]?.n ?? 0);
+    const savedChapters = async () => Number((await fleet.sql<Array<{ n: string }>>`select count(*) as n from chapters`)[0]?.n ?? 0);
     const outputs: string[] = [];
     for (let round = 0; round < 6; round++) {
       // Each kill lands after 1-4 more chapters were saved somewhere: mid-book, at a random point.
@@ -119,7 +79,7 @@ describe('run takeover', () => {
       expectMonotonic(followers[i]!.states);
       await expectEachChapterOnce(book);
     }
-    const runs = await sql<Array<{ state: string }>>`select state from runs where book_id in ${sql(books.map((b) => b.bookId))}`;
+    const runs = await fleet.sql<Array<{ state: string }>>`select state from runs where book_id in ${fleet.sql(books.map((b) => b.bookId))}`;
     expect(runs.map((r) => r.state)).toEqual(books.map(() => 'done'));
     // The kills interrupted runs: some books were claimed more than once.
     expect(Math.max(...(await Promise.all(books.map((book) => epochOf(book.bookId)))))).toBeGreaterThan(1);

@@ -5,7 +5,7 @@ import { REDIS_URL, createTestDatabase, uniquePrefix } from '../support/backends
 import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
 import { ServerProcess } from '../support/server-process.js';
-import { until, withTimeout } from '../support/wait.js';
+import { pace, until, withTimeout } from '../support/wait.js';
 
 const DURATION_MS = 60_000;
 const UPDATES_PER_SECOND = 200;
@@ -67,7 +67,7 @@ describe('a consumer that stops reading for a minute', () => {
       published += UPDATES_PER_SECOND;
       publishedBytes += UPDATES_PER_SECOND * (MESSAGE.length + 300);
       maxBuffered = Math.max(maxBuffered, await server.metric('booksai_sse_buffered_bytes'));
-      if (Date.now() < second) await new Promise((resolve) => setTimeout(resolve, second - Date.now()));
+      if (Date.now() < second) await pace(second - Date.now());
     }
 
     // The fast client kept up: it is on the last version right away, in order.

@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { startService } from '../../src/service.js';
 import type { Service } from '../../src/service.js';
@@ -7,6 +7,7 @@ import { createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
 import { silentLog, testConfig } from '../support/service.js';
+import { teardownAfterEach } from '../support/teardown.js';
 import { until, withTimeout } from '../support/wait.js';
 import { Gate, ScriptedGenerator, expectedChapters } from './generators.js';
 
@@ -14,19 +15,11 @@ const STEP_MS = 5;
 
 let database: TestDatabase;
 let sql: postgres.Sql;
-const services: Service[] = [];
-const watches: Watch[] = [];
-const gates: Gate[] = [];
+const teardown = teardownAfterEach();
 
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 1, onnotice: () => {} });
-});
-
-afterEach(async () => {
-  for (const gate of gates.splice(0)) gate.open();
-  for (const watch of watches.splice(0)) watch.close();
-  for (const service of services.splice(0)) await service.close();
 });
 
 afterAll(async () => {
@@ -35,11 +28,9 @@ afterAll(async () => {
 });
 
 async function start(env: Record<string, string>, gate?: Gate): Promise<Service> {
-  if (gate) gates.push(gate);
+  if (gate) teardown.gate(gate);
   const generator = new ScriptedGenerator(STEP_MS, gate ? { gates: { [gate.what]: gate } } : {});
-  const service = await startService(testConfig({ DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '3600000', ...env }), silentLog, { generator });
-  services.push(service);
-  return service;
+  return teardown.service(await startService(testConfig({ DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '3600000', ...env }), silentLog, { generator }));
 }
 
 async function post(service: Service, path: string, body?: unknown): Promise<{ status: number; body: { success: boolean; data?: unknown; error?: { code: string; message: string } } }> {
@@ -75,9 +66,7 @@ async function chapterRows(bookId: string) {
 }
 
 function watch(service: Service, bookId: string): Watch {
-  const w = new Watch(`${service.url}/api/ai/progress/${bookId}/stream`);
-  watches.push(w);
-  return w;
+  return teardown.watch(new Watch(`${service.url}/api/ai/progress/${bookId}/stream`));
 }
 
 describe('the generation queue, cancel and retry', () => {
@@ -141,11 +130,11 @@ describe('the generation queue, cancel and retry', () => {
   it('a book cancelled before its outline, then retried, never shows PLANNING again', async () => {
     const first = new Gate('PLANNING');
     const again = new Gate('PLANNING again');
-    gates.push(first, again);
+    teardown.gate(first);
+    teardown.gate(again);
     // Read at every call: after the cancel, a planning step would stop at the second gate.
     const script = { gates: { PLANNING: first } };
-    const service = await startService(testConfig({ DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '3600000' }), silentLog, { generator: new ScriptedGenerator(STEP_MS, script) });
-    services.push(service);
+    const service = teardown.service(await startService(testConfig({ DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '3600000' }), silentLog, { generator: new ScriptedGenerator(STEP_MS, script) }));
     const book = await createBook(service, 'Cancelled while planning', 2);
     await first.arrival();
     const cancelled = await post(service, `/api/books/${book.bookId}/cancel`);
@@ -183,8 +172,7 @@ describe('the generation queue, cancel and retry', () => {
     const first = await start({ REDIS_KEY_PREFIX: prefix });
     const outside = `outside-${Date.now()}`;
     const published = await first.tracker.updateProgress(outside, { status: 'GENERATING', generationStep: 'CHAPTERS', totalChapters: 3, currentChapter: 1, message: 'a worker elsewhere' });
-    await first.close();
-    services.splice(services.indexOf(first), 1);
+    await teardown.close(first);
 
     const second = await start({ REDIS_KEY_PREFIX: prefix, RUN_LEASE_MS: '500' });
     // A book of its own runs to the end meanwhile: the queue was looked at many times.

@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { startService } from '../../src/service.js';
 import type { Service } from '../../src/service.js';
@@ -8,6 +8,7 @@ import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
 import { RedisProcess } from '../support/redis-process.js';
 import { silentLog, testConfig } from '../support/service.js';
+import { teardownAfterEach } from '../support/teardown.js';
 import { until, withTimeout } from '../support/wait.js';
 import { Gate, ScriptedGenerator } from './generators.js';
 import type { Scripted } from './generators.js';
@@ -16,22 +17,11 @@ const STEP_MS = 5;
 
 let database: TestDatabase;
 let sql: postgres.Sql;
-let redis: RedisProcess | null = null;
-const services: Service[] = [];
-const watches: Watch[] = [];
-const gates: Gate[] = [];
+const teardown = teardownAfterEach();
 
 beforeAll(async () => {
   database = await createTestDatabase();
   sql = postgres(database.url, { max: 1, onnotice: () => {} });
-});
-
-afterEach(async () => {
-  for (const gate of gates.splice(0)) gate.open();
-  for (const watch of watches.splice(0)) watch.close();
-  for (const service of services.splice(0)) await service.close();
-  await redis?.stop();
-  redis = null;
 });
 
 afterAll(async () => {
@@ -40,12 +30,11 @@ afterAll(async () => {
 });
 
 async function start(script: Scripted, env: Record<string, string> = {}): Promise<{ service: Service; generator: ScriptedGenerator }> {
-  for (const gate of Object.values(script.gates ?? {})) gates.push(gate);
+  for (const gate of Object.values(script.gates ?? {})) teardown.gate(gate);
   const generator = new ScriptedGenerator(STEP_MS, script);
   // Snapshots far apart: what reaches Postgres here is what the pipeline and the terminal path write themselves.
   const config = testConfig({ DATABASE_URL: database.url, SNAPSHOT_INTERVAL_MS: '3600000', ...env });
-  const service = await startService(config, silentLog, { generator });
-  services.push(service);
+  const service = teardown.service(await startService(config, silentLog, { generator }));
   return { service, generator };
 }
 
@@ -60,9 +49,7 @@ async function createBook(service: Service, title: string, chapters: number, sec
 }
 
 function watch(service: Service, bookId: string): Watch {
-  const w = new Watch(`${service.url}/api/ai/progress/${bookId}/stream`);
-  watches.push(w);
-  return w;
+  return teardown.watch(new Watch(`${service.url}/api/ai/progress/${bookId}/stream`));
 }
 
 async function chaptersInPostgres(bookId: string): Promise<Array<{ number: number; content: string }>> {
@@ -115,7 +102,7 @@ describe('a generator that fails', () => {
 
 describe('a Redis outage during a generation', () => {
   it('delays progress but neither fails the book nor moves it backwards; the book completes', async () => {
-    redis = await RedisProcess.start();
+    const redis = teardown.process(await RedisProcess.start());
     const chapter2 = new Gate('chapter 2');
     const chapter4 = new Gate('chapter 4');
     const proofreading = new Gate('proofreading');

@@ -5,7 +5,7 @@ import type { BookProgress } from '../../src/progress/schema.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
 
 describe('ProgressTracker', () => {
-  it('offers the seed API: updateProgress, markComplete, markError', async () => {
+  it('offers the API a worker publishes with: updateProgress, markComplete, markError', async () => {
     const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
     await tracker.updateProgress('seed-book', {
       status: 'GENERATING',

@@ -1,22 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BookProgress } from '../../src/progress/schema.js';
-import type { Service } from '../../src/service.js';
-import { startServer } from '../support/service.js';
+import { serverForFile } from '../support/service.js';
 import { bookId, expectError, progressUrl, published } from './http.js';
 
-let service: Service;
-
-beforeAll(async () => {
-  service = await startServer();
-});
-
-afterAll(async () => {
-  await service?.close();
-});
+const server = serverForFile();
 
 describe('GET /healthz', () => {
   it('answers 200', async () => {
-    const res = await fetch(`${service.url}/healthz`);
+    const res = await fetch(`${server.url}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ success: true, data: { status: 'ok' } });
   });
@@ -30,7 +21,7 @@ describe('unknown routes', () => {
     ['DELETE', '/api/ai/progress/book-1'],
     ['GET', '/api/ai/progress/book-1/stream/extra'],
   ])('%s %s is a 404 JSON error', async (method, path) => {
-    const res = await fetch(`${service.url}${path}`, { method });
+    const res = await fetch(`${server.url}${path}`, { method });
     await expectError(res, 404, 'not_found');
   });
 });
@@ -38,15 +29,15 @@ describe('unknown routes', () => {
 describe('GET /api/ai/progress/:bookId', () => {
   it('is 404 with the error shape for a book without progress', async () => {
     const id = bookId('unknown');
-    const body = await expectError(await fetch(progressUrl(service.url, id)), 404, 'not_found');
+    const body = await expectError(await fetch(progressUrl(server.url, id)), 404, 'not_found');
     expect(body.error.message).toContain(id);
   });
 
   it('returns the latest state with its version as ETag and where it was read', async () => {
     const id = bookId('poll');
-    const state = await published(service.url, id, { status: 'GENERATING', generationStep: 'RESEARCH', message: 'reading sources' });
+    const state = await published(server.url, id, { status: 'GENERATING', generationStep: 'RESEARCH', message: 'reading sources' });
 
-    const res = await fetch(progressUrl(service.url, id));
+    const res = await fetch(progressUrl(server.url, id));
     expect(res.status).toBe(200);
     expect(res.headers.get('etag')).toBe(`"${state.version}"`);
     expect(res.headers.get('x-progress-source')).toBe('redis');
@@ -56,16 +47,16 @@ describe('GET /api/ai/progress/:bookId', () => {
 
   it('answers 304 to the current ETag, and 200 with the new state once a newer one is published', async () => {
     const id = bookId('etag');
-    const first = await published(service.url, id, { status: 'GENERATING', message: 'first' });
+    const first = await published(server.url, id, { status: 'GENERATING', message: 'first' });
     const etag = `"${first.version}"`;
 
-    const unchanged = await fetch(progressUrl(service.url, id), { headers: { 'If-None-Match': etag } });
+    const unchanged = await fetch(progressUrl(server.url, id), { headers: { 'If-None-Match': etag } });
     expect(unchanged.status).toBe(304);
     expect(unchanged.headers.get('etag')).toBe(etag);
     expect(await unchanged.text()).toBe('');
 
-    const second = await published(service.url, id, { message: 'second' });
-    const changed = await fetch(progressUrl(service.url, id), { headers: { 'If-None-Match': etag } });
+    const second = await published(server.url, id, { message: 'second' });
+    const changed = await fetch(progressUrl(server.url, id), { headers: { 'If-None-Match': etag } });
     expect(changed.status).toBe(200);
     expect(changed.headers.get('etag')).toBe(`"${second.version}"`);
     const body = (await changed.json()) as { data: BookProgress };
@@ -73,19 +64,19 @@ describe('GET /api/ai/progress/:bookId', () => {
   });
 
   it('falls back to the database for a book Redis does not hold', async () => {
-    const template = await published(service.url, bookId('template'), { status: 'GENERATING', message: 'from the database' });
+    const template = await published(server.url, bookId('template'), { status: 'GENERATING', message: 'from the database' });
     const id = bookId('persisted');
     const persisted: BookProgress = { ...template, bookId: id, version: 41 };
-    await service.store.saveProgress([persisted]);
+    await server.service.store.saveProgress([persisted]);
 
-    const res = await fetch(progressUrl(service.url, id));
+    const res = await fetch(progressUrl(server.url, id));
     expect(res.status).toBe(200);
     expect(res.headers.get('x-progress-source')).toBe('database');
     expect(res.headers.get('etag')).toBe('"41"');
     expect(await res.json()).toEqual({ success: true, data: persisted });
 
     // A publish continues that run instead of restarting the version count clients have seen.
-    const next = await published(service.url, id, { message: 'resumed' });
+    const next = await published(server.url, id, { message: 'resumed' });
     expect(next.version).toBe(42);
     expect(next.startTime).toBe(persisted.startTime);
   });
@@ -99,10 +90,10 @@ describe('GET /api/ai/progress/:bookId', () => {
     ['an encoded slash', 'a%2Fb'],
     ['a malformed escape', 'a%zzb'],
   ])('is 400 for a bookId with %s', async (_, id) => {
-    await expectError(await fetch(progressUrl(service.url, id)), 400, 'invalid_book_id');
+    await expectError(await fetch(progressUrl(server.url, id)), 400, 'invalid_book_id');
   });
 
   it('is a 404 JSON error for a bookId with a slash, which matches no route', async () => {
-    await expectError(await fetch(progressUrl(service.url, 'a/b/c')), 404, 'not_found');
+    await expectError(await fetch(progressUrl(server.url, 'a/b/c')), 404, 'not_found');
   });
 });

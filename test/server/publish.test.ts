@@ -1,40 +1,31 @@
 import { request } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Service } from '../../src/service.js';
-import { startServer } from '../support/service.js';
+import { describe, expect, it } from 'vitest';
+import { serverForFile } from '../support/service.js';
 import { bookId, expectError, progressUrl, publish, published } from './http.js';
 import type { ErrorBody } from './http.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
-let service: Service;
-
-beforeAll(async () => {
-  service = await startServer();
-});
-
-afterAll(async () => {
-  await service?.close();
-});
+const server = serverForFile();
 
 describe('POST /api/ai/progress/:bookId', () => {
   it('publishes a partial update and returns the new state with version 1', async () => {
     const id = bookId('first');
-    const res = await publish(service.url, id, { status: 'GENERATING', generationStep: 'OUTLINE', message: 'outlining' });
+    const res = await publish(server.url, id, { status: 'GENERATING', generationStep: 'OUTLINE', message: 'outlining' });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { success: boolean; data: Record<string, unknown> };
     expect(body.success).toBe(true);
     expect(body.data).toMatchObject({ bookId: id, status: 'GENERATING', generationStep: 'OUTLINE', message: 'outlining', version: 1 });
 
-    const polled = await fetch(progressUrl(service.url, id));
+    const polled = await fetch(progressUrl(server.url, id));
     expect(await polled.json()).toEqual(body);
   });
 
   it('merges partial updates, keeping fields not sent, and counts versions up by one', async () => {
     const id = bookId('merge');
-    const a = await published(service.url, id, { status: 'GENERATING', generationStep: 'CHAPTERS', totalChapters: 10, currentChapter: 1 });
-    const b = await published(service.url, id, { message: 'writing chapter 3', currentChapter: 3 });
-    const c = await published(service.url, id, { totalSections: 4, currentSection: 2 });
+    const a = await published(server.url, id, { status: 'GENERATING', generationStep: 'CHAPTERS', totalChapters: 10, currentChapter: 1 });
+    const b = await published(server.url, id, { message: 'writing chapter 3', currentChapter: 3 });
+    const c = await published(server.url, id, { totalSections: 4, currentSection: 2 });
 
     expect([a.version, b.version, c.version]).toEqual([1, 2, 3]);
     expect(c).toMatchObject({
@@ -52,7 +43,7 @@ describe('POST /api/ai/progress/:bookId', () => {
   it('gives concurrent publishers distinct consecutive versions', async () => {
     const id = bookId('concurrent');
     const states = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => published(service.url, id, { status: 'GENERATING', message: `writer ${i}` })),
+      Array.from({ length: 20 }, (_, i) => published(server.url, id, { status: 'GENERATING', message: `writer ${i}` })),
     );
     expect(states.map((s) => s.version).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
@@ -63,7 +54,7 @@ describe('POST /api/ai/progress/:bookId', () => {
       ['an empty body', ''],
       ['text', 'status=GENERATING'],
     ])('%s → 400 invalid_json', async (_, raw) => {
-      await expectError(await publish(service.url, bookId('json'), raw), 400, 'invalid_json');
+      await expectError(await publish(server.url, bookId('json'), raw), 400, 'invalid_json');
     });
 
     it.each([
@@ -91,23 +82,23 @@ describe('POST /api/ai/progress/:bookId', () => {
       ['a string', 'GENERATING'],
       ['an array', [{ message: 'x' }]],
     ])('%s → 400 invalid_progress', async (_, body) => {
-      const res = await publish(service.url, bookId('invalid'), JSON.stringify(body));
+      const res = await publish(server.url, bookId('invalid'), JSON.stringify(body));
       await expectError(res, 400, 'invalid_progress');
     });
 
     it('refuses JSON nested 30,000 levels deep, at the top or in a field, with a 400', async () => {
       const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
-      const top = await publish(service.url, bookId('deep'), deep);
+      const top = await publish(server.url, bookId('deep'), deep);
       expect(top.status).toBe(400);
       expect(['invalid_json', 'invalid_progress']).toContain(((await top.json()) as ErrorBody).error.code);
-      await expectError(await publish(service.url, bookId('deep'), `{"message":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}`), 400, 'invalid_progress');
+      await expectError(await publish(server.url, bookId('deep'), `{"message":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}`), 400, 'invalid_progress');
     });
 
     it('refuses an update that would push a stored chapter count past the total', async () => {
       const id = bookId('merged-invalid');
-      const before = await published(service.url, id, { status: 'GENERATING', totalChapters: 5, currentChapter: 2 });
-      await expectError(await publish(service.url, id, { currentChapter: 6 }), 400, 'invalid_progress');
-      const after = await fetch(progressUrl(service.url, id));
+      const before = await published(server.url, id, { status: 'GENERATING', totalChapters: 5, currentChapter: 2 });
+      await expectError(await publish(server.url, id, { currentChapter: 6 }), 400, 'invalid_progress');
+      const after = await fetch(progressUrl(server.url, id));
       expect(((await after.json()) as { data: unknown }).data).toEqual(before);
     });
 
@@ -119,27 +110,27 @@ describe('POST /api/ai/progress/:bookId', () => {
       ['unicode', 'bök'],
       ['an encoded slash', 'a%2Fb'],
     ])('a bookId with %s → 400 invalid_book_id', async (_, id) => {
-      await expectError(await publish(service.url, id, { message: 'x' }), 400, 'invalid_book_id');
+      await expectError(await publish(server.url, id, { message: 'x' }), 400, 'invalid_book_id');
     });
 
     it('a bookId of 128 characters is accepted', async () => {
       const id = `${'b'.repeat(120)}${Math.random().toString(36).slice(2, 10).padEnd(8, '0')}`;
       expect(id).toHaveLength(128);
-      expect((await published(service.url, id, { message: 'long id' })).bookId).toBe(id);
+      expect((await published(server.url, id, { message: 'long id' })).bookId).toBe(id);
     });
 
     it('a bookId with a slash matches no route → 404 JSON', async () => {
-      await expectError(await publish(service.url, 'a/b', { message: 'x' }), 404, 'not_found');
+      await expectError(await publish(server.url, 'a/b', { message: 'x' }), 404, 'not_found');
     });
 
     it(`a body of ${MAX_BODY_BYTES} + 1 bytes → 413 payload_too_large`, async () => {
       const body = JSON.stringify({ message: 'x' }).padEnd(MAX_BODY_BYTES + 1, ' ');
       expect(Buffer.byteLength(body)).toBe(MAX_BODY_BYTES + 1);
-      await expectError(await publish(service.url, bookId('large'), body), 413, 'payload_too_large');
+      await expectError(await publish(server.url, bookId('large'), body), 413, 'payload_too_large');
     });
 
     it('a chunked body over the limit, without Content-Length → 413 payload_too_large', async () => {
-      const url = new URL(progressUrl(service.url, bookId('chunked')));
+      const url = new URL(progressUrl(server.url, bookId('chunked')));
       const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
         const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
           let text = '';
@@ -157,7 +148,7 @@ describe('POST /api/ai/progress/:bookId', () => {
 
     it(`a body of exactly ${MAX_BODY_BYTES} bytes is accepted`, async () => {
       const body = JSON.stringify({ message: 'at the limit' }).padEnd(MAX_BODY_BYTES, ' ');
-      const res = await publish(service.url, bookId('limit'), body);
+      const res = await publish(server.url, bookId('limit'), body);
       expect(res.status).toBe(200);
     });
   });

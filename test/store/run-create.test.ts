@@ -4,7 +4,7 @@ import type { Service } from '../../src/service.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { startTestService } from '../support/service.js';
-import { until } from '../support/wait.js';
+import { until, waitOut } from '../support/wait.js';
 
 /** POST /api/books answered 503 at its deadline leaves no book behind: its transaction does not commit later. */
 
@@ -50,7 +50,7 @@ describe('creating a book', () => {
       });
       await until(() => waitingOn('books'), 5_000, 'the insert into books to wait for its lock');
       // The books insert has waited a while; the runs insert then waits past the request's deadline.
-      await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS / 3));
+      await waitOut(TIMEOUT_MS / 3);
       await holdBooks`rollback`;
       await until(() => waitingOn('runs'), 5_000, 'the insert into runs to wait for its lock');
       const res = await answer;

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { loadConfig } from '../../src/config.js';
 import { startService } from '../../src/service.js';
@@ -50,6 +51,29 @@ export async function startServer(env: Record<string, string | undefined> = {}):
     close: async () => {
       await service.close();
       await database.drop();
+    },
+  };
+}
+
+/** One server, as `startServer(env)` gives, for every test of a file: started before the first, closed after the last. */
+export function serverForFile(env: Record<string, string | undefined> = {}): { readonly service: Service; readonly url: string } {
+  let service: Service | undefined;
+  beforeAll(async () => {
+    service = await startServer(env);
+  });
+  afterAll(async () => {
+    await service?.close();
+  });
+  const started = (): Service => {
+    if (!service) throw new Error('the file\'s server is read before its beforeAll ran');
+    return service;
+  };
+  return {
+    get service() {
+      return started();
+    },
+    get url() {
+      return started().url;
     },
   };
 }

@@ -23,3 +23,25 @@ export async function until(condition: () => boolean | Promise<boolean>, ms: num
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+function elapse(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Lets time that the code under test measures pass: a lease or TTL running out, part of a
+ * deadline spent. The clock is the event here; anything else has an event to await instead.
+ */
+export function waitOut(ms: number): Promise<void> {
+  return elapse(ms);
+}
+
+/** The rhythm of a loop the test drives itself (a publisher, a poller, a sampler): it waits for nothing. */
+export function pace(ms: number): Promise<void> {
+  return elapse(ms);
+}
+
+/** A window in which the test checks that something does not happen (a loop, a retry): an absence has no event. */
+export function watchForAbsence(ms: number): Promise<void> {
+  return elapse(ms);
+}

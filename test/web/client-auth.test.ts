@@ -7,7 +7,7 @@ import { watch } from '../../web/client.js';
 import type { ConnectionState } from '../../web/client.js';
 import { startServer } from '../support/service.js';
 import { TEST_SECRET, mintToken } from '../support/tokens.js';
-import { until } from '../support/wait.js';
+import { pace, until } from '../support/wait.js';
 
 let service: Service;
 beforeAll(async () => {
@@ -41,7 +41,7 @@ describe('web client with tokens', () => {
       let published = 1;
       while (Date.now() < deadline) {
         await service.tracker.updateProgress(id, { message: `update ${published++}` }, { writer: ANY_WRITER });
-        await new Promise((resolve) => setTimeout(resolve, 50)); // a publisher's pace, not a wait for the client
+        await pace(50);
       }
       const last = await service.tracker.markComplete(id, 0);
       await until(() => states.at(-1) === 'closed', 10_000, 'the client to reach COMPLETE');

@@ -1,5 +1,5 @@
 /** What the orchestrator and the swarm processes agree on (kept apart: swarm.ts runs on import). */
-import type { BookRange } from './fixtures.js';
+import type { BookRange } from '../support/fixtures.js';
 
 /** A process may hold 20,000 open files here; a quarter of that leaves room for everything else. */
 export const MAX_CLIENTS_PER_PROCESS = 5_000;

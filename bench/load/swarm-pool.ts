@@ -1,13 +1,13 @@
 /** The orchestrator's side of the client swarm: several swarm processes, one set of results. */
-import { Child } from './children.js';
-import type { BenchEvent } from './children.js';
-import type { BookRange } from './fixtures.js';
-import { Histogram } from './histogram.js';
-import type { LatencySummary, SparseHistogram } from './histogram.js';
+import { Child } from '../support/children.js';
+import type { BenchEvent } from '../support/children.js';
+import type { BookRange } from '../support/fixtures.js';
+import { Histogram } from '../support/histogram.js';
+import type { LatencySummary, SparseHistogram } from '../support/histogram.js';
 import { MAX_CLIENTS_PER_PROCESS } from './swarm-protocol.js';
 import type { ClientKind } from './swarm-protocol.js';
-import type { BenchContext, Target } from './targets.js';
-import { HOST } from './targets.js';
+import type { BenchContext, Target } from '../support/targets.js';
+import { HOST } from '../support/targets.js';
 
 /** Clients connecting at once per swarm process. */
 const CONNECT_CONCURRENCY = 250;
@@ -63,7 +63,7 @@ export class SwarmPool {
     return new SwarmPool(
       Array.from(
         { length: count },
-        (_, i) => new Child({ name: `swarm-${i}`, nodeArgs: ['--import', 'tsx', 'bench/swarm.ts'], cwd: ctx.root, logDir: ctx.logDir }),
+        (_, i) => new Child({ name: `swarm-${i}`, nodeArgs: ['--import', 'tsx', 'bench/load/swarm.ts'], cwd: ctx.root, logDir: ctx.logDir }),
       ),
     );
   }

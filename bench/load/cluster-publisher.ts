@@ -4,9 +4,9 @@
  * over the books, each state stamped with its publish time. Prints one JSON line when done.
  */
 import { pino } from 'pino';
-import { RedisBroker } from '../src/broker/redis.js';
-import type { RedisTarget } from '../src/config.js';
-import type { BookProgress } from '../src/progress/schema.js';
+import { RedisBroker } from '../../src/broker/redis.js';
+import type { RedisTarget } from '../../src/config.js';
+import type { BookProgress } from '../../src/progress/schema.js';
 
 const target = JSON.parse(process.env.BENCH_REDIS ?? '') as RedisTarget;
 const books = Number(process.env.BENCH_BOOKS);

@@ -1,5 +1,5 @@
 /**
- * Preloaded into every process the benchmark measures (`node --expose-gc --import ./bench/probe.ts`):
+ * Preloaded into every process the benchmark measures (`node --expose-gc --import ./bench/support/probe.ts`):
  * answers `{"cmd":"mem"}` with the memory after a full GC (only a process can read its own heap),
  * and shuts the process down with SIGTERM, as production would, when the orchestrator goes away.
  * On request only, `{"cmd":"loop-start"}` starts (or resets) an event-loop delay histogram and a

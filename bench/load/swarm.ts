@@ -3,11 +3,11 @@
  * publish-to-receive latency from each state's `timestamp`, and checks that every client ends
  * on its book's latest version. Driven by the orchestrator's commands (see `handle`).
  */
-import { emit, serveCommands } from './commands.js';
-import type { Command } from './commands.js';
-import { bookId } from './fixtures.js';
-import type { BookRange } from './fixtures.js';
-import { Histogram } from './histogram.js';
+import { emit, serveCommands } from '../support/commands.js';
+import type { Command } from '../support/commands.js';
+import { bookId } from '../support/fixtures.js';
+import type { BookRange } from '../support/fixtures.js';
+import { Histogram } from '../support/histogram.js';
 import { SocketIoConnection } from './sio-connection.js';
 import { SseConnection } from './sse-connection.js';
 import { MAX_CLIENTS_PER_PROCESS } from './swarm-protocol.js';

@@ -1,6 +1,6 @@
 /** The benchmark's books: their ids, their progress states as JSON, and seeding them in Redis. */
 import type { Redis } from 'ioredis';
-import { redisKeys } from '../src/broker/keys.js';
+import { redisKeys } from '../../src/broker/keys.js';
 
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 /** TTL of seeded and published states: longer than any run. */

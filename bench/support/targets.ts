@@ -38,7 +38,7 @@ export interface MemoryReading {
   external: number;
 }
 
-/** What bench/probe.ts reports for `loop`: event-loop delay and GC pauses over a window. */
+/** What bench/support/probe.ts reports for `loop`: event-loop delay and GC pauses over a window. */
 export interface LoopStats {
   windowMs: number;
   loopDelayMs: { p50: number; p99: number; max: number; mean: number };
@@ -86,7 +86,7 @@ let started = 0;
 /** Log file names stay apart when a kind of target starts several times. */
 const childName = (kind: string) => `${kind}-${++started}`;
 
-const PROBE = ['--expose-gc', '--import', 'tsx', '--import', './bench/probe.ts'];
+const PROBE = ['--expose-gc', '--import', 'tsx', '--import', './bench/support/probe.ts'];
 /** The V8 flags `npm start` and the Dockerfile run the server with (see README, Operations). */
 const SERVER_V8_FLAGS = ['--max-semi-space-size=32'];
 

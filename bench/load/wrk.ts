@@ -3,7 +3,7 @@
  * machine's other core is left to the target and the load generator is not what is measured.
  */
 import { spawn } from 'node:child_process';
-import { OPEN_FILES } from './children.js';
+import { OPEN_FILES } from '../support/children.js';
 
 export interface LoadOptions {
   connections: number;

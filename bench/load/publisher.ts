@@ -9,13 +9,13 @@
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
-import { redisKeys } from '../src/broker/keys.js';
-import { COMMIT } from '../src/broker/scripts.js';
-import { emit, serveCommands } from './commands.js';
-import type { Command } from './commands.js';
-import { REDIS_URL, STATE_TTL_SECONDS, bookId, stateJson } from './fixtures.js';
-import type { BookRange } from './fixtures.js';
-import { Histogram } from './histogram.js';
+import { redisKeys } from '../../src/broker/keys.js';
+import { COMMIT } from '../../src/broker/scripts.js';
+import { emit, serveCommands } from '../support/commands.js';
+import type { Command } from '../support/commands.js';
+import { REDIS_URL, STATE_TTL_SECONDS, bookId, stateJson } from '../support/fixtures.js';
+import type { BookRange } from '../support/fixtures.js';
+import { Histogram } from '../support/histogram.js';
 
 export type PublishMode = 'commit' | 'publish' | 'socketio';
 

@@ -2,8 +2,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Figures, Floor } from './floors.js';
-import type { EmbeddedResult } from './scenarios/embedded.js';
-import type { FanoutResult, FanoutRun } from './scenarios/fanout.js';
+import type { EmbeddedResult } from '../scenarios/embedded.js';
+import type { FanoutResult, FanoutRun } from '../scenarios/fanout.js';
 
 export interface Machine {
   node: string;
@@ -101,7 +101,7 @@ export function fanoutOnlyMarkdown(fanout: FanoutResult): string {
   const out = [...fanoutTable(fanout.runs), '', ...memoryTable(fanout), '', ...connectionTable(fanout)];
   const measured = fanout.runs.filter((r) => r.loop);
   if (measured.length > 0) {
-    out.push('', '### Event loop and GC of the target while publishing (bench/probe.ts)', '');
+    out.push('', '### Event loop and GC of the target while publishing (bench/support/probe.ts)', '');
     out.push('| clients | shape | target | loop delay p50 ms | p99 ms | max ms | GC pauses: kind count/total ms/max ms | GC pauses > 20 ms (kind ms @ ms into the window) | loop blocks > 40 ms (ms @ ms into the window, wall-clock s mod 30) |');
     out.push('| ---: | --- | --- | ---: | ---: | ---: | --- | --- | --- |');
     for (const r of measured) {

@@ -1,8 +1,8 @@
-/** The floors of issue 6, checked against one run's figures: each line PASS or FAIL. */
-import type { DatabaseResult } from './scenarios/database.js';
-import type { EmbeddedResult } from './scenarios/embedded.js';
-import type { FanoutResult, FanoutRun } from './scenarios/fanout.js';
-import type { PollResult } from './scenarios/poll.js';
+/** The floors the server is held to (docs/performance.md), checked against one run's figures: each line PASS or FAIL. */
+import type { DatabaseResult } from '../scenarios/database.js';
+import type { EmbeddedResult } from '../scenarios/embedded.js';
+import type { FanoutResult, FanoutRun } from '../scenarios/fanout.js';
+import type { PollResult } from '../scenarios/poll.js';
 
 export interface Floor {
   name: string;
