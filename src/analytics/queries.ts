@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, lt, sql } from 'drizzle-orm';
 import type { SQL } from 'drizzle-orm';
 import type { Database } from '../store/database.js';
 import { runSpans, runTimelines } from '../store/schema.js';
@@ -131,7 +131,7 @@ export async function analytics(db: Database, window: AnalyticsWindow): Promise<
       p90: sql<number | null>`${p(0.9, sql`${runTimelines.durationMs}`)} filter (where ${runTimelines.status} = 'COMPLETE')`,
     })
     .from(runTimelines)
-    .where(and(tenantOf(runTimelines.tenant), sql`${runTimelines.startedAt} >= ${since}`, sql`${runTimelines.startedAt} < ${until}`));
+    .where(and(tenantOf(runTimelines.tenant), gte(runTimelines.startedAt, since), lt(runTimelines.startedAt, until)));
 
   const spans = await db
     .select({
@@ -142,11 +142,11 @@ export async function analytics(db: Database, window: AnalyticsWindow): Promise<
       p90: p(0.9, sql`${runSpans.durationMs}`),
     })
     .from(runSpans)
-    .where(and(sql`${runSpans.exact}`, tenantOf(runSpans.tenant), sql`${runSpans.runStartedAt} >= ${since}`, sql`${runSpans.runStartedAt} < ${until}`))
+    .where(and(sql`${runSpans.exact}`, tenantOf(runSpans.tenant), gte(runSpans.runStartedAt, since), lt(runSpans.runStartedAt, until)))
     .groupBy(runSpans.kind, runSpans.step);
 
   const bucketMs = bucketSize(window.since, window.until);
-  const bucket = sql`date_bin(${sql.raw(`'${bucketMs / 1000} seconds'`)}::interval, ${runTimelines.endedAt}, ${since}::timestamptz)`;
+  const bucket = sql`date_bin(${sql.raw(`'${bucketMs / 1000} seconds'`)}::interval, ${runTimelines.endedAt}, to_timestamp(${window.since / 1000}::double precision))`;
   const buckets = await db
     .select({
       start: sql<Date | string>`${bucket}`,
@@ -154,9 +154,10 @@ export async function analytics(db: Database, window: AnalyticsWindow): Promise<
       failed: sql<number>`(count(*) filter (where ${runTimelines.status} = 'ERROR'))::int`,
     })
     .from(runTimelines)
-    .where(and(tenantOf(runTimelines.tenant), sql`${runTimelines.endedAt} >= ${since}`, sql`${runTimelines.endedAt} < ${until}`))
-    .groupBy(bucket)
-    .orderBy(bucket);
+    .where(and(tenantOf(runTimelines.tenant), gte(runTimelines.endedAt, since), lt(runTimelines.endedAt, until)))
+    // By position: the bucket expression carries parameters, and the same text twice is two different $n.
+    .groupBy(sql`1`)
+    .orderBy(sql`1`);
 
   const started = runs?.started ?? 0;
   const completed = runs?.completed ?? 0;
