@@ -28,8 +28,8 @@ CREATE TABLE "run_timelines" (
 	CONSTRAINT "run_timelines_book_id_started_at_pk" PRIMARY KEY("book_id","started_at")
 );
 --> statement-breakpoint
-CREATE INDEX "run_spans_exact_kind_run_started_idx" ON "run_spans" USING btree ("kind","run_started_at","step","duration_ms") WHERE "run_spans"."exact";--> statement-breakpoint
-CREATE INDEX "run_spans_exact_tenant_kind_run_started_idx" ON "run_spans" USING btree ("tenant","kind","run_started_at","step","duration_ms") WHERE "run_spans"."exact";--> statement-breakpoint
+CREATE INDEX "run_spans_exact_run_started_idx" ON "run_spans" USING btree ("run_started_at","kind","step","duration_ms") WHERE "run_spans"."exact";--> statement-breakpoint
+CREATE INDEX "run_spans_exact_tenant_run_started_idx" ON "run_spans" USING btree ("tenant","run_started_at","kind","step","duration_ms") WHERE "run_spans"."exact";--> statement-breakpoint
 CREATE INDEX "run_timelines_started_at_idx" ON "run_timelines" USING btree ("started_at");--> statement-breakpoint
 CREATE INDEX "run_timelines_tenant_started_at_idx" ON "run_timelines" USING btree ("tenant","started_at");--> statement-breakpoint
 CREATE INDEX "run_timelines_ended_at_idx" ON "run_timelines" USING btree ("ended_at");--> statement-breakpoint

@@ -113,8 +113,8 @@ export function bucketSize(since: number, until: number): number {
 
 /**
  * Aggregates of the runs started in [since, until) (throughput: runs ended in it), three
- * statements, percentiles by percentile_cont over exact spans, read through the partial
- * indexes on (tenant?, kind, run start).
+ * statements, percentiles by percentile_cont over exact spans, each a range
+ * scan of the window (run_spans through its partial covering indexes; run_timelines by start or end time).
  */
 export async function analytics(db: Database, window: AnalyticsWindow): Promise<Analytics> {
   const since = new Date(window.since);

@@ -101,8 +101,8 @@ export const runTimelines = pgTable(
 
 /**
  * Finished steps, chapters and sections of the runs in run_timelines, written once each.
- * The partial indexes hold what the aggregates read (exact spans by kind and run start), so
- * percentiles over a window scan only that window's index entries.
+ * The partial indexes hold all the aggregates read (exact spans: run start, kind, step, duration),
+ * so percentiles over a window are an index-only range scan of that window.
  */
 export const runSpans = pgTable(
   'run_spans',
@@ -123,11 +123,11 @@ export const runSpans = pgTable(
   },
   (table) => [
     primaryKey({ columns: [table.bookId, table.runStartedAt, table.step, table.chapter, table.section] }),
-    index('run_spans_exact_kind_run_started_idx')
-      .on(table.kind, table.runStartedAt, table.step, table.durationMs)
+    index('run_spans_exact_run_started_idx')
+      .on(table.runStartedAt, table.kind, table.step, table.durationMs)
       .where(sql`${table.exact}`),
-    index('run_spans_exact_tenant_kind_run_started_idx')
-      .on(table.tenant, table.kind, table.runStartedAt, table.step, table.durationMs)
+    index('run_spans_exact_tenant_run_started_idx')
+      .on(table.tenant, table.runStartedAt, table.kind, table.step, table.durationMs)
       .where(sql`${table.exact}`),
   ],
 );
