@@ -57,6 +57,8 @@ export const BookProgressSchema = z
     error: editable.error.optional(),
     startTime: editable.startTime.optional(),
     estimatedEndTime: editable.estimatedEndTime.optional(),
+    /** The late bound of the ETA (its p90: the run ends before it 9 times in 10); absent while no history backs one. */
+    estimatedEndTimeLate: epochMs.optional(),
     /**
      * Who the book belongs to, fixed by its first state and kept by every later one; absent for
      * books published without authentication. Before `version`: a state ends with its version.

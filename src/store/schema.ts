@@ -64,3 +64,70 @@ export const runs = pgTable(
   },
   (table) => [index('runs_state_queued_at_idx').on(table.state, table.queuedAt)],
 );
+
+const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/**
+ * One row per generation run of a book (src/analytics/timeline.ts derives them from committed
+ * states): its outcome and the cursor the timeline fold continues from. No foreign key to books:
+ * a run is recorded from the feed, possibly before the snapshotter writes its book.
+ */
+export const runTimelines = pgTable(
+  'run_timelines',
+  {
+    bookId: text('book_id').notNull(),
+    startedAt: at('started_at').notNull(),
+    tenant: text('tenant'),
+    /** The book status at the run's last observed state: COMPLETE and ERROR end it. */
+    status: text('status').notNull(),
+    endedAt: at('ended_at'),
+    durationMs: integer('duration_ms'),
+    error: text('error'),
+    totalChapters: integer('total_chapters').notNull(),
+    totalSections: integer('total_sections').notNull(),
+    /** The last state folded in: an older one never overwrites the row. */
+    version: integer('version').notNull(),
+    /** The fold's state (analytics CursorSchema), validated when read back. */
+    cursor: jsonb('cursor').notNull(),
+  },
+  (table) => [
+    primaryKey({ columns: [table.bookId, table.startedAt] }),
+    index('run_timelines_started_at_idx').on(table.startedAt),
+    index('run_timelines_tenant_started_at_idx').on(table.tenant, table.startedAt),
+    index('run_timelines_ended_at_idx').on(table.endedAt),
+    index('run_timelines_tenant_ended_at_idx').on(table.tenant, table.endedAt),
+  ],
+);
+
+/**
+ * Finished steps, chapters and sections of the runs in run_timelines, written once each.
+ * The partial indexes hold all the aggregates read (exact spans: run start, kind, step, duration),
+ * so percentiles over a window are an index-only range scan of that window.
+ */
+export const runSpans = pgTable(
+  'run_spans',
+  {
+    bookId: text('book_id').notNull(),
+    runStartedAt: at('run_started_at').notNull(),
+    tenant: text('tenant'),
+    /** step | chapter | section */
+    kind: text('kind').notNull(),
+    step: text('step').notNull(),
+    chapter: integer('chapter').notNull(),
+    section: integer('section').notNull(),
+    startedAt: at('started_at').notNull(),
+    endedAt: at('ended_at').notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    /** Both ends seen at their own commit (no skipped version between). */
+    exact: boolean('exact').notNull(),
+  },
+  (table) => [
+    primaryKey({ columns: [table.bookId, table.runStartedAt, table.step, table.chapter, table.section] }),
+    index('run_spans_exact_run_started_idx')
+      .on(table.runStartedAt, table.kind, table.step, table.durationMs)
+      .where(sql`${table.exact}`),
+    index('run_spans_exact_tenant_run_started_idx')
+      .on(table.tenant, table.runStartedAt, table.kind, table.step, table.durationMs)
+      .where(sql`${table.exact}`),
+  ],
+);
