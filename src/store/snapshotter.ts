@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
-import { UPSERT_CHUNK_ROWS } from './store.js';
-import type { Store } from './store.js';
+import { UPSERT_CHUNK_ROWS } from './progress.js';
+import type { ProgressStore } from './progress.js';
 import { isDatabaseUnavailable, rootMessage } from './failures.js';
 
 const MIN_RETRY_MS = 500;
@@ -22,7 +22,7 @@ export const MAX_WAITING_FOR_DATABASE = 10_000;
 
 export interface SnapshotterOptions {
   broker: Pick<Broker, 'claimDirty' | 'settleClaim' | 'getMany'>;
-  store: Store;
+  store: ProgressStore;
   intervalMs: number;
   /** Unique per process: who holds the snapshot claim. */
   owner: string;

@@ -4,7 +4,7 @@ import type { BookProgress } from '../../src/progress/schema.js';
 import { openDatabase } from '../../src/store/database.js';
 import type { DatabaseHandle } from '../../src/store/database.js';
 import { Snapshotter } from '../../src/store/snapshotter.js';
-import { PgStore } from '../../src/store/store.js';
+import { PgProgressStore } from '../../src/store/progress.js';
 import { createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { RedisCluster } from '../support/redis-cluster.js';
@@ -27,7 +27,7 @@ afterAll(async () => {
   await Promise.allSettled([cluster?.stop(), database?.drop()]);
 });
 
-async function process_(prefix: string, owner: string): Promise<{ broker: RedisBroker; store: PgStore; snapshotter: Snapshotter }> {
+async function process_(prefix: string, owner: string): Promise<{ broker: RedisBroker; store: PgProgressStore; snapshotter: Snapshotter }> {
   const broker = new RedisBroker({
     target: { kind: 'cluster', nodes: cluster.ports.map((port) => ({ host: '127.0.0.1', port })), pubsub: 'sharded', password: null, tls: false },
     keyPrefix: prefix,
@@ -38,7 +38,7 @@ async function process_(prefix: string, owner: string): Promise<{ broker: RedisB
   if (!(await broker.ready(10_000))) throw new Error('the cluster is not answering');
   const handle = await openDatabase(database.url, '');
   handles.push(handle);
-  const store = new PgStore(handle.db);
+  const store = new PgProgressStore(handle.db);
   return { broker, store, snapshotter: new Snapshotter({ broker, store, intervalMs: 30_000, owner, log: silentLog }) };
 }
 

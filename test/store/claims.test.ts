@@ -5,7 +5,7 @@ import { openDatabase } from '../../src/store/database.js';
 import type { DatabaseHandle } from '../../src/store/database.js';
 import { isDatabaseUnavailable } from '../../src/store/failures.js';
 import { Snapshotter } from '../../src/store/snapshotter.js';
-import { PgStore } from '../../src/store/store.js';
+import { PgProgressStore } from '../../src/store/progress.js';
 import { REDIS_URL, createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { FaultProxy } from '../support/fault-proxy.js';
@@ -71,7 +71,7 @@ describe('a snapshot claim that is never settled', () => {
     const prefix = uniquePrefix();
     const dying = await connectedBroker(prefix);
     const survivor = await connectedBroker(prefix);
-    const store = new PgStore(handle.db);
+    const store = new PgProgressStore(handle.db);
     const tracker = new ProgressTracker({ latest: survivor });
     const states = [
       await tracker.updateProgress('lost-1', { status: 'GENERATING', generationStep: 'OUTLINE' }),
@@ -97,14 +97,14 @@ describe('a snapshot claim that is never settled', () => {
     const unreachable = await openDatabase(proxy.url(database.url), '');
     try {
       proxy.cut();
-      const cutOff = new Snapshotter({ broker, store: new PgStore(unreachable.db), intervalMs: 60_000, owner: 'cut-off', log: silentLog });
+      const cutOff = new Snapshotter({ broker, store: new PgProgressStore(unreachable.db), intervalMs: 60_000, owner: 'cut-off', log: silentLog });
       await expect(cutOff.snapshot()).rejects.toSatisfy(isDatabaseUnavailable);
     } finally {
       await unreachable.close().catch(() => {});
       await proxy.close();
     }
 
-    const store = new PgStore(handle.db);
+    const store = new PgProgressStore(handle.db);
     const healthy = new Snapshotter({ broker, store, intervalMs: 60_000, owner: 'healthy', log: silentLog });
     // No lease to wait for: the failed owner settled its claim and returned the books.
     expect(await healthy.snapshot()).toBe(1);

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/store/database.js';
 import type { DatabaseHandle } from '../../src/store/database.js';
 import { isDatabaseUnavailable } from '../../src/store/failures.js';
-import { PgStore } from '../../src/store/store.js';
+import { PgProgressStore } from '../../src/store/progress.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { FaultProxy } from '../support/fault-proxy.js';
@@ -33,7 +33,7 @@ describe('Postgres connections that break', () => {
   it('a reset during the first query of a new connection is a handled, retryable failure', async () => {
     proxy = await FaultProxy.start(database.url);
     handle = await openDatabase(proxy.url(database.url), '');
-    const store = new PgStore(handle.db);
+    const store = new PgProgressStore(handle.db);
 
     proxy.resetFirstQuery = true;
     await expect(store.getProgress('any-book')).rejects.toSatisfy(isDatabaseUnavailable);
@@ -47,7 +47,7 @@ describe('Postgres connections that break', () => {
   it('a cut pool recovers on its own once Postgres is reachable again', async () => {
     proxy = await FaultProxy.start(database.url);
     handle = await openDatabase(proxy.url(database.url), '');
-    const store = new PgStore(handle.db);
+    const store = new PgProgressStore(handle.db);
     expect(await store.getProgress('any-book')).toBeNull();
 
     proxy.cut();
@@ -68,7 +68,7 @@ describe('Postgres connections that break', () => {
   it('a connection that stops answering without closing fails its query at the deadline and is replaced', async () => {
     proxy = await FaultProxy.start(database.url);
     handle = await openDatabase(proxy.url(database.url), '', 500);
-    const store = new PgStore(handle.db, handle.deadline);
+    const store = new PgProgressStore(handle.db, handle.deadline);
     expect(await store.getProgress('any-book')).toBeNull();
     const open = proxy.accepted;
     const ended = proxy.ended; // the migrations' connection

@@ -9,8 +9,8 @@ import { books } from './schema.js';
 /** Rows per upsert statement (one JSON parameter each, so no bind-parameter limit applies). */
 export const UPSERT_CHUNK_ROWS = 1_000;
 
-/** The database behind the broker: snapshots in, fallback reads out. */
-export interface Store {
+/** The latest progress of each book in the database: snapshots in, fallback reads out when the broker has none. */
+export interface ProgressStore {
   /** The last persisted state of a book, or null when the database has none. */
   getProgress(bookId: string): Promise<BookProgress | null>;
   /**
@@ -23,14 +23,14 @@ export interface Store {
 }
 
 /** Queries this process sent, for metrics and the benchmark. */
-export interface StoreStats {
+export interface ProgressStoreStats {
   queries: number;
   upsertStatements: number;
   rowsWritten: number;
 }
 
-export class PgStore implements Store {
-  readonly stats: StoreStats = { queries: 0, upsertStatements: 0, rowsWritten: 0 };
+export class PgProgressStore implements ProgressStore {
+  readonly stats: ProgressStoreStats = { queries: 0, upsertStatements: 0, rowsWritten: 0 };
   readonly #db: Database;
   readonly #deadline: DatabaseDeadline;
 
