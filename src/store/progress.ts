@@ -1,9 +1,8 @@
 import { eq, sql } from 'drizzle-orm';
 import type { BookProgress } from '../progress/schema.js';
 import { BookProgressSchema } from '../progress/schema.js';
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import type { Database } from './database.js';
-import { DatabaseDeadline } from './deadline.js';
+import type { DatabaseDeadline } from './deadline.js';
 import { books } from './schema.js';
 
 /** Rows per upsert statement (one JSON parameter each, so no bind-parameter limit applies). */
@@ -35,7 +34,7 @@ export class PgProgressStore implements ProgressStore {
   readonly #deadline: DatabaseDeadline;
 
   /** `deadline` bounds each statement (DatabaseHandle.deadline). */
-  constructor(db: Database, deadline = new DatabaseDeadline(DEFAULT_BACKEND_TIMEOUT_MS)) {
+  constructor(db: Database, deadline: DatabaseDeadline) {
     this.#db = db;
     this.#deadline = deadline;
   }

@@ -1,6 +1,6 @@
 import { and, asc, count, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
-import { DatabaseDeadline, DatabaseTimeoutError } from './deadline.js';
+import { DatabaseTimeoutError } from './deadline.js';
+import type { DatabaseDeadline } from './deadline.js';
 import type { Database } from './database.js';
 import { books, chapters, runs } from './schema.js';
 
@@ -57,7 +57,7 @@ export class RunStore {
   readonly #deadline: DatabaseDeadline;
 
   /** `deadline`: the bound of every statement (BACKEND_TIMEOUT_MS), as for the other stores. */
-  constructor(db: Database, deadline = new DatabaseDeadline(DEFAULT_BACKEND_TIMEOUT_MS)) {
+  constructor(db: Database, deadline: DatabaseDeadline) {
     this.#db = db;
     this.#deadline = deadline;
   }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
 import type { BookProgress } from '../../src/progress/schema.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../../src/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import type { DatabaseHandle } from '../../src/store/database.js';
 import { Snapshotter } from '../../src/store/snapshotter.js';
@@ -36,9 +37,9 @@ async function process_(prefix: string, owner: string): Promise<{ broker: RedisB
   });
   brokers.push(broker);
   if (!(await broker.ready(10_000))) throw new Error('the cluster is not answering');
-  const handle = await openDatabase(database.url, '');
+  const handle = await openDatabase(database.url, '', DEFAULT_BACKEND_TIMEOUT_MS);
   handles.push(handle);
-  const store = new PgProgressStore(handle.db);
+  const store = new PgProgressStore(handle.db, handle.deadline);
   return { broker, store, snapshotter: new Snapshotter({ broker, store, intervalMs: 30_000, owner, log: silentLog }) };
 }
 
