@@ -71,12 +71,7 @@ export async function startService(config: Config, log: Logger, options: Service
   });
   const store = new PgProgressStore(database.db, database.deadline);
   const books = new BookStore(database.db, database.deadline);
-  const runs = new RunStore(database.db, database.deadline);
-  // The embedded database has one process: a run still marked running was interrupted, so it resumes now.
-  if (database.kind === 'pglite') {
-    const interrupted = await runs.expireLeases();
-    if (interrupted > 0) log.info({ books: interrupted }, 'resuming books interrupted by the last stop');
-  }
+  const runs = await RunStore.open(database, log);
   const { broker, source } = await createBroker(config, log);
   log.info(
     { broker: source, redis: config.redisTarget ? describeRedis(config.redisTarget) : null, database: database.kind },
