@@ -88,7 +88,7 @@ export class PgProgressStore implements ProgressStore {
   }
 }
 
-/** States serialized per batch, yielding between batches: a whole chunk at once held the event loop ~3 ms. */
+/** States serialized per batch, yielding between batches, so no chunk holds the event loop long (docs/performance.md, "Snapshot rounds in slices"). */
 const SERIALIZE_BATCH = 100;
 
 /** A JSON array of `states`, built without holding the event loop for more than one batch. */

@@ -7,10 +7,7 @@ import type { ProgressStore } from './progress.js';
 import { isDatabaseUnavailable, rootMessage } from './failures.js';
 
 const MIN_RETRY_MS = 500;
-/**
- * States read (and validated) per Redis round trip. Reading a statement's 1,000 states at once
- * held the event loop for ~10 ms, long enough to show in the streams' latency.
- */
+/** States read (and validated) per Redis round trip: few enough not to hold the event loop long (docs/performance.md, "Snapshot rounds in slices"). */
 const READ_BATCH = 100;
 const MIN_LEASE_MS = 5_000;
 /**
