@@ -37,7 +37,7 @@ import type { DatabaseHandle } from './store/database.js';
 import { BookStore } from './store/books.js';
 import { Snapshotter } from './store/snapshotter.js';
 import { RunStore } from './store/runs.js';
-import { PgStore } from './store/store.js';
+import { PgProgressStore } from './store/progress.js';
 import { databaseStartupError, listenStartupError } from './startup.js';
 import { isDatabaseUnavailable } from './store/failures.js';
 import { FaultLog } from './fault-log.js';
@@ -47,7 +47,7 @@ export interface Service {
   readonly url: string;
   readonly port: number;
   readonly broker: Broker;
-  readonly store: PgStore;
+  readonly store: PgProgressStore;
   readonly books: BookStore;
   readonly runs: RunStore;
   readonly snapshotter: Snapshotter;
@@ -69,14 +69,9 @@ export async function startService(config: Config, log: Logger, options: Service
   const database = await openDatabase(config.databaseUrl, config.dataDir, config.backendTimeoutMs).catch((error: unknown) => {
     throw databaseStartupError(error, config, redactUrl);
   });
-  const store = new PgStore(database.db, database.deadline);
+  const store = new PgProgressStore(database.db, database.deadline);
   const books = new BookStore(database.db, database.deadline);
-  const runs = new RunStore(database.db, database.deadline);
-  // The embedded database has one process: a run still marked running was interrupted, so it resumes now.
-  if (database.kind === 'pglite') {
-    const interrupted = await runs.expireLeases();
-    if (interrupted > 0) log.info({ books: interrupted }, 'resuming books interrupted by the last stop');
-  }
+  const runs = await RunStore.open(database, log);
   const { broker, source } = await createBroker(config, log);
   log.info(
     { broker: source, redis: config.redisTarget ? describeRedis(config.redisTarget) : null, database: database.kind },

@@ -3,7 +3,7 @@ import type { Broker } from '../broker/broker.js';
 import { BrokerUnavailableError } from '../broker/broker.js';
 import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
-import type { Store } from '../store/store.js';
+import type { ProgressStore } from '../store/progress.js';
 import { ServiceUnavailableError } from './errors.js';
 
 /**
@@ -62,7 +62,7 @@ class DatabaseAnswers {
 export function latestReader(
   broker: Broker,
   brokerSource: Source,
-  store: Store,
+  store: ProgressStore,
   lastKnown: (bookId: string) => BookProgress | null,
   log: Logger,
 ): ReadLatest {

@@ -3,7 +3,7 @@ import type { FaultLog } from '../fault-log.js';
 import type { Broker } from '../broker/broker.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Snapshotter } from '../store/snapshotter.js';
-import type { StoreStats } from '../store/store.js';
+import type { ProgressStoreStats } from '../store/progress.js';
 import type { Hub } from './hub.js';
 import type { StreamRegistry } from './stream.js';
 
@@ -11,7 +11,7 @@ export interface MetricSources {
   hub: Hub;
   streams: StreamRegistry;
   broker: Broker;
-  storeStats: StoreStats;
+  storeStats: ProgressStoreStats;
   snapshotter: Snapshotter;
   orchestrator: Orchestrator;
   websocketConnections: () => number;

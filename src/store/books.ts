@@ -1,8 +1,7 @@
 import { and, asc, desc, eq, inArray } from 'drizzle-orm';
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { Database } from './database.js';
-import { DatabaseDeadline } from './deadline.js';
+import type { DatabaseDeadline } from './deadline.js';
 import { books, chapters } from './schema.js';
 
 export interface BookRecord {
@@ -39,7 +38,7 @@ export class BookStore {
   readonly #deadline: DatabaseDeadline;
 
   /** `deadline` bounds each statement (DatabaseHandle.deadline). */
-  constructor(db: Database, deadline = new DatabaseDeadline(DEFAULT_BACKEND_TIMEOUT_MS)) {
+  constructor(db: Database, deadline: DatabaseDeadline) {
     this.#db = db;
     this.#deadline = deadline;
   }

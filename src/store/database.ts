@@ -8,7 +8,6 @@ import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
 import { openEmbeddedPostgres } from './pglite.js';
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import { DatabaseDeadline } from './deadline.js';
 import * as schema from './schema.js';
 import { SocketWatchdog } from './watchdog.js';
@@ -49,7 +48,7 @@ const CLIENT_OPTIONS = { fetch_types: false, onnotice: () => {}, keep_alive: KEE
  * server's answer cannot bound: a network that drops it, a pool with no free connection), and a
  * connection that stops answering is closed, to be replaced (SocketWatchdog).
  */
-export async function openDatabase(databaseUrl: string | null, dataDir: string, timeoutMs = DEFAULT_BACKEND_TIMEOUT_MS): Promise<DatabaseHandle> {
+export async function openDatabase(databaseUrl: string | null, dataDir: string, timeoutMs: number): Promise<DatabaseHandle> {
   if (databaseUrl === null) return openPglite(dataDir, new DatabaseDeadline(timeoutMs));
   await migrateDatabase(databaseUrl);
   // Longer than statement_timeout: a live server answers every statement (if only with its timeout) before.

@@ -1,7 +1,9 @@
 import { and, asc, count, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
-import { DatabaseDeadline, DatabaseTimeoutError } from './deadline.js';
-import type { Database } from './database.js';
+import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
+import type { Logger } from 'pino';
+import { DatabaseTimeoutError } from './deadline.js';
+import type { DatabaseDeadline } from './deadline.js';
+import type { Database, DatabaseHandle } from './database.js';
 import { books, chapters, runs } from './schema.js';
 
 /** A book's generation as the queue holds it. `epoch` is the fence every write of this run carries. */
@@ -47,6 +49,17 @@ const RUN_COLUMNS = {
 
 const leaseEnd = (leaseMs: number) => sql`now() + ${leaseMs}::int * interval '1 millisecond'`;
 
+/** A claim of a run by `claimant`: a new epoch, which fences every earlier runner out. */
+const claimedBy = (claimant: Claimant) =>
+  ({
+    state: 'running',
+    epoch: sql`${runs.epoch} + 1`,
+    claims: sql`${runs.claims} + 1`,
+    owner: claimant.owner,
+    leaseUntil: leaseEnd(claimant.leaseMs),
+    updatedAt: sql`now()`,
+  }) satisfies PgUpdateSetSource<typeof runs>;
+
 /**
  * The generation queue and its leases, in the database every instance shares (Postgres, or
  * PGlite for the embedded single process). Every claim adds 1 to a run's epoch; each write
@@ -57,9 +70,22 @@ export class RunStore {
   readonly #deadline: DatabaseDeadline;
 
   /** `deadline`: the bound of every statement (BACKEND_TIMEOUT_MS), as for the other stores. */
-  constructor(db: Database, deadline = new DatabaseDeadline(DEFAULT_BACKEND_TIMEOUT_MS)) {
+  constructor(db: Database, deadline: DatabaseDeadline) {
     this.#db = db;
     this.#deadline = deadline;
+  }
+
+  /**
+   * The queue of `database`. The embedded one has a single process, so at its start a run still
+   * marked running was interrupted by the last stop: its lease ends now and it resumes at once.
+   */
+  static async open(database: DatabaseHandle, log: Logger): Promise<RunStore> {
+    const store = new RunStore(database.db, database.deadline);
+    if (database.kind === 'pglite') {
+      const interrupted = await store.#expireLeases();
+      if (interrupted > 0) log.info({ books: interrupted }, 'resuming books interrupted by the last stop');
+    }
+    return store;
   }
 
   /**
@@ -107,16 +133,9 @@ export class RunStore {
       .orderBy(asc(runs.queuedAt), asc(runs.bookId))
       .limit(1)
       .for('update', { skipLocked: true });
-    const [row] = await this.#deadline.run('the generation queue', this.#db
+    const [row] = await this.#queue(this.#db
       .update(runs)
-      .set({
-        state: 'running',
-        epoch: sql`${runs.epoch} + 1`,
-        claims: sql`${runs.claims} + 1`,
-        owner: claimant.owner,
-        leaseUntil: leaseEnd(claimant.leaseMs),
-        updatedAt: sql`now()`,
-      })
+      .set(claimedBy(claimant))
       .where(inArray(runs.bookId, next))
       .returning(RUN_COLUMNS));
     return (row as Run | undefined) ?? null;
@@ -125,7 +144,7 @@ export class RunStore {
   /** Extends the leases `claimant` holds on `running`; returns the epoch of each run it still holds. */
   async renew(claimant: Claimant, running: readonly string[]): Promise<Map<string, number>> {
     if (running.length === 0) return new Map();
-    const rows = await this.#deadline.run('the generation queue', this.#db
+    const rows = await this.#queue(this.#db
       .update(runs)
       .set({ leaseUntil: leaseEnd(claimant.leaseMs) })
       .where(and(eq(runs.owner, claimant.owner), eq(runs.state, 'running'), inArray(runs.bookId, [...running])))
@@ -134,33 +153,18 @@ export class RunStore {
   }
 
   /** Hands a run back to the queue at once (shutdown): it keeps its place, the next claim resumes it. */
-  async release(bookId: string, epoch: number): Promise<boolean> {
-    const rows = await this.#deadline.run('the generation queue', this.#db
-      .update(runs)
-      .set({ state: 'queued', owner: null, leaseUntil: null, updatedAt: sql`now()` })
-      .where(this.#current(bookId, epoch))
-      .returning({ bookId: runs.bookId }));
-    return rows.length === 1;
+  release(bookId: string, epoch: number): Promise<boolean> {
+    return this.#updateCurrent(bookId, epoch, { state: 'queued', owner: null, leaseUntil: null });
   }
 
   /** Ends the run (its book is COMPLETE or ERROR); false when the epoch was superseded. */
-  async finish(bookId: string, epoch: number): Promise<boolean> {
-    const rows = await this.#deadline.run('the generation queue', this.#db
-      .update(runs)
-      .set({ state: 'done', owner: null, leaseUntil: null, updatedAt: sql`now()` })
-      .where(this.#current(bookId, epoch))
-      .returning({ bookId: runs.bookId }));
-    return rows.length === 1;
+  finish(bookId: string, epoch: number): Promise<boolean> {
+    return this.#updateCurrent(bookId, epoch, { state: 'done', owner: null, leaseUntil: null });
   }
 
   /** Keeps the outline, so a resumed run writes the chapters it planned; false when superseded. */
-  async saveOutline(bookId: string, epoch: number, outline: Array<{ number: number; title: string }>): Promise<boolean> {
-    const rows = await this.#deadline.run('the generation queue', this.#db
-      .update(runs)
-      .set({ outline, updatedAt: sql`now()` })
-      .where(this.#current(bookId, epoch))
-      .returning({ bookId: runs.bookId }));
-    return rows.length === 1;
+  saveOutline(bookId: string, epoch: number, outline: Array<{ number: number; title: string }>): Promise<boolean> {
+    return this.#updateCurrent(bookId, epoch, { outline });
   }
 
   /**
@@ -169,7 +173,7 @@ export class RunStore {
    * lands first (and this insert finds no row). A saved chapter is never rewritten.
    */
   async saveChapter(bookId: string, epoch: number, chapter: { number: number; title: string; content: string }): Promise<ChapterSave> {
-    const inserted = await this.#deadline.run('the generation queue', this.#db
+    const inserted = await this.#queue(this.#db
       .insert(chapters)
       .select(
         sql`select ${bookId}::text, ${chapter.number}::int, ${chapter.title}::text, ${chapter.content}::text, now(), now()
@@ -178,14 +182,14 @@ export class RunStore {
       .onConflictDoNothing()
       .returning({ number: chapters.number }));
     if (inserted.length === 1) return 'saved';
-    const [run] = await this.#deadline.run('the generation queue', this.#db.select({ epoch: runs.epoch, state: runs.state }).from(runs).where(eq(runs.bookId, bookId)));
+    const [run] = await this.#queue(this.#db.select({ epoch: runs.epoch, state: runs.state }).from(runs).where(eq(runs.bookId, bookId)));
     if (!run) return 'gone';
     return run.epoch === epoch && run.state === 'running' ? 'exists' : 'superseded';
   }
 
   /** Numbers of the chapters saved so far. */
   async savedChapters(bookId: string): Promise<Set<number>> {
-    const rows = await this.#deadline.run('the generation queue', this.#db.select({ number: chapters.number }).from(chapters).where(eq(chapters.bookId, bookId)));
+    const rows = await this.#queue(this.#db.select({ number: chapters.number }).from(chapters).where(eq(chapters.bookId, bookId)));
     return new Set(rows.map((row) => row.number));
   }
 
@@ -194,17 +198,9 @@ export class RunStore {
    * its runner out, wherever it is). Null when the run is not queued or running.
    */
   async claimForCancel(bookId: string, claimant: Claimant): Promise<Run | null> {
-    const [row] = await this.#deadline.run('the generation queue', this.#db
+    const [row] = await this.#queue(this.#db
       .update(runs)
-      .set({
-        state: 'running',
-        cancelRequested: true,
-        epoch: sql`${runs.epoch} + 1`,
-        claims: sql`${runs.claims} + 1`,
-        owner: claimant.owner,
-        leaseUntil: leaseEnd(claimant.leaseMs),
-        updatedAt: sql`now()`,
-      })
+      .set({ ...claimedBy(claimant), cancelRequested: true })
       .where(and(eq(runs.bookId, bookId), inArray(runs.state, ['queued', 'running'])))
       .returning(RUN_COLUMNS));
     return (row as Run | undefined) ?? null;
@@ -212,7 +208,7 @@ export class RunStore {
 
   /** Queues a finished run again (retry), keeping its outline; null when it is not done. */
   async requeue(bookId: string, baseVersion: number): Promise<Run | null> {
-    const [row] = await this.#deadline.run('the generation queue', this.#db
+    const [row] = await this.#queue(this.#db
       .update(runs)
       .set({ state: 'queued', cancelRequested: false, claims: 0, baseVersion, owner: null, leaseUntil: null, queuedAt: sql`now()`, updatedAt: sql`now()` })
       .where(and(eq(runs.bookId, bookId), eq(runs.state, 'done')))
@@ -222,7 +218,7 @@ export class RunStore {
 
   /** The run of `bookId` with its state; null for a book this service does not generate. */
   async find(bookId: string): Promise<(Run & { state: RunState }) | null> {
-    const [row] = await this.#deadline.run('the generation queue', this.#db
+    const [row] = await this.#queue(this.#db
       .select({ ...RUN_COLUMNS, state: stateColumn })
       .from(runs)
       .where(eq(runs.bookId, bookId)));
@@ -230,14 +226,14 @@ export class RunStore {
   }
 
   async bookExists(bookId: string): Promise<boolean> {
-    const rows = await this.#deadline.run('the generation queue', this.#db.select({ id: books.id }).from(books).where(eq(books.id, bookId)));
+    const rows = await this.#queue(this.#db.select({ id: books.id }).from(books).where(eq(books.id, bookId)));
     return rows.length > 0;
   }
 
   /** The run state of each of `bookIds` that has a run. */
   async states(bookIds: readonly string[]): Promise<Map<string, RunState>> {
     if (bookIds.length === 0) return new Map();
-    const rows = await this.#deadline.run('the generation queue', this.#db
+    const rows = await this.#queue(this.#db
       .select({ bookId: runs.bookId, state: stateColumn })
       .from(runs)
       .where(inArray(runs.bookId, [...bookIds])));
@@ -246,16 +242,13 @@ export class RunStore {
 
   /** Runs waiting for a slot, cluster-wide. */
   async countQueued(): Promise<number> {
-    const [row] = await this.#deadline.run('the generation queue', this.#db.select({ n: count() }).from(runs).where(eq(runs.state, 'queued')));
+    const [row] = await this.#queue(this.#db.select({ n: count() }).from(runs).where(eq(runs.state, 'queued')));
     return row?.n ?? 0;
   }
 
-  /**
-   * Ends every lease at once. Only for the embedded database, which one process owns: at its
-   * start, any run still marked running was interrupted, so it is resumed without waiting.
-   */
-  async expireLeases(): Promise<number> {
-    const rows = await this.#deadline.run('the generation queue', this.#db
+  /** Runs still marked running whose lease ends now: they resume at the next claim. */
+  async #expireLeases(): Promise<number> {
+    const rows = await this.#queue(this.#db
       .update(runs)
       .set({ leaseUntil: sql`now() - interval '1 millisecond'` })
       .where(eq(runs.state, 'running'))
@@ -263,8 +256,19 @@ export class RunStore {
     return rows.length;
   }
 
-  #current(bookId: string, epoch: number) {
-    return and(eq(runs.bookId, bookId), eq(runs.epoch, epoch), eq(runs.state, 'running'));
+  /** Applies `set` to the run while `epoch` is its current one; false when that epoch was superseded. */
+  async #updateCurrent(bookId: string, epoch: number, set: PgUpdateSetSource<typeof runs>): Promise<boolean> {
+    const rows = await this.#queue(this.#db
+      .update(runs)
+      .set({ ...set, updatedAt: sql`now()` })
+      .where(and(eq(runs.bookId, bookId), eq(runs.epoch, epoch), eq(runs.state, 'running')))
+      .returning({ bookId: runs.bookId }));
+    return rows.length === 1;
+  }
+
+  /** `query` within the deadline: every queue statement but the create is named alike in a timeout. */
+  #queue<T>(query: PromiseLike<T>): Promise<T> {
+    return this.#deadline.run('the generation queue', query);
   }
 }
 

@@ -2,15 +2,12 @@ import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
-import { UPSERT_CHUNK_ROWS } from './store.js';
-import type { Store } from './store.js';
+import { UPSERT_CHUNK_ROWS } from './progress.js';
+import type { ProgressStore } from './progress.js';
 import { isDatabaseUnavailable, rootMessage } from './failures.js';
 
 const MIN_RETRY_MS = 500;
-/**
- * States read (and validated) per Redis round trip. Reading a statement's 1,000 states at once
- * held the event loop for ~10 ms, long enough to show in the streams' latency.
- */
+/** States read (and validated) per Redis round trip: few enough not to hold the event loop long (docs/performance.md, "Snapshot rounds in slices"). */
 const READ_BATCH = 100;
 const MIN_LEASE_MS = 5_000;
 /**
@@ -22,7 +19,7 @@ export const MAX_WAITING_FOR_DATABASE = 10_000;
 
 export interface SnapshotterOptions {
   broker: Pick<Broker, 'claimDirty' | 'settleClaim' | 'getMany'>;
-  store: Store;
+  store: ProgressStore;
   intervalMs: number;
   /** Unique per process: who holds the snapshot claim. */
   owner: string;

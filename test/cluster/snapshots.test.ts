@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
 import type { BookProgress } from '../../src/progress/schema.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../../src/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import type { DatabaseHandle } from '../../src/store/database.js';
 import { Snapshotter } from '../../src/store/snapshotter.js';
-import { PgStore } from '../../src/store/store.js';
+import { PgProgressStore } from '../../src/store/progress.js';
 import { createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { RedisCluster } from '../support/redis-cluster.js';
@@ -27,7 +28,7 @@ afterAll(async () => {
   await Promise.allSettled([cluster?.stop(), database?.drop()]);
 });
 
-async function process_(prefix: string, owner: string): Promise<{ broker: RedisBroker; store: PgStore; snapshotter: Snapshotter }> {
+async function process_(prefix: string, owner: string): Promise<{ broker: RedisBroker; store: PgProgressStore; snapshotter: Snapshotter }> {
   const broker = new RedisBroker({
     target: { kind: 'cluster', nodes: cluster.ports.map((port) => ({ host: '127.0.0.1', port })), pubsub: 'sharded', password: null, tls: false },
     keyPrefix: prefix,
@@ -36,9 +37,9 @@ async function process_(prefix: string, owner: string): Promise<{ broker: RedisB
   });
   brokers.push(broker);
   if (!(await broker.ready(10_000))) throw new Error('the cluster is not answering');
-  const handle = await openDatabase(database.url, '');
+  const handle = await openDatabase(database.url, '', DEFAULT_BACKEND_TIMEOUT_MS);
   handles.push(handle);
-  const store = new PgStore(handle.db);
+  const store = new PgProgressStore(handle.db, handle.deadline);
   return { broker, store, snapshotter: new Snapshotter({ broker, store, intervalMs: 30_000, owner, log: silentLog }) };
 }
 

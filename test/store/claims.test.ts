@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../../src/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import type { DatabaseHandle } from '../../src/store/database.js';
 import { isDatabaseUnavailable } from '../../src/store/failures.js';
 import { Snapshotter } from '../../src/store/snapshotter.js';
-import { PgStore } from '../../src/store/store.js';
+import { PgProgressStore } from '../../src/store/progress.js';
 import { REDIS_URL, createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { FaultProxy } from '../support/fault-proxy.js';
@@ -18,7 +19,7 @@ const brokers: RedisBroker[] = [];
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  handle = await openDatabase(database.url, '');
+  handle = await openDatabase(database.url, '', DEFAULT_BACKEND_TIMEOUT_MS);
 });
 
 afterAll(async () => {
@@ -71,7 +72,7 @@ describe('a snapshot claim that is never settled', () => {
     const prefix = uniquePrefix();
     const dying = await connectedBroker(prefix);
     const survivor = await connectedBroker(prefix);
-    const store = new PgStore(handle.db);
+    const store = new PgProgressStore(handle.db, handle.deadline);
     const tracker = new ProgressTracker({ latest: survivor });
     const states = [
       await tracker.updateProgress('lost-1', { status: 'GENERATING', generationStep: 'OUTLINE' }),
@@ -94,17 +95,17 @@ describe('a snapshot claim that is never settled', () => {
 
     // A process whose Postgres is unreachable: its write fails with a connection error.
     const proxy = await FaultProxy.start(database.url);
-    const unreachable = await openDatabase(proxy.url(database.url), '');
+    const unreachable = await openDatabase(proxy.url(database.url), '', DEFAULT_BACKEND_TIMEOUT_MS);
     try {
       proxy.cut();
-      const cutOff = new Snapshotter({ broker, store: new PgStore(unreachable.db), intervalMs: 60_000, owner: 'cut-off', log: silentLog });
+      const cutOff = new Snapshotter({ broker, store: new PgProgressStore(unreachable.db, unreachable.deadline), intervalMs: 60_000, owner: 'cut-off', log: silentLog });
       await expect(cutOff.snapshot()).rejects.toSatisfy(isDatabaseUnavailable);
     } finally {
       await unreachable.close().catch(() => {});
       await proxy.close();
     }
 
-    const store = new PgStore(handle.db);
+    const store = new PgProgressStore(handle.db, handle.deadline);
     const healthy = new Snapshotter({ broker, store, intervalMs: 60_000, owner: 'healthy', log: silentLog });
     // No lease to wait for: the failed owner settled its claim and returned the books.
     expect(await healthy.snapshot()).toBe(1);

@@ -1,8 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../../src/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import type { DatabaseHandle } from '../../src/store/database.js';
 import { isDatabaseUnavailable } from '../../src/store/failures.js';
-import { PgStore } from '../../src/store/store.js';
+import { PgProgressStore } from '../../src/store/progress.js';
 import { createTestDatabase } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { FaultProxy } from '../support/fault-proxy.js';
@@ -32,8 +33,8 @@ afterAll(async () => {
 describe('Postgres connections that break', () => {
   it('a reset during the first query of a new connection is a handled, retryable failure', async () => {
     proxy = await FaultProxy.start(database.url);
-    handle = await openDatabase(proxy.url(database.url), '');
-    const store = new PgStore(handle.db);
+    handle = await openDatabase(proxy.url(database.url), '', DEFAULT_BACKEND_TIMEOUT_MS);
+    const store = new PgProgressStore(handle.db, handle.deadline);
 
     proxy.resetFirstQuery = true;
     await expect(store.getProgress('any-book')).rejects.toSatisfy(isDatabaseUnavailable);
@@ -46,8 +47,8 @@ describe('Postgres connections that break', () => {
 
   it('a cut pool recovers on its own once Postgres is reachable again', async () => {
     proxy = await FaultProxy.start(database.url);
-    handle = await openDatabase(proxy.url(database.url), '');
-    const store = new PgStore(handle.db);
+    handle = await openDatabase(proxy.url(database.url), '', DEFAULT_BACKEND_TIMEOUT_MS);
+    const store = new PgProgressStore(handle.db, handle.deadline);
     expect(await store.getProgress('any-book')).toBeNull();
 
     proxy.cut();
@@ -68,7 +69,7 @@ describe('Postgres connections that break', () => {
   it('a connection that stops answering without closing fails its query at the deadline and is replaced', async () => {
     proxy = await FaultProxy.start(database.url);
     handle = await openDatabase(proxy.url(database.url), '', 500);
-    const store = new PgStore(handle.db, handle.deadline);
+    const store = new PgProgressStore(handle.db, handle.deadline);
     expect(await store.getProgress('any-book')).toBeNull();
     const open = proxy.accepted;
     const ended = proxy.ended; // the migrations' connection

@@ -94,35 +94,6 @@ describe('batched snapshots', () => {
   });
 });
 
-describe('version guard', () => {
-  it('never lets an older state overwrite a newer row', async () => {
-    const id = uniqueBook('stale');
-    const v1 = await service.tracker.updateProgress(id, { status: 'GENERATING', generationStep: 'RESEARCH', message: 'old' });
-    const v2 = await service.tracker.updateProgress(id, { generationStep: 'OUTLINE', message: 'newer' });
-    const v3 = await service.tracker.updateProgress(id, { generationStep: 'STRUCTURE', message: 'newest' });
-
-    expect(await service.store.saveProgress([v3])).toBe(1);
-    // A late snapshot with an older version, alone or in a batch: nothing is written.
-    expect(await service.store.saveProgress([v1])).toBe(0);
-    expect(await service.store.saveProgress([v2, v1])).toBe(0);
-    // The same version again is not newer either.
-    expect(await service.store.saveProgress([{ ...v3, message: 'replayed' }])).toBe(0);
-
-    const row = (await rows([id])).get(id);
-    expect(row).toMatchObject({ version: v3.version, generation_step: 'STRUCTURE' });
-    expect(row?.progress).toEqual(v3);
-    expect(await service.store.getProgress(id)).toEqual(v3);
-  });
-
-  it('keeps the newest of several states of one book given in one batch, whatever their order', async () => {
-    const id = uniqueBook('order');
-    const v1 = await service.tracker.updateProgress(id, { status: 'GENERATING', message: 'one' });
-    const v2 = await service.tracker.updateProgress(id, { message: 'two' });
-    expect(await service.store.saveProgress([v2, v1])).toBe(1);
-    expect((await rows([id])).get(id)?.progress).toEqual(v2);
-  });
-});
-
 describe('terminal states', () => {
   it('are written at once, without waiting for the interval', async () => {
     const done = uniqueBook('complete');

@@ -1,16 +1,15 @@
 import { eq, sql } from 'drizzle-orm';
 import type { BookProgress } from '../progress/schema.js';
 import { BookProgressSchema } from '../progress/schema.js';
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import type { Database } from './database.js';
-import { DatabaseDeadline } from './deadline.js';
+import type { DatabaseDeadline } from './deadline.js';
 import { books } from './schema.js';
 
 /** Rows per upsert statement (one JSON parameter each, so no bind-parameter limit applies). */
 export const UPSERT_CHUNK_ROWS = 1_000;
 
-/** The database behind the broker: snapshots in, fallback reads out. */
-export interface Store {
+/** The latest progress of each book in the database: snapshots in, fallback reads out when the broker has none. */
+export interface ProgressStore {
   /** The last persisted state of a book, or null when the database has none. */
   getProgress(bookId: string): Promise<BookProgress | null>;
   /**
@@ -23,19 +22,19 @@ export interface Store {
 }
 
 /** Queries this process sent, for metrics and the benchmark. */
-export interface StoreStats {
+export interface ProgressStoreStats {
   queries: number;
   upsertStatements: number;
   rowsWritten: number;
 }
 
-export class PgStore implements Store {
-  readonly stats: StoreStats = { queries: 0, upsertStatements: 0, rowsWritten: 0 };
+export class PgProgressStore implements ProgressStore {
+  readonly stats: ProgressStoreStats = { queries: 0, upsertStatements: 0, rowsWritten: 0 };
   readonly #db: Database;
   readonly #deadline: DatabaseDeadline;
 
   /** `deadline` bounds each statement (DatabaseHandle.deadline). */
-  constructor(db: Database, deadline = new DatabaseDeadline(DEFAULT_BACKEND_TIMEOUT_MS)) {
+  constructor(db: Database, deadline: DatabaseDeadline) {
     this.#db = db;
     this.#deadline = deadline;
   }
@@ -89,7 +88,7 @@ export class PgStore implements Store {
   }
 }
 
-/** States serialized per batch, yielding between batches: a whole chunk at once held the event loop ~3 ms. */
+/** States serialized per batch, yielding between batches, so no chunk holds the event loop long (docs/performance.md, "Snapshot rounds in slices"). */
 const SERIALIZE_BATCH = 100;
 
 /** A JSON array of `states`, built without holding the event loop for more than one batch. */
