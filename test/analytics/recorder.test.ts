@@ -38,7 +38,7 @@ async function postgresBackend(): Promise<Backend> {
 
 async function pgliteBackend(): Promise<Backend> {
   const folder = mkdtempSync(join(tmpdir(), 'analytics-'));
-  const handle = await openDatabase(null, folder);
+  const handle = await openDatabase(null, folder, 2_000);
   return {
     db: handle.db,
     statements: null,
