@@ -1,5 +1,25 @@
 import type { Logger } from 'pino';
 
+/**
+ * The kinds of backend fault, as logged and counted in booksai_backend_faults_total{kind}.
+ * `redis_full`: a commit refused by a Redis out of memory; `generation_retry`: a backend call of
+ * a generation retried.
+ */
+export const FAULT_KINDS = [
+  'redis_unavailable',
+  'redis_full',
+  'redis_connection',
+  'database_unavailable',
+  'database_fallback',
+  'database_queue',
+  'snapshot_failed',
+  'topic_read',
+  'generation_retry',
+  'run_lease_renewal',
+] as const;
+
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
 /** One line per fault kind per this long, however many times the fault happens meanwhile. */
 export const FAULT_LOG_INTERVAL_MS = 10_000;
 
@@ -21,8 +41,8 @@ const byLogger = new WeakMap<Logger, FaultLog>();
 export class FaultLog {
   readonly #log: Logger;
   readonly #intervalMs: number;
-  readonly #windows = new Map<string, Window>();
-  readonly #totals = new Map<string, number>();
+  readonly #windows = new Map<FaultKind, Window>();
+  readonly #totals = new Map<FaultKind, number>();
 
   constructor(log: Logger, intervalMs = FAULT_LOG_INTERVAL_MS) {
     this.#log = log;
@@ -40,7 +60,7 @@ export class FaultLog {
   }
 
   /** Records one occurrence of `kind`; `detail` must hold no secret (it is logged). */
-  report(kind: string, message: string, detail: Record<string, unknown> = {}): void {
+  report(kind: FaultKind, message: string, detail: Record<string, unknown> = {}): void {
     this.#totals.set(kind, (this.#totals.get(kind) ?? 0) + 1);
     const window = this.#windows.get(kind);
     if (window) {
@@ -54,18 +74,18 @@ export class FaultLog {
   }
 
   /** Occurrences per kind since start. */
-  totals(): ReadonlyMap<string, number> {
+  totals(): ReadonlyMap<FaultKind, number> {
     return this.#totals;
   }
 
-  #open(kind: string, message: string, detail: Record<string, unknown>): void {
+  #open(kind: FaultKind, message: string, detail: Record<string, unknown>): void {
     const timer = setTimeout(() => this.#close(kind), this.#intervalMs);
     timer.unref();
     this.#windows.set(kind, { suppressed: 0, message, detail, timer });
   }
 
   /** Ends a kind's interval: its count, if any, in one line; a fault that goes on opens the next. */
-  #close(kind: string): void {
+  #close(kind: FaultKind): void {
     const window = this.#windows.get(kind);
     this.#windows.delete(kind);
     if (!window || window.suppressed === 0) return;

@@ -21,7 +21,7 @@ export class StartupError extends Error {
 }
 
 /** Why the database could not be opened, naming DATABASE_URL (or DATA_DIR for the embedded one). */
-export function databaseStartupError(error: unknown, config: Config, redactUrl: (url: string) => string): StartupError {
+export function databaseStartupError(error: unknown, config: Config): StartupError {
   const reason = rootMessage(error) || (error as { code?: string }).code || 'unknown error';
   if (config.databaseUrl === null) return new StartupError('DATA_DIR', `cannot open the embedded database under ${config.dataDir}: ${reason}`);
   return new StartupError('DATABASE_URL', `cannot open ${redactUrl(config.databaseUrl)}: ${reason}`);
@@ -35,4 +35,11 @@ export function listenStartupError(error: unknown, config: Config): StartupError
   if (code === 'EACCES') return new StartupError('PORT', `not allowed to listen on ${where} (ports below 1024 need privileges)`);
   if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new StartupError('HOST', `${config.host} is not an address of this machine`);
   return new StartupError('PORT', `cannot listen on ${where}: ${(error as Error).message}`);
+}
+
+/** The URL without its password, for logs and start-up errors. */
+export function redactUrl(raw: string): string {
+  const url = new URL(raw);
+  if (url.password) url.password = '***';
+  return url.toString();
 }

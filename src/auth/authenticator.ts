@@ -4,7 +4,7 @@ import { OPEN_CALLER, OPEN_READER, hasScope } from './caller.js';
 import type { Caller, Scope } from './caller.js';
 import { findToken } from './credentials.js';
 import type { Credentials } from './credentials.js';
-import { AuthError } from './errors.js';
+import { authRefusal } from './errors.js';
 import { TokenVerifier } from './tokens.js';
 import type { TokenSettings } from './tokens.js';
 
@@ -36,7 +36,7 @@ export class Authenticator {
     this.#tokens = settings.enabled ? new TokenVerifier(settings) : null;
   }
 
-  /** The caller, or throws AuthError. `tenant`: the X-Tenant header, for PUBLISH_TOKEN requests. */
+  /** The caller, or throws a Refusal (see authRefusal). `tenant`: the X-Tenant header, for PUBLISH_TOKEN requests. */
   async authenticate(credentials: Credentials, tenant?: string): Promise<Caller> {
     const { token } = findToken(credentials);
     const known = this.#withoutVerifying(token, tenant);
@@ -63,12 +63,12 @@ export class Authenticator {
       if (this.#publishToken === null) return OPEN_CALLER;
       return token !== null && token !== 'malformed' && this.#isPublishToken(token) ? OPEN_CALLER : OPEN_READER;
     }
-    if (token === 'malformed') throw new AuthError('invalid_token', 'the Authorization header must be "Bearer <token>"');
+    if (token === 'malformed') throw authRefusal('invalid_token', 'the Authorization header must be "Bearer <token>"');
     const service = token !== null && this.#isPublishToken(token);
-    if (token === null) throw new AuthError('unauthorized', 'this endpoint needs a token: Authorization: Bearer <token>, the booksai_token cookie, or ?access_token=');
+    if (token === null) throw authRefusal('unauthorized', 'this endpoint needs a token: Authorization: Bearer <token>, the booksai_token cookie, or ?access_token=');
     if (!service) return undefined;
     if (tenant === undefined || !TenantSchema.safeParse(tenant).success || !/^[\x20-\x7e]+$/.test(tenant)) {
-      throw new AuthError('tenant_required', 'a PUBLISH_TOKEN request names its tenant in the X-Tenant header: 1-256 printable ASCII characters');
+      throw authRefusal('tenant_required', 'a PUBLISH_TOKEN request names its tenant in the X-Tenant header: 1-256 printable ASCII characters');
     }
     return Object.freeze({ sub: 'publish-token', tenant, anyTenant: false, scopes: SERVICE_SCOPES, books: null, expiresAt: null });
   }
@@ -84,6 +84,6 @@ export class Authenticator {
 /** Throws unless the caller has `scope`: 401 for an anonymous caller, 403 for a token without it. */
 export function requireScope(caller: Caller, scope: Scope): void {
   if (hasScope(caller, scope)) return;
-  if (caller.sub === null) throw new AuthError('unauthorized', 'this endpoint needs Authorization: Bearer <PUBLISH_TOKEN>');
-  throw new AuthError('insufficient_scope', `this endpoint needs the "${scope}" scope`);
+  if (caller.sub === null) throw authRefusal('unauthorized', 'this endpoint needs Authorization: Bearer <PUBLISH_TOKEN>');
+  throw authRefusal('insufficient_scope', `this endpoint needs the "${scope}" scope`);
 }

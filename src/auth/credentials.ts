@@ -12,6 +12,14 @@ export interface Credentials {
 }
 
 /**
+ * Where a request carries its token: its Authorization and Cookie headers (as Node parses them)
+ * and `query`, the URL's search part when it has one.
+ */
+export function credentialsOf(headers: { authorization?: string | undefined; cookie?: string | undefined }, query: URLSearchParams | null): Credentials {
+  return { authorization: headers.authorization, cookie: headers.cookie, accessToken: query?.get(TOKEN_QUERY_PARAMETER) };
+}
+
+/**
  * The request's token, from the first place that has one: `Authorization: Bearer`, the
  * `booksai_token` cookie, then `?access_token=`; and where it came from (a cookie is sent by the
  * browser on its own, so a write it authorizes must come from a trusted page). A present but

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { BookIdSchema, TenantSchema } from '../progress/schema.js';
 import { DEFAULT_SCOPE, SCOPES } from './caller.js';
 import type { Caller, Scope } from './caller.js';
-import { AuthError } from './errors.js';
+import { Refusal } from '../refusal.js';
+import { authRefusal } from './errors.js';
 
 /** Algorithms a JWK Set may sign with; a shared secret signs with HS256 only. */
 export const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'Ed25519'];
@@ -73,7 +74,7 @@ export class TokenVerifier {
     return caller;
   }
 
-  /** The caller the token names; throws AuthError `invalid_token` (or `auth_unavailable`). */
+  /** The caller the token names; throws a Refusal `invalid_token` (or `auth_unavailable`). */
   async verify(token: string): Promise<Caller> {
     const hit = this.cached(token);
     if (hit) return hit;
@@ -86,7 +87,7 @@ export class TokenVerifier {
 
   async #verifySignature(token: string): Promise<JWTPayload> {
     const common = { ...this.#options, requiredClaims: ['sub', 'exp'], clockTolerance: CLOCK_TOLERANCE_SECONDS };
-    let failure: unknown = new AuthError('invalid_token', 'the token is not valid');
+    let failure: unknown = authRefusal('invalid_token', 'the token is not valid');
     try {
       // HS256 tokens go to the secrets, others to the JWK Set: each with only its own algorithms.
       const symmetric = headerAlgorithm(token) === 'HS256';
@@ -104,7 +105,7 @@ export class TokenVerifier {
       }
       return (await jwtVerify(token, this.#jwks, { ...common, algorithms: JWKS_ALGORITHMS })).payload;
     } catch (error) {
-      throw asAuthError(error);
+      throw asRefusal(error);
     }
   }
 }
@@ -133,29 +134,29 @@ function remoteKeys(url: URL): JWTVerifyGetKey {
 }
 
 /** The message may say "expired" or "not yet valid"; never why a signature failed. */
-function asAuthError(error: unknown): AuthError {
-  if (error instanceof AuthError) return error;
-  if (error instanceof JwksUnavailableError) return new AuthError('auth_unavailable', 'the signing keys cannot be fetched; retry later');
-  if (error instanceof errors.JWTExpired) return new AuthError('invalid_token', 'the token has expired');
+function asRefusal(error: unknown): Refusal {
+  if (error instanceof Refusal) return error;
+  if (error instanceof JwksUnavailableError) return authRefusal('auth_unavailable', 'the signing keys cannot be fetched; retry later');
+  if (error instanceof errors.JWTExpired) return authRefusal('invalid_token', 'the token has expired');
   if (error instanceof errors.JWTClaimValidationFailed) {
-    if (error.claim === 'nbf') return new AuthError('invalid_token', 'the token is not valid yet');
-    return new AuthError('invalid_token', `the token's "${error.claim}" claim is missing or not accepted`);
+    if (error.claim === 'nbf') return authRefusal('invalid_token', 'the token is not valid yet');
+    return authRefusal('invalid_token', `the token's "${error.claim}" claim is missing or not accepted`);
   }
-  return new AuthError('invalid_token', 'the token is not valid');
+  return authRefusal('invalid_token', 'the token is not valid');
 }
 
 function callerOf(payload: JWTPayload): Caller {
   const claims = ClaimsSchema.safeParse(payload);
   if (!claims.success) {
     const issue = claims.error.issues[0];
-    throw new AuthError('invalid_token', `the token's "${issue?.path.join('.') || 'payload'}" claim is not valid`);
+    throw authRefusal('invalid_token', `the token's "${issue?.path.join('.') || 'payload'}" claim is not valid`);
   }
   const { sub, exp, tenant, scope, books } = claims.data;
   const now = Date.now();
   // The tolerance given to jose is for nbf; exp gets none.
-  if (exp * 1000 <= now) throw new AuthError('invalid_token', 'the token has expired');
+  if (exp * 1000 <= now) throw authRefusal('invalid_token', 'the token has expired');
   // jose checks iat only against a maximum age: one from the future is a token not valid yet.
-  if (typeof payload.iat === 'number' && (payload.iat - CLOCK_TOLERANCE_SECONDS) * 1000 > now) throw new AuthError('invalid_token', 'the token is not valid yet');
+  if (typeof payload.iat === 'number' && (payload.iat - CLOCK_TOLERANCE_SECONDS) * 1000 > now) throw authRefusal('invalid_token', 'the token is not valid yet');
   const scopes = new Set<Scope>();
   for (const name of (scope ?? DEFAULT_SCOPE).split(' ')) if ((SCOPES as readonly string[]).includes(name)) scopes.add(name as Scope);
   return Object.freeze({

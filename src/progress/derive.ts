@@ -1,6 +1,6 @@
 import { BookProgressSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate, Step } from './schema.js';
-import { ValidationError } from './errors.js';
+import { invalidProgress } from './errors.js';
 
 /** Where each step starts and ends on the 0-100 bar; CHAPTERS takes most of the run. */
 const STEP_RANGES: Record<Step, readonly [number, number]> = {
@@ -54,7 +54,7 @@ const EMPTY: Omit<BookProgress, 'bookId' | 'version' | 'timestamp'> = {
  * The state after applying `update` to `previous` (null: the book has no state yet, and it
  * gets `tenant`).
  * A run starts with the first update or the first non-terminal update after a terminal one;
- * within a run overall progress never goes down. Throws ValidationError when the merged
+ * within a run overall progress never goes down. Throws an `invalid_progress` Refusal when the merged
  * state breaks the schema (e.g. currentChapter > totalChapters).
  */
 export function nextState(
@@ -100,6 +100,6 @@ export function nextState(
   }
 
   const checked = BookProgressSchema.safeParse(merged);
-  if (!checked.success) throw ValidationError.fromZod(checked.error, 'progress');
+  if (!checked.success) throw invalidProgress(checked.error, 'progress');
   return checked.data;
 }

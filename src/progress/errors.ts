@@ -1,18 +1,19 @@
 import type { z } from 'zod';
+import { Refusal } from '../refusal.js';
 
-/** A value broke the progress schema; the message names the field and the rule. */
-export class ValidationError extends Error {
-  override readonly name = 'ValidationError';
-
-  static fromZod(error: z.ZodError, subject: string): ValidationError {
-    const issue = error.issues[0];
-    if (!issue) return new ValidationError(`invalid ${subject}`);
-    const where = issue.path.length > 0 ? issue.path.join('.') : subject;
-    return new ValidationError(`${where}: ${issue.message}`);
-  }
+/** A value broke the progress schema: 400 `invalid_progress`, the message naming the field and the rule. */
+export function invalidProgress(error: z.ZodError, subject: string): Refusal {
+  const issue = error.issues[0];
+  const where = issue === undefined ? null : issue.path.length > 0 ? issue.path.join('.') : subject;
+  return new Refusal(400, 'invalid_progress', issue === undefined ? `invalid ${subject}` : `${where}: ${issue.message}`);
 }
 
-/** A write to a book of another tenant: answered exactly as a missing book, and nothing changes. */
-export class ForeignBookError extends Error {
-  override readonly name = 'ForeignBookError';
+/** A write to a book of another tenant: refused exactly as a missing book (404), and nothing changes. */
+export function foreignBook(bookId: string): Refusal {
+  return new Refusal(404, 'not_found', `no progress for book ${bookId}`);
+}
+
+/** Concurrent publishers kept winning the race for one book: 409 `conflict`, worth retrying in a second. */
+export function conflict(message: string): Refusal {
+  return new Refusal(409, 'conflict', message, { retryAfterSeconds: 1 });
 }

@@ -1,5 +1,5 @@
 import { nextState, startsRun } from './derive.js';
-import { ForeignBookError, ValidationError } from './errors.js';
+import { conflict, foreignBook, invalidProgress } from './errors.js';
 import { BookIdSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
 
@@ -54,11 +54,6 @@ export interface Writer {
 /** Writes everything, and new books get no tenant: the server without authentication. */
 export const ANY_WRITER: Writer = Object.freeze({ tenant: null, anyTenant: true });
 
-/** Thrown when concurrent publishers keep winning the race for one book. */
-export class ConflictError extends Error {
-  override readonly name = 'ConflictError';
-}
-
 /** The update's fence was superseded: another writer took the book over. Not retryable. */
 export class FencedError extends Error {
   override readonly name = 'FencedError';
@@ -95,14 +90,14 @@ export class ProgressTracker {
 
   /**
    * Merges a partial update into the book's latest state, publishes it and returns it. Throws
-   * ForeignBookError, changing nothing, when the book belongs to a tenant `options.writer` may
-   * not write, and FencedError when `options.fence` was superseded.
+   * a 404 Refusal (as for a missing book), changing nothing, when the book belongs to a tenant
+   * `options.writer` may not write, and FencedError when `options.fence` was superseded.
    */
   async updateProgress(bookId: string, update: ProgressUpdate, options: UpdateOptions = {}): Promise<BookProgress> {
     const id = BookIdSchema.safeParse(bookId);
-    if (!id.success) throw ValidationError.fromZod(id.error, 'bookId');
+    if (!id.success) throw invalidProgress(id.error, 'bookId');
     const parsed = ProgressUpdateSchema.safeParse(update);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'update');
+    if (!parsed.success) throw invalidProgress(parsed.error, 'update');
     return this.#serialized(bookId, () => this.#apply(bookId, parsed.data, options.writer ?? ANY_WRITER, options.fence));
   }
 
@@ -135,7 +130,7 @@ export class ProgressTracker {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       // Checked on every attempt: the state a lost race reveals may be another tenant's first one.
       if (current !== null && !writer.anyTenant && current.tenant !== (writer.tenant ?? undefined)) {
-        throw new ForeignBookError(`no progress for book ${bookId}`);
+        throw foreignBook(bookId);
       }
       const next = nextState(bookId, current, update, this.#now(), minVersion, writer.tenant ?? undefined);
       const result = await this.#latest.commit(next, expected, fence);
@@ -149,7 +144,7 @@ export class ProgressTracker {
       // A key that vanished meanwhile (TTL) keeps the base we had, so the run goes on.
       if (result.current !== null) current = result.current;
     }
-    throw new ConflictError(`book ${bookId}: ${MAX_ATTEMPTS} concurrent updates won the race; try again`);
+    throw conflict(`book ${bookId}: ${MAX_ATTEMPTS} concurrent updates won the race; try again`);
   }
 
   /** Marks the book complete: every chapter written, 100 %. Resolves once the state is durable. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { estimateEnd, nextState, stepProgress } from '../../src/progress/derive.js';
-import { ValidationError } from '../../src/progress/errors.js';
+import { Refusal } from '../../src/refusal.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 
 const T0 = 1_700_000_000_000;
@@ -79,7 +79,7 @@ describe('nextState', () => {
   });
 
   it('refuses a merged state that breaks the schema, naming the field', () => {
-    expect(() => nextState('b1', first, { totalChapters: 2, currentChapter: 3 }, T0)).toThrow(ValidationError);
+    expect(() => nextState('b1', first, { totalChapters: 2, currentChapter: 3 }, T0)).toThrow(Refusal);
     expect(() => nextState('b1', first, { totalChapters: 2, currentChapter: 3 }, T0)).toThrow(/currentChapter/);
   });
 });

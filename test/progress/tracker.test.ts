@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBroker } from '../../src/broker/memory.js';
-import { ValidationError } from '../../src/progress/errors.js';
+import { Refusal } from '../../src/refusal.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
 
@@ -32,12 +32,12 @@ describe('ProgressTracker', () => {
     expect(odd.message.isWellFormed() && !odd.message.includes('\u0000')).toBe(true);
   });
 
-  it('refuses invalid ids and updates with a ValidationError', async () => {
+  it('refuses invalid ids and updates with an invalid_progress Refusal', async () => {
     const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
-    await expect(tracker.updateProgress('a/b', {})).rejects.toThrow(ValidationError);
+    await expect(tracker.updateProgress('a/b', {})).rejects.toThrow(Refusal);
     await expect(tracker.updateProgress('ok', { overallProgress: 150 })).rejects.toThrow(/overallProgress/);
     await expect(tracker.updateProgress('ok', { status: 'DONE' } as never)).rejects.toThrow(/status/);
-    await expect(tracker.updateProgress('ok', { overalProgress: 5 } as never)).rejects.toThrow(ValidationError);
+    await expect(tracker.updateProgress('ok', { overalProgress: 5 } as never)).rejects.toThrow(Refusal);
   });
 
   it('continues from the recovered state when the broker lost the book', async () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BookQueue } from '../../src/server/book-queue.js';
-import { Update } from '../../src/server/update.js';
+import { BookQueue } from '../../src/server/delivery/book-queue.js';
+import { EncodedState } from '../../src/server/delivery/encoded-state.js';
 
-const update = (bookId: string, version: number, terminal = false) => new Update(bookId, version, terminal, `{"bookId":"${bookId}","version":${version}}`, undefined);
+const update = (bookId: string, version: number, terminal = false) => new EncodedState(bookId, version, terminal, `{"bookId":"${bookId}","version":${version}}`, undefined);
 
 function drain(queue: BookQueue): string[] {
   const taken: string[] = [];

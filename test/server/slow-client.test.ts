@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BookProgress } from '../../src/progress/schema.js';
-import { formatSseEvent } from '../../src/server/sse.js';
+import { formatSseEvent } from '../../src/server/delivery/sse.js';
 import type { Service } from '../../src/service.js';
 import { Watch } from '../support/events.js';
 import { withTimeout } from '../support/wait.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EncodedEvent, formatSseComment, formatSseEvent } from '../../src/server/sse.js';
+import { EncodedEvent, formatSseComment, formatSseEvent } from '../../src/server/delivery/sse.js';
 
 describe('formatSseEvent', () => {
   it('writes event, id, retry and data in that order, ending with a blank line', () => {

@@ -1,11 +1,12 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { FaultLog } from '../fault-log.js';
-import type { Broker } from '../broker/broker.js';
-import type { Orchestrator } from '../orchestrator/orchestrator.js';
-import type { Snapshotter } from '../store/snapshotter.js';
-import type { ProgressStoreStats } from '../store/progress.js';
-import type { Hub } from './hub.js';
-import type { StreamRegistry } from './stream.js';
+import type { Broker } from '../../broker/broker.js';
+import { FAULT_KINDS } from '../../fault-log.js';
+import type { FaultLog } from '../../fault-log.js';
+import type { Orchestrator } from '../../orchestrator/orchestrator.js';
+import type { ProgressStoreStats } from '../../store/progress.js';
+import type { Snapshotter } from '../../store/snapshotter.js';
+import type { Hub } from '../delivery/hub.js';
+import type { StreamRegistry } from '../delivery/stream-registry.js';
 
 export interface MetricSources {
   hub: Hub;
@@ -56,7 +57,7 @@ export function createMetrics(sources: MetricSources): Registry {
   if (faults) {
     new Gauge({
       name: 'booksai_backend_faults_total',
-      help: 'Backend faults by kind: redis_unavailable, redis_full (a commit refused by a Redis out of memory), redis_connection, database_unavailable, database_fallback, database_queue, snapshot_failed, topic_read, generation_retry (a backend call of a generation retried), run_lease_renewal',
+      help: `Backend faults by kind: ${FAULT_KINDS.join(', ')}`,
       labelNames: ['kind'],
       registers: [registry],
       collect() {

@@ -1,26 +1,24 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, MiddlewareHandler } from 'hono';
-import type { Authenticator } from '../auth/authenticator.js';
-import { TENANT_HEADER, requireScope } from '../auth/authenticator.js';
-import type { Caller, Scope } from '../auth/caller.js';
-import { TOKEN_QUERY_PARAMETER, findToken } from '../auth/credentials.js';
-import { AuthError } from '../auth/errors.js';
-import type { CorsPolicy } from './cors.js';
-import type { Credentials } from '../auth/credentials.js';
+import type { Authenticator } from '../../auth/authenticator.js';
+import { TENANT_HEADER, requireScope } from '../../auth/authenticator.js';
+import type { Caller, Scope } from '../../auth/caller.js';
+import { credentialsOf, findToken } from '../../auth/credentials.js';
+import { authRefusal } from '../../auth/errors.js';
 
 /** The Hono environment of every route: Node's bindings, and the caller `authenticate` found. */
 export type AppEnv = { Bindings: HttpBindings; Variables: { caller: Caller } };
 
 /**
  * Responses that depend on who asks must never be served to someone else from a cache. (Their
- * Vary header is set for every answer by the request listener: CorsPolicy.vary.)
+ * Vary header is set for every answer by the edge: CorsPolicy.vary.)
  */
 export const PRIVATE_HEADERS = { 'Cache-Control': 'private, no-cache' } as const;
 
-/** Where a Node request carries its token. `query`: the URL's search part, when it has one. */
-export function credentialsOf(headers: IncomingHttpHeaders, query: URLSearchParams | null): Credentials {
-  return { authorization: headers.authorization, cookie: headers.cookie, accessToken: query?.get(TOKEN_QUERY_PARAMETER) };
+/** Which pages may send cookie-authorized writes: the edge's CorsPolicy (CORS_ORIGINS, or the server's own). */
+export interface TrustedPages {
+  trustsPage(req: IncomingMessage): boolean;
 }
 
 /** The header's single value (Node joins repeated custom headers with ", "). */
@@ -33,18 +31,18 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * Finds the caller of every request below it (401 when auth is on and there is no valid
- * token) and, with `scope`, refuses callers without it (403). With `cors`, a write authorized
+ * token) and, with `scope`, refuses callers without it (403). With `pages`, a write authorized
  * by the cookie alone is refused (403 origin_not_allowed) unless it comes from a trusted page:
  * the browser attaches the cookie to requests from any page, including other sites' forms.
  */
-export function authenticate(auth: Authenticator, scope?: Scope, cors?: CorsPolicy): MiddlewareHandler<AppEnv> {
+export function authenticate(auth: Authenticator, scope?: Scope, pages?: TrustedPages): MiddlewareHandler<AppEnv> {
   return async function authenticateRequest(c, next) {
     const incoming = c.env.incoming;
     const search = incoming.url?.includes('?') ? new URL(c.req.url).searchParams : null;
     const credentials = credentialsOf(incoming.headers, search);
     const caller = await auth.authenticate(credentials, headerValue(incoming.headers[TENANT_HEADER]));
-    if (auth.enabled && cors !== undefined && !SAFE_METHODS.has(incoming.method ?? 'GET') && findToken(credentials).from === 'cookie' && !cors.trustsPage(incoming)) {
-      throw new AuthError('origin_not_allowed', 'a write authorized by the booksai_token cookie must come from a page of this server or of CORS_ORIGINS');
+    if (auth.enabled && pages !== undefined && !SAFE_METHODS.has(incoming.method ?? 'GET') && findToken(credentials).from === 'cookie' && !pages.trustsPage(incoming)) {
+      throw authRefusal('origin_not_allowed', 'a write authorized by the booksai_token cookie must come from a page of this server or of CORS_ORIGINS');
     }
     if (scope !== undefined) requireScope(caller, scope);
     c.set('caller', caller);

@@ -2,39 +2,35 @@ import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import type { Caller } from '../auth/caller.js';
-import { mayRead, mayWatch } from '../auth/caller.js';
-import { BookIdSchema } from '../progress/schema.js';
-import type { BookProgress } from '../progress/schema.js';
-import { callerWith } from './auth.js';
-import type { AppEnv } from './auth.js';
-import { ApiError } from './errors.js';
-import type { Expiries } from './expiries.js';
-import type { Hub } from './hub.js';
-import { parseBookId } from './request.js';
-import { ProgressStream, SSE_HEADERS } from './stream.js';
-import type { StreamRegistry, Watched } from './stream.js';
-import { Update } from './update.js';
-import type { UserConnections } from './user-connections.js';
+import type { Caller } from '../../../auth/caller.js';
+import { mayRead, mayWatch } from '../../../auth/caller.js';
+import type { BookProgress } from '../../../progress/schema.js';
+import { Refusal } from '../../../refusal.js';
+import type { ConnectionCap } from '../../delivery/connection-cap.js';
+import { EncodedState } from '../../delivery/encoded-state.js';
+import type { Expiries } from '../../delivery/expiries.js';
+import type { Hub } from '../../delivery/hub.js';
+import { ProgressStream, SSE_HEADERS } from '../../delivery/sse-stream.js';
+import type { Watched } from '../../delivery/sse-stream.js';
+import type { StreamRegistry } from '../../delivery/stream-registry.js';
+import { callerWith, headerValue } from '../auth.js';
+import type { AppEnv } from '../auth.js';
+import { parseBookId, parseBookList, parseLastEventId } from '../params.js';
 
 export interface StreamRoutesOptions {
   hub: Hub;
   streams: StreamRegistry;
   sseRetryMs: number;
-  connectionsFull: () => boolean;
+  /** MAX_SSE_CONNECTIONS (shared with WebSockets) and MAX_CONNECTIONS_PER_USER. */
+  cap: ConnectionCap;
   maxBooksPerStream: number;
-  /** The latest states of the recent books a caller may read, sent first on the every-book stream. */
+  /** The newest states of the recent books a caller may read, sent first on the every-book stream. */
   recentStates: (caller: Caller) => Promise<BookProgress[]>;
   /** Ends streams when their tokens expire. */
   expiries: Expiries;
-  /** MAX_CONNECTIONS_PER_USER. */
-  userConnections: UserConnections;
 }
 
 type App = Hono<AppEnv>;
-
-/** Seconds a user at MAX_CONNECTIONS_PER_USER should wait before opening another stream or WebSocket. */
-export const USER_LIMIT_RETRY_AFTER_SECONDS = 5;
 
 /**
  * The SSE endpoints: `GET /api/ai/progress/:bookId/stream` (one book), and `GET /api/ai/stream`
@@ -65,16 +61,9 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
   if (c.req.method === 'HEAD') return c.body(null, 200, SSE_HEADERS);
   // The Node request's parsed headers: asking Hono would build (and keep, for the stream's
   // lifetime) a Web Headers object per connection.
-  const header = c.env.incoming.headers['last-event-id'];
-  const lastEventId = (Array.isArray(header) ? header[0] : header) ?? c.req.query('lastEventId');
+  const lastEventId = headerValue(c.env.incoming.headers['last-event-id']) ?? c.req.query('lastEventId');
   const known = watched === 'all' ? new Map<string, number>() : parseLastEventId(lastEventId, watched);
-  if (options.connectionsFull()) {
-    throw new ApiError(503, 'too_many_connections', 'this server holds its maximum of streams; retry later or elsewhere');
-  }
-  const release = options.userConnections.acquireFor(caller);
-  if (release === null) {
-    throw new ApiError(429, 'too_many_connections', 'this user holds its maximum of open streams and WebSockets; close one first', USER_LIMIT_RETRY_AFTER_SECONDS);
-  }
+  const release = options.cap.admit(caller);
 
   let cancelExpiry: (() => void) | null = null;
   const leave = () => {
@@ -86,23 +75,23 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
     cancelExpiry?.();
     release();
   };
-  const admits = watched === 'all' && !caller.anyTenant ? (update: Update) => mayRead(caller, update.bookId, update.tenant) : null;
+  const admits = watched === 'all' && !caller.anyTenant ? (update: EncodedState) => mayRead(caller, update.bookId, update.tenant) : null;
   const stream = new ProgressStream(c.env.outgoing as ServerResponse, watched, known, admits, () => {
     end();
     streams.delete(stream);
   });
 
-  let first: Array<Update | null>;
+  let first: Array<EncodedState | null>;
   try {
     if (watched === 'all') {
       await hub.joinAll(stream);
-      first = (await options.recentStates(caller).catch(() => [])).map((state) => Update.of(state));
+      first = (await options.recentStates(caller).catch(() => [])).map((state) => EncodedState.of(state));
     } else {
-      const joins = await Promise.all(watched.map((bookId) => hub.join(bookId, stream, (latest) => mayWatch(caller, bookId, latest))));
+      const joins = await Promise.all(watched.map((bookId) => hub.join(bookId, stream, (current) => mayWatch(caller, bookId, current))));
       // A book the caller may not read is refused exactly as a missing one, and the stream carries nothing.
       const hidden = watched.find((_, i) => !joins[i]?.admitted);
-      if (hidden !== undefined) throw new ApiError(404, 'not_found', `no progress for book ${hidden}`);
-      first = joins.map((joined) => joined.latest);
+      if (hidden !== undefined) throw new Refusal(404, 'not_found', `no progress for book ${hidden}`);
+      first = joins.map((joined) => joined.current);
       // A client that already has every final state must stop reconnecting: 204 tells EventSource so.
       const done = first.every((u) => u !== null && u.terminal && u.version <= (known.get(u.bookId) ?? 0));
       if (done) {
@@ -124,26 +113,4 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
   stream.open(options.sseRetryMs);
   for (const update of first) if (update) stream.deliver(update);
   return RESPONSE_ALREADY_SENT;
-}
-
-function parseBookList(raw: string, max: number): string[] {
-  const ids = [...new Set(raw.split(',').filter((id) => id !== ''))];
-  if (ids.length === 0) throw new ApiError(400, 'invalid_books', 'books must list at least one bookId, comma-separated');
-  if (ids.length > max) throw new ApiError(400, 'too_many_books', `a stream carries at most ${max} books; got ${ids.length}`);
-  for (const id of ids) {
-    if (!BookIdSchema.safeParse(id).success) throw new ApiError(400, 'invalid_book_id', 'each bookId must be 1-128 characters of A-Z, a-z, 0-9, "_" or "-"');
-  }
-  return ids;
-}
-
-/** Versions the client has: `12` for one book, `12.7.0` for a list (list order). */
-function parseLastEventId(raw: string | undefined, books: readonly string[]): Map<string, number> {
-  const known = new Map<string, number>();
-  if (raw === undefined || raw === '') return known;
-  const parts = raw.split('.');
-  if (parts.length !== books.length || !parts.every((p) => /^\d{1,15}$/.test(p))) {
-    throw new ApiError(400, 'invalid_last_event_id', 'Last-Event-ID must be the id of an event this stream sent: versions joined by "."');
-  }
-  books.forEach((bookId, i) => known.set(bookId, Number(parts[i])));
-  return known;
 }

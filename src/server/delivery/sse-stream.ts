@@ -1,9 +1,10 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { BookQueue } from './book-queue.js';
+import type { EncodedState } from './encoded-state.js';
 import type { Watcher } from './hub.js';
+import { RECENT_CACHE_MS } from './recent-books.js';
 import { EncodedEvent, formatSseComment, formatSseEvent } from './sse.js';
-import type { Update } from './update.js';
 
 export const SSE_HEADERS = {
   'Content-Type': 'text/event-stream; charset=utf-8',
@@ -18,8 +19,8 @@ const HEARTBEAT = new EncodedEvent(formatSseComment('heartbeat'));
  * EventSource reports network failures as `error` events too, and a client must tell them apart.
  */
 const TOKEN_EXPIRED = new EncodedEvent(formatSseEvent({ event: 'auth', data: '{"code":"token_expired"}' }));
-/** How soon a client reconnects after a gap in the every-book stream: after RECENT_CACHE_MS, for a fresh list. */
-const GAP_RETRY_MS = 1_500;
+/** How soon a client reconnects after a gap in the every-book stream: past RECENT_CACHE_MS, for a fresh list. */
+const GAP_RETRY_MS = RECENT_CACHE_MS + 500;
 
 /** Which books a stream carries: a list (ends when all are finished), or every book. */
 export type Watched = readonly string[] | 'all';
@@ -43,7 +44,7 @@ export class ProgressStream implements Watcher {
   readonly #watched: Watched;
   readonly #books: BookQueue;
   /** For every-book streams of one tenant: which updates this client may receive. */
-  readonly #admits: ((update: Update) => boolean) | null;
+  readonly #admits: ((update: EncodedState) => boolean) | null;
   readonly #finished = new Set<string>();
   readonly #onEnd: () => void;
   /** Set once the headers are out and this response owns the connection. */
@@ -67,7 +68,7 @@ export class ProgressStream implements Watcher {
     res: ServerResponse,
     watched: Watched,
     known: ReadonlyMap<string, number>,
-    admits: ((update: Update) => boolean) | null,
+    admits: ((update: EncodedState) => boolean) | null,
     onEnd: () => void,
   ) {
     this.#res = res;
@@ -104,7 +105,7 @@ export class ProgressStream implements Watcher {
     else this.#res.once('socket', (handedOver: Socket) => process.nextTick(() => this.#start(handedOver, retryMs)));
   }
 
-  deliver(update: Update): void {
+  deliver(update: EncodedState): void {
     if (this.#ended || (this.#admits !== null && !this.#admits(update)) || !this.#books.offer(update)) return;
     if (this.#open && !this.#waitingForDrain && !this.#due) {
       this.#due = true;
@@ -134,7 +135,7 @@ export class ProgressStream implements Watcher {
     }
   }
 
-  /** Keeps an idle connection open through proxies; skipped when an event was written since `quietSince`. */
+  /** Keeps an idle connection open through proxies (see StreamRegistry); skipped when an event was written since `quietSince`. */
   heartbeat(quietSince: number): void {
     if (this.#lastEventAt >= quietSince) return;
     if (this.#open && !this.#ended && !this.#waitingForDrain) this.#write(HEARTBEAT);
@@ -207,7 +208,7 @@ export class ProgressStream implements Watcher {
     if (this.#watched !== 'all' && this.#finished.size === this.#watched.length) this.close();
   }
 
-  #frame(update: Update): EncodedEvent {
+  #frame(update: EncodedState): EncodedEvent {
     if (this.#watched === 'all') return update.frameWithoutId;
     if (this.#watched.length === 1) return update.frame;
     const id = this.#watched.map((bookId) => this.#books.sent(bookId)).join('.');
@@ -223,77 +224,5 @@ export class ProgressStream implements Watcher {
     // A keep-alive connection outlives its streams: leave nothing attached to it.
     this.#connection.off('close', this.#onClose);
     this.#onEnd();
-  }
-}
-
-/**
- * How often the heartbeat timer ticks. Each tick visits one slice of the streams, so a sweep of
- * 10,000 sockets (about 200 ms of writes at once) becomes many short ones spread over the period.
- */
-const HEARTBEAT_TICK_MS = 250;
-
-/** Part of the heartbeat period in which each stream is visited; the rest is the quiet window. */
-const VISIT_SHARE = 0.8;
-
-/**
- * Every open stream of the process: one shared heartbeat timer, and shutdown. Streams are kept
- * in slices, one slice visited per tick, so each stream is visited every 0.8 × `heartbeatMs`.
- * A visit writes a heartbeat unless the stream wrote an event in the last 0.2 × `heartbeatMs`:
- * either way no stream stays silent for longer than `heartbeatMs`, and a stream that carries
- * events often costs no heartbeat writes at all.
- */
-export class StreamRegistry {
-  readonly #slices: Array<Set<ProgressStream>>;
-  readonly #sliceOf = new Map<ProgressStream, Set<ProgressStream>>();
-  readonly #timer: NodeJS.Timeout;
-  #tick = 0;
-
-  constructor(heartbeatMs: number) {
-    const visitMs = heartbeatMs * VISIT_SHARE;
-    const slices = Math.max(1, Math.floor(visitMs / HEARTBEAT_TICK_MS));
-    const tickMs = Math.floor(visitMs / slices);
-    const quietMs = heartbeatMs - tickMs * slices;
-    this.#slices = Array.from({ length: slices }, () => new Set<ProgressStream>());
-    this.#timer = setInterval(() => {
-      const slice = this.#slices[this.#tick++ % slices] as Set<ProgressStream>;
-      const quietSince = Date.now() - quietMs;
-      for (const stream of slice) stream.heartbeat(quietSince);
-    }, tickMs);
-    this.#timer.unref();
-  }
-
-  get size(): number {
-    return this.#sliceOf.size;
-  }
-
-  bufferedBytes(): number {
-    let total = 0;
-    for (const stream of this.#sliceOf.keys()) total += stream.bufferedBytes;
-    return total;
-  }
-
-  add(stream: ProgressStream): void {
-    if (this.#sliceOf.has(stream)) return;
-    // The smallest slice: streams opened together are spread over the period.
-    let slice = this.#slices[0] as Set<ProgressStream>;
-    for (const s of this.#slices) if (s.size < slice.size) slice = s;
-    slice.add(stream);
-    this.#sliceOf.set(stream, slice);
-  }
-
-  delete(stream: ProgressStream): void {
-    this.#sliceOf.get(stream)?.delete(stream);
-    this.#sliceOf.delete(stream);
-  }
-
-  /** Ends every stream with a retry hint, so clients reconnect to another instance. */
-  closeAll(retryMs: number): void {
-    for (const stream of [...this.#sliceOf.keys()]) stream.close(retryMs);
-    this.#sliceOf.clear();
-    for (const slice of this.#slices) slice.clear();
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
   }
 }

@@ -1,18 +1,19 @@
-import { isTerminal } from '../progress/schema.js';
-import type { BookProgress } from '../progress/schema.js';
+import { isTerminal } from '../../progress/schema.js';
+import type { BookProgress } from '../../progress/schema.js';
 import { EncodedEvent } from './sse.js';
 
 /**
- * One version of a book's state, as every watcher of the process gets it, built once per version.
- * It lives while it is being written (topics keep their newest state without it, see
- * NewestState), or while a slow client has it pending.
+ * One committed version of a book's state, encoded for every watcher of the process once per
+ * version (not to be confused with ProgressUpdate, a partial patch a publisher sends). It lives
+ * while it is being written (topics keep their newest state without it, see TopicState), or
+ * while a slow client has it pending.
  *
  * Its encodings are kept for the tick they were built in, and shared by every client written in
  * it: a batch of Redis messages is written to all streams in one tick (see ProgressStream). Then
- * they are dropped, so an update a slow client still has pending holds its JSON, not Buffers (a
+ * they are dropped, so a state a slow client still has pending holds its JSON, not Buffers (a
  * frame is a slice of Node's 8 KiB buffer pool and would keep all of it).
  */
-export class Update {
+export class EncodedState {
   readonly bookId: string;
   readonly version: number;
   /** COMPLETE or ERROR: the book's last state. */
@@ -25,8 +26,8 @@ export class Update {
   #wsMessage: Buffer | null = null;
   #encoded = false;
 
-  /** Updates with encodings built in the current tick. */
-  static #encodedThisTick: Update[] = [];
+  /** States with encodings built in the current tick. */
+  static #encodedThisTick: EncodedState[] = [];
 
   constructor(bookId: string, version: number, terminal: boolean, json: string, tenant: string | undefined) {
     this.bookId = bookId;
@@ -37,8 +38,8 @@ export class Update {
   }
 
   /** `json`: the state as JSON, when the caller already has it. */
-  static of(state: BookProgress, json = JSON.stringify(state)): Update {
-    return new Update(state.bookId, state.version, isTerminal(state.status), json, state.tenant);
+  static of(state: BookProgress, json = JSON.stringify(state)): EncodedState {
+    return new EncodedState(state.bookId, state.version, isTerminal(state.status), json, state.tenant);
   }
 
   /** The state, parsed again on each call: only the database fallback needs all of it. */
@@ -76,17 +77,17 @@ export class Update {
   #keepForThisTick(): void {
     if (this.#encoded) return;
     this.#encoded = true;
-    if (Update.#encodedThisTick.push(this) === 1) process.nextTick(Update.#dropEncodings);
+    if (EncodedState.#encodedThisTick.push(this) === 1) process.nextTick(EncodedState.#dropEncodings);
   }
 
   static #dropEncodings(): void {
-    const updates = Update.#encodedThisTick;
-    Update.#encodedThisTick = [];
-    for (const update of updates) {
-      update.#frame = null;
-      update.#frameWithoutId = null;
-      update.#wsMessage = null;
-      update.#encoded = false;
+    const states = EncodedState.#encodedThisTick;
+    EncodedState.#encodedThisTick = [];
+    for (const state of states) {
+      state.#frame = null;
+      state.#frameWithoutId = null;
+      state.#wsMessage = null;
+      state.#encoded = false;
     }
   }
 }

@@ -4,10 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { compress } from 'hono/compress';
-import type { AppEnv } from './auth.js';
+import type { AppEnv } from '../auth.js';
 
-/** web/ at the project root: two levels up from both src/server and dist/server. */
-export const WEB_ROOT = fileURLToPath(new URL('../../web', import.meta.url));
+/** web/ at the project root: four levels up from both src/server/http/routes and dist/server/http/routes. */
+export const WEB_ROOT = fileURLToPath(new URL('../../../../web', import.meta.url));
 
 /**
  * The dashboard: `/` lists books, `/book/:bookId` shows one; scripts bundled into web/dist by

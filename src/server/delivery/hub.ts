@@ -1,21 +1,19 @@
 import type { Logger } from 'pino';
-import type { Broker } from '../broker/broker.js';
-import { FaultLog } from '../fault-log.js';
-import type { BookProgress } from '../progress/schema.js';
-import type { ReadLatest } from './latest.js';
-import { Update } from './update.js';
+import type { Broker } from '../../broker/broker.js';
+import { FaultLog } from '../../fault-log.js';
+import type { BookProgress } from '../../progress/schema.js';
+import { EncodedState } from './encoded-state.js';
+import type { FindNewest } from './newest-state.js';
 
 const POLL_BODY_HEAD = Buffer.from('{"success":true,"data":');
 const POLL_BODY_TAIL = Buffer.from('}');
 
 /**
  * A book's newest state as its topic keeps it from one update to the next: the version, and the
- * JSON written over the previous one in a buffer reused while it fits. Keeping each Update would
- * keep a new object and string per update for as long as the book's update interval, about a
- * second: long enough for V8 to move them to the old generation, which 10,000 books updated once
- * a second then filled every few seconds (docs/performance.md).
+ * JSON written over the previous one in a buffer reused while it fits, not an EncodedState per
+ * version (why: docs/performance.md, "Topics keep no Update").
  */
-class NewestState {
+class TopicState {
   readonly #bookId: string;
   #known = false;
   #version = 0;
@@ -46,7 +44,7 @@ class NewestState {
     return !this.#known || version > this.#version;
   }
 
-  set(update: Update): void {
+  set(update: EncodedState): void {
     const bytes = Buffer.byteLength(update.json);
     // With room to spare: a state's message changes length from one update to the next.
     if (bytes > this.#json.length) this.#json = Buffer.allocUnsafeSlow(Math.ceil(bytes * 1.25));
@@ -59,10 +57,10 @@ class NewestState {
     this.#pollBody = null;
   }
 
-  /** The newest state as a new Update (for a watcher that joins); null before the first. */
-  get update(): Update | null {
+  /** The newest state, encoded anew (for a watcher that joins); null before the first. */
+  get encoded(): EncodedState | null {
     if (!this.#known) return null;
-    return new Update(this.#bookId, this.#version, this.#terminal, this.#json.toString('utf8', 0, this.#jsonBytes), this.#tenant);
+    return new EncodedState(this.#bookId, this.#version, this.#terminal, this.#json.toString('utf8', 0, this.#jsonBytes), this.#tenant);
   }
 
   /** The poll endpoint's answer, `{ success: true, data: state }`, kept for every poll of this version. */
@@ -80,13 +78,13 @@ export interface PolledState {
 
 export interface Watcher {
   /** Called with each newer state of the book, in version order; must not throw. */
-  deliver(update: Update): void;
+  deliver(update: EncodedState): void;
   /** Every-book watchers: states may have been missed (Redis reconnected); resync from scratch. */
   gap?(): void;
 }
 
 interface Topic {
-  readonly newest: NewestState;
+  readonly newest: TopicState;
   /** Subscribed and read: `newest` follows every commit from here on (while the broker is live). */
   ready: boolean;
   readonly watchers: Set<Watcher>;
@@ -99,7 +97,7 @@ interface Topic {
 /** What join() found: the book's current state, unless the watcher was refused it. */
 export interface Joined {
   readonly admitted: boolean;
-  readonly latest: Update | null;
+  readonly current: EncodedState | null;
 }
 
 /** How long a polled book stays followed after its last poll; legacy pollers ask every 3 s. */
@@ -115,7 +113,7 @@ const POLLERS: Watcher = { deliver() {} };
  */
 export class Hub {
   readonly #broker: Broker;
-  readonly #readLatest: ReadLatest;
+  readonly #findNewest: FindNewest;
   readonly #log: Logger;
   readonly #topics = new Map<string, Topic>();
   /** Watchers of every book, behind one all-books broker subscription. */
@@ -125,15 +123,15 @@ export class Hub {
   readonly #polled = new Map<string, number>();
   readonly #sweeper: NodeJS.Timeout;
 
-  constructor(broker: Broker, readLatest: ReadLatest, log: Logger) {
+  constructor(broker: Broker, findNewest: FindNewest, log: Logger) {
     this.#broker = broker;
-    this.#readLatest = readLatest;
+    this.#findNewest = findNewest;
     this.#log = log;
     this.#sweeper = setInterval(() => this.#sweepPolled(), POLL_LEASE_MS / 3).unref();
   }
 
   /**
-   * The latest state of a book this process follows live, without a round trip; null otherwise,
+   * The newest state of a book this process follows live, without a round trip; null otherwise,
    * and then the caller reads it elsewhere. A caller that answers with it calls follow() too.
    */
   polled(bookId: string): PolledState | null {
@@ -154,7 +152,7 @@ export class Hub {
 
   /** The newest state this process has received for a book it follows, live or not; else null. */
   lastKnown(bookId: string): BookProgress | null {
-    return this.#topics.get(bookId)?.newest.update?.state ?? null;
+    return this.#topics.get(bookId)?.newest.encoded?.state ?? null;
   }
 
   close(): void {
@@ -169,7 +167,7 @@ export class Hub {
    * (null: none yet); in the same step, so no update reaches a watcher it would refuse.
    * Resolves to that state, and whether the watcher was added.
    */
-  async join(bookId: string, watcher: Watcher, admits: (latest: Update | null) => boolean = () => true): Promise<Joined> {
+  async join(bookId: string, watcher: Watcher, admits: (current: EncodedState | null) => boolean = () => true): Promise<Joined> {
     const topic = this.#topics.get(bookId) ?? this.#open(bookId);
     topic.joining++;
     try {
@@ -177,13 +175,13 @@ export class Hub {
     } finally {
       topic.joining--;
     }
-    const latest = topic.newest.update;
-    if (!admits(latest)) {
+    const current = topic.newest.encoded;
+    if (!admits(current)) {
       this.#closeIfIdle(bookId, topic);
-      return { admitted: false, latest: null };
+      return { admitted: false, current: null };
     }
     topic.watchers.add(watcher);
-    return { admitted: true, latest };
+    return { admitted: true, current };
   }
 
   leave(bookId: string, watcher: Watcher): void {
@@ -198,7 +196,7 @@ export class Hub {
     this.#everyBook.add(watcher);
     this.#everyBookSubscription ??= this.#broker.subscribeAll(
       (state, json) => {
-        const update = Update.of(state, json);
+        const update = EncodedState.of(state, json);
         for (const w of this.#everyBook) w.deliver(update);
       },
       () => {
@@ -223,7 +221,7 @@ export class Hub {
   }
 
   #open(bookId: string): Topic {
-    const topic: Topic = { newest: new NewestState(bookId), ready: false, watchers: new Set(), joining: 0, setup: Promise.resolve(), unsubscribe: null };
+    const topic: Topic = { newest: new TopicState(bookId), ready: false, watchers: new Set(), joining: 0, setup: Promise.resolve(), unsubscribe: null };
     this.#topics.set(bookId, topic);
     topic.setup = this.#subscribe(bookId, topic);
     return topic;
@@ -235,7 +233,7 @@ export class Hub {
         topic.ready = true;
         this.#offer(topic, state, json);
       });
-      const found = await this.#readLatest(bookId);
+      const found = await this.#findNewest(bookId);
       if (found) this.#offer(topic, found.state);
       if (found === null || found.source !== 'database') topic.ready = true;
     } catch (error) {
@@ -255,7 +253,7 @@ export class Hub {
 
   #offer(topic: Topic, state: BookProgress, json?: string): void {
     if (!topic.newest.isNewer(state.version)) return;
-    const update = Update.of(state, json);
+    const update = EncodedState.of(state, json);
     topic.newest.set(update);
     for (const watcher of topic.watchers) watcher.deliver(update);
   }

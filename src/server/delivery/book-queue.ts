@@ -1,11 +1,11 @@
-import type { Update } from './update.js';
+import type { EncodedState } from './encoded-state.js';
 
 /** What one client has of one book, and the newer state waiting to be written to it. */
 interface BookSlot {
   readonly bookId: string;
   /** The version the client has; 0 for none. */
   sent: number;
-  pending: Update | null;
+  pending: EncodedState | null;
   /** The slot after this one in the queue of pending books. */
   nextDue: BookSlot | null;
 }
@@ -15,10 +15,8 @@ interface BookSlot {
  * and the newest state not yet written (latest state wins; a pending terminal state is never
  * replaced), handed out in the order they became pending.
  *
- * A book's slot is made once and then changed in place, and the pending ones are linked through
- * their slots: an update costs no allocation here. A new Map entry or table per update would live
- * until the book's next update, long enough for V8 to move it to the old generation, and 10,000
- * clients at an update a second filled that every few seconds (docs/performance.md).
+ * A book's slot is made once and changed in place, pending ones linked through their slots, so
+ * an update allocates nothing here (why: docs/performance.md, "Topics keep no Update").
  */
 export class BookQueue {
   readonly #slots = new Map<string, BookSlot>();
@@ -47,7 +45,7 @@ export class BookQueue {
   }
 
   /** Queues an update the client lacks; false when it has it, or has a newer or final one pending. */
-  offer(update: Update): boolean {
+  offer(update: EncodedState): boolean {
     const slot = this.#slot(update.bookId);
     if (update.version <= slot.sent) return false;
     const pending = slot.pending;
@@ -63,7 +61,7 @@ export class BookQueue {
   }
 
   /** The next pending update, now counted as sent; null when none is left. */
-  take(): Update | null {
+  take(): EncodedState | null {
     for (let slot = this.#firstDue; slot !== null; slot = this.#firstDue) {
       this.#firstDue = slot.nextDue;
       if (this.#firstDue === null) this.#lastDue = null;

@@ -1,4 +1,4 @@
-import type { Caller } from '../auth/caller.js';
+import type { Caller } from '../../auth/caller.js';
 
 /**
  * Open SSE streams and WebSockets per user in this process, so that one user (a leaked token, a

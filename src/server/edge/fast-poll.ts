@@ -1,27 +1,10 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Authenticator } from '../auth/authenticator.js';
-import { hasScope, mayRead } from '../auth/caller.js';
-import { PRIVATE_HEADERS, credentialsOf } from './auth.js';
-import type { Hub } from './hub.js';
-import type { Source } from './latest.js';
-
-/**
- * Writes the poll endpoint's answer: 200 with `body()` (`{ success: true, data: state }`), or
- * 304 when the client's If-None-Match holds the current version. Called only once the caller
- * may read the book, so a 304 never tells anyone else that it exists.
- */
-export function sendProgress(req: IncomingMessage, res: ServerResponse, version: number, source: Source, body: () => Buffer): void {
-  const etag = `"${version}"`;
-  const headers: OutgoingHttpHeaders = { ETag: etag, ...PRIVATE_HEADERS, 'X-Progress-Source': source };
-  if (req.headers['if-none-match'] === etag) {
-    res.writeHead(304, headers).end();
-    return;
-  }
-  const json = body();
-  headers['Content-Type'] = 'application/json';
-  headers['Content-Length'] = json.length;
-  res.writeHead(200, headers).end(json);
-}
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Authenticator } from '../../auth/authenticator.js';
+import { hasScope, mayRead } from '../../auth/caller.js';
+import { credentialsOf } from '../../auth/credentials.js';
+import type { Hub } from '../delivery/hub.js';
+import type { Source } from '../delivery/newest-state.js';
+import { sendProgress } from '../http/poll-answer.js';
 
 const POLL_PATH = /^\/api\/ai\/progress\/([A-Za-z0-9_-]{1,128})(?:\?(.*))?$/;
 

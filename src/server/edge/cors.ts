@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorBody } from './errors.js';
+import { Refusal } from '../../refusal.js';
+import { replyRefusal } from './raw-reply.js';
 
 /** What the API takes from a page on another origin. */
 const ALLOW_METHODS = 'GET, HEAD, POST, OPTIONS';
@@ -51,8 +52,7 @@ export class CorsPolicy {
     const preflight = req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
     if (!this.allows(origin)) {
       if (!preflight || origin === undefined) return false;
-      const body = JSON.stringify(errorBody('origin_not_allowed', `origin ${origin} is not in CORS_ORIGINS`));
-      res.writeHead(403, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }).end(body);
+      replyRefusal(res, new Refusal(403, 'origin_not_allowed', `origin ${origin} is not in CORS_ORIGINS`));
       return true;
     }
     res.setHeader('Access-Control-Allow-Origin', origin as string);

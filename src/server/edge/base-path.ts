@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorBody } from './errors.js';
+import { Refusal } from '../../refusal.js';
+import { replyRefusal } from './raw-reply.js';
 
 /**
  * The request's URL with `basePath` (BASE_PATH, e.g. `/progress`) taken off, as the routes know
@@ -25,8 +26,7 @@ export function mountAt(basePath: string): (req: IncomingMessage, res: ServerRes
     const url = req.url ?? '/';
     const inner = stripBasePath(url, basePath);
     if (inner === null) {
-      const body = JSON.stringify(errorBody('not_found', `this server lives under ${basePath}/`));
-      res.writeHead(404, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }).end(body);
+      replyRefusal(res, new Refusal(404, 'not_found', `this server lives under ${basePath}/`));
       return true;
     }
     if (url === basePath || url.startsWith(`${basePath}?`)) {

@@ -2,36 +2,36 @@ import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { ProgressUpdate } from '../progress/schema.js';
-import type { ProgressTracker } from '../progress/tracker.js';
-import { mayRead, writerOf } from '../auth/caller.js';
-import { PRIVATE_HEADERS, callerWith } from './auth.js';
-import type { AppEnv } from './auth.js';
-import { ApiError } from './errors.js';
-import type { Hub } from './hub.js';
-import type { ReadLatest } from './latest.js';
-import { sendProgress } from './poll.js';
-import { parseBookId, readJson } from './request.js';
+import { mayRead, writerOf } from '../../../auth/caller.js';
+import type { ProgressUpdate } from '../../../progress/schema.js';
+import type { ProgressTracker } from '../../../progress/tracker.js';
+import { Refusal } from '../../../refusal.js';
+import type { Hub } from '../../delivery/hub.js';
+import type { FindNewest } from '../../delivery/newest-state.js';
+import { PRIVATE_HEADERS, callerWith } from '../auth.js';
+import type { AppEnv } from '../auth.js';
+import { parseBookId, readJson } from '../params.js';
+import { sendProgress } from '../poll-answer.js';
 
 export interface ProgressRoutesOptions {
   tracker: ProgressTracker;
   hub: Hub;
-  readLatest: ReadLatest;
+  findNewest: FindNewest;
   maxBodyBytes: number;
 }
 
 /** `/api/ai/progress/:bookId`: poll and publish. */
 export function progressRoutes(options: ProgressRoutesOptions) {
-  const { tracker, hub, readLatest } = options;
+  const { tracker, hub, findNewest } = options;
   const app = new Hono<AppEnv>();
 
-  // Polls of books this process follows are answered by pollFastPath before they get here.
+  // Polls of books this process follows are answered by the edge's pollFastPath before they get here.
   app.get('/:bookId', async (c) => {
     const caller = callerWith(c, 'progress:read');
     const bookId = parseBookId(c);
-    const found = await readLatest(bookId);
+    const found = await findNewest(bookId);
     // Another tenant's book is answered exactly as a missing one.
-    if (!found || !mayRead(caller, bookId, found.state.tenant)) throw new ApiError(404, 'not_found', `no progress for book ${bookId}`);
+    if (!found || !mayRead(caller, bookId, found.state.tenant)) throw new Refusal(404, 'not_found', `no progress for book ${bookId}`);
     hub.follow(bookId); // so the next poll takes the fast path
     if (c.req.method === 'HEAD') {
       // Hono answers HEAD by running this handler and copying its Response: give it one.

@@ -1,0 +1,198 @@
+import type { Logger } from 'pino';
+import { WebSocket } from 'ws';
+import type { Authenticator } from '../../auth/authenticator.js';
+import { requireScope } from '../../auth/authenticator.js';
+import type { Caller } from '../../auth/caller.js';
+import { mayRead, mayWatch } from '../../auth/caller.js';
+import { Refusal } from '../../refusal.js';
+import { BookQueue } from './book-queue.js';
+import type { EncodedState } from './encoded-state.js';
+import type { Expiries } from './expiries.js';
+import type { Hub, Watcher } from './hub.js';
+import { CLOSE_TOKEN_EXPIRED, errorMessage, parseClientMessage } from './websocket-protocol.js';
+
+/** Bytes queued for one client past which it keeps only the newest state per book. */
+const BACKPRESSURE_BYTES = 64 * 1024;
+
+/** What every subscriber of the process shares. */
+export interface SubscriberContext {
+  hub: Hub;
+  auth: Authenticator;
+  expiries: Expiries;
+  maxBooksPerConnection: number;
+  log: Logger;
+}
+
+/**
+ * One WebSocket connection: the same guarantees as an SSE stream (newest state first, versions
+ * only go up per book, latest state wins for a slow client, a terminal state is never dropped),
+ * with subscriptions changed by messages instead of by reconnecting. It answers its client's
+ * messages, takes a fresh token, and closes itself when its token expires.
+ */
+export class Subscriber implements Watcher {
+  readonly #ws: WebSocket;
+  readonly #context: SubscriberContext;
+  /** Subscribed books and their tenants. */
+  readonly #books = new Map<string, string | undefined>();
+  /** Books whose join is under way: an unsubscribe meanwhile removes them. */
+  readonly #joining = new Set<string>();
+  readonly #queue = new BookQueue();
+  /** Gives back the user's connection place (MAX_CONNECTIONS_PER_USER). */
+  readonly #release: () => void;
+  #caller: Caller;
+  #sending = 0;
+  #alive = true;
+  #closed = false;
+  #cancelExpiry: (() => void) | null = null;
+
+  /** `onClose`: called once, when the connection has closed and left every topic. */
+  constructor(ws: WebSocket, caller: Caller, release: () => void, context: SubscriberContext, onClose: () => void) {
+    this.#ws = ws;
+    this.#caller = caller;
+    this.#release = release;
+    this.#context = context;
+    this.#expireAt();
+    ws.on('pong', () => (this.#alive = true));
+    ws.on('message', (data, isBinary) => void this.#handle(isBinary ? null : data.toString()));
+    ws.on('close', () => {
+      this.#closed = true;
+      this.#cancelExpiry?.();
+      this.#release();
+      for (const bookId of this.#books.keys()) context.hub.leave(bookId, this);
+      this.#books.clear();
+      onClose();
+    });
+    ws.on('error', (error) => context.log.debug({ err: error.message }, 'websocket error'));
+  }
+
+  /** The heartbeat's visit: a ping, or the end of a client that missed the last one. */
+  ping(): void {
+    if (!this.#alive) {
+      this.#ws.terminate();
+      return;
+    }
+    this.#alive = false;
+    this.#ws.ping();
+  }
+
+  deliver(update: EncodedState): void {
+    if (!this.#books.has(update.bookId) || !this.#queue.offer(update)) return;
+    if (this.#ws.bufferedAmount < BACKPRESSURE_BYTES || this.#sending === 0) this.#flush();
+  }
+
+  close(code: number, reason: string): void {
+    this.#ws.close(code, reason);
+  }
+
+  /** For clients that do not answer the close handshake. */
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  async #handle(raw: string | null): Promise<void> {
+    const message = parseClientMessage(raw);
+    if ('error' in message) return this.#send(message.error);
+    if (message.type === 'auth') return this.#refresh(message.token);
+    if (message.type === 'unsubscribe') return this.#unsubscribe(message.books);
+    return this.#subscribe(message.books, message.versions ?? {});
+  }
+
+  #unsubscribe(books: readonly string[]): void {
+    for (const bookId of books) {
+      if (this.#books.has(bookId)) this.#context.hub.leave(bookId, this);
+      this.#joining.delete(bookId);
+      this.#forget(bookId);
+    }
+  }
+
+  async #subscribe(books: readonly string[], versions: Readonly<Record<string, number>>): Promise<void> {
+    const { hub, maxBooksPerConnection } = this.#context;
+    const added = [...new Set(books)].filter((bookId) => !this.#books.has(bookId) && !this.#joining.has(bookId));
+    if (this.#books.size + this.#joining.size + added.length > maxBooksPerConnection) {
+      return this.#send(errorMessage('too_many_books', `a connection follows at most ${maxBooksPerConnection} books`));
+    }
+    for (const bookId of added) {
+      this.#joining.add(bookId);
+      this.#queue.know(bookId, versions[bookId] ?? 0);
+    }
+    const refused = new Set<string>();
+    const joins = await Promise.all(
+      added.map((bookId) =>
+        hub.join(bookId, this, (current) => {
+          // Decided in the same step as the join: an update right after it finds the book subscribed.
+          const wanted = this.#joining.delete(bookId) && !this.#closed; // not unsubscribed meanwhile
+          if (!wanted) return false;
+          // The caller as it is now: a refresh meanwhile may have narrowed it.
+          if (!mayWatch(this.#caller, bookId, current)) {
+            refused.add(bookId);
+            return false;
+          }
+          this.#books.set(bookId, current?.tenant);
+          return true;
+        }),
+      ),
+    );
+    added.forEach((bookId, i) => {
+      const joined = joins[i];
+      if (joined?.current) this.deliver(joined.current);
+      if (!refused.has(bookId)) return;
+      this.#forget(bookId);
+      // Refused exactly as a missing book; the rest of the subscription goes on.
+      this.#send(errorMessage('not_found', `no progress for book ${bookId}`, bookId));
+    });
+  }
+
+  /** `{ type: 'auth', token }`: the same user's fresh token replaces the one the connection had. */
+  async #refresh(token: string): Promise<void> {
+    let caller: Caller;
+    try {
+      caller = await this.#context.auth.authenticate({ authorization: `Bearer ${token}` });
+      requireScope(caller, 'progress:read');
+    } catch (error) {
+      const refusal = error instanceof Refusal ? error : new Refusal(401, 'invalid_token', 'the token is not valid');
+      return this.#send(errorMessage(refusal.code, refusal.message));
+    }
+    const current = this.#caller;
+    if (caller.sub !== current.sub || caller.tenant !== current.tenant) {
+      return this.#send(errorMessage('invalid_token', 'a refreshed token must name the same user and tenant'));
+    }
+    this.#caller = caller;
+    if (!this.#closed) this.#expireAt();
+    // A narrower token (a smaller `books` claim, no more admin) ends the books it no longer allows.
+    for (const [bookId, tenant] of [...this.#books]) {
+      if (mayRead(caller, bookId, tenant)) continue;
+      this.#context.hub.leave(bookId, this);
+      this.#forget(bookId);
+      this.#send(errorMessage('not_found', `no progress for book ${bookId}`, bookId));
+    }
+    this.#send({ type: 'auth', data: { expiresAt: caller.expiresAt } });
+  }
+
+  /** Closes the connection with 4401 when the caller's token expires, unless refreshed before. */
+  #expireAt(): void {
+    this.#cancelExpiry?.();
+    const at = this.#caller.expiresAt;
+    this.#cancelExpiry = at === null ? null : this.#context.expiries.add(at, () => this.#ws.close(CLOSE_TOKEN_EXPIRED, 'token expired'));
+  }
+
+  #forget(bookId: string): void {
+    this.#books.delete(bookId);
+    this.#queue.forget(bookId);
+  }
+
+  #send(message: object): void {
+    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(message));
+  }
+
+  #flush(): void {
+    for (let update = this.#queue.take(); update !== null; update = this.#queue.take()) {
+      if (this.#ws.readyState !== WebSocket.OPEN) return;
+      this.#sending++;
+      this.#ws.send(update.wsMessage, { binary: false }, () => {
+        this.#sending--;
+        if (this.#queue.hasPending && this.#ws.bufferedAmount < BACKPRESSURE_BYTES) this.#flush();
+      });
+      if (this.#ws.bufferedAmount >= BACKPRESSURE_BYTES) return;
+    }
+  }
+}

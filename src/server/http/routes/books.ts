@@ -1,0 +1,122 @@
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { z } from 'zod';
+import type { Caller } from '../../../auth/caller.js';
+import { mayRead, mayWrite } from '../../../auth/caller.js';
+import type { Orchestrator } from '../../../orchestrator/orchestrator.js';
+import type { BookProgress } from '../../../progress/schema.js';
+import { Refusal } from '../../../refusal.js';
+import type { BookRecord, BookStore } from '../../../store/books.js';
+import type { RunState } from '../../../store/runs.js';
+import type { NewestStates } from '../../delivery/newest-state.js';
+import { tenantFilter } from '../../delivery/recent-books.js';
+import { callerWith } from '../auth.js';
+import type { AppEnv } from '../auth.js';
+import { parseBookId, readJson } from '../params.js';
+
+export const MAX_CHAPTERS = 50;
+export const MAX_SECTIONS_PER_CHAPTER = 20;
+const MAX_LIST_LIMIT = 500;
+
+const BookRequestSchema = z
+  .object({
+    title: z.string().trim().min(1).max(200),
+    chapters: z.number().int().min(1).max(MAX_CHAPTERS).default(5),
+    sectionsPerChapter: z.number().int().min(1).max(MAX_SECTIONS_PER_CHAPTER).default(3),
+  })
+  .strict();
+
+const ListQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(100) });
+
+export interface BookRoutesOptions {
+  orchestrator: Orchestrator;
+  books: BookStore;
+  newest: NewestStates;
+  maxBodyBytes: number;
+  basePath?: string;
+}
+
+/** `/api/books`: start a demo generation, list books, read one with its chapters, cancel or retry one. */
+export function bookRoutes(options: BookRoutesOptions) {
+  const { orchestrator, books, newest } = options;
+  const app = new Hono<AppEnv>();
+
+  app.post('/', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
+    const caller = callerWith(c, 'books:write');
+    const parsed = BookRequestSchema.safeParse(await readJson(c));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new Refusal(400, 'invalid_book', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
+    }
+    const spec = await orchestrator.start({ ...parsed.data, tenant: caller.tenant, owner: caller.sub });
+    c.header('Location', `${options.basePath ?? ''}/api/books/${spec.bookId}`);
+    return c.json({ success: true, data: { ...spec, status: 'PLANNING' } }, 201);
+  });
+
+  app.get('/', async (c) => {
+    const caller = callerWith(c, 'progress:read');
+    const query = ListQuerySchema.safeParse({ limit: c.req.query('limit') });
+    if (!query.success) throw new Refusal(400, 'invalid_query', `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+    const rows = await books.listBooks(query.data.limit, tenantFilter(caller));
+    const [states, runs] = await Promise.all([newest.ofRows(rows, readable(caller)), orchestrator.runStates(rows.map((row) => row.id))]);
+    return c.json({ success: true, data: rows.map((row, i) => present(row, states[i] ?? null, runs.get(row.id))) });
+  });
+
+  app.get('/:bookId', async (c) => {
+    const caller = callerWith(c, 'progress:read');
+    const bookId = parseBookId(c);
+    const book = await books.getBook(bookId);
+    if (!book || !mayRead(caller, bookId, book.tenant ?? undefined)) throw new Refusal(404, 'not_found', `no book ${bookId}`);
+    const [[state], runs] = await Promise.all([newest.ofRows([book], readable(caller)), orchestrator.runStates([bookId])]);
+    return c.json({ success: true, data: { ...present(book, state ?? null, runs.get(bookId)), chapters: book.chapters } });
+  });
+
+  /** The book's id, once the caller may change it: 404 for another tenant's, as for an unknown one. */
+  const writableBook = async (c: Context<AppEnv>): Promise<string> => {
+    const caller = callerWith(c, 'books:write');
+    const bookId = parseBookId(c);
+    const tenant = await books.tenantOf(bookId);
+    if (tenant === undefined || !mayWrite(caller, tenant ?? undefined)) throw new Refusal(404, 'not_found', `no book ${bookId}`);
+    return bookId;
+  };
+
+  // Cancel and retry answer 404 for an unknown book and 409 for one in the wrong state (see errors.ts).
+  app.post('/:bookId/cancel', async (c) => {
+    const bookId = await writableBook(c);
+    // 202: cancelled, and its final state still lands in the background (a backend is slow).
+    const { state, final } = await orchestrator.cancel(bookId);
+    return c.json({ success: true, data: state }, final ? 200 : 202);
+  });
+
+  app.post('/:bookId/retry', async (c) => {
+    const bookId = await writableBook(c);
+    const state = await orchestrator.retry(bookId);
+    return c.json({ success: true, data: state }, 202);
+  });
+
+  return app;
+}
+
+/** Which live states the caller may see (the rows were checked in Postgres; each state is checked as the live path does). */
+function readable(caller: Caller): (state: BookProgress) => boolean {
+  return (state) => mayRead(caller, state.bookId, state.tenant);
+}
+
+/**
+ * `progress`: the book's newest state (see NewestStates.ofRows). `run`: where the book stands in
+ * the generation queue; null for a book an outside worker publishes.
+ */
+function present(row: BookRecord, progress: BookProgress | null, run: RunState | undefined) {
+  return {
+    bookId: row.id,
+    title: row.title,
+    owner: row.owner,
+    status: progress?.status ?? row.status,
+    generationStep: progress?.generationStep ?? row.generationStep,
+    run: run ?? null,
+    progress,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
