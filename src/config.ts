@@ -268,7 +268,7 @@ function parseOrigins(raw: string | undefined, ctx: z.RefinementCtx): string[] {
   return Object.freeze(origins) as string[];
 }
 
-/** The seed's REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, when REDIS_URL is not set. */
+/** The URL REDIS_HOST / REDIS_PORT / REDIS_PASSWORD name, used when REDIS_URL is not set. */
 function redisUrlFromParts(host: string | undefined, port: number, password: string | undefined): string | null {
   if (host === undefined) return null;
   const url = new URL('redis://');

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 
-/** Book statuses of the seed design; COMPLETE and ERROR end a run. */
+/** Book statuses; COMPLETE and ERROR end a run. */
 export const STATUSES = ['PLANNING', 'GENERATING', 'COMPLETE', 'ERROR'] as const;
-/** Generation steps of the seed design, in pipeline order. */
+/** Generation steps, in pipeline order. */
 export const STEPS = ['PLANNING', 'RESEARCH', 'OUTLINE', 'STRUCTURE', 'CHAPTERS', 'PROOFREADING', 'COMPLETE'] as const;
 
 export const MAX_MESSAGE_LENGTH = 2_000;

@@ -64,7 +64,7 @@ const MAX_ATTEMPTS = 50;
 const MAX_REMEMBERED_BOOKS = 10_000;
 
 /**
- * The seed's progress API. Updates are merged into the latest state with optimistic
+ * The progress API publishers call (updateProgress, markComplete, markError). Updates are merged into the latest state with optimistic
  * concurrency: read, derive, commit-if-unchanged, retry on conflict, so concurrent
  * publishers never share a version and never lose an update.
  */
