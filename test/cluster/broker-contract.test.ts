@@ -4,6 +4,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_PARTITIONS, clusterKeys, partitionOf, slotOf } from '../../src/broker/cluster-keys.js';
 import { RedisBroker } from '../../src/broker/redis.js';
+import { DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
 import { uniquePrefix } from '../support/backends.js';
 import { RedisCluster, RedisSentinels } from '../support/redis-cluster.js';
@@ -25,7 +26,7 @@ const hostPorts = (list: string) => list.split(',').map((entry) => ({ host: '127
 
 async function clusterBroker(keyPrefix = uniquePrefix(), pubsub: 'sharded' | 'classic' = 'sharded'): Promise<RedisBroker> {
   const broker = new RedisBroker({
-    target: { kind: 'cluster', nodes: hostPorts(cluster.seeds), pubsub, password: null, tls: false },
+    target: { kind: 'cluster', nodes: hostPorts(cluster.seeds), pubsub, password: null, tls: false, slotsRefreshMs: DEFAULT_CLUSTER_SLOTS_REFRESH_MS },
     keyPrefix,
     ttlSeconds: 600,
     log: silentLog,
