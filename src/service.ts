@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { getRequestListener } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { Authenticator } from './auth/authenticator.js';
-import type { Broker } from './broker/broker.js';
+import type { Broker, DirtyClaims } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import { describeRedis } from './broker/redis-connection.js';
@@ -89,7 +89,7 @@ export async function startService(config: Config, log: Logger, options: Service
     log,
   });
   const tracker = new ProgressTracker({
-    latest: broker,
+    states: broker,
     // A book Redis lacks while the database cannot answer starts from what this process knows:
     // its first state is committed to Redis and queued for the database, as persistNow does.
     recover: (bookId) => store.getProgress(bookId).catch((error: unknown) => (isDatabaseUnavailable(error) ? null : Promise.reject(error))),
@@ -101,7 +101,7 @@ export async function startService(config: Config, log: Logger, options: Service
     tracker,
     runs,
     generator: options.generator ?? new DemoGenerator(config.demoStepMs, { failureRate: config.demoFailureRate }),
-    latest: async (bookId) => (await broker.get(bookId)) ?? (await store.getProgress(bookId)),
+    readState: async (bookId) => (await broker.get(bookId)) ?? (await store.getProgress(bookId)),
     log,
     owner,
     maxGenerations: config.maxGenerations,
@@ -230,7 +230,7 @@ const SHUTDOWN_GRACE_MS = 1_000;
 /** How long start-up waits for Redis before serving anyway (with the database fallback). */
 const REDIS_STARTUP_WAIT_MS = 5_000;
 
-async function createBroker(config: Config, log: Logger): Promise<{ broker: Broker; source: Source }> {
+async function createBroker(config: Config, log: Logger): Promise<{ broker: Broker & DirtyClaims; source: Source }> {
   if (config.redisTarget === null) return { broker: new MemoryBroker({ ttlSeconds: config.progressTtlSeconds }), source: 'memory' };
   const broker = new RedisBroker({
     target: config.redisTarget,
