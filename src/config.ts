@@ -20,6 +20,8 @@ export const DEFAULT_RUN_LEASE_MS = 15_000;
 export const DEFAULT_MAX_GENERATIONS = 4;
 export const DEFAULT_GENERATOR_RETRIES = 5;
 export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
+/** How often a cluster client re-reads the slot map, so a migrated slot is noticed even without a MOVED. */
+export const DEFAULT_CLUSTER_SLOTS_REFRESH_MS = 2_000;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const blankAsUndefined = (value: unknown) => (value === '' ? undefined : value);
@@ -52,6 +54,7 @@ const EnvSchema = z.object({
   REDIS_PASSWORD: optionalString,
   REDIS_CLUSTER_NODES: z.preprocess(blankAsUndefined, hostPortList.optional()),
   REDIS_CLUSTER_PUBSUB: z.preprocess(blankAsUndefined, z.enum(['sharded', 'classic']).default('sharded')),
+  REDIS_CLUSTER_SLOTS_REFRESH_MS: z.preprocess(blankAsUndefined, integer(100, 600_000).default(DEFAULT_CLUSTER_SLOTS_REFRESH_MS)),
   REDIS_SENTINELS: z.preprocess(blankAsUndefined, hostPortList.optional()),
   REDIS_SENTINEL_MASTER: optionalString,
   REDIS_TLS: z.preprocess(blankAsUndefined, z.enum(['true', 'false']).default('false')),
@@ -232,6 +235,8 @@ export type RedisTarget =
       readonly pubsub: 'sharded' | 'classic';
       readonly password: string | null;
       readonly tls: boolean;
+      /** How often the slot map is read again (REDIS_CLUSTER_SLOTS_REFRESH_MS). */
+      readonly slotsRefreshMs: number;
     }
   | { readonly kind: 'sentinel'; readonly sentinels: readonly HostPort[]; readonly masterName: string; readonly password: string | null; readonly tls: boolean };
 
@@ -242,7 +247,7 @@ function redisTarget(e: z.infer<typeof EnvSchema>, url: string | null): RedisTar
   if (e.REDIS_SENTINEL_MASTER !== undefined && !e.REDIS_SENTINELS) throw new Error('invalid configuration: REDIS_SENTINEL_MASTER needs REDIS_SENTINELS');
   const password = e.REDIS_PASSWORD ?? null;
   const tls = e.REDIS_TLS === 'true';
-  if (e.REDIS_CLUSTER_NODES) return Object.freeze({ kind: 'cluster', nodes: e.REDIS_CLUSTER_NODES, pubsub: e.REDIS_CLUSTER_PUBSUB, password, tls });
+  if (e.REDIS_CLUSTER_NODES) return Object.freeze({ kind: 'cluster', nodes: e.REDIS_CLUSTER_NODES, pubsub: e.REDIS_CLUSTER_PUBSUB, password, tls, slotsRefreshMs: e.REDIS_CLUSTER_SLOTS_REFRESH_MS });
   if (e.REDIS_SENTINELS) {
     if (e.REDIS_SENTINEL_MASTER === undefined) throw new Error('invalid configuration: REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the master name the Sentinels monitor)');
     return Object.freeze({ kind: 'sentinel', sentinels: e.REDIS_SENTINELS, masterName: e.REDIS_SENTINEL_MASTER, password, tls });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { Authenticator } from './auth/authenticator.js';
-import type { Broker } from './broker/broker.js';
+import type { Broker, DirtyClaims } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import { describeRedis } from './broker/redis-connection.js';
@@ -73,7 +73,7 @@ export async function startService(config: Config, log: Logger, options: Service
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const snapshotter = new Snapshotter({ broker, store, intervalMs: config.snapshotIntervalMs, owner, log });
   const tracker = new ProgressTracker({
-    latest: broker,
+    states: broker,
     recover: newest.stored,
     persistNow: async (state) => {
       await snapshotter.persistNow(state);
@@ -83,7 +83,7 @@ export async function startService(config: Config, log: Logger, options: Service
     tracker,
     runs,
     generator: options.generator ?? new DemoGenerator(config.demoStepMs, { failureRate: config.demoFailureRate }),
-    latest: newest.committed,
+    readState: newest.committed,
     log,
     owner,
     maxGenerations: config.maxGenerations,
@@ -198,7 +198,7 @@ const SHUTDOWN_GRACE_MS = 1_000;
 /** How long start-up waits for Redis before serving anyway (with the database fallback). */
 const REDIS_STARTUP_WAIT_MS = 5_000;
 
-async function createBroker(config: Config, log: Logger): Promise<{ broker: Broker; source: 'redis' | 'memory' }> {
+async function createBroker(config: Config, log: Logger): Promise<{ broker: Broker & DirtyClaims; source: 'redis' | 'memory' }> {
   if (config.redisTarget === null) return { broker: new MemoryBroker({ ttlSeconds: config.progressTtlSeconds }), source: 'memory' };
   const broker = new RedisBroker({
     target: config.redisTarget,

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { EventSource } from 'eventsource';
 import type { RedisTarget } from '../../src/config.js';
+import { DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { RedisCluster, nodeClient } from '../../test/support/redis-cluster.js';
 import { RedisProcess } from '../../test/support/redis-process.js';
@@ -67,7 +68,7 @@ async function runOne(mode: 'single' | 'cluster', plan: ClusterPlan, log: (line:
   const ports = single ? [single.port] : (await cluster!.masters()).map((m) => m.port);
   const target: RedisTarget = single
     ? { kind: 'single', url: single.url }
-    : { kind: 'cluster', nodes: ports.map((port) => ({ host: '127.0.0.1', port })), pubsub: 'sharded', password: null, tls: false };
+    : { kind: 'cluster', nodes: ports.map((port) => ({ host: '127.0.0.1', port })), pubsub: 'sharded', password: null, tls: false, slotsRefreshMs: DEFAULT_CLUSTER_SLOTS_REFRESH_MS };
   const env: Record<string, string> = single ? { REDIS_URL: single.url } : { REDIS_CLUSTER_NODES: cluster!.seeds };
   let server: ServerProcess | null = null;
   const sources: EventSource[] = [];

@@ -1,5 +1,5 @@
 import type { BookProgress } from '../progress/schema.js';
-import type { CommitResult, Fence, LatestState } from '../progress/tracker.js';
+import type { CommitResult, Fence, VersionedStates } from './commit.js';
 
 /** Called with each new state, and the same state as JSON (what the broker carried, when it is exactly the state). */
 export type ProgressListener = (state: BookProgress, json: string) => void;
@@ -10,14 +10,14 @@ export type ProgressListener = (state: BookProgress, json: string) => void;
  * - `get` returns null when no state is held (never set, or expired after the TTL).
  * - `commit` is atomic where the state lives: check the fence (a lower one than the book's is
  *   refused), compare the held version, store with the TTL, mark the book dirty for the
- *   snapshotter, publish. One round trip for Redis.
+ *   snapshotter (see DirtyClaims), publish. One round trip for Redis.
  * - Delivery: listeners see states of one book in commit order. It is at-most-once while
  *   the broker is disconnected; on reconnection the latest state of every subscribed book is
  *   delivered again, so a listener that keeps the highest version ends on the latest state.
  * - When the backend cannot answer, calls fail fast (within the backend timeout when it hangs)
  *   with BrokerUnavailableError; BrokerFullError when it refuses a write for lack of memory.
  */
-export interface Broker extends LatestState {
+export interface Broker extends VersionedStates {
   get(bookId: string): Promise<BookProgress | null>;
   /** The states of several books in one round trip, in order; null where none is held. */
   getMany(bookIds: readonly string[]): Promise<Array<BookProgress | null>>;
@@ -35,6 +35,14 @@ export interface Broker extends LatestState {
    * instead, and the subscriber resyncs from elsewhere.
    */
   subscribeAll(listener: ProgressListener, onGap: () => void): Promise<() => void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The snapshotter's side of a broker: the books committed since the last snapshot, claimed by
+ * one process at a time and settled once written.
+ */
+export interface DirtyClaims {
   /**
    * Takes the books committed since the last claim, for one snapshot. Only one claim is out at
    * a time cluster-wide, and at most one per `round` (null: outside rounds, e.g. at shutdown);
@@ -46,7 +54,6 @@ export interface Broker extends LatestState {
   claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null>;
   /** Ends `owner`'s claim: done=true drops its books, done=false returns them to the dirty set. */
   settleClaim(owner: string, done: boolean): Promise<void>;
-  close(): Promise<void>;
 }
 
 /** The broker's backend cannot be reached (or does not answer in time); the caller may retry later. */

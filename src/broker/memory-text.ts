@@ -1,4 +1,4 @@
-import type { Fence } from '../progress/tracker.js';
+import type { Fence } from './commit.js';
 import { DEFAULT_MAX_SECTION_TEXT_BYTES, TEXT_GRACE_SECONDS, sectionKey } from './text-log.js';
 import type { AppendResult, CurrentSection, SectionText, TextChunk, TextListener, TextLog, TextPosition } from './text-log.js';
 

@@ -1,6 +1,6 @@
 import type { BookProgress } from '../progress/schema.js';
-import type { CommitResult, Fence } from '../progress/tracker.js';
-import type { Broker, ProgressListener } from './broker.js';
+import type { CommitResult, Fence } from './commit.js';
+import type { Broker, DirtyClaims, ProgressListener } from './broker.js';
 
 interface Held {
   state: BookProgress;
@@ -16,7 +16,7 @@ interface Claim {
 const SWEEP_INTERVAL_MS = 60_000;
 
 /** The embedded broker: one process, no Redis. Same contract as the Redis one. */
-export class MemoryBroker implements Broker {
+export class MemoryBroker implements Broker, DirtyClaims {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #held = new Map<string, Held>();

@@ -7,8 +7,6 @@ import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 const MAX_RECONNECT_DELAY_MS = 2_000;
 /** TCP keepalive: finds a peer that vanished for good (a proxy or NAT in between answers it otherwise). */
 const KEEPALIVE_MS = 10_000;
-/** How often a cluster client re-reads the slot map, so a migrated slot is noticed even without a MOVED. */
-const SLOTS_REFRESH_MS = 2_000;
 
 /**
  * Connection options shared by every connection: fail fast while Redis is down, never wait
@@ -85,7 +83,8 @@ export function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>
     enableOfflineQueue: false,
     // Sharded subscribers are the broker's own (shard-subscribers.ts), one per master.
     shardedSubscribers: false,
-    slotsRefreshInterval: SLOTS_REFRESH_MS,
+    // Re-read periodically, so a migrated slot is noticed even without a MOVED.
+    slotsRefreshInterval: target.slotsRefreshMs,
     // The slot map can be a moment behind a failover or migration: a few short retries ride it out,
     // then the caller gets BrokerUnavailableError (HTTP 503) instead of waiting.
     retryDelayOnFailover: 200,

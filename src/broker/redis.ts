@@ -7,9 +7,9 @@ import { FaultLog } from '../fault-log.js';
 import { BookProgressSchema } from '../progress/schema.js';
 import { isBookProgress } from '../progress/state-validator.js';
 import type { BookProgress } from '../progress/schema.js';
-import type { CommitResult, Fence } from '../progress/tracker.js';
+import type { CommitResult, Fence } from './commit.js';
 import { BrokerFullError, BrokerUnavailableError } from './broker.js';
-import type { Broker, ProgressListener } from './broker.js';
+import type { Broker, DirtyClaims, ProgressListener } from './broker.js';
 import { evictsKeysWithoutTtl, maxmemoryPolicy } from './eviction.js';
 import { CLAIM_DIRTY, COMMIT, SETTLE_CLAIM } from './scripts.js';
 import { clusterKeys } from './cluster-keys.js';
@@ -48,7 +48,7 @@ export interface RedisBrokerOptions {
  * per process: commands (one per node on a cluster) and one subscriber (one per master with
  * sharded pub/sub) shared by every book this process watches (Map<channel, Set<listener>>).
  */
-export class RedisBroker implements Broker {
+export class RedisBroker implements Broker, DirtyClaims {
   readonly keys: RedisKeys;
   readonly #ttlSeconds: number;
   readonly #log: Logger;

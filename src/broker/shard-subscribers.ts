@@ -2,6 +2,8 @@ import { Redis } from 'ioredis';
 import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisConnectionOptions } from './redis-connection.js';
+import { SubscriptionLedger } from './subscription-ledger.js';
+import type { SubscribeAttempt } from './subscription-ledger.js';
 
 const RETRY_MS = 500;
 
@@ -17,17 +19,6 @@ export interface ShardSubscribersOptions {
   onResubscribed(channels: string[]): void;
 }
 
-interface Shard {
-  connection: Redis;
-  /** Slots whose channels this connection has confirmed SSUBSCRIBE for. */
-  slots: Set<number>;
-  /**
-   * +1 each time the connection may have lost subscriptions. An SSUBSCRIBE confirmed across a
-   * loss does not count: the server's sunsubscribe may have come after its reply.
-   */
-  losses: number;
-}
-
 /**
  * Sharded pub/sub on a cluster: one subscriber connection per master, each SSUBSCRIBEd to the
  * channels of the slots that master owns. After the slot map changes (failover, migration, an
@@ -39,10 +30,10 @@ interface Shard {
  */
 export class ShardSubscribers {
   readonly #options: ShardSubscribersOptions;
-  /** Channels wanted, by slot. */
-  readonly #wanted = new Map<number, Set<string>>();
+  /** Each wanted channel's subscription: in flight, confirmed on a master, or lost. */
+  readonly #ledger: SubscriptionLedger;
   /** Subscriber per master, by node key (host:port as in the slot map). */
-  readonly #shards = new Map<string, Shard>();
+  readonly #shards = new Map<string, Redis>();
   #syncing: Promise<void> | null = null;
   #again = false;
   #retry: NodeJS.Timeout | null = null;
@@ -53,6 +44,7 @@ export class ShardSubscribers {
 
   constructor(options: ShardSubscribersOptions) {
     this.#options = options;
+    this.#ledger = new SubscriptionLedger((slot) => options.cluster.slots[slot]?.[0]);
     // 'refresh' follows every read of the slot map (periodic, and after MOVED).
     options.cluster.on('refresh', () => {
       this.#changed();
@@ -67,12 +59,12 @@ export class ShardSubscribers {
     // A subscriber waits for nothing while its books are quiet, so nothing would notice that it
     // stopped answering: a PING keeps socketTimeout watching (a silent one is replaced, then synced).
     this.#healthPing = setInterval(() => {
-      for (const { connection } of this.#shards.values()) if (connection.status === 'ready') connection.ping().catch(() => {});
+      for (const connection of this.#shards.values()) if (connection.status === 'ready') connection.ping().catch(() => {});
     }, options.timeoutMs).unref();
   }
 
   /**
-   * True while every wanted slot is subscribed on the master that owns it now. Asked at every
+   * True while every channel relied on is subscribed on the master that owns its slot now. Asked at every
    * poll answered from memory, so it is worked out again only after something changed.
    */
   get live(): boolean {
@@ -85,13 +77,8 @@ export class ShardSubscribers {
   };
 
   #computeLive(): boolean {
-    const slots = this.#options.cluster.slots;
-    for (const slot of this.#wanted.keys()) {
-      const owner = slots[slot]?.[0];
-      const shard = owner === undefined ? undefined : this.#shards.get(owner);
-      if (!shard || shard.connection.status !== 'ready' || !shard.slots.has(slot)) return false;
-    }
-    return this.#options.cluster.status === 'ready';
+    if (this.#options.cluster.status !== 'ready') return false;
+    return this.#ledger.live((node) => this.#shards.get(node)?.status === 'ready');
   }
 
   /** Subscribes `channels` (any slots); resolves once subscribed, rejects when their master does not answer (a later sync retries). */
@@ -99,21 +86,20 @@ export class ShardSubscribers {
     const bySlot = new Map<number, string[]>();
     for (const channel of channels) {
       const slot = this.#options.slotOf(channel);
-      let wanted = this.#wanted.get(slot);
-      if (!wanted) this.#wanted.set(slot, (wanted = new Set()));
-      wanted.add(channel);
+      this.#ledger.want(channel, slot);
       const group = bySlot.get(slot);
       if (group) group.push(channel);
       else bySlot.set(slot, [channel]);
     }
+    this.#changed();
     await Promise.all(
       [...bySlot].map(async ([slot, group]) => {
-        const shard = this.#shardOf(slot);
-        if (!shard) throw new Error(`no master known for slot ${slot}`);
-        const losses = shard.losses;
-        await shard.connection.ssubscribe(...group);
-        // A slot first subscribed now has nothing to re-deliver: the caller reads after subscribing.
-        if (shard.losses === losses && !shard.slots.has(slot) && this.#wanted.get(slot)?.size === group.length) shard.slots.add(slot);
+        const node = this.#options.cluster.slots[slot]?.[0];
+        const shard = node === undefined ? undefined : this.#shardOf(node);
+        if (node === undefined || !shard) throw new Error(`no master known for slot ${slot}`);
+        // A channel first subscribed now has nothing to re-deliver: the caller reads after subscribing.
+        const { displaced } = await this.#subscribe(shard, this.#ledger.begin(node, group, false));
+        if (displaced) this.#sync();
       }),
     ).finally(this.#changed).catch((error: Error) => {
       this.#scheduleSync();
@@ -124,13 +110,9 @@ export class ShardSubscribers {
   remove(channels: string[]): void {
     this.#changed();
     for (const channel of channels) {
-      const slot = this.#options.slotOf(channel);
-      const wanted = this.#wanted.get(slot);
-      if (!wanted?.delete(channel)) continue;
-      if (wanted.size === 0) this.#wanted.delete(slot);
-      const shard = this.#shardOf(slot, false);
-      if (wanted.size === 0) shard?.slots.delete(slot);
-      shard?.connection.sunsubscribe(channel).catch(() => {
+      const node = this.#ledger.unwant(channel);
+      const shard = node === null ? undefined : this.#shards.get(node);
+      shard?.sunsubscribe(channel).catch(() => {
         // Disconnected: the server dropped the subscription with the connection already.
       });
     }
@@ -141,21 +123,30 @@ export class ShardSubscribers {
     this.#changed();
     clearInterval(this.#healthPing);
     if (this.#retry) clearTimeout(this.#retry);
-    for (const { connection } of this.#shards.values()) connection.disconnect();
+    for (const connection of this.#shards.values()) connection.disconnect();
     this.#shards.clear();
-    this.#wanted.clear();
+    this.#ledger.clear();
   }
 
-  /** The subscriber of the master owning `slot` now, opened when `open`. */
-  #shardOf(slot: number, open = true): Shard | undefined {
-    const owner = this.#options.cluster.slots[slot]?.[0];
-    if (owner === undefined) return undefined;
-    let shard = this.#shards.get(owner);
-    if (!shard && open && !this.#closed) {
-      shard = { connection: this.#connect(owner), slots: new Set(), losses: 0 };
-      this.#shards.set(owner, shard);
+  /** The subscriber of master `node`, opened on first use. */
+  #shardOf(node: string): Redis | undefined {
+    let shard = this.#shards.get(node);
+    if (!shard && !this.#closed) {
+      shard = this.#connect(node);
+      this.#shards.set(node, shard);
     }
     return shard;
+  }
+
+  /** Sends `attempt`'s SSUBSCRIBE and records the reply; rejects as the command does. */
+  async #subscribe(shard: Redis, attempt: SubscribeAttempt): Promise<{ subscribed: string[]; displaced: boolean }> {
+    try {
+      await shard.ssubscribe(...attempt.channels);
+    } catch (error) {
+      this.#ledger.settle(attempt, false);
+      throw error;
+    }
+    return this.#ledger.settle(attempt, true);
   }
 
   #connect(nodeKey: string): Redis {
@@ -177,11 +168,7 @@ export class ShardSubscribers {
     connection.on('ready', this.#changed);
     const lost = () => {
       this.#changed();
-      const shard = this.#shards.get(nodeKey);
-      if (shard?.connection === connection) {
-        shard.slots.clear();
-        shard.losses++;
-      }
+      if (this.#shards.get(nodeKey) === connection) this.#ledger.lost(nodeKey);
       this.#scheduleSync();
     };
     connection.on('close', lost);
@@ -214,42 +201,38 @@ export class ShardSubscribers {
   async #syncOnce(): Promise<void> {
     const { cluster, log } = this.#options;
     if (cluster.status !== 'ready') return;
-    const owners = new Set<string>();
-    const moved: Array<{ slot: number; shard: Shard; channels: string[] }> = [];
-    for (const [slot, wanted] of this.#wanted) {
-      const shard = this.#shardOf(slot);
-      if (!shard) continue;
-      owners.add(cluster.slots[slot]![0]!);
-      // Wherever else this slot was subscribed, it is not served from there any more.
-      for (const other of this.#shards.values()) if (other !== shard) other.slots.delete(slot);
-      if (!shard.slots.has(slot)) moved.push({ slot, shard, channels: [...wanted] });
-    }
     // Masters that own none of our slots any more (demoted, or emptied by migration).
-    for (const [nodeKey, shard] of this.#shards) {
-      if (owners.has(nodeKey)) continue;
-      this.#shards.delete(nodeKey);
-      shard.connection.disconnect();
+    const owners = this.#ledger.owners();
+    for (const [node, shard] of this.#shards) {
+      if (owners.has(node)) continue;
+      this.#shards.delete(node);
+      this.#ledger.lost(node);
+      shard.disconnect();
     }
-    if (moved.length === 0) return;
+    const due = this.#ledger.due();
+    if (due.length === 0) return;
+    let displaced = false;
     const results = await Promise.allSettled(
-      moved.map(async ({ slot, shard, channels }) => {
-        log.debug({ slot, node: `${shard.connection.options.host}:${shard.connection.options.port}`, channels: channels.length }, 'subscribing a slot on its master');
-        const losses = shard.losses;
-        await shard.connection.ssubscribe(...channels);
-        // Lost again meanwhile: the sync that loss scheduled subscribes (and re-delivers) once more.
-        if (shard.losses !== losses) return [];
-        shard.slots.add(slot);
-        return channels;
+      due.map(async ({ slot, node, channels }) => {
+        const shard = this.#shardOf(node);
+        if (!shard) return [];
+        log.debug({ slot, node, channels: channels.length }, 'subscribing a slot on its master');
+        // Lost again meanwhile, a channel is not in `subscribed`: the sync that loss scheduled subscribes (and re-delivers) it.
+        const result = await this.#subscribe(shard, this.#ledger.begin(node, channels, true));
+        displaced ||= result.displaced;
+        return result.subscribed;
       }),
     );
     const resubscribed = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
     const failed = results.filter((r) => r.status === 'rejected');
     if (resubscribed.length > 0) {
       log.info({ channels: resubscribed.length }, 'shard subscriptions moved to their current masters');
-      this.#options.onResubscribed(resubscribed.filter((c) => this.#wanted.get(this.#options.slotOf(c))?.has(c)));
+      this.#options.onResubscribed(resubscribed);
     }
     if (failed.length > 0) {
       log.warn({ slots: failed.length, err: ((failed[0] as PromiseRejectedResult).reason as Error).message }, 'shard subscriptions not restored yet; retrying');
+      this.#scheduleSync();
+    } else if (displaced) {
       this.#scheduleSync();
     }
   }

@@ -1,4 +1,4 @@
-import type { Fence } from '../progress/tracker.js';
+import type { Fence } from './commit.js';
 
 /**
  * Live text: the words of the section being written, next to the book's progress. Text is a log,

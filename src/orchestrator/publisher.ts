@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { BookProgress, ProgressUpdate } from '../progress/schema.js';
 import { FencedError } from '../progress/tracker.js';
-import type { Fence, ProgressTracker, UpdateOptions, Writer } from '../progress/tracker.js';
+import type { Fence } from '../broker/commit.js';
+import type { ProgressTracker, UpdateOptions, Writer } from '../progress/tracker.js';
 import { rootMessage } from '../store/failures.js';
 import { retryInfrastructure } from './retry.js';
 

@@ -1,26 +1,8 @@
+import type { Fence, VersionedStates } from '../broker/commit.js';
 import { nextState, startsRun } from './derive.js';
 import { conflict, foreignBook, invalidProgress } from './errors.js';
 import { BookIdSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
-
-export type CommitResult =
-  | { committed: true }
-  | { committed: false; current: BookProgress | null }
-  /** The commit carried a fence older than one the book has seen: its writer was superseded. */
-  | { committed: false; fenced: true };
-
-/**
- * A writer's lease token for one book, opaque here: a commit carrying a fence lower than one
- * already committed for the book is refused where the state lives. Commits without one are never refused.
- */
-export type Fence = number;
-
-/** Where the latest state lives: read it, and replace it only if nobody else did meanwhile. */
-export interface LatestState {
-  get(bookId: string): Promise<BookProgress | null>;
-  /** Stores and publishes `state` if the held version equals `expectedVersion` (null: none held) and `fence` is not superseded. */
-  commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult>;
-}
 
 /** Options of one update: the fence of the run that writes it, if any. */
 export interface UpdateOptions {
@@ -30,8 +12,8 @@ export interface UpdateOptions {
 }
 
 export interface TrackerOptions {
-  latest: LatestState;
-  /** The last persisted state, asked when `latest` holds nothing (expired, or Redis restarted empty). */
+  states: VersionedStates;
+  /** The last persisted state, asked when `states` holds nothing (expired, or Redis restarted empty). */
   recover?: (bookId: string) => Promise<BookProgress | null>;
   /**
    * Called with each committed state that must not wait for the next snapshot: the first of a
@@ -69,7 +51,7 @@ const MAX_REMEMBERED_BOOKS = 10_000;
  * publishers never share a version and never lose an update.
  */
 export class ProgressTracker {
-  readonly #latest: LatestState;
+  readonly #states: VersionedStates;
   readonly #recover: (bookId: string) => Promise<BookProgress | null>;
   readonly #persistNow: (state: BookProgress) => Promise<void>;
   readonly #now: () => number;
@@ -82,7 +64,7 @@ export class ProgressTracker {
   readonly #queues = new Map<string, Promise<unknown>>();
 
   constructor(options: TrackerOptions) {
-    this.#latest = options.latest;
+    this.#states = options.states;
     this.#recover = options.recover ?? (async () => null);
     this.#persistNow = options.persistNow ?? (async () => {});
     this.#now = options.now ?? Date.now;
@@ -117,7 +99,7 @@ export class ProgressTracker {
   }
 
   async #apply(bookId: string, update: ProgressUpdate, writer: Writer, fence: Fence | undefined): Promise<BookProgress> {
-    const held = await this.#latest.get(bookId);
+    const held = await this.#states.get(bookId);
     let expected = held?.version ?? null;
     let current = held;
     const committed = this.#committed.get(bookId) ?? null;
@@ -133,7 +115,7 @@ export class ProgressTracker {
         throw foreignBook(bookId);
       }
       const next = nextState(bookId, current, update, this.#now(), minVersion, writer.tenant ?? undefined);
-      const result = await this.#latest.commit(next, expected, fence);
+      const result = await this.#states.commit(next, expected, fence);
       if ('fenced' in result) throw new FencedError(`book ${bookId}: the update's fence ${fence} was superseded`);
       if (result.committed) {
         this.#remember(next);

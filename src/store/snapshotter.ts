@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Broker } from '../broker/broker.js';
+import type { Broker, DirtyClaims } from '../broker/broker.js';
 import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
 import { UPSERT_CHUNK_ROWS } from './progress.js';
@@ -18,7 +18,7 @@ const MIN_LEASE_MS = 5_000;
 export const MAX_WAITING_FOR_DATABASE = 10_000;
 
 export interface SnapshotterOptions {
-  broker: Pick<Broker, 'claimDirty' | 'settleClaim' | 'getMany'>;
+  broker: DirtyClaims & Pick<Broker, 'getMany'>;
   store: ProgressStore;
   intervalMs: number;
   /** Unique per process: who holds the snapshot claim. */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Broker } from '../../src/broker/broker.js';
+import type { Broker, DirtyClaims } from '../../src/broker/broker.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
 import { until, waitOut, withTimeout } from '../support/wait.js';
@@ -24,10 +24,10 @@ function state(bookId: string, version: number, extra: Partial<BookProgress> = {
 let counter = 0;
 const uniqueBook = () => `book-${process.pid}-${Date.now()}-${counter++}`;
 
-/** The Broker contract: every implementation passes this suite unchanged. */
-export function brokerContract(name: string, makeBroker: () => Promise<Broker>): void {
+/** The Broker contract (with its DirtyClaims): every implementation passes this suite unchanged. */
+export function brokerContract(name: string, makeBroker: () => Promise<Broker & DirtyClaims>): void {
   describe(`Broker contract: ${name}`, () => {
-    let broker: Broker;
+    let broker: Broker & DirtyClaims;
     beforeEach(async () => {
       broker = await makeBroker();
     });
@@ -195,7 +195,7 @@ export function brokerContract(name: string, makeBroker: () => Promise<Broker>):
 
     it('gives concurrent tracker publishers distinct versions and loses no update', async () => {
       const id = uniqueBook();
-      const trackers = [1, 2, 3, 4].map(() => new ProgressTracker({ latest: broker }));
+      const trackers = [1, 2, 3, 4].map(() => new ProgressTracker({ states: broker }));
       const seen: number[] = [];
       const stop = await broker.subscribe(id, (s) => seen.push(s.version));
       const results = await Promise.all(

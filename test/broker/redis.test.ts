@@ -36,7 +36,7 @@ describe('Redis wire format', () => {
     try {
       await subscriber.subscribe(`${prefix}updates:wire-book`);
       const published = new Promise<string>((resolve) => subscriber.once('message', (_channel, message: string) => resolve(message)));
-      const tracker = new ProgressTracker({ latest: broker });
+      const tracker = new ProgressTracker({ states: broker });
       const saved = await tracker.updateProgress('wire-book', { message: 'Writing Chapter 2 of 10...' });
 
       const raw = await redis.get(`${prefix}progress:wire-book`);
@@ -69,7 +69,7 @@ describe('Redis wire format', () => {
 
   it('reads the held version of a state written by another publisher in any field order or spacing', async () => {
     await withBroker(async (broker, prefix) => {
-      const tracker = new ProgressTracker({ latest: broker });
+      const tracker = new ProgressTracker({ states: broker });
       const first = await tracker.updateProgress('foreign', { message: 'ours' });
       const { version: _ours, ...rest } = first;
       const reordered = { version: 7, ...rest, message: 'theirs' };

@@ -4,6 +4,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_PARTITIONS, clusterKeys, partitionOf, slotOf } from '../../src/broker/cluster-keys.js';
 import { RedisBroker } from '../../src/broker/redis.js';
+import { DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
 import { uniquePrefix } from '../support/backends.js';
 import { RedisCluster, RedisSentinels } from '../support/redis-cluster.js';
@@ -25,7 +26,7 @@ const hostPorts = (list: string) => list.split(',').map((entry) => ({ host: '127
 
 async function clusterBroker(keyPrefix = uniquePrefix(), pubsub: 'sharded' | 'classic' = 'sharded'): Promise<RedisBroker> {
   const broker = new RedisBroker({
-    target: { kind: 'cluster', nodes: hostPorts(cluster.seeds), pubsub, password: null, tls: false },
+    target: { kind: 'cluster', nodes: hostPorts(cluster.seeds), pubsub, password: null, tls: false, slotsRefreshMs: DEFAULT_CLUSTER_SLOTS_REFRESH_MS },
     keyPrefix,
     ttlSeconds: 600,
     log: silentLog,
@@ -55,7 +56,7 @@ describe('Redis Cluster wire format', () => {
     const broker = await clusterBroker(prefix);
     const admin = new Cluster(hostPorts(cluster.seeds));
     try {
-      const tracker = new ProgressTracker({ latest: broker });
+      const tracker = new ProgressTracker({ states: broker });
       const books = Array.from({ length: 60 }, (_, i) => `spread-${i}`);
       for (const id of books) await tracker.updateProgress(id, { message: 'Writing Chapter 1 of 3...' });
       const keys = clusterKeys(prefix);
@@ -84,7 +85,7 @@ describe('Redis Cluster wire format', () => {
     const keys = clusterKeys(prefix);
     const before = await spublishCounts();
     try {
-      const tracker = new ProgressTracker({ latest: broker });
+      const tracker = new ProgressTracker({ states: broker });
       const saved = await tracker.updateProgress('sharded', { message: 'one' });
       const after = await spublishCounts();
       const grown = [...after].filter(([port, calls]) => calls > (before.get(port) ?? 0)).map(([port]) => port);
@@ -135,7 +136,7 @@ describe('npm run inspect', () => {
     const prefix = uniquePrefix();
     const broker = await clusterBroker(prefix);
     try {
-      await new ProgressTracker({ latest: broker }).updateProgress('inspected', { message: 'Writing Chapter 1 of 3...' });
+      await new ProgressTracker({ states: broker }).updateProgress('inspected', { message: 'Writing Chapter 1 of 3...' });
       const keys = clusterKeys(prefix);
       const slot = slotOf(keys.state('inspected'));
       const out = await inspect('inspected', { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: prefix });
@@ -152,7 +153,7 @@ describe('npm run inspect', () => {
   it('prints the plain key and the current master under Sentinel', async () => {
     const broker = await sentinelBroker();
     try {
-      await new ProgressTracker({ latest: broker }).updateProgress('inspected', { message: 'Outline' });
+      await new ProgressTracker({ states: broker }).updateProgress('inspected', { message: 'Outline' });
       const out = await inspect('inspected', { REDIS_SENTINELS: sentinels.sentinels, REDIS_SENTINEL_MASTER: RedisSentinels.MASTER_NAME, REDIS_KEY_PREFIX: broker.keys.state('').replace(/progress:$/, '') });
       expect(out).toContain(`key:       ${broker.keys.state('inspected')}`);
       expect(out).toContain('slot:      none (not a cluster)');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { DEFAULT_CLUSTER_SLOTS_REFRESH_MS, loadConfig } from '../../src/config.js';
 
 describe('Redis mode configuration', () => {
   it('reads a cluster from REDIS_CLUSTER_NODES, with REDIS_PASSWORD, REDIS_TLS and the pub/sub kind', () => {
@@ -14,7 +14,9 @@ describe('Redis mode configuration', () => {
       pubsub: 'classic',
       password: 'pw',
       tls: true,
+      slotsRefreshMs: DEFAULT_CLUSTER_SLOTS_REFRESH_MS,
     });
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_CLUSTER_SLOTS_REFRESH_MS: '250' }).redisTarget).toMatchObject({ slotsRefreshMs: 250 });
     expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }).redisTarget).toMatchObject({ pubsub: 'sharded', tls: false, password: null });
   });
 

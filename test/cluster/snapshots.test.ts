@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
 import type { BookProgress } from '../../src/progress/schema.js';
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../../src/config.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS, DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import type { DatabaseHandle } from '../../src/store/database.js';
 import { Snapshotter } from '../../src/store/snapshotter.js';
@@ -30,7 +30,7 @@ afterAll(async () => {
 
 async function process_(prefix: string, owner: string): Promise<{ broker: RedisBroker; store: PgProgressStore; snapshotter: Snapshotter }> {
   const broker = new RedisBroker({
-    target: { kind: 'cluster', nodes: cluster.ports.map((port) => ({ host: '127.0.0.1', port })), pubsub: 'sharded', password: null, tls: false },
+    target: { kind: 'cluster', nodes: cluster.ports.map((port) => ({ host: '127.0.0.1', port })), pubsub: 'sharded', password: null, tls: false, slotsRefreshMs: DEFAULT_CLUSTER_SLOTS_REFRESH_MS },
     keyPrefix: prefix,
     ttlSeconds: 600,
     log: silentLog,

@@ -137,7 +137,7 @@ describe('Redis behind a network path that drops every packet without a reset', 
     const elsewhere = new RedisBroker({ url: redis.url, keyPrefix: w.prefix, ttlSeconds: 600, log: silentLog });
     try {
       expect(await elsewhere.ready(5_000)).toBe(true);
-      const missed = await new ProgressTracker({ latest: elsewhere }).updateProgress(w.followed.bookId, { message: 'published elsewhere during the fault' });
+      const missed = await new ProgressTracker({ states: elsewhere }).updateProgress(w.followed.bookId, { message: 'published elsewhere during the fault' });
       proxy.deliver();
       // Resubscribed, the server hands its watchers the latest state of each book again.
       expect(await w.watch.version(missed.version, 10_000)).toEqual(missed);

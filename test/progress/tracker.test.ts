@@ -6,7 +6,7 @@ import { ProgressTracker } from '../../src/progress/tracker.js';
 
 describe('ProgressTracker', () => {
   it('offers the API a worker publishes with: updateProgress, markComplete, markError', async () => {
-    const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
+    const tracker = new ProgressTracker({ states: new MemoryBroker({ ttlSeconds: 60 }) });
     await tracker.updateProgress('seed-book', {
       status: 'GENERATING',
       generationStep: 'CHAPTERS',
@@ -22,7 +22,7 @@ describe('ProgressTracker', () => {
   });
 
   it('marks a book failed even when the error is long or holds text Postgres refuses', async () => {
-    const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
+    const tracker = new ProgressTracker({ states: new MemoryBroker({ ttlSeconds: 60 }) });
     const huge = `upstream said: ${'x'.repeat(9_000)}`;
     const failed = await tracker.markError('long-error', huge);
     expect(failed.status).toBe('ERROR');
@@ -33,7 +33,7 @@ describe('ProgressTracker', () => {
   });
 
   it('refuses invalid ids and updates with an invalid_progress Refusal', async () => {
-    const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }) });
+    const tracker = new ProgressTracker({ states: new MemoryBroker({ ttlSeconds: 60 }) });
     await expect(tracker.updateProgress('a/b', {})).rejects.toThrow(Refusal);
     await expect(tracker.updateProgress('ok', { overallProgress: 150 })).rejects.toThrow(/overallProgress/);
     await expect(tracker.updateProgress('ok', { status: 'DONE' } as never)).rejects.toThrow(/status/);
@@ -55,7 +55,7 @@ describe('ProgressTracker', () => {
       startTime: 1,
       version: 35,
     };
-    const tracker = new ProgressTracker({ latest: new MemoryBroker({ ttlSeconds: 60 }), recover: async () => persisted });
+    const tracker = new ProgressTracker({ states: new MemoryBroker({ ttlSeconds: 60 }), recover: async () => persisted });
     const next = await tracker.updateProgress('lost', { currentChapter: 5 });
     expect(next).toMatchObject({ version: 36, totalChapters: 10, startTime: 1, currentChapter: 5 });
   });
@@ -63,7 +63,7 @@ describe('ProgressTracker', () => {
   it('never restarts a version it has published itself, even when the broker comes back empty', async () => {
     let backing = new MemoryBroker({ ttlSeconds: 60 });
     const tracker = new ProgressTracker({
-      latest: { get: (id) => backing.get(id), commit: (state, expected) => backing.commit(state, expected) },
+      states: { get: (id) => backing.get(id), commit: (state, expected) => backing.commit(state, expected) },
     });
     for (let i = 0; i < 40; i++) await tracker.updateProgress('restarted', { message: `m${i}` });
     backing = new MemoryBroker({ ttlSeconds: 60 }); // Redis restarted without persistence
@@ -74,7 +74,7 @@ describe('ProgressTracker', () => {
   it('persists the first state of a run and terminal states at once, resolving after', async () => {
     const durable: number[] = [];
     const tracker = new ProgressTracker({
-      latest: new MemoryBroker({ ttlSeconds: 60 }),
+      states: new MemoryBroker({ ttlSeconds: 60 }),
       persistNow: async (state) => {
         await new Promise((resolve) => setImmediate(resolve));
         durable.push(state.version);

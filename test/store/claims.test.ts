@@ -43,7 +43,7 @@ describe('a snapshot claim that is never settled', () => {
     // Two processes: the one that dies, and the survivor; same Redis, same prefix.
     const dying = await connectedBroker(prefix);
     const survivor = await connectedBroker(prefix);
-    const tracker = new ProgressTracker({ latest: survivor });
+    const tracker = new ProgressTracker({ states: survivor });
     await tracker.updateProgress('claimed-a', { status: 'GENERATING', message: 'a' });
     await tracker.updateProgress('claimed-b', { status: 'GENERATING', message: 'b' });
 
@@ -73,7 +73,7 @@ describe('a snapshot claim that is never settled', () => {
     const dying = await connectedBroker(prefix);
     const survivor = await connectedBroker(prefix);
     const store = new PgProgressStore(handle.db, handle.deadline);
-    const tracker = new ProgressTracker({ latest: survivor });
+    const tracker = new ProgressTracker({ states: survivor });
     const states = [
       await tracker.updateProgress('lost-1', { status: 'GENERATING', generationStep: 'OUTLINE' }),
       await tracker.updateProgress('lost-2', { status: 'GENERATING', generationStep: 'STRUCTURE' }),
@@ -90,7 +90,7 @@ describe('a snapshot claim that is never settled', () => {
 
   it('is given back at once when the write fails, so the next snapshot (any process) writes the books', async () => {
     const broker = await connectedBroker(uniquePrefix());
-    const tracker = new ProgressTracker({ latest: broker });
+    const tracker = new ProgressTracker({ states: broker });
     const state = await tracker.updateProgress('retried', { status: 'GENERATING', message: 'x' });
 
     // A process whose Postgres is unreachable: its write fails with a connection error.
