@@ -9,6 +9,12 @@ export const DEFAULT_SNAPSHOT_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const MAX_HEARTBEAT_MS = 25_000;
 export const DEFAULT_DEMO_STEP_MS = 400;
+/** About a chat model's streaming rate, so the demo's text arrives as a real one's does. */
+export const DEFAULT_DEMO_TOKENS_PER_SECOND = 40;
+export const DEFAULT_OPENAI_BASE_URL = 'https://api.openai.com/v1';
+export const DEFAULT_OPENAI_MODEL = 'gpt-4o-mini';
+/** The longest wait for the AI service's answer to start, and between two chunks of it. */
+export const DEFAULT_OPENAI_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_SSE_RETRY_MS = 3_000;
 export const DEFAULT_MAX_SSE_CONNECTIONS = 20_000;
@@ -73,6 +79,12 @@ const EnvSchema = z.object({
   HEARTBEAT_MS: z.preprocess(blankAsUndefined, integer(100, MAX_HEARTBEAT_MS).default(DEFAULT_HEARTBEAT_MS)),
   DEMO_STEP_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_DEMO_STEP_MS)),
   DEMO_FAILURE_RATE: z.preprocess(blankAsUndefined, z.coerce.number().min(0).max(1).default(0)),
+  DEMO_TOKENS_PER_SECOND: z.preprocess(blankAsUndefined, integer(1, 1_000_000_000).default(DEFAULT_DEMO_TOKENS_PER_SECOND)),
+  GENERATOR: z.preprocess(blankAsUndefined, z.enum(['demo', 'openai']).default('demo')),
+  OPENAI_BASE_URL: z.preprocess(blankAsUndefined, z.url({ protocol: /^https?$/ }).default(DEFAULT_OPENAI_BASE_URL)),
+  OPENAI_API_KEY: optionalString,
+  OPENAI_MODEL: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_OPENAI_MODEL)),
+  OPENAI_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_OPENAI_TIMEOUT_MS)),
   RUN_LEASE_MS: z.preprocess(blankAsUndefined, integer(500, 3_600_000).default(DEFAULT_RUN_LEASE_MS)),
   MAX_GENERATIONS: z.preprocess(blankAsUndefined, integer(0, 10_000).default(DEFAULT_MAX_GENERATIONS)),
   GENERATOR_RETRIES: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_GENERATOR_RETRIES)),
@@ -121,6 +133,10 @@ export interface Config {
   readonly demoStepMs: number;
   /** Share of demo generator calls that fail (0-1). */
   readonly demoFailureRate: number;
+  /** How fast the demo generator writes (about 4 characters a token). */
+  readonly demoTokensPerSecond: number;
+  /** Where book content comes from: the demo generator, or an OpenAI-compatible chat-completions API. */
+  readonly generator: GeneratorSettings;
   /** How long a run's lease lasts without renewal before another process resumes it. */
   readonly runLeaseMs: number;
   /** Books generated at once by this process; 0: it only queues them. */
@@ -177,6 +193,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     heartbeatMs: e.HEARTBEAT_MS,
     demoStepMs: e.DEMO_STEP_MS,
     demoFailureRate: e.DEMO_FAILURE_RATE,
+    demoTokensPerSecond: e.DEMO_TOKENS_PER_SECOND,
+    generator: generatorSettings(e),
     runLeaseMs: e.RUN_LEASE_MS,
     maxGenerations: e.MAX_GENERATIONS,
     generatorRetries: e.GENERATOR_RETRIES,
@@ -218,6 +236,24 @@ function authSettings(e: z.infer<typeof EnvSchema>): Config['auth'] {
     issuer: e.AUTH_ISSUER ?? null,
     audience: e.AUTH_AUDIENCE ?? null,
   });
+}
+
+export type GeneratorSettings =
+  | { readonly kind: 'demo' }
+  | {
+      readonly kind: 'openai';
+      readonly baseUrl: string;
+      readonly apiKey: string;
+      readonly model: string;
+      readonly timeoutMs: number;
+    };
+
+function generatorSettings(e: z.infer<typeof EnvSchema>): GeneratorSettings {
+  if (e.GENERATOR === 'demo') return Object.freeze({ kind: 'demo' });
+  if (e.OPENAI_API_KEY === undefined) {
+    throw new Error('invalid configuration: GENERATOR=openai needs OPENAI_API_KEY (a local server that checks none accepts any value, such as "none")');
+  }
+  return Object.freeze({ kind: 'openai', baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL, timeoutMs: e.OPENAI_TIMEOUT_MS });
 }
 
 export interface HostPort {

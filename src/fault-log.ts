@@ -16,6 +16,7 @@ export const FAULT_KINDS = [
   'topic_read',
   'generation_retry',
   'run_lease_renewal',
+  'text_sink',
 ] as const;
 
 export type FaultKind = (typeof FAULT_KINDS)[number];

@@ -9,8 +9,10 @@ import { describeRedis } from './broker/redis-connection.js';
 import type { Config } from './config.js';
 import { DEFAULT_SSE_RETRY_MS } from './config.js';
 import { FaultLog } from './fault-log.js';
-import { DemoGenerator } from './orchestrator/demo-generator.js';
+import { createGenerator } from './orchestrator/create-generator.js';
 import type { Generator } from './orchestrator/generator.js';
+import { GeneratorMetrics, registerGeneratorMetrics } from './orchestrator/generator-metrics.js';
+import type { TextSink } from './orchestrator/section-text.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
 import { ConnectionCap } from './server/delivery/connection-cap.js';
@@ -50,8 +52,10 @@ export interface Service {
 }
 
 export interface ServiceOptions {
-  /** Where book content comes from; the demo generator by default. */
+  /** Where book content comes from; the one GENERATOR names by default. */
   generator?: Generator;
+  /** Gets the live text of the sections this process writes. */
+  onText?: TextSink;
 }
 
 /** Builds the parts from `config`, applies migrations and listens. */
@@ -79,10 +83,12 @@ export async function startService(config: Config, log: Logger, options: Service
       await snapshotter.persistNow(state);
     },
   });
+  const generatorMetrics = new GeneratorMetrics();
   const orchestrator = new Orchestrator({
     tracker,
     runs,
-    generator: options.generator ?? new DemoGenerator(config.demoStepMs, { failureRate: config.demoFailureRate }),
+    generator: options.generator ?? createGenerator(config, generatorMetrics),
+    onText: options.onText,
     readState: newest.committed,
     log,
     owner,
@@ -108,6 +114,7 @@ export async function startService(config: Config, log: Logger, options: Service
     websocketConnections: () => websockets.size,
     faults: FaultLog.of(log),
   });
+  registerGeneratorMetrics(metrics, generatorMetrics);
   const cors = new CorsPolicy(config.corsOrigins);
   const app = createApp({
     metrics,

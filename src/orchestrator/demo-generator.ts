@@ -26,20 +26,33 @@ const OBJECTS = [
 ];
 
 export interface DemoOptions {
-  /** Share of calls (0-1) that fail, as a real AI API's do now and then (DEMO_FAILURE_RATE). */
+  /**
+   * Share of calls (0-1) that fail, as a real AI API's do now and then (DEMO_FAILURE_RATE); a
+   * failing section call fails half-way through its text, as a cut stream does.
+   */
   failureRate?: number;
+  /** Writing pace, at about CHARS_PER_TOKEN characters a token (DEMO_TOKENS_PER_SECOND); unset: no pacing. */
+  tokensPerSecond?: number;
   random?: () => number;
 }
 
-/** Deterministic text and a fixed delay per step: the whole pipeline runs without an AI service. */
+/** What a token of English text averages, near enough for pacing. */
+export const CHARS_PER_TOKEN = 4;
+
+/**
+ * Deterministic text and a fixed delay per step (for a section: before its first word), then
+ * the section word by word at a model's pace: the whole pipeline runs without an AI service.
+ */
 export class DemoGenerator implements Generator {
   readonly #stepMs: number;
   readonly #failureRate: number;
+  readonly #charsPerMs: number;
   readonly #random: () => number;
 
   constructor(stepMs: number, options: DemoOptions = {}) {
     this.#stepMs = stepMs;
     this.#failureRate = options.failureRate ?? 0;
+    this.#charsPerMs = options.tokensPerSecond === undefined ? Infinity : (options.tokensPerSecond * CHARS_PER_TOKEN) / 1000;
     this.#random = options.random ?? Math.random;
   }
 
@@ -56,18 +69,39 @@ export class DemoGenerator implements Generator {
     }));
   }
 
-  async writeSection(book: BookSpec, chapter: ChapterPlan, section: number): Promise<string> {
-    await this.#step();
-    const random = prng(seed(`${book.title}/${chapter.number}/${section}`));
-    const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
-    const sentences = Array.from({ length: 4 }, () => `${pick(SUBJECTS)} ${pick(VERBS)} ${pick(OBJECTS)}.`);
-    return `Part ${section}. ${sentences.join(' ')}`;
+  async *writeSection(book: BookSpec, chapter: ChapterPlan, section: number, signal: AbortSignal): AsyncIterable<string> {
+    const failing = await this.#step(signal, false);
+    const words = sectionText(book, chapter, section).match(/\S+\s*/g) ?? [];
+    const started = performance.now();
+    let written = 0;
+    for (const [index, word] of words.entries()) {
+      if (failing && index === Math.floor(words.length / 2)) throw new Error(FAILURE);
+      written += word.length;
+      // Due when its last character is written: one timer per word that is due later, none at all when unpaced.
+      const wait = started + written / this.#charsPerMs - performance.now();
+      if (wait >= 1) await delay(wait, undefined, { signal });
+      signal.throwIfAborted();
+      yield word;
+    }
   }
 
-  async #step(): Promise<void> {
-    await delay(this.#stepMs);
-    if (this.#failureRate > 0 && this.#random() < this.#failureRate) throw new Error('demo generator: simulated transient failure (DEMO_FAILURE_RATE)');
+  /** Waits the step; true when the call is to fail (thrown here when `throwNow`). */
+  async #step(signal?: AbortSignal, throwNow = true): Promise<boolean> {
+    await delay(this.#stepMs, undefined, { signal });
+    const failing = this.#failureRate > 0 && this.#random() < this.#failureRate;
+    if (failing && throwNow) throw new Error(FAILURE);
+    return failing;
   }
+}
+
+const FAILURE = 'demo generator: simulated transient failure (DEMO_FAILURE_RATE)';
+
+/** The whole text of a section: the same for the same book title, chapter and section. */
+export function sectionText(book: BookSpec, chapter: ChapterPlan, section: number): string {
+  const random = prng(seed(`${book.title}/${chapter.number}/${section}`));
+  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
+  const sentences = Array.from({ length: 4 }, () => `${pick(SUBJECTS)} ${pick(VERBS)} ${pick(OBJECTS)}.`);
+  return `Part ${section}. ${sentences.join(' ')}`;
 }
 
 function seed(text: string): number {

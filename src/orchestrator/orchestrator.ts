@@ -11,6 +11,7 @@ import type { BookSpec, Generator } from './generator.js';
 import { startPipeline } from './pipeline.js';
 import type { PipelineResult } from './pipeline.js';
 import { ProgressPublisher } from './publisher.js';
+import type { TextSink } from './section-text.js';
 import { isInfrastructureError, retryInfrastructure } from './retry.js';
 
 export interface OrchestratorDeps {
@@ -27,6 +28,8 @@ export interface OrchestratorDeps {
   /** RUN_LEASE_MS: a run whose lease is not renewed within this long is resumed elsewhere. */
   leaseMs: number;
   generatorRetries: number;
+  /** Gets the live text of every section written here (passed to each run's pipeline). */
+  onText?: TextSink;
 }
 
 export interface BookRequest {

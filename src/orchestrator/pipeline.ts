@@ -9,6 +9,8 @@ import { GenerationError } from './generator.js';
 import type { BookSpec, ChapterPlan, Generator } from './generator.js';
 import { ProgressPublisher } from './publisher.js';
 import { retryGeneration, retryInfrastructure } from './retry.js';
+import { SectionText } from './section-text.js';
+import type { TextSink } from './section-text.js';
 
 export interface PipelineDeps {
   tracker: ProgressTracker;
@@ -24,6 +26,8 @@ export interface PipelineDeps {
   onSuperseded?: () => void;
   /** Whose book it is: a new book's first state gets the tenant. */
   writer?: Writer;
+  /** Gets the text of each section as it is written (and a reset when a call is made again). */
+  onText?: TextSink;
 }
 
 /** One claim of a book's run: what to write, and what is already written. */
@@ -100,6 +104,23 @@ async function generateBook(run: PipelineRun, continuing: boolean, deps: Pipelin
   // An earlier claim may have shown a later chapter than the first unsaved one: counters never go back.
   const shown = run.held && !isTerminal(run.held.status) ? run.held.currentChapter : 0;
   const at = (chapter: number, section: number): ProgressUpdate => (chapter >= shown ? { currentChapter: chapter, currentSection: section } : {});
+  const callSignal = signal ?? new AbortController().signal;
+  /** One call for a section: its chunks passed on as they come; a call that fails part-way takes back what it sent. */
+  const writeSection = async (chapter: ChapterPlan, section: number): Promise<string> => {
+    const text = new SectionText({ bookId: spec.bookId, chapter: chapter.number, section }, deps.onText, log);
+    try {
+      for await (const chunk of generator.writeSection(spec, chapter, section, callSignal)) {
+        // The retry gave up on this call already: what it still yields goes nowhere.
+        callSignal.throwIfAborted();
+        await text.append(chunk);
+      }
+      return text.text;
+    } catch (error) {
+      if (error instanceof FencedError) deps.onSuperseded?.();
+      else if (!callSignal.aborted) await text.abandon();
+      throw error;
+    }
+  };
 
   try {
     if (!continuing) {
@@ -122,7 +143,7 @@ async function generateBook(run: PipelineRun, continuing: boolean, deps: Pipelin
       const sections: string[] = [];
       for (let section = 1; section <= spec.sectionsPerChapter; section++) {
         publisher.publish({ generationStep: 'CHAPTERS', ...at(chapter.number, section - 1), message: `Writing Chapter ${chapter.number} of ${spec.chapters}...` });
-        sections.push(await generate(`chapter ${chapter.number}`, () => generator.writeSection(spec, chapter, section)));
+        sections.push(await generate(`chapter ${chapter.number}`, () => writeSection(chapter, section)));
       }
       const saved = { number: chapter.number, title: chapter.title, content: sections.join('\n\n') };
       persist(`chapter ${chapter.number}`, () => deps.runs.saveChapter(spec.bookId, epoch, saved));

@@ -2,11 +2,15 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BrokerUnavailableError } from '../broker/broker.js';
 import { FaultLog } from '../fault-log.js';
+import { FencedError } from '../progress/tracker.js';
 import { isDatabaseUnavailable, rootMessage } from '../store/failures.js';
 import { GenerationError } from './generator.js';
+import type { RetryHint } from './generator.js';
 
 const FIRST_BACKOFF_MS = 100;
 export const MAX_BACKOFF_MS = 5_000;
+/** The longest Retry-After honoured: a service asking for more gets a try after this long (and may refuse again). */
+export const MAX_RETRY_AFTER_MS = 120_000;
 
 /** Redis or Postgres unreachable: retried, never a reason to fail a book. */
 export function isInfrastructureError(error: unknown): boolean {
@@ -44,7 +48,8 @@ export async function retryInfrastructure<T>(
 /**
  * Runs one generator call, retrying its failures `retries` times with backoff and jitter (an AI
  * API fails transiently: 429, 5xx, timeouts) before throwing GenerationError. An error with
- * `retryable: false` is thrown at once. An abort of `signal` ends the wait for the call at
+ * `retryable: false` is thrown at once; one with `retryAfterMs` (RetryHint) is retried no
+ * sooner than that (up to MAX_RETRY_AFTER_MS). An abort of `signal` ends the wait for the call at
  * once (its result is dropped) and is thrown as is.
  */
 export async function retryGeneration<T>(
@@ -57,10 +62,13 @@ export async function retryGeneration<T>(
     try {
       return await abortable(work(), signal);
     } catch (error) {
-      if (signal?.aborted) throw error;
+      // A write refused by the run's fence is no failure of the generator: the run is over.
+      if (signal?.aborted || error instanceof FencedError) throw error;
       const message = (error as Error).message || 'generation failed';
-      if (attempt >= options.retries || (error as { retryable?: unknown }).retryable === false) throw new GenerationError(message, { cause: error });
-      const wait = backoffMs(attempt);
+      const hint = error as RetryHint;
+      if (attempt >= options.retries || hint.retryable === false) throw new GenerationError(message, { cause: error });
+      const asked = typeof hint.retryAfterMs === 'number' && hint.retryAfterMs > 0 ? Math.min(hint.retryAfterMs, MAX_RETRY_AFTER_MS) : 0;
+      const wait = Math.max(backoffMs(attempt), asked);
       options.onRetry?.();
       options.log.warn({ err: message, attempt: attempt + 1, of: options.retries, retryInMs: wait }, `${options.what} failed; retrying`);
       await delay(wait, undefined, { signal });

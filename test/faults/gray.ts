@@ -26,6 +26,7 @@ export function startLogged(env: Record<string, string>, log: Logger): Promise<S
     REDIS_KEY_PREFIX: uniquePrefix(),
     DATA_DIR: mkdtempSync(join(tmpdir(), 'booksai-gray-')),
     DEMO_STEP_MS: '20',
+    DEMO_TOKENS_PER_SECOND: '1000000000',
     ...env,
   });
   return startService(config, log);

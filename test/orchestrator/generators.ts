@@ -1,4 +1,4 @@
-import { DemoGenerator } from '../../src/orchestrator/demo-generator.js';
+import { DemoGenerator, sectionText } from '../../src/orchestrator/demo-generator.js';
 import type { BookSpec, ChapterPlan, PreparationStep } from '../../src/orchestrator/generator.js';
 import { withTimeout } from '../support/wait.js';
 
@@ -55,13 +55,12 @@ export class ScriptedGenerator extends DemoGenerator {
     await super.prepare(step, book);
   }
 
-  override async writeSection(book: BookSpec, chapter: ChapterPlan, section: number): Promise<string> {
+  override async *writeSection(book: BookSpec, chapter: ChapterPlan, section: number, signal: AbortSignal): AsyncIterable<string> {
     if (section === 1) await this.#script.gates?.[`chapter ${chapter.number}`]?.pass();
     const failure = this.#script.failIn;
     if (failure && failure.chapter === chapter.number) throw new Error(failure.message);
-    const text = await super.writeSection(book, chapter, section);
+    yield* super.writeSection(book, chapter, section, signal);
     this.sectionsWritten++;
-    return text;
   }
 }
 
@@ -74,7 +73,7 @@ export async function expectedChapters(spec: BookSpec): Promise<Array<{ number: 
     outline.map(async (plan) => ({
       number: plan.number,
       title: plan.title,
-      content: (await Promise.all(sections.map((section) => demo.writeSection(spec, plan, section)))).join('\n\n'),
+      content: sections.map((section) => sectionText(spec, plan, section)).join('\n\n'),
     })),
   );
 }

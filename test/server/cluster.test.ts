@@ -40,6 +40,7 @@ beforeAll(async () => {
       DATABASE_URL: database.url,
       DATA_DIR: mkdtempSync(join(tmpdir(), 'booksai-cluster-')),
       LOG_LEVEL: 'warn',
+      DEMO_TOKENS_PER_SECOND: '1000000000',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

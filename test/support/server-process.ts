@@ -23,6 +23,8 @@ export class ServerProcess {
         HOST: '127.0.0.1',
         DATA_DIR: mkdtempSync(join(tmpdir(), 'booksai-process-')),
         LOG_LEVEL: 'warn',
+        // Sections at once: tests pace books with DEMO_STEP_MS, not with the writing pace.
+        DEMO_TOKENS_PER_SECOND: '1000000000',
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,6 +23,8 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     REDIS_KEY_PREFIX: uniquePrefix(),
     DATA_DIR: mkdtempSync(join(tmpdir(), 'booksai-test-')),
     LOG_LEVEL: 'silent',
+    // Sections at once: tests pace books with DEMO_STEP_MS, not with the writing pace.
+    DEMO_TOKENS_PER_SECOND: '1000000000',
     ...env,
   });
 }
