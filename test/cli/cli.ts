@@ -34,6 +34,28 @@ export class CliProcess {
     return { code, stdout: this.stdout, stderr: this.stderr };
   }
 
+  /** Resolves once stdout (or stderr) matches `pattern`; rejects after `ms`. */
+  waitFor(pattern: RegExp, ms = 20_000, stream: 'stdout' | 'stderr' = 'stdout'): Promise<void> {
+    const source = stream === 'stdout' ? this.#child.stdout : this.#child.stderr;
+    const seen = new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!pattern.test(this[stream])) return;
+        source?.off('data', onData);
+        this.exited.then(undefined, () => {});
+        resolve();
+      };
+      // Listeners run in order: ours after the one that appends the chunk.
+      const onData = () => check();
+      source?.on('data', onData);
+      void this.exited.then(() => {
+        source?.off('data', onData);
+        if (!pattern.test(this[stream])) reject(new Error(`booksai-progress exited before ${stream} matched ${pattern}: ${this[stream]}`));
+      });
+      check();
+    });
+    return withTimeout(seen, ms, `booksai-progress ${stream} to match ${pattern} (stdout: ${this.stdout}; stderr: ${this.stderr})`);
+  }
+
   kill(): void {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
   }
