@@ -30,7 +30,7 @@ export class BarView implements WatchView {
     this.#multi = new MultiBar(
       {
         stream,
-        format: '{book} {bar} {percentage}% | {step} | {chapter} | ETA {eta} | {note}',
+        format: '{book} {bar} {percentage}% | {step} | {chapter} | ETA {remaining} | {note}',
         barsize: 24,
         hideCursor: true,
         clearOnComplete: false,
@@ -68,9 +68,9 @@ export class BarView implements WatchView {
 
   #payload(bookId: string, state: BookProgress | null) {
     const book = bookId.length > this.#width ? `${bookId.slice(0, this.#width - 1)}…` : bookId.padEnd(this.#width);
-    if (state === null) return { book, step: 'waiting', chapter: '-', eta: '-', note: 'waiting for the first update' };
+    if (state === null) return { book, step: 'waiting', chapter: '-', remaining: '-', note: 'waiting for the first update' };
     const note = state.status === 'ERROR' ? `ERROR: ${state.error ?? state.message}` : state.status === 'COMPLETE' ? 'COMPLETE' : state.message;
-    return { book, step: state.generationStep, chapter: chapterText(state), eta: etaText(state, Date.now()), note: note.replace(/\s+/g, ' ').slice(0, 60) };
+    return { book, step: state.generationStep, chapter: chapterText(state), remaining: etaText(state, Date.now()), note: note.replace(/\s+/g, ' ').slice(0, 60) };
   }
 }
 
