@@ -318,3 +318,36 @@ function redisUrlFromParts(host: string | undefined, port: number, password: str
   if (password !== undefined) url.password = password;
   return url.toString();
 }
+
+/** What the command line (src/cli) needs to reach a server: its own small part of the environment. */
+export interface ClientConfig {
+  /** The server's base URL, base path included: BOOKSAI_URL, else this host's PORT and BASE_PATH. */
+  readonly url: string;
+  /** BOOKSAI_TOKEN: the bearer token the CLI sends; null for none (open mode). */
+  readonly token: string | null;
+}
+
+const ClientEnvSchema = z.object({
+  BOOKSAI_URL: z.preprocess(blankAsUndefined, z.url({ protocol: /^https?$/ }).optional()),
+  BOOKSAI_TOKEN: optionalString,
+  PORT: EnvSchema.shape.PORT,
+  BASE_PATH: EnvSchema.shape.BASE_PATH,
+});
+
+/**
+ * The CLI's settings, read apart from loadConfig so that `watch` or `publish` works from a shell
+ * whose server variables are unset or meant for another host. Throws one message naming every bad variable.
+ */
+export function loadClientConfig(env: Record<string, string | undefined>): ClientConfig {
+  const parsed = ClientEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const port = e.PORT === 0 ? DEFAULT_PORT : e.PORT;
+  return Object.freeze({
+    url: (e.BOOKSAI_URL ?? `http://127.0.0.1:${port}${e.BASE_PATH ?? ''}`).replace(/\/+$/, ''),
+    token: e.BOOKSAI_TOKEN ?? null,
+  });
+}
