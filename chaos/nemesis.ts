@@ -201,7 +201,7 @@ async function inject(fault: PlannedFault, topology: Topology, history: HistoryW
   }
 }
 
-/** Every master at its current memory use (each write that grows it is refused with OOM), or unlimited again. */
+/** Every master past its memory limit, or unlimited again. */
 async function setMaxmemory(topology: Topology, to: 'full' | 'unlimited'): Promise<void> {
   const ports = topology.cluster ? (await topology.cluster.masters()).map((m) => m.port) : [topology.redis!.port];
   for (const port of ports) {
@@ -209,7 +209,8 @@ async function setMaxmemory(topology: Topology, to: 'full' | 'unlimited'): Promi
       await topology.command(port, 'CONFIG', 'SET', 'maxmemory', '0');
       continue;
     }
-    const info = String(await topology.command(port, 'INFO', 'memory'));
-    await topology.command(port, 'CONFIG', 'SET', 'maxmemory', /used_memory:(\d+)/.exec(info)?.[1] ?? '0');
+    // Below what is used: with noeviction every command that may grow memory is refused (OOM).
+    const used = Number(/used_memory:(\d+)/.exec(String(await topology.command(port, 'INFO', 'memory')))?.[1] ?? 0);
+    await topology.command(port, 'CONFIG', 'SET', 'maxmemory', String(Math.max(1, Math.floor(used / 2))));
   }
 }
