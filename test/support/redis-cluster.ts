@@ -197,6 +197,16 @@ export class RedisCluster {
     );
   }
 
+  /**
+   * Starts a killed node again on its port with its nodes.conf and no data: it rejoins the
+   * cluster, as a replica of the master that took its slots over meanwhile.
+   */
+  async restart(port: number): Promise<void> {
+    if (!this.#servers.has(port) || this.#servers.get(port)!.running) return;
+    this.#spawn(port);
+    await until(() => answers(port), 10_000, `cluster node ${port} answers again`);
+  }
+
   /** kill -9 of one node. */
   async kill(port: number): Promise<void> {
     await this.#servers.get(port)?.kill();
