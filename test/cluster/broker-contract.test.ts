@@ -6,20 +6,24 @@ import { CLUSTER_PARTITIONS, clusterKeys, partitionOf, slotOf } from '../../src/
 import { RedisBroker } from '../../src/broker/redis.js';
 import { DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
-import { uniquePrefix } from '../support/backends.js';
+import { migrateDatabase } from '../../src/store/database.js';
+import { createTestDatabase, uniquePrefix } from '../support/backends.js';
+import type { TestDatabase } from '../support/backends.js';
 import { RedisCluster, RedisSentinels } from '../support/redis-cluster.js';
 import { silentLog } from '../support/service.js';
 import { brokerContract } from '../broker/contract.js';
 
 let cluster: RedisCluster;
 let sentinels: RedisSentinels;
+let database: TestDatabase;
 
 beforeAll(async () => {
-  [cluster, sentinels] = await Promise.all([RedisCluster.start(), RedisSentinels.start()]);
+  [cluster, sentinels, database] = await Promise.all([RedisCluster.start(), RedisSentinels.start(), createTestDatabase()]);
+  await migrateDatabase(database.url);
 }, 90_000);
 
 afterAll(async () => {
-  await Promise.allSettled([cluster?.stop(), sentinels?.stop()]);
+  await Promise.allSettled([cluster?.stop(), sentinels?.stop(), database?.drop()]);
 });
 
 const hostPorts = (list: string) => list.split(',').map((entry) => ({ host: '127.0.0.1', port: Number(entry.split(':')[1]) }));
@@ -125,9 +129,9 @@ describe('Redis Cluster wire format', () => {
 
 const run = promisify(execFile);
 
-/** `npm run inspect -- <bookId>` as an operator runs it. */
+/** `booksai-progress inspect <bookId>` as an operator runs it. */
 async function inspect(bookId: string, env: Record<string, string>): Promise<string> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/inspect.ts', bookId], { env: { PATH: process.env.PATH ?? '', ...env } });
+  const { stdout } = await run(process.execPath, ['bin/booksai-progress.js', 'inspect', bookId], { env: { PATH: process.env.PATH ?? '', DATABASE_URL: database.url, ...env } });
   return stdout;
 }
 
