@@ -4,8 +4,10 @@ import type { Logger } from 'pino';
 import { Authenticator } from './auth/authenticator.js';
 import type { Broker, DirtyClaims } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
+import { MemoryTextLog } from './broker/memory-text.js';
 import { RedisBroker } from './broker/redis.js';
 import { describeRedis } from './broker/redis-connection.js';
+import type { TextLog } from './broker/text-log.js';
 import type { Config } from './config.js';
 import { DEFAULT_SSE_RETRY_MS } from './config.js';
 import { FaultLog } from './fault-log.js';
@@ -39,6 +41,8 @@ export interface Service {
   readonly url: string;
   readonly port: number;
   readonly broker: Broker;
+  /** The live text of the sections being written. */
+  readonly texts: TextLog;
   readonly store: PgProgressStore;
   readonly books: BookStore;
   readonly runs: RunStore;
@@ -66,7 +70,7 @@ export async function startService(config: Config, log: Logger, options: Service
   const store = new PgProgressStore(database.db, database.deadline);
   const books = new BookStore(database.db, database.deadline);
   const runs = await RunStore.open(database, log);
-  const { broker, source } = await createBroker(config, log);
+  const { broker, texts, source } = await createBroker(config, log);
   log.info(
     { broker: source, redis: config.redisTarget ? describeRedis(config.redisTarget) : null, database: database.kind },
     `backends: ${source === 'redis' ? 'redis' : 'in-memory'} broker, ${database.kind} database`,
@@ -155,6 +159,7 @@ export async function startService(config: Config, log: Logger, options: Service
     expiries.stop();
     hub.close();
     await drain();
+    texts.close();
     await broker.close().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'closing the broker failed'));
     await closeDatabase(database, log);
   };
@@ -196,7 +201,7 @@ export async function startService(config: Config, log: Logger, options: Service
       });
     })());
 
-  return { url, port, broker, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, close };
+  return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, close };
 }
 
 /** How long requests in flight may take to finish at shutdown. */
@@ -205,8 +210,18 @@ const SHUTDOWN_GRACE_MS = 1_000;
 /** How long start-up waits for Redis before serving anyway (with the database fallback). */
 const REDIS_STARTUP_WAIT_MS = 5_000;
 
-async function createBroker(config: Config, log: Logger): Promise<{ broker: Broker & DirtyClaims; source: 'redis' | 'memory' }> {
-  if (config.redisTarget === null) return { broker: new MemoryBroker({ ttlSeconds: config.progressTtlSeconds }), source: 'memory' };
+interface Backend {
+  broker: Broker & DirtyClaims;
+  texts: TextLog & { close(): void };
+  source: 'redis' | 'memory';
+}
+
+async function createBroker(config: Config, log: Logger): Promise<Backend> {
+  if (config.redisTarget === null) {
+    const broker = new MemoryBroker({ ttlSeconds: config.progressTtlSeconds });
+    const texts = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, fenceOf: (bookId) => broker.fenceOf(bookId) });
+    return { broker, texts, source: 'memory' };
+  }
   const broker = new RedisBroker({
     target: config.redisTarget,
     keyPrefix: config.redisKeyPrefix,
@@ -215,7 +230,9 @@ async function createBroker(config: Config, log: Logger): Promise<{ broker: Brok
     timeoutMs: config.backendTimeoutMs,
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
-  return { broker, source: 'redis' };
+  // Placeholder until the Redis text log lands (issue 20): text is per process in Redis mode.
+  const texts = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, fenceOf: () => 0 });
+  return { broker, texts, source: 'redis' };
 }
 
 async function closeDatabase(database: DatabaseHandle, log: Logger): Promise<void> {

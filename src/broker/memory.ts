@@ -39,6 +39,11 @@ export class MemoryBroker implements Broker, DirtyClaims {
     return this.#read(bookId);
   }
 
+  /** The highest fence committed for bookId (0: none): the memory text log fences by it. */
+  fenceOf(bookId: string): Fence {
+    return this.#fences.get(bookId) ?? 0;
+  }
+
   async getMany(bookIds: readonly string[]): Promise<Array<BookProgress | null>> {
     return bookIds.map((id) => this.#read(id));
   }
