@@ -7,6 +7,7 @@ import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
+import { DataDirLock } from './data-dir-lock.js';
 import { openEmbeddedPostgres } from './pglite.js';
 import { DatabaseDeadline } from './deadline.js';
 import * as schema from './schema.js';
@@ -84,11 +85,29 @@ export async function migrateDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
+/** Before anything is read: a second process on the same DATA_DIR stops here, naming the first. */
 async function openPglite(dataDir: string, deadline: DatabaseDeadline): Promise<DatabaseHandle> {
   const folder = join(dataDir, 'pglite');
   mkdirSync(folder, { recursive: true });
-  const client = await openEmbeddedPostgres(folder);
-  const db = drizzlePglite(client, { schema });
-  await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
-  return { db, kind: 'pglite', deadline, close: () => client.close() };
+  const lock = DataDirLock.take(dataDir);
+  try {
+    const client = await openEmbeddedPostgres(folder);
+    const db = drizzlePglite(client, { schema });
+    await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    return {
+      db,
+      kind: 'pglite',
+      deadline,
+      close: async () => {
+        try {
+          await client.close();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
 }
