@@ -1,13 +1,14 @@
 import { pino } from 'pino';
 import { loadConfig } from './config.js';
+import type { Config } from './config.js';
 import { startService } from './service.js';
 import type { Service } from './service.js';
 import { StartupError } from './startup.js';
 
-/** Exit within this long on SIGTERM/SIGINT, even if a backend hangs. */
+/** Exit within this long after SHUTDOWN_DRAIN_MS on SIGTERM/SIGINT, even if a backend hangs. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.env);
 } catch (error) {
@@ -34,7 +35,7 @@ async function shutdown(signal: string): Promise<void> {
   const timer = setTimeout(() => {
     log.error('shutdown timed out');
     process.exit(1);
-  }, SHUTDOWN_TIMEOUT_MS);
+  }, config.shutdownDrainMs + SHUTDOWN_TIMEOUT_MS);
   timer.unref();
   await service.close();
   log.info('stopped');
