@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 import { loadConfig } from './config.js';
 import type { Config } from './config.js';
 import { startService } from './service.js';
@@ -16,7 +17,10 @@ try {
   process.exit(1);
 }
 
-const log = pino({ level: config.logLevel, base: { service: 'booksai-progress' } });
+// A person at a terminal reads lines; anything else (a log collector, a pipe) gets JSON lines.
+const readable = process.stdout.isTTY === true && process.env.NODE_ENV !== 'production';
+const options = { level: config.logLevel, base: { service: 'booksai-progress' } };
+const log = readable ? pino(options, PinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service' })) : pino(options);
 let service: Service;
 try {
   service = await startService(config, log);

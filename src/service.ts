@@ -182,6 +182,7 @@ export async function startService(config: Config, log: Logger, options: Service
   }
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}${config.basePath}`;
   log.info({ url }, 'listening');
+  log.info({ dashboard: `${url}/`, authentication: auth.enabled ? 'on' : 'off' }, `dashboard at ${url}/, authentication ${auth.enabled ? 'on' : 'off'}`);
   if (!auth.enabled) {
     log.warn(
       config.publishToken === null
