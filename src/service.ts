@@ -157,6 +157,8 @@ export async function startService(config: Config, log: Logger, options: Service
     basePath: config.basePath,
     host: config.host,
     trustProxy: config.trustProxy,
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
     log,
   });
 
