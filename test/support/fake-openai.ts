@@ -18,6 +18,8 @@ export type FakeReply =
   /** Writes these chunks, then destroys the connection: no finish_reason, no `[DONE]`. */
   | { kind: 'drop'; chunks: string[] };
 
+export type Responder = (body: ChatRequest) => FakeReply;
+
 /** One request the fake received, and when (performance.now()) it arrived and its answer ended. */
 export interface FakeRequest {
   readonly receivedAt: number;
@@ -44,17 +46,17 @@ export interface ChatRequest {
  */
 export class FakeOpenAI {
   readonly requests: FakeRequest[] = [];
-  readonly #queue: FakeReply[] = [];
+  readonly #queue: Array<FakeReply | Responder> = [];
   readonly #server: Server;
   #url = '';
   #served = 0;
 
-  private constructor(readonly respond: (body: ChatRequest) => FakeReply) {
+  private constructor(readonly respond: Responder) {
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
 
   /** Listens on a free loopback port. `respond` answers what no scripted reply does. */
-  static async start(respond: (body: ChatRequest) => FakeReply = answerFor): Promise<FakeOpenAI> {
+  static async start(respond: Responder = answerFor): Promise<FakeOpenAI> {
     const fake = new FakeOpenAI(respond);
     fake.#server.listen(0, '127.0.0.1');
     await once(fake.#server, 'listening');
@@ -67,8 +69,8 @@ export class FakeOpenAI {
     return this.#url;
   }
 
-  /** The next requests get these replies, in order. */
-  script(...replies: FakeReply[]): void {
+  /** The next requests get these replies (or the replies these functions give), in order. */
+  script(...replies: Array<FakeReply | Responder>): void {
     this.#queue.push(...replies);
   }
 
@@ -91,7 +93,8 @@ export class FakeOpenAI {
       return;
     }
     const body = JSON.parse(raw) as ChatRequest;
-    const reply = this.#queue.shift() ?? this.respond(body);
+    const next = this.#queue.shift() ?? this.respond;
+    const reply = typeof next === 'function' ? next(body) : next;
     const request: FakeRequest = { receivedAt, repliedAt: undefined, body, authorization: req.headers.authorization, reply };
     this.requests.push(request);
     try {
