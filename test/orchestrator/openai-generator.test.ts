@@ -162,6 +162,20 @@ describe('the OpenAI-compatible generator against a local wire-format server', (
     expect((await chunks.next()).value).toBe('Begun ');
     controller.abort(new Error('shutting down'));
     await expect(withTimeout(chunks.next(), 5_000, 'the aborted call to end')).rejects.toThrow('shutting down');
+    // The request itself ended, not only the wait for it.
+    await withTimeout(fake.requests[0]!.closed, 5_000, 'the aborted request to close');
+    never.resolve();
+  });
+
+  it('stops an outline call when its signal aborts', async () => {
+    const never = deferred();
+    fake.script({ kind: 'stream', chunks: ['1. One\n', '2. Two\n'], before: (i) => (i === 1 ? never.promise : Promise.resolve()) });
+    const controller = new AbortController();
+    const outline = generator().outline(BOOK, controller.signal);
+    await withTimeout(fake.received(1), 5_000, 'the outline request');
+    controller.abort(new Error('shutting down'));
+    await expect(withTimeout(outline, 5_000, 'the aborted outline to end')).rejects.toThrow('shutting down');
+    await withTimeout(fake.requests[0]!.closed, 5_000, 'the aborted request to close');
     never.resolve();
   });
 });

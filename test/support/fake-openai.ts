@@ -28,6 +28,8 @@ export interface FakeRequest {
   readonly body: ChatRequest;
   readonly authorization: string | undefined;
   readonly reply: FakeReply;
+  /** Resolves once the connection of the answer closed (answered, cut, or closed by the client). */
+  readonly closed: Promise<void>;
 }
 
 export interface ChatRequest {
@@ -74,6 +76,11 @@ export class FakeOpenAI {
     this.#queue.push(...replies);
   }
 
+  /** Resolves once `count` requests arrived. */
+  async received(count: number): Promise<void> {
+    while (this.requests.length < count) await once(this.#server, 'received');
+  }
+
   /** Resolves once `count` requests were answered completely (or cut). */
   async answered(count: number): Promise<void> {
     while (this.#served < count) await once(this.#server, 'answered');
@@ -95,8 +102,10 @@ export class FakeOpenAI {
     const body = JSON.parse(raw) as ChatRequest;
     const next = this.#queue.shift() ?? this.respond;
     const reply = typeof next === 'function' ? next(body) : next;
-    const request: FakeRequest = { receivedAt, repliedAt: undefined, body, authorization: req.headers.authorization, reply };
+    const closed = new Promise<void>((resolve) => res.once('close', () => resolve()));
+    const request: FakeRequest = { receivedAt, repliedAt: undefined, body, authorization: req.headers.authorization, reply, closed };
     this.requests.push(request);
+    this.#server.emit('received');
     try {
       await this.#reply(reply, body, res);
     } finally {
