@@ -125,10 +125,10 @@ export class FakeOpenAI {
     const usage = body.stream_options?.include_usage === true;
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
       `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, system_fingerprint: 'fp_fake', choices, ...(usage ? { usage: null } : {}), ...extra })}\n\n`;
-    const delta = (content: Record<string, string>, finish: string | null = null) => ({ index: 0, delta: content, logprobs: null, finish_reason: finish });
+    const delta = (content: Record<string, string | null>, finish: string | null = null) => ({ index: 0, delta: content, logprobs: null, finish_reason: finish });
 
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(chunk([delta({ role: 'assistant', content: '' })]));
+    res.write(chunk([delta({ role: 'assistant', content: '', refusal: null })]));
     for (const [index, text] of reply.chunks.entries()) {
       if (reply.kind === 'stream') await reply.before?.(index);
       if (res.destroyed) return;
