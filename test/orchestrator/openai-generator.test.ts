@@ -143,6 +143,15 @@ describe('the OpenAI-compatible generator against a local wire-format server', (
     expect(await retryGeneration(() => collect(write(gen)), { what: 'a section', retries: 2, log: silentLog })).toBe(sectionChunks(1, 1).join(''));
   });
 
+  it('fails a call whose answer ends before the model finished (no finish_reason, no [DONE])', async () => {
+    fake.script({ kind: 'drop', chunks: ['Ended ', 'early'], clean: true });
+    const seen: string[] = [];
+    const ended = await collect(write(generator()), seen).catch((error: unknown) => error);
+    expect(seen).toEqual(['Ended ', 'early']);
+    expect(ended).toBeInstanceOf(AiServiceError);
+    expect(ended).toMatchObject({ retryable: true, message: expect.stringContaining('before the model finished') });
+  });
+
   it('fails a call whose stream goes silent past the timeout (OPENAI_TIMEOUT_MS)', async () => {
     const never = deferred();
     fake.script({ kind: 'stream', chunks: ['Slow ', 'and then nothing'], before: (i) => (i === 1 ? never.promise : Promise.resolve()) });

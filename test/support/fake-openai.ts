@@ -15,8 +15,11 @@ export type FakeReply =
     }
   /** An HTTP error, as OpenAI sends it: the status, a JSON error body, `Retry-After` when given. */
   | { kind: 'status'; status: number; retryAfter?: string }
-  /** Writes these chunks, then destroys the connection: no finish_reason, no `[DONE]`. */
-  | { kind: 'drop'; chunks: string[] };
+  /**
+   * Writes these chunks, then destroys the connection (or, with `clean`, ends the response as if
+   * it were complete, as a proxy timing out may): no finish_reason, no `[DONE]`.
+   */
+  | { kind: 'drop'; chunks: string[]; clean?: boolean };
 
 export type Responder = (body: ChatRequest) => FakeReply;
 
@@ -133,6 +136,10 @@ export class FakeOpenAI {
       if (reply.kind === 'stream') await reply.before?.(index);
       if (res.destroyed) return;
       res.write(chunk([delta({ content: text })]));
+    }
+    if (reply.kind === 'drop' && reply.clean) {
+      res.end();
+      return;
     }
     if (reply.kind === 'drop') {
       // Let the written chunks leave before the cut, as a proxy or a crashed server would cut an answer under way.
