@@ -93,6 +93,7 @@ const EnvSchema = z.object({
   MAX_GENERATIONS: z.preprocess(blankAsUndefined, integer(0, 10_000).default(DEFAULT_MAX_GENERATIONS)),
   GENERATOR_RETRIES: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_GENERATOR_RETRIES)),
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
+  MAX_PUBLISHES_PER_SECOND_PER_TENANT: z.preprocess(blankAsUndefined, integer(0, 10_000_000).default(0)),
   HEADERS_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 600_000).default(DEFAULT_HEADERS_TIMEOUT_MS)),
   REQUEST_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_REQUEST_TIMEOUT_MS)),
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
@@ -152,6 +153,8 @@ export interface Config {
   /** Retries of a failed generator call before the book is marked ERROR. */
   readonly generatorRetries: number;
   readonly maxBodyBytes: number;
+  /** Publishes a tenant may make per second in this process (bursts of twice that); 0: no limit. */
+  readonly maxPublishesPerSecondPerTenant: number;
   /** How long a client may take to send its headers, and its whole request (headers and body); open streams are not bounded by either. */
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
@@ -211,6 +214,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxGenerations: e.MAX_GENERATIONS,
     generatorRetries: e.GENERATOR_RETRIES,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    maxPublishesPerSecondPerTenant: e.MAX_PUBLISHES_PER_SECOND_PER_TENANT,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: Math.max(e.REQUEST_TIMEOUT_MS, e.HEADERS_TIMEOUT_MS),
     maxSseConnections: e.MAX_SSE_CONNECTIONS,

@@ -28,6 +28,7 @@ import { CorsPolicy } from './server/edge/cors.js';
 import { createEdge, listen } from './server/edge/listener.js';
 import { createApp } from './server/http/app.js';
 import { createMetrics } from './server/http/metrics.js';
+import { TenantQuota } from './server/http/publish-quota.js';
 import { Readiness } from './server/http/readiness.js';
 import { databaseStartupError, listenStartupError } from './startup.js';
 import { BookStore } from './store/books.js';
@@ -131,6 +132,7 @@ export async function startService(config: Config, log: Logger, options: Service
   const app = createApp({
     metrics,
     readiness,
+    publishQuota: config.maxPublishesPerSecondPerTenant > 0 ? new TenantQuota(config.maxPublishesPerSecondPerTenant) : null,
     pages: cors,
     tracker,
     books,

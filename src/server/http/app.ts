@@ -14,6 +14,8 @@ import { recentProgress } from '../delivery/recent-books.js';
 import type { StreamRegistry } from '../delivery/stream-registry.js';
 import { WEBSOCKET_PATH } from '../delivery/websocket-protocol.js';
 import { authenticate } from './auth.js';
+import { publishQuota } from './publish-quota.js';
+import type { TenantQuota } from './publish-quota.js';
 import type { Readiness } from './readiness.js';
 import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
@@ -43,6 +45,8 @@ export interface AppDeps {
   expiries: Expiries;
   metrics: Registry;
   readiness: Readiness;
+  /** MAX_PUBLISHES_PER_SECOND_PER_TENANT; null: no limit. */
+  publishQuota: TenantQuota | null;
   /** BASE_PATH, for the URLs the answers carry (links, Location); the routes themselves are written from `/`. */
   basePath?: string;
 }
@@ -71,6 +75,7 @@ export function createApp(deps: AppDeps) {
     recentStates: recentProgress(deps.books, deps.newest),
   });
   app.route('/api/ai/progress', streams.perBook);
+  app.use('/api/ai/progress/:bookId', publishQuota(deps.publishQuota));
   app.route('/api/ai/progress', progressRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/stream', streams.multiplexed);
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? ''));
