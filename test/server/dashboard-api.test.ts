@@ -15,7 +15,7 @@ import { bookId, expectError, progressUrl } from './http.js';
 let database: TestDatabase;
 let handle: DatabaseHandle;
 let service: Service;
-const tokens: Record<string, string> = {};
+const tokens = {} as Record<"alice" | "reader" | "bob" | "expired" | "forged", string>;
 
 const get = (path: string, token?: string) => fetch(`${service.url}${path}`, { headers: token ? bearer(token) : {} });
 const post = (id: string, body: unknown, token?: string) =>
