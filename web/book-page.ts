@@ -46,7 +46,8 @@ function renderSummary(progress: BookProgress): void {
   const parts: Array<[string, string]> = [
     ['status', statusText(progress.status)],
     ['percent', percent(progress)],
-    ['eta', stalled === undefined ? eta(progress) : ''],
+    // "done" says again what "Complete" said: the list's ETA column keeps it.
+    ['eta', stalled === undefined && progress.status !== 'COMPLETE' ? eta(progress) : ''],
     ['stalled', stalled === undefined ? '' : stalledText(stalled)],
   ];
   const shown = parts.filter(([, text]) => text !== '');

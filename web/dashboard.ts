@@ -47,7 +47,7 @@ function showListState(state: 'loading' | 'empty' | 'error' | 'none', detail = '
   if (state === 'error') {
     const again = el('button', { type: 'button' }, 'Try again');
     again.addEventListener('click', () => location.reload());
-    listState.replaceChildren(el('p', { class: 'lead error-text' }, 'The books could not be loaded'), el('p', { class: 'muted' }, detail), again);
+    listState.replaceChildren(el('p', { class: 'lead error-text' }, 'The books could not be loaded'), el('p', { class: 'muted' }, detail.charAt(0).toUpperCase() + detail.slice(1)), again);
   }
 }
 

@@ -123,7 +123,7 @@ function showSignIn(session: { state: 'signed-out' | 'refused'; reason: string }
     {},
     el('h2', {}, session.state === 'refused' ? 'Sign in again' : 'Sign in'),
     el('p', { class: 'muted' }, why),
-    input,
+    el('label', {}, 'Access token', input),
     el('button', { type: 'submit' }, 'Use token'),
   );
   form.addEventListener('submit', (event) => {

@@ -22,7 +22,7 @@ export function setProgress(bar: HTMLElement, progress: BookProgress): void {
   bar.setAttribute('aria-valuetext', `${percent(progress)}, ${STATUS_TEXT[progress.status]}`);
   bar.dataset.status = progress.status;
   const fill = bar.firstElementChild as HTMLElement;
-  fill.style.width = `${progress.overallProgress}%`;
+  fill.style.width = `${progress.status === 'COMPLETE' ? 100 : progress.overallProgress}%`;
 }
 
 /** Status as words and a symbol, readable without colour. */
