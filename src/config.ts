@@ -80,6 +80,7 @@ const EnvSchema = z.object({
   SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
   HEARTBEAT_MS: z.preprocess(blankAsUndefined, integer(100, MAX_HEARTBEAT_MS).default(DEFAULT_HEARTBEAT_MS)),
   STALE_AFTER_SECONDS: z.preprocess(blankAsUndefined, integer(1, 86_400).default(DEFAULT_STALE_AFTER_SECONDS)),
+  SHUTDOWN_DRAIN_MS: z.preprocess(blankAsUndefined, integer(0, 600_000).default(0)),
   DEMO_STEP_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_DEMO_STEP_MS)),
   DEMO_FAILURE_RATE: z.preprocess(blankAsUndefined, z.coerce.number().min(0).max(1).default(0)),
   DEMO_TOKENS_PER_SECOND: z.preprocess(blankAsUndefined, integer(1, 1_000_000_000).default(DEFAULT_DEMO_TOKENS_PER_SECOND)),
@@ -135,6 +136,8 @@ export interface Config {
   readonly heartbeatMs: number;
   /** STALE_AFTER_SECONDS in ms: a book not terminal and silent this long is stalled. */
   readonly staleAfterMs: number;
+  /** How long a stopping process keeps serving, with /readyz at 503, before it ends streams. */
+  readonly shutdownDrainMs: number;
   readonly demoStepMs: number;
   /** Share of demo generator calls that fail (0-1). */
   readonly demoFailureRate: number;
@@ -197,6 +200,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,
     heartbeatMs: e.HEARTBEAT_MS,
     staleAfterMs: e.STALE_AFTER_SECONDS * 1000,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     demoStepMs: e.DEMO_STEP_MS,
     demoFailureRate: e.DEMO_FAILURE_RATE,
     demoTokensPerSecond: e.DEMO_TOKENS_PER_SECOND,
