@@ -8,6 +8,8 @@ export const DEFAULT_DATA_DIR = './data';
 export const DEFAULT_SNAPSHOT_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const MAX_HEARTBEAT_MS = 25_000;
+/** A running book without an update for this long is shown as stalled (STALE_AFTER_SECONDS). */
+export const DEFAULT_STALE_AFTER_SECONDS = 120;
 export const DEFAULT_DEMO_STEP_MS = 400;
 /** About a chat model's streaming rate, so the demo's text arrives as a real one's does. */
 export const DEFAULT_DEMO_TOKENS_PER_SECOND = 40;
@@ -80,6 +82,7 @@ const EnvSchema = z.object({
   DATA_DIR: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_DATA_DIR)),
   SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
   HEARTBEAT_MS: z.preprocess(blankAsUndefined, integer(100, MAX_HEARTBEAT_MS).default(DEFAULT_HEARTBEAT_MS)),
+  STALE_AFTER_SECONDS: z.preprocess(blankAsUndefined, integer(1, 86_400).default(DEFAULT_STALE_AFTER_SECONDS)),
   SHUTDOWN_DRAIN_MS: z.preprocess(blankAsUndefined, integer(0, 600_000).default(0)),
   DEMO_STEP_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_DEMO_STEP_MS)),
   DEMO_FAILURE_RATE: z.preprocess(blankAsUndefined, z.coerce.number().min(0).max(1).default(0)),
@@ -137,6 +140,8 @@ export interface Config {
   readonly dataDir: string;
   readonly snapshotIntervalMs: number;
   readonly heartbeatMs: number;
+  /** STALE_AFTER_SECONDS in ms: a book not terminal and silent this long is stalled. */
+  readonly staleAfterMs: number;
   /** How long a stopping process keeps serving, with /readyz at 503, before it ends streams. */
   readonly shutdownDrainMs: number;
   readonly demoStepMs: number;
@@ -205,6 +210,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,
     heartbeatMs: e.HEARTBEAT_MS,
+    staleAfterMs: e.STALE_AFTER_SECONDS * 1000,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     demoStepMs: e.DEMO_STEP_MS,
     demoFailureRate: e.DEMO_FAILURE_RATE,

@@ -27,6 +27,7 @@ import { WebSocketEndpoint } from './server/delivery/websocket-upgrade.js';
 import { CorsPolicy } from './server/edge/cors.js';
 import { createEdge, listen } from './server/edge/listener.js';
 import { createApp } from './server/http/app.js';
+import { bookTimeline } from './analytics/queries.js';
 import { createMetrics } from './server/http/metrics.js';
 import { TenantQuota } from './server/http/publish-quota.js';
 import { Readiness } from './server/http/readiness.js';
@@ -148,6 +149,8 @@ export async function startService(config: Config, log: Logger, options: Service
     auth,
     expiries,
     basePath: config.basePath,
+    staleAfterMs: config.staleAfterMs,
+    timeline: (bookId) => database.deadline.run('reading a timeline', bookTimeline(database.db, bookId)),
   });
   const server = createEdge({
     fetch: app.fetch,

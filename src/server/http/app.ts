@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { BookTimeline } from '../../analytics/queries.js';
 import type { Authenticator } from '../../auth/authenticator.js';
 import type { Orchestrator } from '../../orchestrator/orchestrator.js';
 import type { ProgressTracker } from '../../progress/tracker.js';
@@ -21,6 +22,7 @@ import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
 import { bookRoutes } from './routes/books.js';
 import { progressRoutes } from './routes/progress.js';
+import { sessionRoutes } from './routes/session.js';
 import { streamRoutes } from './routes/streams.js';
 import { WEB_ROOT, webRoutes } from './routes/web.js';
 
@@ -49,6 +51,10 @@ export interface AppDeps {
   publishQuota: TenantQuota | null;
   /** BASE_PATH, for the URLs the answers carry (links, Location); the routes themselves are written from `/`. */
   basePath?: string;
+  /** STALE_AFTER_SECONDS in ms: the books API marks a silent running book `stalledSince`. */
+  staleAfterMs: number;
+  /** The latest recorded run of a book (analytics); null: none recorded. */
+  timeline: (bookId: string) => Promise<BookTimeline | null>;
 }
 
 /** The HTTP API. Touches neither process.env nor sockets: service.ts and tests serve it. */
@@ -80,6 +86,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/stream', streams.multiplexed);
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? ''));
   app.route('/api/books', bookRoutes(deps));
+  app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
 
   app.notFound((c) => refusalResponse(c, new Refusal(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((error, c) => toErrorResponse(error, c, deps.log));
