@@ -149,6 +149,7 @@ export async function startService(config: Config, log: Logger, options: Service
     auth,
     expiries,
     basePath: config.basePath,
+    frameAncestors: config.frameAncestors,
     staleAfterMs: config.staleAfterMs,
     timeline: (bookId) => database.deadline.run('reading a timeline', bookTimeline(database.db, bookId)),
   });
