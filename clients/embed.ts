@@ -1,11 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { COMMIT } from '../src/broker/scripts.js';
+import * as scripts from '../src/broker/scripts.js';
 
 /**
  * Keeps docs/protocol.md and clients/python/booksai_progress.py equal to their sources:
  * `npm run docs:embed` rewrites them, test/clients/embed.test.ts fails while they differ.
- * - a fenced block after `<!-- embed: src/broker/scripts.ts COMMIT -->` is the server's script;
+ * - a fenced block after `<!-- embed: src/broker/scripts.ts NAME -->` is that script of the server;
  * - one after `<!-- embed: clients/python/booksai_progress.py NAME -->` is the module's region
  *   between `# [docs/protocol.md: NAME]` and `# [end]`;
  * - the module's `COMMIT = r"""…"""` is the server's script.
@@ -13,7 +13,8 @@ import { COMMIT } from '../src/broker/scripts.js';
 export const PYTHON_MODULE = fileURLToPath(new URL('python/booksai_progress.py', import.meta.url));
 export const PROTOCOL_DOC = fileURLToPath(new URL('../docs/protocol.md', import.meta.url));
 
-const SCRIPTS: Record<string, string> = { COMMIT };
+const SCRIPTS: Record<string, string> = { ...scripts };
+const { COMMIT } = scripts;
 
 export function embeddedModule(module: string): string {
   const start = module.indexOf('COMMIT = r"""');
