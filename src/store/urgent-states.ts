@@ -24,8 +24,8 @@ export class UrgentStates {
   readonly #options: UrgentStatesOptions;
   /** The last status seen per book on the feed: terminal or not. */
   readonly #lastTerminal = new Map<string, boolean>();
-  /** The highest version this process wrote per book. */
-  readonly #written = new Map<string, number>();
+  /** The highest version this process wrote per book, and that write. */
+  readonly #written = new Map<string, { version: number; write: Promise<unknown> }>();
   readonly #inFlight = new Set<Promise<unknown>>();
   #unsubscribe: (() => void) | null = null;
 
@@ -35,8 +35,13 @@ export class UrgentStates {
 
   /** Writes `state` now (the tracker's commits): resolves once it is durable or queued. */
   async persistNow(state: BookProgress): Promise<void> {
-    remember(this.#written, state.bookId, Math.max(state.version, this.#written.get(state.bookId) ?? 0));
-    await this.#track(this.#options.persist(state));
+    const seen = this.#written.get(state.bookId);
+    // The feed may carry the commit here before the tracker hands it over: that write is this one.
+    if (seen !== undefined && seen.version >= state.version) {
+      await seen.write;
+      return;
+    }
+    await this.#write(state);
   }
 
   /** Writes the urgent states of every commit `broker` carries, from any publisher, until close(). */
@@ -56,15 +61,16 @@ export class UrgentStates {
     const terminal = isTerminal(state.status);
     const wasTerminal = this.#lastTerminal.get(state.bookId);
     remember(this.#lastTerminal, state.bookId, terminal);
-    if ((this.#written.get(state.bookId) ?? 0) >= state.version) return;
+    if ((this.#written.get(state.bookId)?.version ?? 0) >= state.version) return;
     if (!(terminal || state.version === 1 || wasTerminal === true)) return;
-    remember(this.#written, state.bookId, state.version);
-    this.#track(this.#options.persist(state)).catch((error: unknown) => {
+    this.#write(state).catch((error: unknown) => {
       this.#options.log.warn({ err: (error as Error).message, bookId: state.bookId }, 'writing a published state at once failed; the next snapshot writes it');
     });
   }
 
-  #track<T>(write: Promise<T>): Promise<T> {
+  #write(state: BookProgress): Promise<unknown> {
+    const write = this.#options.persist(state);
+    remember(this.#written, state.bookId, { version: state.version, write });
     this.#inFlight.add(write);
     void write.finally(() => this.#inFlight.delete(write)).catch(() => {});
     return write;
