@@ -14,6 +14,7 @@ import { recentProgress } from '../delivery/recent-books.js';
 import type { StreamRegistry } from '../delivery/stream-registry.js';
 import { WEBSOCKET_PATH } from '../delivery/websocket-protocol.js';
 import { authenticate } from './auth.js';
+import type { Readiness } from './readiness.js';
 import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
 import { bookRoutes } from './routes/books.js';
@@ -41,6 +42,7 @@ export interface AppDeps {
   pages: TrustedPages;
   expiries: Expiries;
   metrics: Registry;
+  readiness: Readiness;
   /** BASE_PATH, for the URLs the answers carry (links, Location); the routes themselves are written from `/`. */
   basePath?: string;
 }
@@ -50,6 +52,12 @@ export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>();
 
   app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  app.get('/readyz', async (c) => {
+    const report = await deps.readiness.check();
+    if (report.ready) return c.json({ success: true, data: report });
+    const why = report.draining ? 'shutting down' : [report.broker === 'down' && 'the broker', report.database === 'down' && 'the database'].filter(Boolean).join(' and ') + ' not answering';
+    return refusalResponse(c, new Refusal(503, 'not_ready', `not ready: ${why}`, { details: { ...report } }));
+  });
   // Without an Upgrade header (a proxy dropped it, or a plain fetch) say what is missing, not 404;
   // before authentication, so an operator sees it whatever the token.
   app.get(WEBSOCKET_PATH, (c) =>
