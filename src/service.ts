@@ -31,6 +31,7 @@ import { bookTimeline } from './analytics/queries.js';
 import { createMetrics } from './server/http/metrics.js';
 import { TenantQuota } from './server/http/publish-quota.js';
 import { Readiness } from './server/http/readiness.js';
+import { apiSecurityHeaderEntries } from './server/http/security-headers.js';
 import { databaseStartupError, listenStartupError } from './startup.js';
 import { BookStore } from './store/books.js';
 import { openDatabase } from './store/database.js';
@@ -161,6 +162,7 @@ export async function startService(config: Config, log: Logger, options: Service
     basePath: config.basePath,
     host: config.host,
     trustProxy: config.trustProxy,
+    securityHeaders: await apiSecurityHeaderEntries(),
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     log,

@@ -1,3 +1,4 @@
+import './jitless.js';
 import { BookProgressSchema, isTerminal } from '../src/progress/schema.js';
 import type { BookProgress } from '../src/progress/schema.js';
 
