@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { RedisTarget } from '../config.js';
 import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
+import { within } from '../within.js';
 import type { CommitResult, Fence } from './commit.js';
 import type { Broker, DirtyClaims, ProgressListener } from './broker.js';
 import { evictsKeysWithoutTtl, maxmemoryPolicy } from './eviction.js';
@@ -188,14 +189,8 @@ export class RedisBroker implements Broker, DirtyClaims {
   async ready(timeoutMs: number): Promise<boolean> {
     const connected = (connection: Redis | Cluster) =>
       connection.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => connection.once('ready', () => resolve()));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-    const both = Promise.all([connected(this.#redis), connected(this.#subscriber)]).then(() => true as const);
-    try {
-      return await Promise.race([both, timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const both = Promise.all([connected(this.#redis), connected(this.#subscriber)]).then(() => true);
+    return (await within(both, timeoutMs)) ?? false;
   }
 
   /** Channels this process is subscribed to, for leak checks and metrics. */

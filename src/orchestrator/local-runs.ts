@@ -5,7 +5,7 @@ import type { Writer } from '../progress/tracker.js';
 import { rootMessage } from '../store/failures.js';
 import type { Run } from '../store/runs.js';
 import type { BookSpec } from './generator.js';
-import type { OrchestratorDeps, OrchestratorStats } from './orchestrator.js';
+import type { OrchestratorDeps, OrchestratorStats } from './deps.js';
 import { startPipeline } from './pipeline.js';
 import type { PipelineResult } from './pipeline.js';
 import { ProgressPublisher } from './publisher.js';

@@ -1,8 +1,9 @@
 import { FaultLog } from '../fault-log.js';
+import { RunAgain } from '../run-again.js';
 import { rootMessage } from '../store/failures.js';
 import type { Claimant } from '../store/runs.js';
 import type { LocalRuns } from './local-runs.js';
-import type { OrchestratorDeps, OrchestratorStats } from './orchestrator.js';
+import type { OrchestratorDeps, OrchestratorStats } from './deps.js';
 
 /** Longest wait between two looks at the queue. */
 const MAX_POLL_MS = 1_000;
@@ -17,8 +18,7 @@ export class RunQueue {
   readonly #claimant: Claimant;
   readonly #local: LocalRuns;
   readonly #stats: OrchestratorStats;
-  #filling: Promise<void> | null = null;
-  #fillAgain = false;
+  readonly #fills = new RunAgain(() => this.#fill(), { skip: () => this.#stopping });
   #timers: NodeJS.Timeout[] = [];
   #stopping = false;
   #pollFailing = false;
@@ -45,7 +45,7 @@ export class RunQueue {
   stop(): Promise<void> {
     this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
-    return this.#filling ?? Promise.resolve();
+    return this.#fills.running ?? Promise.resolve();
   }
 
   hasRoom(): boolean {
@@ -54,18 +54,7 @@ export class RunQueue {
 
   /** Claims runs while this process has room; polled, and poked when a book is started or a run ends. */
   poke(): void {
-    if (this.#stopping) return;
-    if (this.#filling) {
-      this.#fillAgain = true;
-      return;
-    }
-    this.#filling = this.#fill().finally(() => {
-      this.#filling = null;
-      if (this.#fillAgain) {
-        this.#fillAgain = false;
-        this.poke();
-      }
-    });
+    this.#fills.request();
   }
 
   async #fill(): Promise<void> {
