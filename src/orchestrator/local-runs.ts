@@ -112,7 +112,7 @@ export class LocalRuns {
     const { runs, log } = this.#deps;
     const { signal } = entry.controller;
     const { bookId, epoch } = run;
-    const writer = writerOf(run);
+    const writer = runWriter(run);
     const finish = async (result: PipelineResult) => {
       entry.ending = true;
       if (!(await retryInfrastructure(() => runs.finish(bookId, epoch), { what: 'ending a run', log, signal }))) {
@@ -166,7 +166,7 @@ export class LocalRuns {
 
   async #finishCancel(run: Run, signal: AbortSignal, finish: (result: PipelineResult) => Promise<PipelineResult>): Promise<PipelineResult> {
     const { tracker, log } = this.#deps;
-    const publisher = new ProgressPublisher(tracker, run.bookId, log, { signal, fence: run.epoch, writer: writerOf(run) });
+    const publisher = new ProgressPublisher(tracker, run.bookId, log, { signal, fence: run.epoch, writer: runWriter(run) });
     try {
       // The runner may have committed its terminal state and not yet marked the run done: that state stays.
       const held = await retryInfrastructure(() => this.#deps.readState(run.bookId), { what: "reading a cancelled book's state", log, signal });
@@ -192,7 +192,7 @@ export class LocalRuns {
     try {
       if (!(await runs.release(run.bookId, run.epoch))) return;
       log.info({ bookId: run.bookId }, 'run handed back at shutdown');
-      await tracker.updateProgress(run.bookId, { message: QUEUED_MESSAGE }, { fence: run.epoch, writer: writerOf(run) });
+      await tracker.updateProgress(run.bookId, { message: QUEUED_MESSAGE }, { fence: run.epoch, writer: runWriter(run) });
     } catch (error) {
       // Nothing lost: the run resumes when its lease runs out, or the state shows once it is claimed.
       log.warn({ bookId: run.bookId, err: rootMessage(error) }, 'handing a run back at shutdown failed');
@@ -201,6 +201,6 @@ export class LocalRuns {
 }
 
 /** Whose book a run writes: every state it commits is its tenant's (a first state too), whoever wrote before. */
-export function writerOf(run: Run): Writer {
+export function runWriter(run: Run): Writer {
   return { tenant: run.tenant, anyTenant: true };
 }

@@ -5,7 +5,7 @@ import type { Claimant, RunState } from '../store/runs.js';
 import { within } from '../within.js';
 import type { OrchestratorDeps, OrchestratorStats } from './deps.js';
 import type { BookSpec } from './generator.js';
-import { LocalRuns, QUEUED_MESSAGE, writerOf } from './local-runs.js';
+import { LocalRuns, QUEUED_MESSAGE, runWriter } from './local-runs.js';
 import type { PipelineResult } from './pipeline.js';
 import { ProgressPublisher } from './publisher.js';
 import { RunQueue } from './run-queue.js';
@@ -92,7 +92,7 @@ export class Orchestrator {
       return spec;
     }
     // Fenced by epoch 0: once a process claims the run (epoch 1), this state can no longer land over its own.
-    const publisher = new ProgressPublisher(this.#deps.tracker, spec.bookId, this.#deps.log, { signal: this.#shutdown.signal, fence: run.epoch, writer: writerOf(run) });
+    const publisher = new ProgressPublisher(this.#deps.tracker, spec.bookId, this.#deps.log, { signal: this.#shutdown.signal, fence: run.epoch, writer: runWriter(run) });
     await publisher.publish({
       status: 'PLANNING',
       generationStep: 'PLANNING',
@@ -153,7 +153,7 @@ export class Orchestrator {
           currentSection: saved > 0 ? run.sectionsPerChapter : 0,
           message: `Queued for retry: ${saved} of ${run.chapters} chapters saved`,
         },
-        { fence: run.epoch, writer: writerOf(run) },
+        { fence: run.epoch, writer: runWriter(run) },
       );
       return state;
     } catch (error) {
