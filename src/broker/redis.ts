@@ -13,6 +13,7 @@ import { redisKeys } from './keys.js';
 import type { RedisKeys } from './keys.js';
 import { RedisDirtyClaims } from './redis-claims.js';
 import { decodeState, parseState } from './redis-codec.js';
+import type { DecodedState } from './redis-codec.js';
 import { openRedis } from './redis-connection.js';
 import { redisCall } from './redis-errors.js';
 import { Subscriptions } from './redis-subscriptions.js';
@@ -274,7 +275,7 @@ export class RedisBroker implements Broker, DirtyClaims {
     return parseState(raw, where, this.#log);
   }
 
-  #decode(raw: string, where: string): { state: BookProgress; json: string } | null {
+  #decode(raw: string, where: string): DecodedState | null {
     return decodeState(raw, where, this.#log);
   }
 }
