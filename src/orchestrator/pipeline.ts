@@ -74,7 +74,7 @@ export async function startPipeline(run: PipelineRun, deps: PipelineDeps): Promi
 }
 
 /**
- * Generates the book through the seed's steps, skipping what earlier claims of the run saved.
+ * Generates the book step by step (outline, then chapters), skipping what earlier claims of the run saved.
  * Every finished chapter is saved at once, fenced by the run's epoch, one save after another
  * (so the saved chapters are always the first ones); a save that fails because Postgres is
  * down is retried in the background (the text stays in memory, never regenerated), and
