@@ -17,6 +17,7 @@ import { redisKeys } from './keys.js';
 import type { RedisKeys } from './keys.js';
 import { openRedis } from './redis-connection.js';
 import { Subscriptions } from './redis-subscriptions.js';
+import type { SharedRedis } from './redis-text.js';
 
 /**
  * Partitions claimed per call on a cluster: claiming stops once about one upsert's worth of
@@ -50,6 +51,8 @@ export interface RedisBrokerOptions {
  */
 export class RedisBroker implements Broker, DirtyClaims {
   readonly keys: RedisKeys;
+  /** What the Redis text log (redis-text.ts) shares: the connections, the pub/sub mode, the error mapping. */
+  readonly shared: SharedRedis;
   readonly #ttlSeconds: number;
   readonly #log: Logger;
   readonly #faults: FaultLog;
@@ -83,6 +86,7 @@ export class RedisBroker implements Broker, DirtyClaims {
     this.#subscriber = subscriber;
     const mode = target.kind !== 'cluster' ? 'single' : target.pubsub;
     this.#publish = mode === 'sharded' ? 'SPUBLISH' : 'PUBLISH';
+    this.shared = { commands, subscriber, mode, timeoutMs, call: (command) => this.#call(command) };
     this.#subscriptions = new Subscriptions({
       subscriber,
       name: 'booksai-progress',
