@@ -16,6 +16,8 @@ export const DEFAULT_OPENAI_MODEL = 'gpt-4o-mini';
 /** The longest wait for the AI service's answer to start, and between two chunks of it. */
 export const DEFAULT_OPENAI_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+/** The most live text one section holds in the broker: 256 KiB (a section is a few KiB). */
+export const DEFAULT_MAX_SECTION_TEXT_BYTES = 256 * 1024;
 export const DEFAULT_SSE_RETRY_MS = 3_000;
 export const DEFAULT_MAX_SSE_CONNECTIONS = 20_000;
 export const DEFAULT_MAX_BOOKS_PER_STREAM = 100;
@@ -89,6 +91,7 @@ const EnvSchema = z.object({
   MAX_GENERATIONS: z.preprocess(blankAsUndefined, integer(0, 10_000).default(DEFAULT_MAX_GENERATIONS)),
   GENERATOR_RETRIES: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_GENERATOR_RETRIES)),
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
+  MAX_SECTION_TEXT_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 64 * 1024 * 1024).default(DEFAULT_MAX_SECTION_TEXT_BYTES)),
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
   BACKEND_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 60_000).default(DEFAULT_BACKEND_TIMEOUT_MS)),
@@ -144,6 +147,8 @@ export interface Config {
   /** Retries of a failed generator call before the book is marked ERROR. */
   readonly generatorRetries: number;
   readonly maxBodyBytes: number;
+  /** MAX_SECTION_TEXT_BYTES: an append past it is refused (413 text_too_large). */
+  readonly maxSectionTextBytes: number;
   readonly maxSseConnections: number;
   readonly maxBooksPerStream: number;
   /** The longest any one Redis or Postgres call may take before it counts as an outage. */
@@ -199,6 +204,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxGenerations: e.MAX_GENERATIONS,
     generatorRetries: e.GENERATOR_RETRIES,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    maxSectionTextBytes: e.MAX_SECTION_TEXT_BYTES,
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
     backendTimeoutMs: e.BACKEND_TIMEOUT_MS,
