@@ -94,6 +94,7 @@ export async function startService(config: Config, log: Logger, options: Service
     runs,
     generator: options.generator ?? createGenerator(config, generatorMetrics),
     onText: options.onText,
+    texts,
     readState: newest.committed,
     log,
     owner,

@@ -12,6 +12,7 @@ import { startPipeline } from './pipeline.js';
 import type { PipelineResult } from './pipeline.js';
 import { ProgressPublisher } from './publisher.js';
 import type { TextSink } from './section-text.js';
+import type { TextLog } from '../broker/text-log.js';
 import { isInfrastructureError, retryInfrastructure } from './retry.js';
 
 export interface OrchestratorDeps {
@@ -30,6 +31,8 @@ export interface OrchestratorDeps {
   generatorRetries: number;
   /** Gets the live text of every section written here (passed to each run's pipeline). */
   onText?: TextSink;
+  /** Where each run writes its live text, under its fence. */
+  texts?: TextLog;
 }
 
 export interface BookRequest {
