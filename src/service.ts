@@ -130,6 +130,7 @@ export async function startService(config: Config, log: Logger, options: Service
     orchestrator,
     hub,
     newest,
+    texts,
     streams,
     log,
     maxBodyBytes: config.maxBodyBytes,
