@@ -1,9 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
+import type { RedisTarget } from '../../src/config.js';
+import { DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
 import { RedisTextLog } from '../../src/broker/redis-text.js';
 import type { TextChunk } from '../../src/broker/text-log.js';
 import { REDIS_URL, uniquePrefix } from '../support/backends.js';
 import { chapterRows, createBook, pollState } from '../support/books.js';
+import { RedisCluster } from '../support/redis-cluster.js';
 import type { CreatedBook } from '../support/books.js';
 import type { ServerProcess } from '../support/server-process.js';
 import { silentLog } from '../support/service.js';
@@ -23,8 +26,8 @@ afterEach(async () => {
 });
 
 /** A reader of every book's text under `prefix`, in the test process, as a server's hub would be. */
-async function textReader(prefix: string) {
-  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, ttlSeconds: 600, log: silentLog });
+async function textReader(prefix: string, target: RedisTarget = { kind: 'single', url: REDIS_URL }) {
+  const broker = new RedisBroker({ target, keyPrefix: prefix, ttlSeconds: 600, log: silentLog });
   if (!(await broker.ready(5_000))) throw new Error('redis is not answering');
   const texts = new RedisTextLog({ broker, keyPrefix: prefix, ttlSeconds: 600, log: silentLog });
   const chunks: TextChunk[] = [];
@@ -116,6 +119,30 @@ describe('live text across a takeover', () => {
     frozen.signal('SIGCONT');
     await until(() => /lost the lease of a run|run superseded/.test(frozen.output), 15_000, 'the woken runner to stop its run');
     await until(async () => (await pollState(successor.url, book.bookId))?.status === 'COMPLETE', 60_000, 'the book to complete on the successor');
+    await expectTextEqualsPostgres(reader.chunks, book);
+  }, 120_000);
+});
+
+describe('live text across a takeover on a Redis Cluster', () => {
+  let cluster: RedisCluster | undefined;
+  beforeAll(async () => {
+    cluster = await RedisCluster.start();
+  }, 90_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('SIGKILL mid-section: the reset and the final text equal to Postgres, through the sharded channels and feeds', async () => {
+    const prefix = uniquePrefix();
+    const nodes = cluster!.seeds.split(',').map((entry) => ({ host: '127.0.0.1', port: Number(entry.split(':')[1]) }));
+    const reader = await textReader(prefix, { kind: 'cluster', nodes, pubsub: 'sharded', password: null, tls: false, slotsRefreshMs: DEFAULT_CLUSTER_SLOTS_REFRESH_MS });
+    const env = { REDIS_KEY_PREFIX: prefix, REDIS_URL: '', REDIS_CLUSTER_NODES: cluster!.seeds, RUN_LEASE_MS: '1500', DEMO_STEP_MS: '50', DEMO_TOKENS_PER_SECOND: '40' };
+    const first = await fleet.start(env);
+    const second = await fleet.start(env);
+    const book = await createBook(first.url, 'Killed on a cluster', 3, 2);
+    await midChapterTwo(reader.texts, book);
+    expect(await first.stop('SIGKILL')).toBeNull();
+    await until(async () => (await pollState(second.url, book.bookId))?.status === 'COMPLETE', 60_000, 'the book to complete on the second instance');
     await expectTextEqualsPostgres(reader.chunks, book);
   }, 120_000);
 });
