@@ -8,6 +8,8 @@ export const DEFAULT_DATA_DIR = './data';
 export const DEFAULT_SNAPSHOT_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const MAX_HEARTBEAT_MS = 25_000;
+/** A running book without an update for this long is shown as stalled (STALE_AFTER_SECONDS). */
+export const DEFAULT_STALE_AFTER_SECONDS = 120;
 export const DEFAULT_DEMO_STEP_MS = 400;
 /** About a chat model's streaming rate, so the demo's text arrives as a real one's does. */
 export const DEFAULT_DEMO_TOKENS_PER_SECOND = 40;
@@ -18,6 +20,9 @@ export const DEFAULT_OPENAI_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 /** The most live text one section holds in the broker: 256 KiB (a section is a few KiB). */
 export const DEFAULT_MAX_SECTION_TEXT_BYTES = 256 * 1024;
+/** A client has this long to send its request headers (slowloris), and REQUEST_TIMEOUT_MS for the whole request. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_SSE_RETRY_MS = 3_000;
 export const DEFAULT_MAX_SSE_CONNECTIONS = 20_000;
 export const DEFAULT_MAX_BOOKS_PER_STREAM = 100;
@@ -79,6 +84,8 @@ const EnvSchema = z.object({
   DATA_DIR: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_DATA_DIR)),
   SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
   HEARTBEAT_MS: z.preprocess(blankAsUndefined, integer(100, MAX_HEARTBEAT_MS).default(DEFAULT_HEARTBEAT_MS)),
+  STALE_AFTER_SECONDS: z.preprocess(blankAsUndefined, integer(1, 86_400).default(DEFAULT_STALE_AFTER_SECONDS)),
+  SHUTDOWN_DRAIN_MS: z.preprocess(blankAsUndefined, integer(0, 600_000).default(0)),
   DEMO_STEP_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_DEMO_STEP_MS)),
   DEMO_FAILURE_RATE: z.preprocess(blankAsUndefined, z.coerce.number().min(0).max(1).default(0)),
   DEMO_TOKENS_PER_SECOND: z.preprocess(blankAsUndefined, integer(1, 1_000_000_000).default(DEFAULT_DEMO_TOKENS_PER_SECOND)),
@@ -92,6 +99,9 @@ const EnvSchema = z.object({
   GENERATOR_RETRIES: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_GENERATOR_RETRIES)),
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
   MAX_SECTION_TEXT_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 64 * 1024 * 1024).default(DEFAULT_MAX_SECTION_TEXT_BYTES)),
+  MAX_PUBLISHES_PER_SECOND_PER_TENANT: z.preprocess(blankAsUndefined, integer(0, 10_000_000).default(0)),
+  HEADERS_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 600_000).default(DEFAULT_HEADERS_TIMEOUT_MS)),
+  REQUEST_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_REQUEST_TIMEOUT_MS)),
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
   BACKEND_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 60_000).default(DEFAULT_BACKEND_TIMEOUT_MS)),
@@ -133,6 +143,10 @@ export interface Config {
   readonly dataDir: string;
   readonly snapshotIntervalMs: number;
   readonly heartbeatMs: number;
+  /** STALE_AFTER_SECONDS in ms: a book not terminal and silent this long is stalled. */
+  readonly staleAfterMs: number;
+  /** How long a stopping process keeps serving, with /readyz at 503, before it ends streams. */
+  readonly shutdownDrainMs: number;
   readonly demoStepMs: number;
   /** Share of demo generator calls that fail (0-1). */
   readonly demoFailureRate: number;
@@ -149,6 +163,11 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** MAX_SECTION_TEXT_BYTES: an append past it is refused (413 text_too_large). */
   readonly maxSectionTextBytes: number;
+  /** Publishes a tenant may make per second in this process (bursts of twice that); 0: no limit. */
+  readonly maxPublishesPerSecondPerTenant: number;
+  /** How long a client may take to send its headers, and its whole request (headers and body); open streams are not bounded by either. */
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   readonly maxSseConnections: number;
   readonly maxBooksPerStream: number;
   /** The longest any one Redis or Postgres call may take before it counts as an outage. */
@@ -196,6 +215,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,
     heartbeatMs: e.HEARTBEAT_MS,
+    staleAfterMs: e.STALE_AFTER_SECONDS * 1000,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     demoStepMs: e.DEMO_STEP_MS,
     demoFailureRate: e.DEMO_FAILURE_RATE,
     demoTokensPerSecond: e.DEMO_TOKENS_PER_SECOND,
@@ -205,6 +226,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     generatorRetries: e.GENERATOR_RETRIES,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxSectionTextBytes: e.MAX_SECTION_TEXT_BYTES,
+    maxPublishesPerSecondPerTenant: e.MAX_PUBLISHES_PER_SECOND_PER_TENANT,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: Math.max(e.REQUEST_TIMEOUT_MS, e.HEADERS_TIMEOUT_MS),
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
     backendTimeoutMs: e.BACKEND_TIMEOUT_MS,

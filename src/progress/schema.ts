@@ -60,6 +60,11 @@ export const BookProgressSchema = z
     /** The late bound of the ETA (its p90: the run ends before it 9 times in 10); absent while no history backs one. */
     estimatedEndTimeLate: epochMs.optional(),
     /**
+     * Set at read, never stored: the book is not terminal and nothing was published for
+     * STALE_AFTER_SECONDS; the time of its last update (= `timestamp`). See stall.ts.
+     */
+    stalledSince: epochMs.optional(),
+    /**
      * Who the book belongs to, fixed by its first state and kept by every later one; absent for
      * books published without authentication. Before `version`: a state ends with its version.
      */
