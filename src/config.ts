@@ -119,6 +119,7 @@ const EnvSchema = z.object({
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ),
   CORS_ORIGINS: z.preprocess(blankAsUndefined, z.string().optional().transform(parseOrigins)),
+  FRAME_ANCESTORS: z.preprocess(blankAsUndefined, z.string().optional().transform(parseFrameAncestors)),
   TRUST_PROXY: z.preprocess(blankAsUndefined, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
   BASE_PATH: z.preprocess(
     blankAsUndefined,
@@ -188,6 +189,8 @@ export interface Config {
   readonly logLevel: string;
   /** Exact origins (`https://app.example.com`) whose pages may read the API; empty: no CORS headers at all. */
   readonly corsOrigins: readonly string[];
+  /** Who may frame the dashboard's pages (CSP frame-ancestors): 'self' by default. */
+  readonly frameAncestors: readonly string[];
   /** Whether the client address in logs comes from X-Forwarded-For (one trusted proxy in front). */
   readonly trustProxy: boolean;
   /** The path every route lives under (`/progress`); '' for the root. */
@@ -237,6 +240,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
+    frameAncestors: e.FRAME_ANCESTORS,
     trustProxy: e.TRUST_PROXY,
     basePath: e.BASE_PATH ?? '',
   });
@@ -337,6 +341,18 @@ function parseOrigins(raw: string | undefined, ctx: z.RefinementCtx): string[] {
     }
   }
   return Object.freeze(origins) as string[];
+}
+
+/** FRAME_ANCESTORS: comma-separated origins, or `self` / `none`; unset: the dashboard's own origin only. */
+function parseFrameAncestors(raw: string | undefined, ctx: z.RefinementCtx): string[] {
+  if (raw === undefined) return ["'self'"];
+  const keywords = new Map([['self', "'self'"], ["'self'", "'self'"], ['none', "'none'"], ["'none'", "'none'"]]);
+  const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const sources = entries.filter((entry) => !keywords.has(entry));
+  const origins = parseOrigins(sources.join(','), ctx);
+  const named = entries.filter((entry) => keywords.has(entry)).map((entry) => keywords.get(entry) as string);
+  if (named.includes("'none'") && entries.length > 1) ctx.addIssue({ code: 'custom', message: '"none" cannot go with other sources' });
+  return Object.freeze([...new Set(named), ...origins]) as string[];
 }
 
 /** The URL REDIS_HOST / REDIS_PORT / REDIS_PASSWORD name, used when REDIS_URL is not set. */

@@ -39,6 +39,7 @@ import type { DatabaseHandle } from './store/database.js';
 import { PgProgressStore } from './store/progress.js';
 import { RunStore } from './store/runs.js';
 import { Snapshotter } from './store/snapshotter.js';
+import { UrgentStates } from './store/urgent-states.js';
 
 /** A running server process: every part, for main.ts to stop and for tests to inspect. */
 export interface Service {
@@ -84,13 +85,10 @@ export async function startService(config: Config, log: Logger, options: Service
   const newest = new NewestStates({ broker, source, store, log, lastKnown: (bookId) => hub.lastKnown(bookId) });
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const snapshotter = new Snapshotter({ broker, store, intervalMs: config.snapshotIntervalMs, owner, log });
-  const tracker = new ProgressTracker({
-    states: broker,
-    recover: newest.stored,
-    persistNow: async (state) => {
-      await snapshotter.persistNow(state);
-    },
-  });
+  const urgent = new UrgentStates({ persist: (state) => snapshotter.persistNow(state), log });
+  // In Redis, other processes and languages publish too: their first and terminal states are written at once as well.
+  if (source === 'redis') await urgent.watch(broker);
+  const tracker = new ProgressTracker({ states: broker, recover: newest.stored, persistNow: (state) => urgent.persistNow(state) });
   const generatorMetrics = new GeneratorMetrics();
   const orchestrator = new Orchestrator({
     tracker,
@@ -152,6 +150,7 @@ export async function startService(config: Config, log: Logger, options: Service
     auth,
     expiries,
     basePath: config.basePath,
+    frameAncestors: config.frameAncestors,
     staleAfterMs: config.staleAfterMs,
     timeline: (bookId) => database.deadline.run('reading a timeline', bookTimeline(database.db, bookId)),
   });
@@ -178,6 +177,7 @@ export async function startService(config: Config, log: Logger, options: Service
     expiries.stop();
     hub.close();
     await drain();
+    await urgent.close();
     texts.close();
     await broker.close().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'closing the broker failed'));
     await closeDatabase(database, log);

@@ -7,7 +7,8 @@ export const STEPS = ['PLANNING', 'RESEARCH', 'OUTLINE', 'STRUCTURE', 'CHAPTERS'
 
 export const MAX_MESSAGE_LENGTH = 2_000;
 export const MAX_ERROR_LENGTH = 8_000;
-const MAX_COUNT = 100_000;
+export const MAX_COUNT = 100_000;
+export const MAX_TENANT_LENGTH = 256;
 
 export const BookIdSchema = z
   .string()
@@ -18,7 +19,7 @@ export function isTenantText(s: string): boolean {
   return !/[\u0000-\u001f\u007f]/.test(s) && s.isWellFormed();
 }
 
-export const TenantSchema = z.string().min(1).max(256).refine(isTenantText, 'must hold no control characters or unpaired surrogates');
+export const TenantSchema = z.string().min(1).max(MAX_TENANT_LENGTH).refine(isTenantText, 'must hold no control characters or unpaired surrogates');
 
 const count = z.number().int().min(0).max(MAX_COUNT);
 /** Text Postgres can store in jsonb: no NUL, no lone UTF-16 surrogate. */

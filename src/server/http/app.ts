@@ -19,6 +19,7 @@ import { authenticate } from './auth.js';
 import { publishQuota } from './publish-quota.js';
 import type { TenantQuota } from './publish-quota.js';
 import type { Readiness } from './readiness.js';
+import { apiSecurityHeaders } from './security-headers.js';
 import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
 import { bookRoutes } from './routes/books.js';
@@ -55,6 +56,8 @@ export interface AppDeps {
   publishQuota: TenantQuota | null;
   /** BASE_PATH, for the URLs the answers carry (links, Location); the routes themselves are written from `/`. */
   basePath?: string;
+  /** FRAME_ANCESTORS, for the dashboard's pages. */
+  frameAncestors?: readonly string[];
   /** STALE_AFTER_SECONDS in ms: the books API marks a silent running book `stalledSince`. */
   staleAfterMs: number;
   /** The latest recorded run of a book (analytics); null: none recorded. */
@@ -65,6 +68,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>();
 
+  app.use('*', apiSecurityHeaders());
   app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
   app.get('/readyz', async (c) => {
     const report = await deps.readiness.check();
@@ -89,7 +93,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/progress', progressRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/progress', textRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/stream', streams.multiplexed);
-  app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? ''));
+  app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   app.route('/api/books', bookRoutes(deps));
   app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
 
