@@ -66,7 +66,11 @@ export class Subscriptions {
       return;
     }
     subscriber.on('message', deliver);
-    subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => options.onMessage(channel, message, true));
+    // Another Subscriptions may share the connection (the text log's): only our own pattern's messages are ours.
+    const pattern = keys.channel('*');
+    subscriber.on('pmessage', (matched: string, channel: string, message: string) => {
+      if (matched === pattern) options.onMessage(channel, message, true);
+    });
     subscriber.on('ready', () => this.#restore());
     subscriber.on('close', () => {
       this.#live = false;

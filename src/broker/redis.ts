@@ -17,6 +17,7 @@ import type { DecodedState } from './redis-codec.js';
 import { openRedis } from './redis-connection.js';
 import { redisCall } from './redis-errors.js';
 import { Subscriptions } from './redis-subscriptions.js';
+import type { SharedRedis } from './redis-text.js';
 
 type ScriptedRedis = (Redis | Cluster) & {
   progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string): Promise<1 | -1 | [0, string]>;
@@ -40,6 +41,8 @@ export interface RedisBrokerOptions {
  */
 export class RedisBroker implements Broker, DirtyClaims {
   readonly keys: RedisKeys;
+  /** What the Redis text log (redis-text.ts) shares: the connections, the pub/sub mode, the error mapping. */
+  readonly shared: SharedRedis;
   readonly #ttlSeconds: number;
   readonly #log: Logger;
   readonly #faults: FaultLog;
@@ -71,6 +74,7 @@ export class RedisBroker implements Broker, DirtyClaims {
     this.#subscriber = subscriber;
     const mode = target.kind !== 'cluster' ? 'single' : target.pubsub;
     this.#publish = mode === 'sharded' ? 'SPUBLISH' : 'PUBLISH';
+    this.shared = { commands, subscriber, mode, timeoutMs, call: (command) => this.#call(command) };
     this.#subscriptions = new Subscriptions({
       subscriber,
       name: 'booksai-progress',

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { TextLog } from '../broker/text-log.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { ProgressTracker } from '../progress/tracker.js';
 import type { RunStore } from '../store/runs.js';
@@ -21,6 +22,8 @@ export interface OrchestratorDeps {
   generatorRetries: number;
   /** Gets the live text of every section written here (passed to each run's pipeline). */
   onText?: TextSink;
+  /** Where each run writes its live text, under its fence. */
+  texts?: TextLog;
 }
 
 /** Counters for /metrics, read when scraped. */
