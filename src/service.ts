@@ -29,7 +29,9 @@ import { CorsPolicy } from './server/edge/cors.js';
 import { createEdge, listen } from './server/edge/listener.js';
 import { createApp } from './server/http/app.js';
 import { bookTimeline } from './analytics/queries.js';
-import { createMetrics } from './server/http/metrics.js';
+import { TimelineRecorder } from './analytics/recorder.js';
+import { DEFAULT_TIMELINE_FLUSH_MS, TimelineFeed } from './analytics/timeline-feed.js';
+import { createMetrics, registerTimelineMetrics } from './server/http/metrics.js';
 import { TenantQuota } from './server/http/publish-quota.js';
 import { Readiness } from './server/http/readiness.js';
 import { apiSecurityHeaderEntries } from './server/http/security-headers.js';
@@ -57,6 +59,8 @@ export interface Service {
   readonly tracker: ProgressTracker;
   readonly hub: Hub;
   readonly streams: StreamRegistry;
+  /** Records every book's run timeline from the committed states, in batches. */
+  readonly timelines: TimelineFeed;
   /** Stops accepting, ends streams with a retry hint, takes a last snapshot, then closes the backends. */
   close(): Promise<void>;
 }
@@ -85,7 +89,10 @@ export async function startService(config: Config, log: Logger, options: Service
   // The hub is built below; it answers lastKnown only once requests arrive.
   const newest = new NewestStates({ broker, source, store, log, lastKnown: (bookId) => hub.lastKnown(bookId) });
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  const snapshotter = new Snapshotter({ broker, store, intervalMs: config.snapshotIntervalMs, owner, log });
+  const timelines = new TimelineFeed({ recorder: new TimelineRecorder(database.db, database.deadline), log, intervalMs: Math.min(config.snapshotIntervalMs, DEFAULT_TIMELINE_FLUSH_MS) });
+  const snapshotter = new Snapshotter({ broker, store, intervalMs: config.snapshotIntervalMs, owner, log, onWritten: (states) => timelines.offer(states) });
+  // Every commit, whoever made it (this process, another, a worker writing straight into Redis).
+  await timelines.watch(broker);
   const urgent = new UrgentStates({ persist: (state) => snapshotter.persistNow(state), log });
   // In Redis, other processes and languages publish too: their first and terminal states are written at once as well.
   if (source === 'redis') await urgent.watch(broker);
@@ -123,6 +130,7 @@ export async function startService(config: Config, log: Logger, options: Service
     faults: FaultLog.of(log),
   });
   registerGeneratorMetrics(metrics, generatorMetrics);
+  timelines.onRecorded = registerTimelineMetrics(metrics);
   let draining = false;
   const readiness = new Readiness({
     broker: () => broker.get(READINESS_PROBE_BOOK),
@@ -179,6 +187,7 @@ export async function startService(config: Config, log: Logger, options: Service
     expiries.stop();
     hub.close();
     await drain();
+    await timelines.stop();
     await urgent.close();
     texts.close();
     await broker.close().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'closing the broker failed'));
@@ -203,6 +212,7 @@ export async function startService(config: Config, log: Logger, options: Service
     );
   }
   snapshotter.start();
+  timelines.start();
   orchestrator.begin();
 
   let closing: Promise<void> | null = null;
@@ -223,10 +233,11 @@ export async function startService(config: Config, log: Logger, options: Service
         await stopped;
         clearTimeout(force);
         await snapshotter.stop();
+        await timelines.stop();
       });
     })());
 
-  return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, close };
+  return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, timelines, close };
 }
 
 /** The book /readyz reads to see that the broker answers; no book has this id. */
