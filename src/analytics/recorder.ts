@@ -33,6 +33,8 @@ const MAX_DURATION_MS = 2_147_483_647;
  * update: its caller drains the feed (or a snapshot round) in batches.
  */
 export class TimelineRecorder {
+  /** Statements sent so far (reads and writes). */
+  statements = 0;
   readonly #db: Database;
   readonly #deadline: DatabaseDeadline;
 
@@ -57,6 +59,7 @@ export class TimelineRecorder {
         endedAt: new Date(s.endedAt),
         durationMs: clampDuration(s.endedAt - s.startedAt),
       }));
+      this.statements++;
       const inserted = await this.#deadline.run(
         'a run spans insert',
         this.#db.insert(runSpans).values(rows).onConflictDoNothing().returning({ bookId: runSpans.bookId, runStartedAt: runSpans.runStartedAt, step: runSpans.step, chapter: runSpans.chapter, section: runSpans.section }),
@@ -85,6 +88,7 @@ export class TimelineRecorder {
           setWhere: sql`${runTimelines.version} < excluded.version`,
         })
         .returning({ bookId: runTimelines.bookId, startedAt: runTimelines.startedAt });
+      this.statements++;
       const updated = new Set((await this.#deadline.run('a run timelines upsert', upsert)).map((r) => runKey({ bookId: r.bookId, startedAt: new Date(r.startedAt).getTime() })));
       written.ended.push(...slice.filter((run) => folded.ended.has(runKey(run)) && updated.has(runKey(run))));
     }
@@ -95,6 +99,7 @@ export class TimelineRecorder {
   async lastRuns(bookIds: readonly string[]): Promise<Map<string, RunRecord>> {
     const found = new Map<string, RunRecord>();
     if (bookIds.length === 0) return found;
+    this.statements++;
     const rows = await this.#deadline.run(
       'a run timelines read',
       this.#db

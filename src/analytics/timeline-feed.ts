@@ -15,7 +15,7 @@ export const MAX_PENDING_STATES = 100_000;
 const MAX_RETRY_MS = 30_000;
 
 export interface TimelineFeedOptions {
-  recorder: Pick<TimelineRecorder, 'record'>;
+  recorder: Pick<TimelineRecorder, 'record' | 'statements'>;
   log: Logger;
   intervalMs?: number;
   /** Called with each batch written (the Prometheus histograms). */
@@ -55,6 +55,11 @@ export class TimelineFeed {
     this.#options = options;
     this.onRecorded = options.onRecorded ?? null;
     this.#retryMs = this.#interval;
+  }
+
+  /** Database statements sent so far. */
+  get statements(): number {
+    return this.#options.recorder.statements;
   }
 
   get #interval(): number {
