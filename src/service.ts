@@ -96,7 +96,7 @@ export async function startService(config: Config, log: Logger, options: Service
   const urgent = new UrgentStates({ persist: (state) => snapshotter.persistNow(state), log });
   // In Redis, other processes and languages publish too: their first and terminal states are written at once as well.
   if (source === 'redis') await urgent.watch(broker);
-  const tracker = new ProgressTracker({ states: broker, recover: newest.stored, persistNow: (state) => urgent.persistNow(state) });
+  const tracker = new ProgressTracker({ states: broker, recover: newest.stored, persistNow: (state) => urgent.persistNow(state), onCommit: (state) => timelines.offer([state]) });
   const generatorMetrics = new GeneratorMetrics();
   const orchestrator = new Orchestrator({
     tracker,

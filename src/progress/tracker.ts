@@ -21,6 +21,8 @@ export interface TrackerOptions {
    * queued for retry while the database is down).
    */
   persistNow?: (state: BookProgress) => Promise<void>;
+  /** Called with every state this tracker committed, in commit order (the run timelines: no gap when a broker subscription misses it). */
+  onCommit?: (state: BookProgress) => void;
   now?: () => number;
 }
 
@@ -54,6 +56,7 @@ export class ProgressTracker {
   readonly #states: VersionedStates;
   readonly #recover: (bookId: string) => Promise<BookProgress | null>;
   readonly #persistNow: (state: BookProgress) => Promise<void>;
+  readonly #onCommit: (state: BookProgress) => void;
   readonly #now: () => number;
   /**
    * The last state this process committed per running book, so a restarted-empty Redis neither
@@ -67,6 +70,7 @@ export class ProgressTracker {
     this.#states = options.states;
     this.#recover = options.recover ?? (async () => null);
     this.#persistNow = options.persistNow ?? (async () => {});
+    this.#onCommit = options.onCommit ?? (() => {});
     this.#now = options.now ?? Date.now;
   }
 
@@ -119,6 +123,7 @@ export class ProgressTracker {
       if ('fenced' in result) throw new FencedError(`book ${bookId}: the update's fence ${fence} was superseded`);
       if (result.committed) {
         this.#remember(next);
+        this.#onCommit(next);
         if (isTerminal(next.status) || startsRun(current, next)) await this.#persistNow(next);
         return next;
       }

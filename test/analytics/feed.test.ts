@@ -35,7 +35,7 @@ async function flushed(): Promise<{ statements: number; batches: number }> {
   return { statements: service.timelines.statements - before.statements, batches: service.timelines.stats.batches - before.batches };
 }
 
-const WORK_STEPS = ['PLANNING', 'RESEARCH', 'OUTLINE', 'STRUCTURE', 'CHAPTERS', 'PROOFREADING'];
+const WORK_STEPS: string[] = ['PLANNING', 'RESEARCH', 'OUTLINE', 'STRUCTURE', 'CHAPTERS', 'PROOFREADING'];
 
 describe('run timelines on a running server, whoever publishes', () => {
   it('records a demo orchestrator run: every step and chapter with its duration', async () => {
@@ -49,7 +49,7 @@ describe('run timelines on a running server, whoever publishes', () => {
     expect(recorded.status).toBe('COMPLETE');
     expect(recorded.durationMs).toBe(done.timestamp - done.startTime!);
     // In order; a step may be missing (the publisher merges an update queued behind one in flight, e.g. STRUCTURE into CHAPTERS).
-    const steps = recorded.steps.map((s) => s.step);
+    const steps: string[] = recorded.steps.map((s) => s.step);
     expect(steps).toEqual(WORK_STEPS.filter((s) => steps.includes(s)));
     expect(steps).toEqual(expect.arrayContaining(['PLANNING', 'RESEARCH', 'CHAPTERS', 'PROOFREADING']));
     for (const step of recorded.steps) expect(step.durationMs).toBeGreaterThanOrEqual(0);
