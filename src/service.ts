@@ -28,7 +28,9 @@ import { WebSocketEndpoint } from './server/delivery/websocket-upgrade.js';
 import { CorsPolicy } from './server/edge/cors.js';
 import { createEdge, listen } from './server/edge/listener.js';
 import { createApp } from './server/http/app.js';
-import { bookTimeline } from './analytics/queries.js';
+import { EtaRefresher, DEFAULT_ETA_HISTORY_RUNS } from './analytics/eta-refresher.js';
+import { learnedEstimate } from './analytics/learned-eta.js';
+import { bookTimeline, recentCompletedRuns } from './analytics/queries.js';
 import { TimelineRecorder } from './analytics/recorder.js';
 import { DEFAULT_TIMELINE_FLUSH_MS, TimelineFeed } from './analytics/timeline-feed.js';
 import { createMetrics, registerTimelineMetrics } from './server/http/metrics.js';
@@ -61,6 +63,8 @@ export interface Service {
   readonly streams: StreamRegistry;
   /** Records every book's run timeline from the committed states, in batches. */
   readonly timelines: TimelineFeed;
+  /** The learned ETA model, relearned from the recorded runs in the background. */
+  readonly eta: EtaRefresher;
   /** Stops accepting, ends streams with a retry hint, takes a last snapshot, then closes the backends. */
   close(): Promise<void>;
 }
@@ -96,7 +100,14 @@ export async function startService(config: Config, log: Logger, options: Service
   const urgent = new UrgentStates({ persist: (state) => snapshotter.persistNow(state), log });
   // In Redis, other processes and languages publish too: their first and terminal states are written at once as well.
   if (source === 'redis') await urgent.watch(broker);
-  const tracker = new ProgressTracker({ states: broker, recover: newest.stored, persistNow: (state) => urgent.persistNow(state), onCommit: (state) => timelines.offer([state]) });
+  const eta = new EtaRefresher({ load: () => database.deadline.run('reading the ETA history', recentCompletedRuns(database.db, DEFAULT_ETA_HISTORY_RUNS)), log });
+  const tracker = new ProgressTracker({
+    states: broker,
+    recover: newest.stored,
+    persistNow: (state) => urgent.persistNow(state),
+    onCommit: (state) => timelines.offer([state]),
+    estimate: learnedEstimate(eta),
+  });
   const generatorMetrics = new GeneratorMetrics();
   const orchestrator = new Orchestrator({
     tracker,
@@ -186,6 +197,7 @@ export async function startService(config: Config, log: Logger, options: Service
     streams.stop();
     expiries.stop();
     hub.close();
+    eta.stop();
     await drain();
     await timelines.stop();
     await urgent.close();
@@ -213,6 +225,7 @@ export async function startService(config: Config, log: Logger, options: Service
   }
   snapshotter.start();
   timelines.start();
+  eta.start();
   orchestrator.begin();
 
   let closing: Promise<void> | null = null;
@@ -237,7 +250,7 @@ export async function startService(config: Config, log: Logger, options: Service
       });
     })());
 
-  return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, timelines, close };
+  return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, timelines, eta, close };
 }
 
 /** The book /readyz reads to see that the broker answers; no book has this id. */
