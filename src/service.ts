@@ -30,7 +30,8 @@ import { createEdge, listen } from './server/edge/listener.js';
 import { createApp } from './server/http/app.js';
 import { EtaRefresher, DEFAULT_ETA_HISTORY_RUNS } from './analytics/eta-refresher.js';
 import { learnedEstimate } from './analytics/learned-eta.js';
-import { bookTimeline, recentCompletedRuns } from './analytics/queries.js';
+import { etaAccuracy } from './analytics/eta-accuracy.js';
+import { analytics, bookTimeline, recentCompletedRuns } from './analytics/queries.js';
 import { TimelineRecorder } from './analytics/recorder.js';
 import { DEFAULT_TIMELINE_FLUSH_MS, TimelineFeed } from './analytics/timeline-feed.js';
 import { createMetrics, registerTimelineMetrics } from './server/http/metrics.js';
@@ -173,6 +174,13 @@ export async function startService(config: Config, log: Logger, options: Service
     frameAncestors: config.frameAncestors,
     staleAfterMs: config.staleAfterMs,
     timeline: (bookId) => database.deadline.run('reading a timeline', bookTimeline(database.db, bookId)),
+    analytics: async (window) => {
+      const [figures, completed] = await Promise.all([
+        database.deadline.run('reading analytics', analytics(database.db, window)),
+        database.deadline.run('reading completed runs', recentCompletedRuns(database.db, ANALYTICS_ETA_RUNS, window)),
+      ]);
+      return { ...figures, eta: etaAccuracy(eta.model, completed) };
+    },
   });
   const server = createEdge({
     fetch: app.fetch,
@@ -252,6 +260,9 @@ export async function startService(config: Config, log: Logger, options: Service
 
   return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, timelines, eta, close };
 }
+
+/** Completed runs of a window the ETA's accuracy is scored on (the most recent). */
+const ANALYTICS_ETA_RUNS = 500;
 
 /** The book /readyz reads to see that the broker answers; no book has this id. */
 const READINESS_PROBE_BOOK = '__readyz__';

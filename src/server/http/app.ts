@@ -22,6 +22,8 @@ import type { Readiness } from './readiness.js';
 import { apiSecurityHeaders } from './security-headers.js';
 import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
+import { analyticsRoutes } from './routes/analytics.js';
+import type { AnalyticsRoutesOptions } from './routes/analytics.js';
 import { bookRoutes } from './routes/books.js';
 import { progressRoutes } from './routes/progress.js';
 import { sessionRoutes } from './routes/session.js';
@@ -62,6 +64,8 @@ export interface AppDeps {
   staleAfterMs: number;
   /** The latest recorded run of a book (analytics); null: none recorded. */
   timeline: (bookId: string) => Promise<BookTimeline | null>;
+  /** GET /api/analytics: the aggregates of a window. */
+  analytics: AnalyticsRoutesOptions['analytics'];
 }
 
 /** The HTTP API. Touches neither process.env nor sockets: service.ts and tests serve it. */
@@ -95,6 +99,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/stream', streams.multiplexed);
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   app.route('/api/books', bookRoutes(deps));
+  app.route('/api/analytics', analyticsRoutes(deps));
   app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
 
   app.notFound((c) => refusalResponse(c, new Refusal(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
