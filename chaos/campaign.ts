@@ -21,6 +21,8 @@ export interface CampaignOptions {
   historyPath: string;
   /** Progress lines for people (the CLI prints them). */
   say?: (line: string) => void;
+  /** Told the topology once it runs, so that a test can stop it however the test ends. */
+  onTopology?: (topology: Topology) => void;
 }
 
 /** The servers' backend bound (their default), and the bound every answer is held to. */
@@ -29,7 +31,8 @@ export const ANSWER_BOUND_MS = BACKEND_TIMEOUT_MS + 1_000;
 /** A server process past this resident size is a leak, not load. */
 export const RSS_LIMIT_MB = 600;
 const SERVERS = 3;
-const POLL_INTERVAL_MS = 1_000;
+/** The legacy UI polled every 3 s. */
+const POLL_INTERVAL_MS = 3_000;
 const SETTLE_MS = 45_000;
 /** A multiplexed stream opens for every this many new books. */
 const MULTIPLEX_BATCH = 4;
@@ -55,6 +58,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
   const plan = planFaults(options.seed, options.mode, options.durationMs, SERVERS);
   say(`chaos ${options.mode}: CHAOS_SEED=${options.seed}, ${plan.length} faults planned over ${options.durationMs / 1000} s, history in ${options.historyPath}`);
   const topology = await Topology.start(options.mode, SERVERS, SERVER_ENV);
+  options.onTopology?.(topology);
   const watchers: Watcher[] = [];
   const pollers: Poller[] = [];
   let worker: OutsideWorker | null = null;

@@ -32,6 +32,8 @@ export interface CheckReport {
   faults: number;
   operations: number;
   results: InvariantResult[];
+  /** Faults the harness could not inject or heal (not a verdict on the server, but a run to read). */
+  harnessErrors: string[];
   ok: boolean;
 }
 
@@ -218,6 +220,7 @@ export function checkHistory(events: readonly HistoryEvent[], known: readonly Kn
     faults: events.filter((e) => e.type === 'fault' && e.phase === 'start').length,
     operations: events.filter((e) => e.type === 'publish' || e.type === 'poll' || e.type === 'create' || e.type === 'event').length,
     results,
+    harnessErrors: events.flatMap((e) => (e.type === 'nemesis-error' ? [`fault ${e.id} (${e.kind}) at t=${e.t}: ${e.message}`] : [])),
     ok: results.every((r) => r.verdict !== 'FAIL'),
   };
 }
@@ -229,6 +232,7 @@ export function formatReport(report: CheckReport, max = 5): string {
     lines.push(`  ${r.verdict.padEnd(5)} ${r.invariant} (${r.checked} checked${r.violations.length ? `, ${r.violations.length} violations` : ''}${r.known.length ? `, known: ${r.known.join(', ')}` : ''})`);
     for (const v of r.violations.slice(0, max)) lines.push(`          ${v.message}`);
   }
+  for (const h of report.harnessErrors.slice(0, max)) lines.push(`  harness: ${h}`);
   lines.push(report.ok ? '  all invariants held (or failed only as known)' : `  FAILED: replay with CHAOS_SEED=${report.seed} npm run chaos -- --mode ${report.mode}`);
   return lines.join('\n');
 }
