@@ -207,7 +207,7 @@ export function checkHistory(events: readonly HistoryEvent[], known: readonly Kn
     const { checked, violations } = found[invariant];
     const matched = new Set<string>();
     const unknown = violations.filter((v) => {
-      const k = known.find((k) => k.invariant === invariant && k.matches(v));
+      const k = known.find((k) => k.invariant.includes(invariant) && k.matches(v, events));
       if (k) matched.add(k.id);
       return !k;
     });

@@ -1,4 +1,5 @@
 import type { Invariant, Violation } from './checker.js';
+import type { HistoryEvent } from './history.js';
 
 /**
  * Bugs the campaign found that are not fixed yet: each makes its invariant KNOWN instead of
@@ -7,12 +8,45 @@ import type { Invariant, Violation } from './checker.js';
  */
 export interface KnownViolation {
   id: string;
-  invariant: Invariant;
+  /** The invariants it breaks. */
+  invariant: readonly Invariant[];
   /** What is wrong, precisely enough to write the regression test from. */
   description: string;
   /** A CHAOS_SEED (and mode) whose run shows it. */
   seed: string;
-  matches(violation: Violation): boolean;
+  /** Whether `violation` is this bug, given the whole history. */
+  matches(violation: Violation, events: readonly HistoryEvent[]): boolean;
 }
 
-export const KNOWN_VIOLATIONS: readonly KnownViolation[] = [];
+/** The book a violation concerns: its subject is the book, or "<observer> of <book>". */
+export function bookOf(violation: Violation): string {
+  const at = violation.subject.lastIndexOf(' of ');
+  return at < 0 ? violation.subject : violation.subject.slice(at + ' of '.length);
+}
+
+/** How long before a Redis data loss an acknowledged publish may be lost with it (the servers' SNAPSHOT_INTERVAL_MS and a slow machine's lag). */
+const LOSS_WINDOW_MS = 15_000;
+
+/** Whether `bookId` was written during the window before a Redis restart that lost its data. */
+function writtenBeforeDataLoss(bookId: string, events: readonly HistoryEvent[]): boolean {
+  const losses = events.flatMap((e) => (e.type === 'fault' && e.phase === 'start' && e.kind === 'redis-restart' ? [e.t] : []));
+  if (losses.length === 0) return false;
+  return events.some((e) => e.type === 'publish' && e.bookId === bookId && e.status === 200 && losses.some((t) => e.t <= t && e.t >= t - LOSS_WINDOW_MS));
+}
+
+export const KNOWN_VIOLATIONS: readonly KnownViolation[] = [
+  {
+    id: 'redis-data-loss',
+    invariant: ['acknowledged', 'converged', 'monotonic'],
+    description:
+      'A Redis restart with its data lost takes every state written since the last snapshot (SNAPSHOT_INTERVAL_MS) with it, ' +
+      'and the dirty marks that would have written them to Postgres. Then (1) publishes acknowledged in that window are lost ' +
+      '(the book ends on the older Postgres version); (2) the next publish (server or outside worker, docs/protocol.md) numbers ' +
+      'its version from the lagging Postgres row, reusing versions that watchers already hold with other contents, so a watcher ' +
+      'sees the version go back or two states of one version; (3) a book that was not written again stays lagging in Postgres ' +
+      'and absent from Redis, while watchers hold the newer state: they disagree forever. Needs a version floor that survives ' +
+      'the loss (e.g. an epoch from Postgres, or REDIS_WAIT_REPLICAS / AOF); not fixed.',
+    seed: '1764724151 single (worker-1-7: v13..v17 acknowledged at t=54.3..55.3 s, Redis restarted at t=56.0 s, book ends on v12 in Postgres)',
+    matches: (violation, events) => writtenBeforeDataLoss(bookOf(violation), events),
+  },
+];

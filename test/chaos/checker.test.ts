@@ -148,7 +148,7 @@ describe('the chaos checker', () => {
   });
 
   it('marks an invariant KNOWN when each of its violations is a known one, and FAIL when one is new', () => {
-    const known: KnownViolation = { id: 'lost-500', invariant: 'bounded', description: 'a 500 on poll', seed: '42 single', matches: (v) => v.message.includes('answered 500') };
+    const known: KnownViolation = { id: 'lost-500', invariant: ['bounded'], description: 'a 500 on poll', seed: '42 single', matches: (v) => v.message.includes('answered 500') };
     const knownOnly = history({ type: 'poll', poller: 'p', bookId: 'b', server: 0, status: 500, ms: 5 });
     const report = checkHistory(knownOnly, [known]);
     expect(report.results.find((r) => r.invariant === 'bounded')).toMatchObject({ verdict: 'KNOWN', known: ['lost-500'] });
