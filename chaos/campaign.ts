@@ -34,6 +34,7 @@ const SERVERS = 3;
 /** The legacy UI polled every 3 s. */
 const POLL_INTERVAL_MS = 3_000;
 const SETTLE_MS = 45_000;
+const LAG_TICK_MS = 50;
 /** A multiplexed stream opens for every this many new books. */
 const MULTIPLEX_BATCH = 4;
 
@@ -63,6 +64,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
   const pollers: Poller[] = [];
   let worker: OutsideWorker | null = null;
   let rssTimer: NodeJS.Timeout | undefined;
+  let lagTimer: NodeJS.Timeout | undefined;
   try {
     history.record({ type: 'start', seed: options.seed, mode: options.mode, durationMs: options.durationMs, boundMs: ANSWER_BOUND_MS, rssLimitMb: RSS_LIMIT_MB, servers: SERVERS });
     const prng = new Prng(options.seed).fork();
@@ -83,6 +85,14 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
         batch = [];
       }
     });
+    // The machine is shared: when this process's own timers run late, so do its measurements.
+    let tick = performance.now();
+    lagTimer = setInterval(() => {
+      const now = performance.now();
+      const late = Math.round(now - tick - LAG_TICK_MS);
+      tick = now;
+      if (late >= 50) history.record({ type: 'lag', ms: late });
+    }, LAG_TICK_MS);
     rssTimer = setInterval(() => {
       for (const instance of topology.instances) {
         const mb = instance.rssMb();
@@ -123,6 +133,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
     return checkHistory(history.events, KNOWN_VIOLATIONS);
   } finally {
     clearInterval(rssTimer);
+    clearInterval(lagTimer);
     for (const watcher of watchers) watcher.close();
     await worker?.close();
     await topology.stop();

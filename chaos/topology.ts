@@ -15,6 +15,24 @@ import { DelayProxy } from './delay-proxy.js';
 
 export type Mode = 'single' | 'cluster';
 
+/** How long a server may take to answer /healthz after its start, on a machine shared with other work. */
+const START_MS = 120_000;
+
+/**
+ * Every server process a campaign started: killed when this process exits, however it ends (a
+ * test runner's worker torn down, a crash), so that none outlives the campaign.
+ */
+const LIVE_PIDS = new Set<number>();
+process.once('exit', () => {
+  for (const pid of LIVE_PIDS) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
 /** One server instance: a fixed port, so that clients reconnect to it across restarts. */
 export class Instance {
   readonly index: number;
@@ -35,9 +53,11 @@ export class Instance {
     this.links = links;
   }
 
+  /** Starts the instance; a loaded machine may take long to load the TypeScript sources. */
   async start(): Promise<void> {
-    this.current = await ServerProcess.start(this.#env, this.port);
+    this.current = await ServerProcess.start(this.#env, this.port, START_MS);
     this.processes.push(this.current);
+    LIVE_PIDS.add(this.current.pid);
   }
 
   /** Resident memory of the running process, from /proc. */

@@ -18,9 +18,11 @@ const DURATION_MS = 60_000;
 export function campaignTest(mode: Mode): void {
   const dir = mkdtempSync(join(tmpdir(), `booksai-chaos-${mode}-`));
   let topology: Topology | null = null;
+  let keep = true;
   afterAll(async () => {
     await topology?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    // The history of a failed run stays, for reading and for `npm run chaos -- --check`.
+    if (!keep) rmSync(dir, { recursive: true, force: true });
   });
 
   it(`keeps every promise under 60 s of seeded faults (${mode})`, async () => {
@@ -34,8 +36,9 @@ export function campaignTest(mode: Mode): void {
       say: (line) => lines.push(line),
       onTopology: (t) => void (topology = t),
     });
-    const text = formatReport(report);
+    const text = `${formatReport(report)}\n  history: ${dir}`;
     process.stdout.write(`${text}\n`);
+    keep = !report.ok;
     expect(report.faults).toBeGreaterThan(5);
     expect(report.operations).toBeGreaterThan(500);
     expect(report.ok, text).toBe(true);
