@@ -24,6 +24,8 @@ export interface InvariantResult {
   violations: Violation[];
   /** The known violations that matched, by id. */
   known: string[];
+  /** The violations no known violation explains. */
+  unknown: Violation[];
 }
 
 export interface CheckReport {
@@ -218,7 +220,7 @@ export function checkHistory(events: readonly HistoryEvent[], known: readonly Kn
       return !k;
     });
     const verdict = violations.length === 0 ? 'PASS' : unknown.length === 0 ? 'KNOWN' : 'FAIL';
-    return { invariant, verdict, checked, violations, known: [...matched] };
+    return { invariant, verdict, checked, violations, known: [...matched], unknown };
   });
   return {
     seed: start.seed,
@@ -235,8 +237,10 @@ export function checkHistory(events: readonly HistoryEvent[], known: readonly Kn
 export function formatReport(report: CheckReport, max = 5): string {
   const lines = [`chaos ${report.mode}, CHAOS_SEED=${report.seed}: ${report.faults} faults, ${report.operations} operations`];
   for (const r of report.results) {
-    lines.push(`  ${r.verdict.padEnd(5)} ${r.invariant} (${r.checked} checked${r.violations.length ? `, ${r.violations.length} violations` : ''}${r.known.length ? `, known: ${r.known.join(', ')}` : ''})`);
-    for (const v of r.violations.slice(0, max)) lines.push(`          ${v.message}`);
+    lines.push(`  ${r.verdict.padEnd(5)} ${r.invariant} (${r.checked} checked${r.violations.length ? `, ${r.violations.length} violations, ${r.unknown.length} new` : ''}${r.known.length ? `, known: ${r.known.join(', ')}` : ''})`);
+    const unknown = new Set(r.unknown);
+    // The new ones first: those are what a reader has to look at.
+    for (const v of [...r.unknown, ...r.violations.filter((v) => !unknown.has(v))].slice(0, max)) lines.push(`    ${unknown.has(v) ? 'NEW  ' : 'known'} ${v.message}`);
   }
   for (const h of report.harnessErrors.slice(0, max)) lines.push(`  harness: ${h}`);
   lines.push(report.ok ? '  all invariants held (or failed only as known)' : `  FAILED: replay with CHAOS_SEED=${report.seed} npm run chaos -- --mode ${report.mode}`);

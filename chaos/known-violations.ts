@@ -41,6 +41,18 @@ const CALLS_IN_A_ROW = 3;
 
 export const KNOWN_VIOLATIONS: readonly KnownViolation[] = [
   {
+    id: 'resumed-after-complete',
+    invariant: ['monotonic'],
+    description:
+      'A demo book published COMPLETE, and then another process resumed its run: watchers saw "Resuming: N of N chapters saved" ' +
+      '(GENERATING) after the terminal COMPLETE, then proofreading and COMPLETE again (chapters were not rewritten). The run is ' +
+      'marked finished in Postgres after its COMPLETE is published; when that write fails or the lease expires first ' +
+      '(Postgres cut, blackholed, the runs table locked, a frozen runner), the run is still "running" for the others, who take it ' +
+      'over. Needs the terminal state to end the run (or a resume that sees the book terminal to finish without publishing); not fixed.',
+    seed: '1001 single (bk_af184722ff4335ae: v2 COMPLETE at t=327.4 s, v3 "Resuming: 3 of 3 chapters saved" at t=327.7 s, during a Postgres cut and before a lock of runs)',
+    matches: (violation) => violation.message.includes('GENERATING "Resuming: ') && / after the terminal v\d+ COMPLETE /.test(violation.message),
+  },
+  {
     id: 'no-request-deadline',
     invariant: ['bounded'],
     description:
