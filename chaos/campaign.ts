@@ -95,6 +95,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
     }, LAG_TICK_MS);
     rssTimer = setInterval(() => {
       for (const instance of topology.instances) {
+        if (instance.exitedByItself()) history.record({ type: 'log', server: instance.index, line: `the server exited by itself: ${instance.current!.output.trim().split('\n').slice(-3).join(' | ').slice(0, 400)}` });
         const mb = instance.rssMb();
         if (mb !== null) history.record({ type: 'rss', server: instance.index, mb });
       }

@@ -44,6 +44,10 @@ export class Instance {
   /** Every process this instance ran, for their logs. */
   readonly processes: ServerProcess[] = [];
   current: ServerProcess | null = null;
+  /** Set while the nemesis kills it: an exit otherwise is the server's own doing. */
+  killed = false;
+  /** Whether its own exit was recorded already. */
+  exitSeen = false;
 
   constructor(index: number, port: number, env: Record<string, string>, links: DelayProxy[]) {
     this.index = index;
@@ -56,8 +60,17 @@ export class Instance {
   /** Starts the instance; a loaded machine may take long to load the TypeScript sources. */
   async start(): Promise<void> {
     this.current = await ServerProcess.start(this.#env, this.port, START_MS);
+    this.killed = false;
+    this.exitSeen = false;
     this.processes.push(this.current);
     LIVE_PIDS.add(this.current.pid);
+  }
+
+  /** True once, when the process exited without being killed (a crash, or an exit of its own). */
+  exitedByItself(): boolean {
+    if (this.killed || this.exitSeen || !this.current || this.current.running) return false;
+    this.exitSeen = true;
+    return true;
   }
 
   /** Resident memory of the running process, from /proc. */
@@ -73,6 +86,7 @@ export class Instance {
   }
 
   async kill(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+    this.killed = true;
     await this.current?.stop(signal, 30_000);
   }
 }
