@@ -24,14 +24,16 @@ export function bookOf(violation: Violation): string {
   return at < 0 ? violation.subject : violation.subject.slice(at + ' of '.length);
 }
 
-/** How long before a Redis data loss an acknowledged publish may be lost with it (the servers' SNAPSHOT_INTERVAL_MS and a slow machine's lag). */
-const LOSS_WINDOW_MS = 15_000;
-
-/** Whether `bookId` was written during the window before a Redis restart that lost its data. */
+/**
+ * Whether `bookId` was acknowledged before a Redis restart that lost its data. What is lost is
+ * what Postgres had not received yet: up to SNAPSHOT_INTERVAL_MS on a quiet machine, much more
+ * while Postgres is cut, blackholed or locked (23 s seen), so any earlier write may be.
+ */
 function writtenBeforeDataLoss(bookId: string, events: readonly HistoryEvent[]): boolean {
   const losses = events.flatMap((e) => (e.type === 'fault' && e.phase === 'start' && e.kind === 'redis-restart' ? [e.t] : []));
   if (losses.length === 0) return false;
-  return events.some((e) => e.type === 'publish' && e.bookId === bookId && e.status === 200 && losses.some((t) => e.t <= t && e.t >= t - LOSS_WINDOW_MS));
+  const last = Math.max(...losses);
+  return events.some((e) => e.type === 'publish' && e.bookId === bookId && e.status === 200 && e.t <= last);
 }
 
 /** The servers' BACKEND_TIMEOUT_MS in the campaign (chaos/campaign.ts). */
@@ -40,6 +42,21 @@ const BACKEND_TIMEOUT_MS = 2_000;
 const CALLS_IN_A_ROW = 3;
 
 export const KNOWN_VIOLATIONS: readonly KnownViolation[] = [
+  {
+    id: 'stale-watcher',
+    invariant: ['converged'],
+    description:
+      'A watcher still connected ends on an older version than the book (servers disagreeing forever): sse-worker-1-2 on ' +
+      'server 1 held v3 while the book was v8 COMPLETE from t=38 s, through server 1 being killed and restarted (t=79-85 s, ' +
+      'its stream reconnected) and a Redis restart with its data lost (t=76 s), and 45 s of settling. The stream missed ' +
+      'v4..v8 and its reconnect did not start from the current state. Not fixed; matched: a connected watcher ending below the ' +
+      "book's version.",
+    seed: '2603345619 single (sse-worker-1-2 of worker-1-2)',
+    matches: (violation) => {
+      const m = / ends on v(\d+) .* of \S+, the book on v(\d+) /.exec(violation.message);
+      return m !== null && Number(m[1]) < Number(m[2]);
+    },
+  },
   {
     id: 'resumed-after-complete',
     invariant: ['monotonic'],
@@ -78,7 +95,7 @@ export const KNOWN_VIOLATIONS: readonly KnownViolation[] = [
       'sees the version go back or two states of one version; (3) a book that was not written again stays lagging in Postgres ' +
       'and absent from Redis, while watchers hold the newer state: they disagree forever. Needs a version floor that survives ' +
       'the loss (e.g. an epoch from Postgres, or REDIS_WAIT_REPLICAS / AOF); not fixed.',
-    seed: '1764724151 single (worker-1-7: v13..v17 acknowledged at t=54.3..55.3 s, Redis restarted at t=56.0 s, book ends on v12 in Postgres)',
+    seed: '1764724151 single (worker-1-7: v13..v17 acknowledged at t=54.3..55.3 s, Redis restarted at t=56.0 s, book ends on v12 in Postgres); 2603345619 single (worker-1-4: v3..v8 acknowledged at t=46-53 s, lost with the restart at t=76 s)',
     matches: (violation, events) => writtenBeforeDataLoss(bookOf(violation), events),
   },
 ];
