@@ -121,7 +121,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
     await Promise.all(publishers);
     say('settling');
     const settledMs = await settle(topology, books, watchers, SETTLE_MS);
-    for (const poller of pollers) await poller.stop();
+    // Together: each ends once its poll in flight and its 3 s pause end.
+    await Promise.all(pollers.map((poller) => poller.stop()));
     await Promise.all(pollers.map((poller) => poller.poll(clientMs)));
     await recordFinal(topology, books, watchers, history);
     for (const instance of topology.instances) {
