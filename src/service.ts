@@ -127,6 +127,7 @@ export async function startService(config: Config, log: Logger, options: Service
     books,
     orchestrator,
     hub,
+    texts,
     newest,
     streams,
     log,

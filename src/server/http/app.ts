@@ -8,6 +8,7 @@ import { Refusal } from '../../refusal.js';
 import type { BookStore } from '../../store/books.js';
 import type { ConnectionCap } from '../delivery/connection-cap.js';
 import type { Expiries } from '../delivery/expiries.js';
+import type { TextLog } from '../../broker/text-log.js';
 import type { Hub } from '../delivery/hub.js';
 import type { NewestStates } from '../delivery/newest-state.js';
 import { recentProgress } from '../delivery/recent-books.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
   books: BookStore;
   orchestrator: Orchestrator;
   hub: Hub;
+  /** Live text of the sections being written. */
+  texts: TextLog;
   /** The newest state of a book, for polls and book lists. */
   newest: NewestStates;
   streams: StreamRegistry;
@@ -61,6 +64,7 @@ export function createApp(deps: AppDeps) {
   const streams = streamRoutes({
     ...deps,
     recentStates: recentProgress(deps.books, deps.newest),
+    findNewest: deps.newest.find,
   });
   app.route('/api/ai/progress', streams.perBook);
   app.route('/api/ai/progress', progressRoutes({ ...deps, findNewest: deps.newest.find }));
