@@ -165,7 +165,11 @@ export class TextFeed {
       book.sent = known;
       return;
     }
-    if (known === null) return this.#catchUp(book, current.chapter, current.section, null);
+    if (known === null) {
+      // A new reader gets the chapter being written, from its first section.
+      for (let section = 1; section <= current.section; section++) await this.#catchUp(book, current.chapter, section, null);
+      return;
+    }
     if (known.chapter > current.chapter || (known.chapter === current.chapter && known.section > current.section)) {
       book.accepted = known;
       book.sent = known;
@@ -190,7 +194,8 @@ export class TextFeed {
     if (from !== null && from.offset > 0) {
       const tail = await this.#texts.read(book.bookId, chapter, section, from.offset);
       if (tail === null) return;
-      if ((from.attempt === 0 || tail.attempt === from.attempt) && tail.length >= from.offset) {
+      // Without the attempt (a bare textFrom) only a section never reset is known to be the reader's.
+      if ((from.attempt === 0 ? tail.attempt === 1 : tail.attempt === from.attempt) && tail.length >= from.offset) {
         book.accepted = { chapter, section, attempt: tail.attempt, offset: from.offset };
         if (tail.text !== '') this.#pushText(book, { chapter, section, attempt: tail.attempt, offset: from.offset, text: tail.text });
         return;
@@ -198,7 +203,7 @@ export class TextFeed {
     }
     const whole = await this.#texts.read(book.bookId, chapter, section, 0);
     if (whole === null) return;
-    const reset = from !== null && (from.offset > 0 || (from.attempt !== 0 && from.attempt !== whole.attempt));
+    const reset = from !== null && (from.offset > 0 || from.attempt !== whole.attempt);
     if (whole.text === '' && !reset) {
       book.accepted = { chapter, section, attempt: whole.attempt, offset: 0 };
       return;
@@ -219,7 +224,7 @@ export class TextFeed {
       return this.#fill(book, chunk.chapter, chunk.section, null);
     }
     if (chunk.chapter !== known.chapter || chunk.section !== known.section) return; // an earlier section: stale
-    if (known.attempt !== 0 && chunk.attempt !== known.attempt) {
+    if (chunk.attempt !== known.attempt && !(known.attempt === 0 && chunk.attempt === 1)) {
       // A reset this client never saw (or a chunk of an attempt it already left behind).
       if (chunk.attempt > known.attempt) this.#fill(book, chunk.chapter, chunk.section, { ...known, attempt: -1 });
       return;
