@@ -61,6 +61,7 @@ export class TextWatch {
     const fetchWith: FetchLike | undefined = lastEventId === undefined ? undefined : (u, init) => fetch(u, { ...init, headers: { 'Last-Event-ID': lastEventId, ...init.headers } });
     this.source = new EventSource(url, fetchWith ? { fetch: fetchWith } : undefined);
     this.opened = withTimeout(once(this.source, 'open').then(() => undefined), 5_000, 'the text stream to open');
+    this.opened.catch(() => {}); // awaited by the tests that need it
     this.source.addEventListener('text', (event) => {
       this.lastId = event.lastEventId;
       this.copy.apply(JSON.parse(event.data) as TextData);

@@ -62,6 +62,8 @@ export class TextFeed {
   readonly #books = new Map<string, BookFeed>();
   readonly #pending: PendingFrame[] = [];
   #pendingBytes = 0;
+  /** Bytes of live chunks among the pending ones: what a client that does not read makes this process hold. */
+  #liveBytes = 0;
   #timer: NodeJS.Timeout | null = null;
   #lastTake = 0;
   #closed = false;
@@ -120,6 +122,7 @@ export class TextFeed {
     const frame = this.#pending.shift();
     if (!frame) return null;
     this.#pendingBytes -= frame.bytes;
+    if (this.#pending.length === 0) this.#liveBytes = 0;
     this.#lastTake = Date.now();
     const book = this.#books.get(frame.bookId);
     if (book) book.sent = after(book.sent, frame);
@@ -218,9 +221,9 @@ export class TextFeed {
       return;
     }
     const known = book.accepted;
-    if (chunk.reset) return this.#pushText(book, { ...chunk, offset: 0, text: '', reset: true });
+    if (chunk.reset) return this.#pushText(book, { ...chunk, offset: 0, text: '', reset: true }, true);
     if (known === null || chunk.chapter > known.chapter || (chunk.chapter === known.chapter && chunk.section > known.section)) {
-      if (chunk.offset === 0) return this.#pushText(book, chunk);
+      if (chunk.offset === 0) return this.#pushText(book, chunk, true);
       return this.#fill(book, chunk.chapter, chunk.section, null);
     }
     if (chunk.chapter !== known.chapter || chunk.section !== known.section) return; // an earlier section: stale
@@ -233,7 +236,7 @@ export class TextFeed {
     if (end <= known.offset) return; // already covered
     if (chunk.offset > known.offset) return this.#fill(book, chunk.chapter, chunk.section, known);
     const text = chunk.offset === known.offset ? chunk.text : Buffer.from(chunk.text).subarray(known.offset - chunk.offset).toString('utf8');
-    this.#pushText(book, { chapter: chunk.chapter, section: chunk.section, attempt: chunk.attempt, offset: known.offset, text });
+    this.#pushText(book, { chapter: chunk.chapter, section: chunk.section, attempt: chunk.attempt, offset: known.offset, text }, true);
   }
 
   /** A gap: reads it (live chunks wait meanwhile, and those it covers are then dropped). */
@@ -253,13 +256,14 @@ export class TextFeed {
     while (book.backlog.length > 0 && !book.busy) this.#live(book, book.backlog.shift() as TextChunk);
   }
 
-  #pushText(book: BookFeed, at: Omit<TextChunk, 'bookId'>): void {
+  /** `live`: a chunk as it came, which counts toward the backlog bound (catch-up reads are bounded by what the log holds). */
+  #pushText(book: BookFeed, at: Omit<TextChunk, 'bookId'>, live = false): void {
     const bytes = utf8(at.text);
     const frame: PendingFrame = { kind: 'text', bookId: book.bookId, chapter: at.chapter, section: at.section, attempt: at.attempt, offset: at.offset, text: at.text, bytes, ...(at.reset ? { reset: true as const } : {}) };
-    this.#push(book, frame);
+    this.#push(book, frame, live);
   }
 
-  #push(book: BookFeed, frame: PendingFrame): void {
+  #push(book: BookFeed, frame: PendingFrame, live = false): void {
     book.accepted = frame.kind === 'text' ? after(book.accepted, frame) : { chapter: frame.chapter + 1, section: 0, attempt: 0, offset: 0 };
     const last = this.#pending.at(-1);
     if (
@@ -271,7 +275,8 @@ export class TextFeed {
       this.#pending.push(frame);
     }
     this.#pendingBytes += frame.bytes;
-    if (this.#pendingBytes > this.#options.backlogBytes) return this.#overflow();
+    if (live) this.#liveBytes += frame.bytes;
+    if (this.#liveBytes > this.#options.backlogBytes) return this.#overflow();
     this.#schedule();
   }
 
