@@ -1,5 +1,6 @@
 import { watch } from './client.js';
 import type { BookProgress } from './client.js';
+import { chapterTextView, savedChapter } from './chapter-text.js';
 import { showConnection } from './connection.js';
 import { byId, el, serverBase } from './dom.js';
 import { apiFetch, pastedToken } from './session.js';
@@ -60,7 +61,7 @@ function renderChapters(chapters: Chapter[]): void {
   for (const chapter of chapters) {
     if (shownChapters.has(chapter.number)) continue;
     shownChapters.add(chapter.number);
-    box.append(el('article', { class: 'chapter', 'data-chapter': String(chapter.number) }, el('h3', {}, `Chapter ${chapter.number}: ${chapter.title}`), el('p', {}, chapter.content)));
+    box.append(savedChapter(chapter));
   }
   byId('no-chapters').hidden = shownChapters.size > 0;
 }
@@ -82,4 +83,10 @@ async function loadChapters(written: number): Promise<void> {
 byId('title').textContent = bookId;
 void loadChapters(0);
 const token = pastedToken();
-watch([bookId], render, { baseUrl: serverBase(), onConnection: (state) => showConnection(byId('connection'), state), ...(token ? { token } : {}) });
+const live = chapterTextView();
+byId('chapters').closest('section')?.before(live.element);
+const onProgress = (progress: BookProgress) => {
+  render(progress);
+  live.onProgress(progress);
+};
+watch([bookId], onProgress, { baseUrl: serverBase(), text: true, onText: live.onText, onChapterSaved: () => void loadChapters(lastChapterFetch + 1), onConnection: (state) => showConnection(byId('connection'), state), ...(token ? { token } : {}) });
