@@ -1,19 +1,19 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { serverForFile } from '../support/service.js';
 import { TextCopy, TextWatch, chunked } from '../support/text.js';
 import { until } from '../support/wait.js';
 import { bookId } from './http.js';
 
-const server = serverForFile();
 const watches: TextWatch[] = [];
 afterEach(() => {
   for (const w of watches.splice(0)) w.close();
 });
 
+let baseUrl = '';
 function open(path: string, copy?: TextCopy, lastEventId?: string): TextWatch {
-  const w = new TextWatch(`${server.url}${path}`, copy, lastEventId);
+  const w = new TextWatch(`${baseUrl}${path}`, copy, lastEventId);
   watches.push(w);
   return w;
 }
@@ -29,7 +29,15 @@ async function write(service: Service, id: string, chapter: number, section: num
   }
 }
 
-describe('SSE live text', () => {
+describe.each([
+  ['real Redis', {}],
+  ['embedded', { REDIS_URL: undefined }],
+] as const)('SSE live text (%s)', (_, env) => {
+  const server = serverForFile(env);
+  beforeAll(() => {
+    baseUrl = server.url;
+  });
+
   it('?text=1 carries event: text, merged and contiguous, with resume ids; a progress-only stream carries none', async () => {
     const id = bookId('text');
     await server.service.tracker.updateProgress(id, { status: 'GENERATING', message: 'writing', totalChapters: 2 });

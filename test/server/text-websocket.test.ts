@@ -1,18 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { serverForFile } from '../support/service.js';
 import { TextCopy, textSocket } from '../support/text.js';
 import { until } from '../support/wait.js';
 import { bookId } from './http.js';
 
-const server = serverForFile();
 const closers: Array<() => void> = [];
 afterEach(() => {
   for (const close of closers.splice(0)) close();
 });
 
+let baseUrl = '';
 async function socket(copy?: TextCopy) {
-  const s = await textSocket(server.url, copy);
+  const s = await textSocket(baseUrl, copy);
   closers.push(() => s.ws.terminate());
   return s;
 }
@@ -27,7 +27,15 @@ async function write(service: Service, id: string, chapter: number, section: num
   }
 }
 
-describe('WebSocket live text', () => {
+describe.each([
+  ['real Redis', {}],
+  ['embedded', { REDIS_URL: undefined }],
+] as const)('WebSocket live text (%s)', (_, env) => {
+  const server = serverForFile(env);
+  beforeAll(() => {
+    baseUrl = server.url;
+  });
+
   it('{"type":"subscribe","text":true} gets text messages, coalesced; a progress-only subscription gets none', async () => {
     const id = bookId('ws-text');
     await server.service.tracker.updateProgress(id, { status: 'GENERATING', message: 'writing' });
