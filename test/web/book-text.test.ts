@@ -4,7 +4,7 @@ import { launchChromium } from '../support/browser.js';
 import { serverForFile } from '../support/service.js';
 import { bookId } from '../server/http.js';
 
-const server = serverForFile();
+const server = serverForFile({ DEMO_STEP_MS: '20' });
 let browser: Browser;
 let page: Page;
 
@@ -59,5 +59,19 @@ describe('the book page in Chromium shows the chapter being written', () => {
     await append(id, 2, 2, 'Section two begins.');
     await expect.poll(() => page.locator('#live-text p[data-section="2"]').textContent(), { timeout: 5_000 }).toBe('Section two begins.');
     expect(await page.locator('#live-text p[data-section="1"]').textContent()).toBe(`${before} The end of section one.`);
+  });
+
+  it('lists the saved chapters below, collapsed, each expanding to its text', async () => {
+    const res = await fetch(`${server.url}/api/books`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title: 'Collapsed chapters', chapters: 2, sectionsPerChapter: 1 }) });
+    expect(res.status).toBe(201);
+    const { data } = (await res.json()) as { data: { bookId: string } };
+    await page.goto(`${server.url}/book/${data.bookId}`);
+    await expect.poll(() => page.locator('article.chapter details').count(), { timeout: 15_000 }).toBe(2);
+    const first = page.locator('article.chapter details').first();
+    expect(await first.getAttribute('open')).toBeNull();
+    expect(await first.locator('p').isVisible()).toBe(false);
+    await first.locator('summary').click();
+    expect(await first.locator('p').isVisible()).toBe(true);
+    expect((await first.locator('p').textContent())?.length).toBeGreaterThan(0);
   });
 });
