@@ -8,6 +8,8 @@ export const DEFAULT_DATA_DIR = './data';
 export const DEFAULT_SNAPSHOT_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const MAX_HEARTBEAT_MS = 25_000;
+/** A running book without an update for this long is shown as stalled (STALE_AFTER_SECONDS). */
+export const DEFAULT_STALE_AFTER_SECONDS = 120;
 export const DEFAULT_DEMO_STEP_MS = 400;
 /** About a chat model's streaming rate, so the demo's text arrives as a real one's does. */
 export const DEFAULT_DEMO_TOKENS_PER_SECOND = 40;
@@ -16,6 +18,9 @@ export const DEFAULT_OPENAI_MODEL = 'gpt-4o-mini';
 /** The longest wait for the AI service's answer to start, and between two chunks of it. */
 export const DEFAULT_OPENAI_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+/** A client has this long to send its request headers (slowloris), and REQUEST_TIMEOUT_MS for the whole request. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_SSE_RETRY_MS = 3_000;
 export const DEFAULT_MAX_SSE_CONNECTIONS = 20_000;
 export const DEFAULT_MAX_BOOKS_PER_STREAM = 100;
@@ -77,6 +82,8 @@ const EnvSchema = z.object({
   DATA_DIR: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_DATA_DIR)),
   SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
   HEARTBEAT_MS: z.preprocess(blankAsUndefined, integer(100, MAX_HEARTBEAT_MS).default(DEFAULT_HEARTBEAT_MS)),
+  STALE_AFTER_SECONDS: z.preprocess(blankAsUndefined, integer(1, 86_400).default(DEFAULT_STALE_AFTER_SECONDS)),
+  SHUTDOWN_DRAIN_MS: z.preprocess(blankAsUndefined, integer(0, 600_000).default(0)),
   DEMO_STEP_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_DEMO_STEP_MS)),
   DEMO_FAILURE_RATE: z.preprocess(blankAsUndefined, z.coerce.number().min(0).max(1).default(0)),
   DEMO_TOKENS_PER_SECOND: z.preprocess(blankAsUndefined, integer(1, 1_000_000_000).default(DEFAULT_DEMO_TOKENS_PER_SECOND)),
@@ -89,6 +96,9 @@ const EnvSchema = z.object({
   MAX_GENERATIONS: z.preprocess(blankAsUndefined, integer(0, 10_000).default(DEFAULT_MAX_GENERATIONS)),
   GENERATOR_RETRIES: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_GENERATOR_RETRIES)),
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
+  MAX_PUBLISHES_PER_SECOND_PER_TENANT: z.preprocess(blankAsUndefined, integer(0, 10_000_000).default(0)),
+  HEADERS_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 600_000).default(DEFAULT_HEADERS_TIMEOUT_MS)),
+  REQUEST_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_REQUEST_TIMEOUT_MS)),
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
   BACKEND_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 60_000).default(DEFAULT_BACKEND_TIMEOUT_MS)),
@@ -106,6 +116,7 @@ const EnvSchema = z.object({
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ),
   CORS_ORIGINS: z.preprocess(blankAsUndefined, z.string().optional().transform(parseOrigins)),
+  FRAME_ANCESTORS: z.preprocess(blankAsUndefined, z.string().optional().transform(parseFrameAncestors)),
   TRUST_PROXY: z.preprocess(blankAsUndefined, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
   BASE_PATH: z.preprocess(
     blankAsUndefined,
@@ -130,6 +141,10 @@ export interface Config {
   readonly dataDir: string;
   readonly snapshotIntervalMs: number;
   readonly heartbeatMs: number;
+  /** STALE_AFTER_SECONDS in ms: a book not terminal and silent this long is stalled. */
+  readonly staleAfterMs: number;
+  /** How long a stopping process keeps serving, with /readyz at 503, before it ends streams. */
+  readonly shutdownDrainMs: number;
   readonly demoStepMs: number;
   /** Share of demo generator calls that fail (0-1). */
   readonly demoFailureRate: number;
@@ -144,6 +159,11 @@ export interface Config {
   /** Retries of a failed generator call before the book is marked ERROR. */
   readonly generatorRetries: number;
   readonly maxBodyBytes: number;
+  /** Publishes a tenant may make per second in this process (bursts of twice that); 0: no limit. */
+  readonly maxPublishesPerSecondPerTenant: number;
+  /** How long a client may take to send its headers, and its whole request (headers and body); open streams are not bounded by either. */
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   readonly maxSseConnections: number;
   readonly maxBooksPerStream: number;
   /** The longest any one Redis or Postgres call may take before it counts as an outage. */
@@ -164,6 +184,8 @@ export interface Config {
   readonly logLevel: string;
   /** Exact origins (`https://app.example.com`) whose pages may read the API; empty: no CORS headers at all. */
   readonly corsOrigins: readonly string[];
+  /** Who may frame the dashboard's pages (CSP frame-ancestors): 'self' by default. */
+  readonly frameAncestors: readonly string[];
   /** Whether the client address in logs comes from X-Forwarded-For (one trusted proxy in front). */
   readonly trustProxy: boolean;
   /** The path every route lives under (`/progress`); '' for the root. */
@@ -191,6 +213,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,
     heartbeatMs: e.HEARTBEAT_MS,
+    staleAfterMs: e.STALE_AFTER_SECONDS * 1000,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     demoStepMs: e.DEMO_STEP_MS,
     demoFailureRate: e.DEMO_FAILURE_RATE,
     demoTokensPerSecond: e.DEMO_TOKENS_PER_SECOND,
@@ -199,6 +223,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxGenerations: e.MAX_GENERATIONS,
     generatorRetries: e.GENERATOR_RETRIES,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    maxPublishesPerSecondPerTenant: e.MAX_PUBLISHES_PER_SECOND_PER_TENANT,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: Math.max(e.REQUEST_TIMEOUT_MS, e.HEADERS_TIMEOUT_MS),
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
     backendTimeoutMs: e.BACKEND_TIMEOUT_MS,
@@ -207,6 +234,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
+    frameAncestors: e.FRAME_ANCESTORS,
     trustProxy: e.TRUST_PROXY,
     basePath: e.BASE_PATH ?? '',
   });
@@ -307,6 +335,18 @@ function parseOrigins(raw: string | undefined, ctx: z.RefinementCtx): string[] {
     }
   }
   return Object.freeze(origins) as string[];
+}
+
+/** FRAME_ANCESTORS: comma-separated origins, or `self` / `none`; unset: the dashboard's own origin only. */
+function parseFrameAncestors(raw: string | undefined, ctx: z.RefinementCtx): string[] {
+  if (raw === undefined) return ["'self'"];
+  const keywords = new Map([['self', "'self'"], ["'self'", "'self'"], ['none', "'none'"], ["'none'", "'none'"]]);
+  const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const sources = entries.filter((entry) => !keywords.has(entry));
+  const origins = parseOrigins(sources.join(','), ctx);
+  const named = entries.filter((entry) => keywords.has(entry)).map((entry) => keywords.get(entry) as string);
+  if (named.includes("'none'") && entries.length > 1) ctx.addIssue({ code: 'custom', message: '"none" cannot go with other sources' });
+  return Object.freeze([...new Set(named), ...origins]) as string[];
 }
 
 /** The URL REDIS_HOST / REDIS_PORT / REDIS_PASSWORD name, used when REDIS_URL is not set. */

@@ -1,13 +1,15 @@
 import { pino } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 import { loadConfig } from './config.js';
+import type { Config } from './config.js';
 import { startService } from './service.js';
 import type { Service } from './service.js';
 import { StartupError } from './startup.js';
 
-/** Exit within this long on SIGTERM/SIGINT, even if a backend hangs. */
+/** Exit within this long after SHUTDOWN_DRAIN_MS on SIGTERM/SIGINT, even if a backend hangs. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.env);
 } catch (error) {
@@ -15,7 +17,10 @@ try {
   process.exit(1);
 }
 
-const log = pino({ level: config.logLevel, base: { service: 'booksai-progress' } });
+// A person at a terminal reads lines; anything else (a log collector, a pipe) gets JSON lines.
+const readable = process.stdout.isTTY === true && process.env.NODE_ENV !== 'production';
+const options = { level: config.logLevel, base: { service: 'booksai-progress' } };
+const log = readable ? pino(options, PinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service' })) : pino(options);
 let service: Service;
 try {
   service = await startService(config, log);
@@ -34,7 +39,7 @@ async function shutdown(signal: string): Promise<void> {
   const timer = setTimeout(() => {
     log.error('shutdown timed out');
     process.exit(1);
-  }, SHUTDOWN_TIMEOUT_MS);
+  }, config.shutdownDrainMs + SHUTDOWN_TIMEOUT_MS);
   timer.unref();
   await service.close();
   log.info('stopped');

@@ -27,7 +27,10 @@ import { WebSocketEndpoint } from './server/delivery/websocket-upgrade.js';
 import { CorsPolicy } from './server/edge/cors.js';
 import { createEdge, listen } from './server/edge/listener.js';
 import { createApp } from './server/http/app.js';
+import { bookTimeline } from './analytics/queries.js';
 import { createMetrics } from './server/http/metrics.js';
+import { TenantQuota } from './server/http/publish-quota.js';
+import { Readiness } from './server/http/readiness.js';
 import { databaseStartupError, listenStartupError } from './startup.js';
 import { BookStore } from './store/books.js';
 import { openDatabase } from './store/database.js';
@@ -35,6 +38,7 @@ import type { DatabaseHandle } from './store/database.js';
 import { PgProgressStore } from './store/progress.js';
 import { RunStore } from './store/runs.js';
 import { Snapshotter } from './store/snapshotter.js';
+import { UrgentStates } from './store/urgent-states.js';
 
 /** A running server process: every part, for main.ts to stop and for tests to inspect. */
 export interface Service {
@@ -80,13 +84,10 @@ export async function startService(config: Config, log: Logger, options: Service
   const newest = new NewestStates({ broker, source, store, log, lastKnown: (bookId) => hub.lastKnown(bookId) });
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const snapshotter = new Snapshotter({ broker, store, intervalMs: config.snapshotIntervalMs, owner, log });
-  const tracker = new ProgressTracker({
-    states: broker,
-    recover: newest.stored,
-    persistNow: async (state) => {
-      await snapshotter.persistNow(state);
-    },
-  });
+  const urgent = new UrgentStates({ persist: (state) => snapshotter.persistNow(state), log });
+  // In Redis, other processes and languages publish too: their first and terminal states are written at once as well.
+  if (source === 'redis') await urgent.watch(broker);
+  const tracker = new ProgressTracker({ states: broker, recover: newest.stored, persistNow: (state) => urgent.persistNow(state) });
   const generatorMetrics = new GeneratorMetrics();
   const orchestrator = new Orchestrator({
     tracker,
@@ -119,9 +120,18 @@ export async function startService(config: Config, log: Logger, options: Service
     faults: FaultLog.of(log),
   });
   registerGeneratorMetrics(metrics, generatorMetrics);
+  let draining = false;
+  const readiness = new Readiness({
+    broker: () => broker.get(READINESS_PROBE_BOOK),
+    brokerLive: () => broker.isLive(),
+    database: () => database.ping(),
+    draining: () => draining,
+  });
   const cors = new CorsPolicy(config.corsOrigins);
   const app = createApp({
     metrics,
+    readiness,
+    publishQuota: config.maxPublishesPerSecondPerTenant > 0 ? new TenantQuota(config.maxPublishesPerSecondPerTenant) : null,
     pages: cors,
     tracker,
     books,
@@ -138,6 +148,9 @@ export async function startService(config: Config, log: Logger, options: Service
     auth,
     expiries,
     basePath: config.basePath,
+    frameAncestors: config.frameAncestors,
+    staleAfterMs: config.staleAfterMs,
+    timeline: (bookId) => database.deadline.run('reading a timeline', bookTimeline(database.db, bookId)),
   });
   const server = createEdge({
     fetch: app.fetch,
@@ -149,6 +162,8 @@ export async function startService(config: Config, log: Logger, options: Service
     basePath: config.basePath,
     host: config.host,
     trustProxy: config.trustProxy,
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
     log,
   });
 
@@ -160,6 +175,7 @@ export async function startService(config: Config, log: Logger, options: Service
     expiries.stop();
     hub.close();
     await drain();
+    await urgent.close();
     texts.close();
     await broker.close().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'closing the broker failed'));
     await closeDatabase(database, log);
@@ -174,6 +190,7 @@ export async function startService(config: Config, log: Logger, options: Service
   }
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}${config.basePath}`;
   log.info({ url }, 'listening');
+  log.info({ dashboard: `${url}/`, authentication: auth.enabled ? 'on' : 'off' }, `dashboard at ${url}/, authentication ${auth.enabled ? 'on' : 'off'}`);
   if (!auth.enabled) {
     log.warn(
       config.publishToken === null
@@ -187,6 +204,9 @@ export async function startService(config: Config, log: Logger, options: Service
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      draining = true;
+      // Load balancers see /readyz at 503 and stop routing here while everything still serves.
+      if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       await stopParts(async () => {
         server.closeIdleConnections();
@@ -204,6 +224,9 @@ export async function startService(config: Config, log: Logger, options: Service
 
   return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, close };
 }
+
+/** The book /readyz reads to see that the broker answers; no book has this id. */
+const READINESS_PROBE_BOOK = '__readyz__';
 
 /** How long requests in flight may take to finish at shutdown. */
 const SHUTDOWN_GRACE_MS = 1_000;

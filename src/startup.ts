@@ -1,4 +1,5 @@
 import type { Config } from './config.js';
+import { DataDirInUseError } from './store/data-dir-lock.js';
 import { rootMessage } from './store/failures.js';
 
 /**
@@ -22,6 +23,7 @@ export class StartupError extends Error {
 
 /** Why the database could not be opened, naming DATABASE_URL (or DATA_DIR for the embedded one). */
 export function databaseStartupError(error: unknown, config: Config): StartupError {
+  if (error instanceof DataDirInUseError) return new StartupError('DATA_DIR', error.message);
   const reason = rootMessage(error) || (error as { code?: string }).code || 'unknown error';
   if (config.databaseUrl === null) return new StartupError('DATA_DIR', `cannot open the embedded database under ${config.dataDir}: ${reason}`);
   return new StartupError('DATABASE_URL', `cannot open ${redactUrl(config.databaseUrl)}: ${reason}`);

@@ -34,6 +34,22 @@ describe('loadConfig', () => {
     for (const name of ['RUN_LEASE_MS', 'MAX_GENERATIONS', 'GENERATOR_RETRIES', 'DEMO_FAILURE_RATE']) expect(bad).toThrow(name);
   });
 
+  it('has the generator defaults (demo at 40 tokens a second), and GENERATOR=openai with its settings', () => {
+    expect(loadConfig({})).toMatchObject({ generator: { kind: 'demo' }, demoTokensPerSecond: 40 });
+    expect(loadConfig({ GENERATOR: 'openai', OPENAI_API_KEY: 'none' }).generator).toEqual({
+      kind: 'openai',
+      baseUrl: 'https://api.openai.com/v1',
+      apiKey: 'none',
+      model: 'gpt-4o-mini',
+      timeoutMs: 60_000,
+    });
+    const local = { GENERATOR: 'openai', OPENAI_BASE_URL: 'http://localhost:11434/v1', OPENAI_API_KEY: 'none', OPENAI_MODEL: 'llama3.2', OPENAI_TIMEOUT_MS: '5000' };
+    expect(loadConfig(local).generator).toEqual({ kind: 'openai', baseUrl: 'http://localhost:11434/v1', apiKey: 'none', model: 'llama3.2', timeoutMs: 5_000 });
+    expect(() => loadConfig({ GENERATOR: 'openai' })).toThrow('OPENAI_API_KEY');
+    const bad = () => loadConfig({ GENERATOR: 'gpt', OPENAI_BASE_URL: 'ftp://x', OPENAI_TIMEOUT_MS: '10', DEMO_TOKENS_PER_SECOND: '0' });
+    for (const name of ['GENERATOR', 'OPENAI_BASE_URL', 'OPENAI_TIMEOUT_MS', 'DEMO_TOKENS_PER_SECOND']) expect(bad).toThrow(name);
+  });
+
   it('takes REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, and REDIS_URL over them', () => {
     expect(loadConfig({ REDIS_HOST: 'cache.internal', REDIS_PORT: '6380', REDIS_PASSWORD: 'p@ss' }).redisUrl).toBe('redis://:p%40ss@cache.internal:6380');
     expect(loadConfig({ REDIS_HOST: 'cache.internal', REDIS_URL: 'rediss://other:6379' }).redisUrl).toBe('rediss://other:6379');

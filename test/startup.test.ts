@@ -84,3 +84,47 @@ describe('start-up failures print one line naming the setting and exit 1', () =>
     results.forEach((result, i) => expectOneLine(result, cases[i]![1], /^invalid configuration: /));
   });
 });
+
+/** A server process that keeps running: resolves once it listens, with its pid and url. */
+async function serve(env: Record<string, string>): Promise<{ child: ReturnType<typeof spawn>; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const listening = new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const url = /"url":"([^"]+)","msg":"listening"/.exec(output)?.[1];
+      if (url) resolve(url);
+    });
+    child.once('exit', (code) => reject(new Error(`the server exited with ${code}: ${output}`)));
+  });
+  try {
+    return { child, url: await withTimeout(listening, 60_000, 'the server to listen') };
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+}
+
+describe('one process per embedded DATA_DIR', () => {
+  it('a second process stops at once, naming the one that holds it; a dead holder\'s lock is taken over', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'booksai-locked-'));
+    const first = await serve({ DATA_DIR: dataDir });
+    let second: Awaited<ReturnType<typeof serve>> | undefined;
+    try {
+      const refused = await start({ DATA_DIR: dataDir });
+      expectOneLine(refused, 'DATA_DIR', new RegExp(`^DATA_DIR: ${dataDir} is in use by another booksai-progress process \\(pid ${first.child.pid}\\)$`));
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+
+      first.child.kill('SIGKILL');
+      await once(first.child, 'exit');
+      second = await serve({ DATA_DIR: dataDir });
+      expect((await fetch(`${second.url}/healthz`)).status).toBe(200);
+    } finally {
+      first.child.kill('SIGKILL');
+      second?.child.kill('SIGKILL');
+    }
+  }, 120_000);
+});

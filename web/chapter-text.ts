@@ -17,7 +17,7 @@ export function chapterTextView(): ChapterTextView {
   const heading = el('h2', { id: 'live-heading' }, 'Being written');
   const title = el('h3', { id: 'live-chapter' });
   const body = el('div', { id: 'live-text', class: 'live-text', 'aria-live': 'off' });
-  const element = el('section', { class: 'card', id: 'live', 'aria-labelledby': 'live-heading' }, heading, title, body);
+  const element = el('section', { class: 'card needs-book', id: 'live', 'aria-labelledby': 'live-heading' }, heading, title, body);
   element.hidden = true;
   let chapter = 0;
   const sections = new Map<number, HTMLParagraphElement>();

@@ -1,8 +1,8 @@
 // A minimal host application for booksai-progress: its own sign-in, the user's token minted with
 // jose and handed to the browser as the HttpOnly `booksai_token` cookie, and a page of its own
 // that starts books on the progress server and shows them live with `watch()` from web/client.ts.
-// Run: AUTH_JWT_SECRET=… PROGRESS_URL=http://127.0.0.1:3000 npx tsx examples/host-app/server.ts
-// (the progress server with the same AUTH_JWT_SECRET and CORS_ORIGINS=http://127.0.0.1:4000). See README.md.
+// Run: `npm run example:host-app` starts it with a progress server of its own; with PROGRESS_URL it
+// uses that one (started with the same AUTH_JWT_SECRET and CORS_ORIGINS=http://127.0.0.1:4000). See README.md.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -10,10 +10,16 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { SignJWT } from 'jose';
 import { appPage, loginPage } from './pages.js';
+import { missingFor, startProgressServer } from './progress-server.js';
 
 const PORT = Number(process.env.HOST_APP_PORT ?? 4000);
-const PROGRESS_URL = (process.env.PROGRESS_URL ?? 'http://127.0.0.1:3000').replace(/\/$/, '');
-const SECRET = new TextEncoder().encode(process.env.AUTH_JWT_SECRET ?? '');
+const ORIGIN = `http://127.0.0.1:${PORT}`;
+/** Unset: this example starts a progress server of its own on PROGRESS_PORT, with a secret it shares with it. */
+const OWN_PROGRESS_SERVER = !process.env.PROGRESS_URL;
+const PROGRESS_PORT = Number(process.env.PROGRESS_PORT ?? 3000);
+const PROGRESS_URL = (process.env.PROGRESS_URL ?? `http://127.0.0.1:${PROGRESS_PORT}`).replace(/\/$/, '');
+const SECRET_TEXT = process.env.AUTH_JWT_SECRET ?? (OWN_PROGRESS_SERVER ? randomBytes(32).toString('hex') : '');
+const SECRET = new TextEncoder().encode(SECRET_TEXT);
 /** Optional: `example.com` when the app is app.example.com and the progress server progress.example.com. */
 const COOKIE_DOMAIN = process.env.COOKIE_DOMAIN;
 /** The progress token's lifetime (15 minutes); the page renews it every third of it (see page.ts). */
@@ -37,6 +43,12 @@ const sessions = new Map<string, { user: string; expires: number }>();
 
 /** The browser bundle of page.ts (with web/client.ts), built once at start. */
 const pageScript = await bundlePage();
+
+if (OWN_PROGRESS_SERVER) {
+  await startProgressServer(PROGRESS_PORT, SECRET_TEXT, ORIGIN).catch((error: Error) => fail(`PROGRESS_PORT: ${error.message}`));
+} else {
+  for (const line of await missingFor(PROGRESS_URL, ORIGIN, await mintToken('alice'))) console.error(`warning: ${line}`);
+}
 
 const server = createServer((req, res) => {
   route(req, res).catch((error: unknown) => {

@@ -1,8 +1,67 @@
 /**
  * Server-side scripts of the Redis broker. Each runs atomically, so versions are assigned
  * where the state lives and the snapshot claim is taken by one process at a time.
- * docs/protocol.md documents them for publishers in other languages.
+ * docs/protocol.md prints them for publishers in other languages (test/docs/protocol.test.ts
+ * keeps the two equal).
  */
+import { MAX_COUNT, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, MAX_TENANT_LENGTH, STATUSES, STEPS } from '../progress/schema.js';
+
+/** The largest integer JSON numbers keep exactly (zod's int()). */
+const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
+
+const luaSet = (names: readonly string[]) => `{ ${names.map((n) => `${n} = true`).join(', ')} }`;
+
+/**
+ * The checks of BookProgressSchema (src/progress/schema.ts) a script can make cheaply, as a Lua
+ * function: the reason a state JSON is one the server would ignore, or nil and the state's version. Lengths count UTF-16
+ * code units, as JavaScript does; a lone surrogate escape fails cjson's decoding. Unknown fields
+ * pass (the server drops them).
+ */
+const STATE_PROBLEM = `
+local function stateProblem(json, bookId)
+  local ok, s = pcall(cjson.decode, json)
+  if not ok or type(s) ~= 'table' then return 'the state is not a JSON object (or holds an unpaired surrogate)' end
+  local function integer(name, min, max, optional)
+    local v = s[name]
+    if v == nil and optional then return nil end
+    if type(v) ~= 'number' or not (v >= min and v <= max) or v % 1 ~= 0 then
+      return name .. ' must be an integer from ' .. string.format('%d', min) .. ' to ' .. string.format('%d', max)
+    end
+  end
+  local function units(t)
+    local _, lead = string.gsub(t, '[^\\128-\\191]', '')
+    local _, astral = string.gsub(t, '[\\240-\\247]', '')
+    return lead + astral
+  end
+  local function text(name, max, optional)
+    local v = s[name]
+    if v == nil and optional then return nil end
+    if type(v) ~= 'string' or (#v > max and units(v) > max) then return name .. ' must be a string of at most ' .. max .. ' characters' end
+    if string.find(v, '%z') then return name .. ' must not contain NUL' end
+  end
+  if s.bookId ~= bookId then return 'bookId must be the id of the book' end
+  if not (${luaSet(STATUSES)})[s.status] then return 'status must be one of ${STATUSES.join(' ')}' end
+  if not (${luaSet(STEPS)})[s.generationStep] then return 'generationStep must be one of ${STEPS.join(' ')}' end
+  local problem = integer('currentChapter', 0, ${MAX_COUNT}) or integer('totalChapters', 0, ${MAX_COUNT})
+    or integer('currentSection', 0, ${MAX_COUNT}) or integer('totalSections', 0, ${MAX_COUNT})
+    or text('message', ${MAX_MESSAGE_LENGTH}) or text('error', ${MAX_ERROR_LENGTH}, true)
+    or integer('timestamp', 0, ${MAX_INTEGER}) or integer('startTime', 0, ${MAX_INTEGER}, true)
+    or integer('estimatedEndTime', 0, ${MAX_INTEGER}, true) or integer('estimatedEndTimeLate', 0, ${MAX_INTEGER}, true)
+    or integer('version', 1, ${MAX_INTEGER})
+  if problem then return problem end
+  if s.currentChapter > s.totalChapters then return 'currentChapter must not exceed totalChapters' end
+  if s.currentSection > s.totalSections then return 'currentSection must not exceed totalSections' end
+  local p = s.overallProgress
+  if type(p) ~= 'number' or not (p >= 0 and p <= 100) then return 'overallProgress must be a number from 0 to 100' end
+  local t = s.tenant
+  if t ~= nil and (type(t) ~= 'string' or #t == 0 or (#t > ${MAX_TENANT_LENGTH} and units(t) > ${MAX_TENANT_LENGTH}) or string.find(t, '[%z\\1-\\31\\127]')) then
+    return 'tenant must be 1-${MAX_TENANT_LENGTH} characters without control characters'
+  end
+  local last = string.match(string.sub(json, -40), '"version"[ \\t\\r\\n]*:[ \\t\\r\\n]*(%d+)[ \\t\\r\\n]*}[ \\t\\r\\n]*$')
+  if tonumber(last) ~= s.version then return 'version must be the last field' end
+  return nil, s.version
+end
+`;
 
 /**
  * KEYS: state key, dirty set, [fence key]. ARGV: expected version ('' = none held), state JSON,
@@ -11,8 +70,12 @@
  * Returns 1 when committed, {0, held JSON or ''} when the held version differs, or -1 when
  * the fence is lower than the book's (its writer was superseded). A committed fence is kept
  * as the book's, with the state's TTL. On a cluster every key and channel is in one slot.
+ * A state the server would ignore (see STATE_PROBLEM), or whose version is not above the held
+ * one, is refused with an error reply `INVALID_STATE <reason>`, changing nothing.
  */
-export const COMMIT = `
+export const COMMIT = `${STATE_PROBLEM}
+local problem, version = stateProblem(ARGV[2], ARGV[5])
+if problem then return redis.error_reply('INVALID_STATE ' .. problem) end
 local fence = ARGV[6]
 if fence and fence ~= '' then
   if tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(fence) then return -1 end
@@ -28,6 +91,9 @@ if heldVersion == '' and tail ~= '' then
   end
 end
 if heldVersion ~= ARGV[1] then return {0, redis.call('GET', KEYS[1]) or ''} end
+if heldVersion ~= '' and version <= tonumber(heldVersion) then
+  return redis.error_reply('INVALID_STATE version must be above the held version ' .. heldVersion)
+end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[5])
 local publish = 'PUBLISH'

@@ -5,6 +5,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { DataDirInUseError, DataDirLock } from '../store/data-dir-lock.js';
 import { openEmbeddedPostgres } from '../store/pglite.js';
 import * as schema from '../store/schema.js';
 import { CliError } from './args.js';
@@ -91,12 +92,23 @@ export async function postgresLines(url: string, bookId: string): Promise<string
 export async function pgliteLines(dataDir: string, bookId: string): Promise<string[]> {
   const folder = join(dataDir, 'pglite');
   if (!existsSync(join(folder, 'PG_VERSION'))) throw new CliError(`no embedded database under ${dataDir} (DATA_DIR): the server has not run with it, or it uses DATABASE_URL`);
-  const client = await openEmbeddedPostgres(folder).catch((error: Error) => {
-    throw new CliError(`DATA_DIR: cannot open the embedded database under ${dataDir}: ${error.message}`);
-  });
+  let lock: DataDirLock;
   try {
-    return [`database:  embedded (PGlite in ${folder})`, ...(await readBook(drizzlePglite(client, { schema }), bookId))];
+    lock = DataDirLock.take(dataDir);
+  } catch (error) {
+    if (error instanceof DataDirInUseError) throw new CliError(`DATA_DIR: ${error.message}, and it does not answer at --url`);
+    throw error;
+  }
+  try {
+    const client = await openEmbeddedPostgres(folder).catch((error: Error) => {
+      throw new CliError(`DATA_DIR: cannot open the embedded database under ${dataDir}: ${error.message}`);
+    });
+    try {
+      return [`database:  embedded (PGlite in ${folder})`, ...(await readBook(drizzlePglite(client, { schema }), bookId))];
+    } finally {
+      await client.close();
+    }
   } finally {
-    await client.close();
+    lock.release();
   }
 }

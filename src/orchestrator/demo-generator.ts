@@ -60,8 +60,8 @@ export class DemoGenerator implements Generator {
     await this.#step();
   }
 
-  async outline(book: BookSpec): Promise<ChapterPlan[]> {
-    await this.#step();
+  async outline(book: BookSpec, signal?: AbortSignal): Promise<ChapterPlan[]> {
+    await this.#step(signal);
     const offset = seed(book.title) % THEMES.length;
     return Array.from({ length: book.chapters }, (_, i) => ({
       number: i + 1,

@@ -22,7 +22,8 @@ export type PreparationStep = 'PLANNING' | 'RESEARCH' | 'STRUCTURE' | 'PROOFREAD
  */
 export interface Generator {
   prepare(step: PreparationStep, book: BookSpec): Promise<void>;
-  outline(book: BookSpec): Promise<ChapterPlan[]>;
+  /** The chapter plan; stops (throws) soon after `signal`, when given, aborts. */
+  outline(book: BookSpec, signal?: AbortSignal): Promise<ChapterPlan[]>;
   /**
    * The section's text as it is written, in chunks whose concatenation is the section. A
    * stream that throws part-way is a failed call: the pipeline drops what it yielded and calls

@@ -46,9 +46,10 @@ export class OpenAIGenerator implements Generator {
   /** These steps produce no text: no call, so no cost. */
   async prepare(_step: PreparationStep, _book: BookSpec): Promise<void> {}
 
-  async outline(book: BookSpec): Promise<ChapterPlan[]> {
+  async outline(book: BookSpec, signal = new AbortController().signal): Promise<ChapterPlan[]> {
     let text = '';
-    for await (const chunk of this.#stream(outlinePrompt(book), new AbortController().signal)) text += chunk;
+    // The pipeline's signal, so a shutdown also ends the request, not only the wait for it.
+    for await (const chunk of this.#stream(outlinePrompt(book), signal)) text += chunk;
     return parseOutline(text, book.chapters);
   }
 
@@ -82,6 +83,8 @@ export class OpenAIGenerator implements Generator {
         arm();
       }
     } catch (error) {
+      // Aborted by the caller, before the answer started or during it: its reason, as the Generator contract has it.
+      signal.throwIfAborted();
       throw classifyAiError(error);
     } finally {
       clearTimeout(timer);

@@ -131,7 +131,7 @@ async function generateBook(run: PipelineRun, continuing: boolean, deps: Pipelin
     let outline = run.outline;
     if (outline === null) {
       publisher.publish({ status: 'GENERATING', generationStep: 'OUTLINE', message: `Outlining ${spec.chapters} chapters...` });
-      const planned = await generate('the outline', () => generator.outline(spec));
+      const planned = await generate('the outline', () => generator.outline(spec, callSignal));
       persist('the outline', () => deps.runs.saveOutline(spec.bookId, epoch, planned));
       outline = planned;
       publisher.publish({ generationStep: 'STRUCTURE', message: 'Structuring chapters and sections...' });

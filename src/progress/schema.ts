@@ -7,7 +7,8 @@ export const STEPS = ['PLANNING', 'RESEARCH', 'OUTLINE', 'STRUCTURE', 'CHAPTERS'
 
 export const MAX_MESSAGE_LENGTH = 2_000;
 export const MAX_ERROR_LENGTH = 8_000;
-const MAX_COUNT = 100_000;
+export const MAX_COUNT = 100_000;
+export const MAX_TENANT_LENGTH = 256;
 
 export const BookIdSchema = z
   .string()
@@ -18,7 +19,7 @@ export function isTenantText(s: string): boolean {
   return !/[\u0000-\u001f\u007f]/.test(s) && s.isWellFormed();
 }
 
-export const TenantSchema = z.string().min(1).max(256).refine(isTenantText, 'must hold no control characters or unpaired surrogates');
+export const TenantSchema = z.string().min(1).max(MAX_TENANT_LENGTH).refine(isTenantText, 'must hold no control characters or unpaired surrogates');
 
 const count = z.number().int().min(0).max(MAX_COUNT);
 /** Text Postgres can store in jsonb: no NUL, no lone UTF-16 surrogate. */
@@ -59,6 +60,11 @@ export const BookProgressSchema = z
     estimatedEndTime: editable.estimatedEndTime.optional(),
     /** The late bound of the ETA (its p90: the run ends before it 9 times in 10); absent while no history backs one. */
     estimatedEndTimeLate: epochMs.optional(),
+    /**
+     * Set at read, never stored: the book is not terminal and nothing was published for
+     * STALE_AFTER_SECONDS; the time of its last update (= `timestamp`). See stall.ts.
+     */
+    stalledSince: epochMs.optional(),
     /**
      * Who the book belongs to, fixed by its first state and kept by every later one; absent for
      * books published without authentication. Before `version`: a state ends with its version.

@@ -1,6 +1,6 @@
 import { Ajv } from 'ajv';
-import { z } from 'zod';
-import { BookProgressSchema, chapterInRange, isStorableText, isTenantText, sectionInRange } from './schema.js';
+import { stateJsonSchema } from './json-schema.js';
+import { chapterInRange, isStorableText, isTenantText, sectionInRange } from './schema.js';
 import type { BookProgress } from './schema.js';
 
 /**
@@ -15,7 +15,7 @@ import type { BookProgress } from './schema.js';
 const compiled = new Ajv({
   // Unknown fields are dropped, as zod's parse drops them.
   removeAdditional: 'all',
-}).compile(z.toJSONSchema(BookProgressSchema, { target: 'draft-7', io: 'input' }));
+}).compile(stateJsonSchema());
 
 /**
  * Whether `value` (parsed JSON) is a valid state, as BookProgressSchema decides; when it is,

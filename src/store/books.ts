@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { BookProgress } from '../progress/schema.js';
 import type { Database } from './database.js';
 import type { DatabaseDeadline } from './deadline.js';
@@ -49,6 +49,23 @@ export class BookStore {
       this.#db.insert(books).values({ id: book.id, title: book.title, owner: book.owner ?? null, tenant: book.tenant ?? null }).returning(),
     );
     return row as BookRecord;
+  }
+
+  /**
+   * Names a book a publisher writes (POST /api/ai/progress with `title`): creates its row when the
+   * snapshotter has not yet, and renames it only while its tenant is `tenant` (null: none).
+   * Whether the caller may write the book was decided before (the tracker's tenant rule).
+   */
+  async setTitle(bookId: string, title: string, tenant: string | null): Promise<boolean> {
+    const rows = await this.#deadline.run(
+      'naming a book',
+      this.#db
+        .insert(books)
+        .values({ id: bookId, title, tenant })
+        .onConflictDoUpdate({ target: books.id, set: { title: sql`excluded.title` }, setWhere: sql`${books.tenant} is not distinct from excluded.tenant` })
+        .returning({ id: books.id }),
+    );
+    return rows.length > 0;
   }
 
   /** Newest first; only the books `filter` allows (null: every book). */

@@ -6,7 +6,9 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
+import { DataDirLock } from './data-dir-lock.js';
 import { openEmbeddedPostgres } from './pglite.js';
 import { DatabaseDeadline } from './deadline.js';
 import * as schema from './schema.js';
@@ -19,6 +21,8 @@ export interface DatabaseHandle {
   kind: 'postgres' | 'pglite';
   /** Bounds every call of the stores built on `db` (BACKEND_TIMEOUT_MS). */
   deadline: DatabaseDeadline;
+  /** Resolves when the database answered a statement within the deadline. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,10 +67,12 @@ export async function openDatabase(databaseUrl: string | null, dataDir: string, 
     // Documented in postgres.js's README ("Custom socket"), missing from its types.
     ...({ socket: watchdog.socket } as object),
   });
+  const db = drizzlePostgres(client, { schema });
   return {
-    db: drizzlePostgres(client, { schema }),
+    db,
     kind: 'postgres',
     deadline,
+    ping: () => pingWith(db, deadline),
     close: async () => {
       watchdog.close();
       await client.end({ timeout: Math.ceil(timeoutMs / 1000) });
@@ -84,11 +90,34 @@ export async function migrateDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
+/** Before anything is read: a second process on the same DATA_DIR stops here, naming the first. */
 async function openPglite(dataDir: string, deadline: DatabaseDeadline): Promise<DatabaseHandle> {
   const folder = join(dataDir, 'pglite');
   mkdirSync(folder, { recursive: true });
-  const client = await openEmbeddedPostgres(folder);
-  const db = drizzlePglite(client, { schema });
-  await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
-  return { db, kind: 'pglite', deadline, close: () => client.close() };
+  const lock = DataDirLock.take(dataDir);
+  try {
+    const client = await openEmbeddedPostgres(folder);
+    const db = drizzlePglite(client, { schema });
+    await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    return {
+      db,
+      kind: 'pglite',
+      deadline,
+      ping: () => pingWith(db, deadline),
+      close: async () => {
+        try {
+          await client.close();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function pingWith(db: Database, deadline: DatabaseDeadline): Promise<void> {
+  await deadline.run('a ping', db.execute(sql`select 1`));
 }

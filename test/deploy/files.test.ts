@@ -12,6 +12,7 @@ interface ComposeService {
   ports?: string[];
   volumes?: string[];
   depends_on?: Record<string, { condition: string }> | string[];
+  healthcheck?: { test: string[] };
 }
 
 const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as { services: Record<string, ComposeService> };
@@ -56,6 +57,12 @@ describe('docker-compose.yml', () => {
     expect(directives).toContain(`server booksai-progress:${app.environment?.PORT}`);
     expect(directives).toContain('listen 80');
     expect(services.nginx?.ports).toEqual(['8080:80']);
+  });
+
+  it('checks the app by readiness on its PORT, and starts nginx once the app is ready', () => {
+    const probe = app.healthcheck?.test.join(' ') ?? '';
+    expect(probe).toContain(`http://127.0.0.1:${app.environment?.PORT}/readyz`);
+    expect(services.nginx?.depends_on).toEqual({ 'booksai-progress': { condition: 'service_healthy' } });
   });
 });
 

@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -178,4 +181,54 @@ describe('examples/host-app in Chromium', () => {
     const status = await alice.evaluate(async (url) => (await fetch(`${url}/api/books`, { credentials: 'include' })).status, service.url);
     expect(status).toBe(401);
   });
+});
+
+describe('npm run example:host-app, as the README gives it', () => {
+  it('starts a progress server of its own that allows its origin and accepts its tokens, and stops it on SIGTERM', async () => {
+    const [port, progressPort] = [await freePort(), await freePort()];
+    const app = spawn('npm', ['run', '--silent', 'example:host-app'], {
+      env: { PATH: process.env.PATH ?? '', HOST_APP_PORT: String(port), PROGRESS_PORT: String(progressPort), DATA_DIR: mkdtempSync(join(tmpdir(), 'booksai-host-app-')), LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    app.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    app.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const origin = `http://127.0.0.1:${port}`;
+    const progress = `http://127.0.0.1:${progressPort}`;
+    try {
+      await until(() => output.includes(`host app on ${origin}`), 120_000, `the host app to start (output: ${output})`);
+      const preflight = await fetch(`${progress}/api/books`, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' } });
+      expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+      // Signed in, the page's token (the cookie the app sets) reads the progress server's books.
+      const login = await fetch(`${origin}/login`, { method: 'POST', body: new URLSearchParams({ user: 'alice', password: 'alice-password' }), redirect: 'manual' });
+      const token = /booksai_token=([^;]+)/.exec(login.headers.getSetCookie().join('\n'))?.[1] ?? '';
+      expect((await fetch(`${progress}/api/books`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+      expect(output).not.toContain('warning:');
+    } finally {
+      const exited = once(app, 'exit');
+      process.kill(-app.pid!, 'SIGTERM');
+      await withTimeout(exited, 15_000, 'the example to exit');
+    }
+    await until(async () => !(await fetch(`${progress}/healthz`).then(() => true, () => false)), 15_000, 'its progress server to stop');
+  }, 180_000);
+
+  it('with PROGRESS_URL, says what the progress server is missing', async () => {
+    const port = await freePort();
+    const app = spawn(process.execPath, ['--import', 'tsx', 'examples/host-app/server.ts'], {
+      // The file's progress server allows another origin than this app's.
+      env: { PATH: process.env.PATH ?? '', HOST_APP_PORT: String(port), PROGRESS_URL: service.url, AUTH_JWT_SECRET: 'another-secret-of-thirty-two-bytes-or-more' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    app.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    app.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await until(() => output.includes('host app on'), 60_000, `the host app to start (output: ${output})`);
+      expect(output).toContain(`warning: the progress server does not allow this page's origin: start it with CORS_ORIGINS=http://127.0.0.1:${port}`);
+      expect(output).toContain('warning: the progress server refuses this app\'s tokens: give both the same AUTH_JWT_SECRET');
+    } finally {
+      app.kill('SIGKILL');
+    }
+  }, 120_000);
 });

@@ -32,8 +32,18 @@ export interface EdgeOptions {
   host: string;
   /** TRUST_PROXY, for client addresses in logs. */
   trustProxy: boolean;
+  /** HEADERS_TIMEOUT_MS and REQUEST_TIMEOUT_MS: a client that sends its request slowly is answered 408 and closed. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   log: Logger;
 }
+
+/**
+ * How often Node looks for requests past their timeouts (30 s by default): a slow client is
+ * closed within this long of its deadline. It walks only connections with a request still
+ * arriving, not open streams.
+ */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
 /**
  * The raw node:http server, and what every request passes before Hono: the access log, the
@@ -48,7 +58,8 @@ export function createEdge(options: EdgeOptions): Server {
   const logRequest = accessLog(log, options.trustProxy);
   const mount = mountAt(options.basePath);
   const vary = cors.vary;
-  const server = createServer((req, res) => {
+  const timeouts = { headersTimeout: options.headersTimeoutMs, requestTimeout: options.requestTimeoutMs, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS };
+  const server = createServer(timeouts, (req, res) => {
     logRequest(req, res);
     res.setHeader('Vary', vary);
     // CORS headers first, so a page on a listed origin can read every answer, refusals too.
@@ -91,7 +102,9 @@ function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex
   const refusal =
     error.code === 'HPE_HEADER_OVERFLOW'
       ? new Refusal(431, 'headers_too_large', 'request headers are too large')
-      : new Refusal(400, 'bad_request', 'malformed HTTP request');
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new Refusal(408, 'request_timeout', 'the request was not received in time (HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS)')
+        : new Refusal(400, 'bad_request', 'malformed HTTP request');
   endWithRefusal(socket, refusal);
 }
 

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { BookTimeline } from '../../analytics/queries.js';
 import type { Authenticator } from '../../auth/authenticator.js';
 import type { Orchestrator } from '../../orchestrator/orchestrator.js';
 import type { ProgressTracker } from '../../progress/tracker.js';
@@ -15,10 +16,15 @@ import { recentProgress } from '../delivery/recent-books.js';
 import type { StreamRegistry } from '../delivery/stream-registry.js';
 import { WEBSOCKET_PATH } from '../delivery/websocket-protocol.js';
 import { authenticate } from './auth.js';
+import { publishQuota } from './publish-quota.js';
+import type { TenantQuota } from './publish-quota.js';
+import type { Readiness } from './readiness.js';
+import { apiSecurityHeaders } from './security-headers.js';
 import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
 import { bookRoutes } from './routes/books.js';
 import { progressRoutes } from './routes/progress.js';
+import { sessionRoutes } from './routes/session.js';
 import { streamRoutes } from './routes/streams.js';
 import { WEB_ROOT, webRoutes } from './routes/web.js';
 
@@ -44,15 +50,31 @@ export interface AppDeps {
   pages: TrustedPages;
   expiries: Expiries;
   metrics: Registry;
+  readiness: Readiness;
+  /** MAX_PUBLISHES_PER_SECOND_PER_TENANT; null: no limit. */
+  publishQuota: TenantQuota | null;
   /** BASE_PATH, for the URLs the answers carry (links, Location); the routes themselves are written from `/`. */
   basePath?: string;
+  /** FRAME_ANCESTORS, for the dashboard's pages. */
+  frameAncestors?: readonly string[];
+  /** STALE_AFTER_SECONDS in ms: the books API marks a silent running book `stalledSince`. */
+  staleAfterMs: number;
+  /** The latest recorded run of a book (analytics); null: none recorded. */
+  timeline: (bookId: string) => Promise<BookTimeline | null>;
 }
 
 /** The HTTP API. Touches neither process.env nor sockets: service.ts and tests serve it. */
 export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>();
 
+  app.use('*', apiSecurityHeaders());
   app.get('/healthz', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  app.get('/readyz', async (c) => {
+    const report = await deps.readiness.check();
+    if (report.ready) return c.json({ success: true, data: report });
+    const why = report.draining ? 'shutting down' : [report.broker === 'down' && 'the broker', report.database === 'down' && 'the database'].filter(Boolean).join(' and ') + ' not answering';
+    return refusalResponse(c, new Refusal(503, 'not_ready', `not ready: ${why}`, { details: { ...report } }));
+  });
   // Without an Upgrade header (a proxy dropped it, or a plain fetch) say what is missing, not 404;
   // before authentication, so an operator sees it whatever the token.
   app.get(WEBSOCKET_PATH, (c) =>
@@ -67,10 +89,12 @@ export function createApp(deps: AppDeps) {
     findNewest: deps.newest.find,
   });
   app.route('/api/ai/progress', streams.perBook);
+  app.use('/api/ai/progress/:bookId', publishQuota(deps.publishQuota));
   app.route('/api/ai/progress', progressRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/stream', streams.multiplexed);
-  app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? ''));
+  app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   app.route('/api/books', bookRoutes(deps));
+  app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
 
   app.notFound((c) => refusalResponse(c, new Refusal(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((error, c) => toErrorResponse(error, c, deps.log));

@@ -5,7 +5,9 @@ import { z } from 'zod';
 import type { Caller } from '../../../auth/caller.js';
 import { mayRead, mayWrite } from '../../../auth/caller.js';
 import type { Orchestrator } from '../../../orchestrator/orchestrator.js';
+import type { BookTimeline } from '../../../analytics/queries.js';
 import type { BookProgress } from '../../../progress/schema.js';
+import { withStall } from '../../../progress/stall.js';
 import { Refusal } from '../../../refusal.js';
 import type { BookRecord, BookStore } from '../../../store/books.js';
 import type { RunState } from '../../../store/runs.js';
@@ -35,11 +37,14 @@ export interface BookRoutesOptions {
   newest: NewestStates;
   maxBodyBytes: number;
   basePath?: string;
+  staleAfterMs: number;
+  timeline: (bookId: string) => Promise<BookTimeline | null>;
 }
 
 /** `/api/books`: start a demo generation, list books, read one with its chapters, cancel or retry one. */
 export function bookRoutes(options: BookRoutesOptions) {
   const { orchestrator, books, newest } = options;
+  const stalled = (state: BookProgress | null, now: number) => (state === null ? null : withStall(state, now, options.staleAfterMs));
   const app = new Hono<AppEnv>();
 
   app.post('/', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
@@ -60,7 +65,8 @@ export function bookRoutes(options: BookRoutesOptions) {
     if (!query.success) throw new Refusal(400, 'invalid_query', `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
     const rows = await books.listBooks(query.data.limit, tenantFilter(caller));
     const [states, runs] = await Promise.all([newest.ofRows(rows, readable(caller)), orchestrator.runStates(rows.map((row) => row.id))]);
-    return c.json({ success: true, data: rows.map((row, i) => present(row, states[i] ?? null, runs.get(row.id))) });
+    const now = Date.now();
+    return c.json({ success: true, data: rows.map((row, i) => present(row, stalled(states[i] ?? null, now), runs.get(row.id))) });
   });
 
   app.get('/:bookId', async (c) => {
@@ -69,7 +75,19 @@ export function bookRoutes(options: BookRoutesOptions) {
     const book = await books.getBook(bookId);
     if (!book || !mayRead(caller, bookId, book.tenant ?? undefined)) throw new Refusal(404, 'not_found', `no book ${bookId}`);
     const [[state], runs] = await Promise.all([newest.ofRows([book], readable(caller)), orchestrator.runStates([bookId])]);
-    return c.json({ success: true, data: { ...present(book, state ?? null, runs.get(bookId)), chapters: book.chapters } });
+    return c.json({ success: true, data: { ...present(book, stalled(state ?? null, Date.now()), runs.get(bookId)), chapters: book.chapters } });
+  });
+
+  /** The book's latest recorded run: its steps and chapters with their times (analytics). */
+  app.get('/:bookId/timeline', async (c) => {
+    const caller = callerWith(c, 'progress:read');
+    const bookId = parseBookId(c);
+    const tenant = await books.tenantOf(bookId);
+    if (tenant === undefined || !mayRead(caller, bookId, tenant ?? undefined)) throw new Refusal(404, 'not_found', `no book ${bookId}`);
+    const timeline = await options.timeline(bookId);
+    if (timeline === null) throw new Refusal(404, 'not_found', `no timeline recorded for book ${bookId}`);
+    const { tenant: _tenant, ...shown } = timeline;
+    return c.json({ success: true, data: shown });
   });
 
   /** The book's id, once the caller may change it: 404 for another tenant's, as for an unknown one. */

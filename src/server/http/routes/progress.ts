@@ -1,11 +1,13 @@
 import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
+import { z } from 'zod';
 import { bodyLimit } from 'hono/body-limit';
 import { mayRead, writerOf } from '../../../auth/caller.js';
 import type { ProgressUpdate } from '../../../progress/schema.js';
 import type { ProgressTracker } from '../../../progress/tracker.js';
 import { Refusal } from '../../../refusal.js';
+import type { BookStore } from '../../../store/books.js';
 import type { Hub } from '../../delivery/hub.js';
 import type { FindNewest } from '../../delivery/newest-state.js';
 import { PRIVATE_HEADERS, callerWith } from '../auth.js';
@@ -18,11 +20,26 @@ export interface ProgressRoutesOptions {
   hub: Hub;
   findNewest: FindNewest;
   maxBodyBytes: number;
+  books: BookStore;
+}
+
+const TitleSchema = z.string().trim().min(1).max(200);
+
+/**
+ * A publish body's optional `title` (the book's name in Postgres, not part of the state), apart
+ * from the update the tracker checks; a title that is not 1-200 characters is a 400.
+ */
+function splitTitle(body: unknown): { title: string | undefined; update: unknown } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || !('title' in body)) return { title: undefined, update: body };
+  const { title, ...update } = body as Record<string, unknown>;
+  const parsed = TitleSchema.safeParse(title);
+  if (!parsed.success) throw new Refusal(400, 'invalid_progress', 'title: must be a string of 1 to 200 characters');
+  return { title: parsed.data, update };
 }
 
 /** `/api/ai/progress/:bookId`: poll and publish. */
 export function progressRoutes(options: ProgressRoutesOptions) {
-  const { tracker, hub, findNewest } = options;
+  const { tracker, hub, findNewest, books } = options;
   const app = new Hono<AppEnv>();
 
   // Polls of books this process follows are answered by the edge's pollFastPath before they get here.
@@ -47,8 +64,10 @@ export function progressRoutes(options: ProgressRoutesOptions) {
   app.post('/:bookId', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
     const caller = callerWith(c, 'progress:write');
     const bookId = parseBookId(c);
-    const update = await readJson(c);
+    const { title, update } = splitTitle(await readJson(c));
     const state = await tracker.updateProgress(bookId, update as ProgressUpdate, { writer: writerOf(caller) });
+    // The tracker refused a book of another tenant: the state's tenant is the book's.
+    if (title !== undefined) await books.setTitle(bookId, title, state.tenant ?? null);
     return c.json({ success: true, data: state });
   });
 

@@ -5,6 +5,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { compress } from 'hono/compress';
 import type { AppEnv } from '../auth.js';
+import { pageSecurityHeaders } from '../security-headers.js';
 
 /** web/ at the project root: four levels up from both src/server/http/routes and dist/server/http/routes. */
 export const WEB_ROOT = fileURLToPath(new URL('../../../../web', import.meta.url));
@@ -14,14 +15,15 @@ export const WEB_ROOT = fileURLToPath(new URL('../../../../web', import.meta.url
  * `npm run build`. The pages' links and the scripts' URLs are relative to the page's
  * `<base href>`, which is set here to BASE_PATH, so the dashboard works under any prefix.
  */
-export function webRoutes(webRoot = WEB_ROOT, basePath = '') {
+export function webRoutes(webRoot = WEB_ROOT, basePath = '', frameAncestors: readonly string[] = ["'self'"]) {
   const app = new Hono<AppEnv>();
+  const pageHeaders = pageSecurityHeaders(frameAncestors);
   const page = (name: string) => readFileSync(join(webRoot, name), 'utf8').replace('<base href="/" />', `<base href="${basePath}/" />`);
   const listPage = page('index.html');
   const bookPage = page('book.html');
 
-  app.get('/', (c) => c.html(listPage));
-  app.get('/book/:bookId', (c) => c.html(bookPage));
+  app.get('/', pageHeaders, (c) => c.html(listPage));
+  app.get('/book/:bookId', pageHeaders, (c) => c.html(bookPage));
   app.use('/assets/*', compress(), async (c, next) => {
     await next();
     c.header('Cache-Control', 'no-cache');
