@@ -210,7 +210,10 @@ export class ProgressStream implements Watcher {
       if (this.#ended) return;
       if (update.terminal) {
         // The every-book stream would otherwise remember every book it ever carried.
-        if (this.#watched === 'all') this.#books.forget(update.bookId);
+        if (this.#watched === 'all') {
+          this.#books.forget(update.bookId);
+          this.#text?.remove(update.bookId);
+        }
         else this.#finished.add(update.bookId);
       }
       this.#lastEventAt = Date.now();

@@ -223,6 +223,9 @@ export class TextFeed {
     const known = book.accepted;
     if (chunk.reset) return this.#pushText(book, { ...chunk, offset: 0, text: '', reset: true }, true);
     if (known === null || chunk.chapter > known.chapter || (chunk.chapter === known.chapter && chunk.section > known.section)) {
+      // Leaving a section, or a first chunk past the chapter's start: the client gets what it lacks
+      // before (announcements are at-most-once while the backend reconnects).
+      if (known === null ? chunk.section > 1 || chunk.offset > 0 : known.section > 0) return this.#advance(book, known, chunk);
       if (chunk.offset === 0) return this.#pushText(book, chunk, true);
       return this.#fill(book, chunk.chapter, chunk.section, null);
     }
@@ -247,6 +250,26 @@ export class TextFeed {
         // The log did not answer: the client is ended and resumes from what it has.
         this.#overflow();
       })
+      .finally(() => this.#settle(book));
+  }
+
+  /**
+   * The first chunk of a later section: the rest of the client's section, and the sections of the
+   * chunk's chapter before it that the client has not had (all of them for a new reader), read
+   * first; then the chunk.
+   */
+  #advance(book: BookFeed, known: TextCursor | null, chunk: TextChunk): void {
+    book.busy = true;
+    book.backlog.unshift(chunk);
+    const catchUp = async () => {
+      if (known !== null) await this.#catchUp(book, known.chapter, known.section, known);
+      const first = known !== null && known.chapter === chunk.chapter ? known.section + 1 : 1;
+      for (let section = first; section < chunk.section; section++) await this.#catchUp(book, chunk.chapter, section, null);
+      // Between sections: the chunk (and what follows) now starts the next one.
+      book.accepted = { chapter: chunk.chapter, section: 0, attempt: 0, offset: 0 };
+    };
+    void catchUp()
+      .catch(() => this.#overflow())
       .finally(() => this.#settle(book));
   }
 
