@@ -18,6 +18,8 @@ export const DEFAULT_OPENAI_MODEL = 'gpt-4o-mini';
 /** The longest wait for the AI service's answer to start, and between two chunks of it. */
 export const DEFAULT_OPENAI_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+/** The most live text one section holds in the broker: 256 KiB (a section is a few KiB). */
+export const DEFAULT_MAX_SECTION_TEXT_BYTES = 256 * 1024;
 /** A client has this long to send its request headers (slowloris), and REQUEST_TIMEOUT_MS for the whole request. */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -96,6 +98,7 @@ const EnvSchema = z.object({
   MAX_GENERATIONS: z.preprocess(blankAsUndefined, integer(0, 10_000).default(DEFAULT_MAX_GENERATIONS)),
   GENERATOR_RETRIES: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_GENERATOR_RETRIES)),
   MAX_BODY_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 16 * 1024 * 1024).default(DEFAULT_MAX_BODY_BYTES)),
+  MAX_SECTION_TEXT_BYTES: z.preprocess(blankAsUndefined, integer(1_024, 64 * 1024 * 1024).default(DEFAULT_MAX_SECTION_TEXT_BYTES)),
   MAX_PUBLISHES_PER_SECOND_PER_TENANT: z.preprocess(blankAsUndefined, integer(0, 10_000_000).default(0)),
   HEADERS_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 600_000).default(DEFAULT_HEADERS_TIMEOUT_MS)),
   REQUEST_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_REQUEST_TIMEOUT_MS)),
@@ -159,6 +162,8 @@ export interface Config {
   /** Retries of a failed generator call before the book is marked ERROR. */
   readonly generatorRetries: number;
   readonly maxBodyBytes: number;
+  /** MAX_SECTION_TEXT_BYTES: an append past it is refused (413 text_too_large). */
+  readonly maxSectionTextBytes: number;
   /** Publishes a tenant may make per second in this process (bursts of twice that); 0: no limit. */
   readonly maxPublishesPerSecondPerTenant: number;
   /** How long a client may take to send its headers, and its whole request (headers and body); open streams are not bounded by either. */
@@ -223,6 +228,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxGenerations: e.MAX_GENERATIONS,
     generatorRetries: e.GENERATOR_RETRIES,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    maxSectionTextBytes: e.MAX_SECTION_TEXT_BYTES,
     maxPublishesPerSecondPerTenant: e.MAX_PUBLISHES_PER_SECOND_PER_TENANT,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: Math.max(e.REQUEST_TIMEOUT_MS, e.HEADERS_TIMEOUT_MS),

@@ -6,6 +6,7 @@ import type { Broker, DirtyClaims } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { MemoryTextLog } from './broker/memory-text.js';
 import { RedisBroker } from './broker/redis.js';
+import { RedisTextLog } from './broker/redis-text.js';
 import { describeRedis } from './broker/redis-connection.js';
 import type { TextLog } from './broker/text-log.js';
 import type { Config } from './config.js';
@@ -31,6 +32,7 @@ import { bookTimeline } from './analytics/queries.js';
 import { createMetrics } from './server/http/metrics.js';
 import { TenantQuota } from './server/http/publish-quota.js';
 import { Readiness } from './server/http/readiness.js';
+import { apiSecurityHeaderEntries } from './server/http/security-headers.js';
 import { databaseStartupError, listenStartupError } from './startup.js';
 import { BookStore } from './store/books.js';
 import { openDatabase } from './store/database.js';
@@ -94,6 +96,7 @@ export async function startService(config: Config, log: Logger, options: Service
     runs,
     generator: options.generator ?? createGenerator(config, generatorMetrics),
     onText: options.onText,
+    texts,
     readState: newest.committed,
     log,
     owner,
@@ -139,6 +142,7 @@ export async function startService(config: Config, log: Logger, options: Service
     hub,
     texts,
     newest,
+    texts,
     streams,
     log,
     maxBodyBytes: config.maxBodyBytes,
@@ -162,6 +166,7 @@ export async function startService(config: Config, log: Logger, options: Service
     basePath: config.basePath,
     host: config.host,
     trustProxy: config.trustProxy,
+    securityHeaders: await apiSecurityHeaderEntries(),
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     log,
@@ -243,7 +248,7 @@ interface Backend {
 async function createBroker(config: Config, log: Logger): Promise<Backend> {
   if (config.redisTarget === null) {
     const broker = new MemoryBroker({ ttlSeconds: config.progressTtlSeconds });
-    const texts = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, fenceOf: (bookId) => broker.fenceOf(bookId) });
+    const texts = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, fenceOf: (bookId) => broker.fenceOf(bookId) });
     return { broker, texts, source: 'memory' };
   }
   const broker = new RedisBroker({
@@ -254,8 +259,7 @@ async function createBroker(config: Config, log: Logger): Promise<Backend> {
     timeoutMs: config.backendTimeoutMs,
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
-  // Placeholder until the Redis text log lands (issue 20): text is per process in Redis mode.
-  const texts = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, fenceOf: () => 0 });
+  const texts = new RedisTextLog({ broker, keyPrefix: config.redisKeyPrefix, ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, log });
   return { broker, texts, source: 'redis' };
 }
 

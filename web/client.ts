@@ -1,3 +1,5 @@
+import './jitless.js';
+import { jitteredBackoff } from '../src/backoff.js';
 import { BookProgressSchema, isTerminal } from '../src/progress/schema.js';
 import type { BookProgress } from '../src/progress/schema.js';
 import { LiveText } from './live-text.js';
@@ -66,8 +68,7 @@ const MAX_RECONNECT_MS = 15_000;
 
 /** Jittered exponential backoff: 0.5-1 x min(500 ms x 2^n, 15 s). */
 export function reconnectDelay(failures: number): number {
-  const ceiling = Math.min(MAX_RECONNECT_MS, 500 * 2 ** failures);
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  return jitteredBackoff(failures, 500, MAX_RECONNECT_MS);
 }
 
 /**

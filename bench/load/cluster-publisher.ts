@@ -5,6 +5,7 @@
  */
 import { pino } from 'pino';
 import { RedisBroker } from '../../src/broker/redis.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../../src/config.js';
 import type { RedisTarget } from '../../src/config.js';
 import type { BookProgress } from '../../src/progress/schema.js';
 
@@ -12,7 +13,7 @@ const target = JSON.parse(process.env.BENCH_REDIS ?? '') as RedisTarget;
 const books = Number(process.env.BENCH_BOOKS);
 const rate = Number(process.env.BENCH_RATE);
 const durationMs = Number(process.env.BENCH_DURATION_MS);
-const broker = new RedisBroker({ target, keyPrefix: process.env.BENCH_KEY_PREFIX ?? 'bench:', ttlSeconds: 3_600, log: pino({ level: 'warn' }) });
+const broker = new RedisBroker({ target, keyPrefix: process.env.BENCH_KEY_PREFIX ?? 'bench:', ttlSeconds: 3_600, log: pino({ level: 'warn' }), timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS });
 if (!(await broker.ready(10_000))) throw new Error('redis is not answering');
 
 const ids = Array.from({ length: books }, (_, i) => `cluster-bench-${i}`);

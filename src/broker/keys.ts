@@ -1,6 +1,6 @@
 /**
  * The public Redis layout (docs/protocol.md); every name starts with the configured prefix.
- * One Redis (or Sentinel) uses `redisKeys`, today's names; Redis Cluster uses `clusterKeys`
+ * One Redis (or Sentinel) uses `redisKeys`, the plain names; Redis Cluster uses `clusterKeys`
  * (cluster-keys.ts), whose names put each book's keys and channel in one hash slot.
  */
 export interface RedisKeys {
@@ -30,7 +30,7 @@ export interface RedisKeys {
   claimRound(partition: number): string;
 }
 
-/** Today's layout, for one Redis and for Sentinel: `<prefix>progress:<bookId>` as the seed documents. */
+/** The plain layout, for one Redis and for Sentinel: `<prefix>progress:<bookId>` (docs/protocol.md). */
 export function redisKeys(prefix: string): RedisKeys {
   const channelPrefix = `${prefix}updates:`;
   return {

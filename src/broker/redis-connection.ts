@@ -2,7 +2,6 @@ import { Cluster, Redis } from 'ioredis';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
 import type { RedisTarget } from '../config.js';
 
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 
 const MAX_RECONNECT_DELAY_MS = 2_000;
 /** TCP keepalive: finds a peer that vanished for good (a proxy or NAT in between answers it otherwise). */
@@ -52,7 +51,7 @@ export function openRedis(target: RedisTarget, name: string, timeoutMs: number):
 }
 
 /** One command client for `target`: a connection, a Sentinel-followed connection, or a Cluster. */
-export function openCommands(target: RedisTarget, name: string, timeoutMs = DEFAULT_BACKEND_TIMEOUT_MS): Redis | Cluster {
+export function openCommands(target: RedisTarget, name: string, timeoutMs: number): Redis | Cluster {
   const options = redisConnectionOptions(timeoutMs);
   switch (target.kind) {
     case 'single':

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { RunAgain } from '../run-again.js';
 import { slotOf } from './cluster-keys.js';
 import type { RedisKeys } from './keys.js';
 import { ShardSubscribers } from './shard-subscribers.js';
@@ -42,8 +43,7 @@ export class Subscriptions {
   #live = false;
   #wasReady = false;
   #closed = false;
-  #restoring: Promise<void> | null = null;
-  #again = false;
+  readonly #restores = new RunAgain(() => this.#restoreOnce(), { skip: () => this.#closed });
   #retry: NodeJS.Timeout | null = null;
   /** Sharded pub/sub: our subscriber per master. */
   readonly #shards: ShardSubscribers | null = null;
@@ -66,7 +66,11 @@ export class Subscriptions {
       return;
     }
     subscriber.on('message', deliver);
-    subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => options.onMessage(channel, message, true));
+    // Another Subscriptions may share the connection (the text log's): only our own pattern's messages are ours.
+    const pattern = keys.channel('*');
+    subscriber.on('pmessage', (matched: string, channel: string, message: string) => {
+      if (matched === pattern) options.onMessage(channel, message, true);
+    });
     subscriber.on('ready', () => this.#restore());
     subscriber.on('close', () => {
       this.#live = false;
@@ -171,18 +175,7 @@ export class Subscriptions {
 
   /** Restores every subscription and re-delivers the latest states; one restore at a time, re-run when asked again meanwhile. */
   #restore(): void {
-    if (this.#closed) return;
-    if (this.#restoring) {
-      this.#again = true;
-      return;
-    }
-    this.#restoring = this.#restoreOnce().finally(() => {
-      this.#restoring = null;
-      if (this.#again) {
-        this.#again = false;
-        this.#restore();
-      }
-    });
+    this.#restores.request();
   }
 
   async #restoreOnce(): Promise<void> {

@@ -1,35 +1,26 @@
-import { ReplyError } from 'ioredis';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisTarget } from '../config.js';
-import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import { FaultLog } from '../fault-log.js';
-import { BookProgressSchema } from '../progress/schema.js';
-import { isBookProgress } from '../progress/state-validator.js';
 import type { BookProgress } from '../progress/schema.js';
+import { within } from '../within.js';
 import type { CommitResult, Fence } from './commit.js';
-import { BrokerFullError, BrokerUnavailableError } from './broker.js';
 import type { Broker, DirtyClaims, ProgressListener } from './broker.js';
 import { evictsKeysWithoutTtl, maxmemoryPolicy } from './eviction.js';
-import { CLAIM_DIRTY, COMMIT, SETTLE_CLAIM } from './scripts.js';
+import { COMMIT } from './scripts.js';
 import { clusterKeys } from './cluster-keys.js';
 import { redisKeys } from './keys.js';
 import type { RedisKeys } from './keys.js';
+import { RedisDirtyClaims } from './redis-claims.js';
+import { decodeState, parseState } from './redis-codec.js';
+import type { DecodedState } from './redis-codec.js';
 import { openRedis } from './redis-connection.js';
+import { redisCall } from './redis-errors.js';
 import { Subscriptions } from './redis-subscriptions.js';
-
-/**
- * Partitions claimed per call on a cluster: claiming stops once about one upsert's worth of
- * books is held, so other processes claim the rest of the round meanwhile.
- */
-const CLAIM_TARGET_BOOKS = 1_000;
-/** Partition claims sent at once. */
-const CLAIM_BATCH = 32;
+import type { SharedRedis } from './redis-text.js';
 
 type ScriptedRedis = (Redis | Cluster) & {
   progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string): Promise<1 | -1 | [0, string]>;
-  progressClaimDirty(dirty: string, claimed: string, owner: string, round: string, ownerId: string, leaseMs: number, roundNumber: string): Promise<string[] | null>;
-  progressSettleClaim(dirty: string, claimed: string, owner: string, ownerId: string, done: string): Promise<number>;
 };
 
 export interface RedisBrokerOptions {
@@ -40,7 +31,7 @@ export interface RedisBrokerOptions {
   ttlSeconds: number;
   log: Logger;
   /** The longest wait for any reply (BACKEND_TIMEOUT_MS). */
-  timeoutMs?: number;
+  timeoutMs: number;
 }
 
 /**
@@ -50,6 +41,8 @@ export interface RedisBrokerOptions {
  */
 export class RedisBroker implements Broker, DirtyClaims {
   readonly keys: RedisKeys;
+  /** What the Redis text log (redis-text.ts) shares: the connections, the pub/sub mode, the error mapping. */
+  readonly shared: SharedRedis;
   readonly #ttlSeconds: number;
   readonly #log: Logger;
   readonly #faults: FaultLog;
@@ -61,8 +54,7 @@ export class RedisBroker implements Broker, DirtyClaims {
   readonly #listeners = new Map<string, Set<ProgressListener>>();
   /** Every-book listeners and what to call when they may have missed states. */
   readonly #allListeners = new Map<ProgressListener, () => void>();
-  /** Partitions each owner claimed through this broker, for settleClaim. */
-  readonly #claims = new Map<string, number[]>();
+  readonly #claims: RedisDirtyClaims;
   #closed = false;
   /** On one Redis and Sentinel: PINGs both connections, so a silent one is noticed. */
   #healthPing: NodeJS.Timeout | null = null;
@@ -73,16 +65,16 @@ export class RedisBroker implements Broker, DirtyClaims {
     this.#ttlSeconds = options.ttlSeconds;
     this.#log = options.log;
     this.#faults = FaultLog.of(options.log);
-    const timeoutMs = options.timeoutMs ?? DEFAULT_BACKEND_TIMEOUT_MS;
+    const timeoutMs = options.timeoutMs;
     const { commands, subscriber } = openRedis(target, 'booksai-progress', timeoutMs);
     this.#redis = commands as ScriptedRedis;
     this.#redis.defineCommand('progressCommit', { numberOfKeys: 3, lua: COMMIT });
-    this.#redis.defineCommand('progressClaimDirty', { numberOfKeys: 4, lua: CLAIM_DIRTY });
-    this.#redis.defineCommand('progressSettleClaim', { numberOfKeys: 3, lua: SETTLE_CLAIM });
+    this.#claims = new RedisDirtyClaims(commands, this.keys, (command) => this.#call(command));
     this.#redis.once('ready', () => void this.#checkEvictionPolicy());
     this.#subscriber = subscriber;
     const mode = target.kind !== 'cluster' ? 'single' : target.pubsub;
     this.#publish = mode === 'sharded' ? 'SPUBLISH' : 'PUBLISH';
+    this.shared = { commands, subscriber, mode, timeoutMs, call: (command) => this.#call(command) };
     this.#subscriptions = new Subscriptions({
       subscriber,
       name: 'booksai-progress',
@@ -186,47 +178,13 @@ export class RedisBroker implements Broker, DirtyClaims {
     };
   }
 
-  /**
-   * One Redis: the one claim. A cluster: the partitions free this round, claimed in a random
-   * order until about one upsert's worth of books is held (in a round; all of them outside
-   * one), so processes share a round's partitions. Partitions on a node that does not answer
-   * are left for the next claim; null when no partition could be claimed.
-   */
-  async claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null> {
-    const roundArg = round === null ? '' : String(round);
-    const claimOne = (p: number) =>
-      this.#redis.progressClaimDirty(this.keys.dirty(p), this.keys.claimed(p), this.keys.claimOwner(p), this.keys.claimRound(p), owner, leaseMs, roundArg);
-    if (this.keys.partitions === 1) return this.#call(() => claimOne(0));
-    const order = shuffled(this.keys.partitions);
-    const claimed: number[] = [];
-    const books: string[] = [];
-    let failure: unknown = null;
-    let answered = 0;
-    for (let i = 0; i < order.length; i += CLAIM_BATCH) {
-      const batch = order.slice(i, i + CLAIM_BATCH);
-      const results = await Promise.allSettled(batch.map((p) => claimOne(p)));
-      results.forEach((result, j) => {
-        if (result.status === 'rejected') {
-          failure = result.reason;
-          return;
-        }
-        answered++;
-        if (result.value === null) return;
-        claimed.push(batch[j] as number);
-        books.push(...result.value);
-      });
-      if (round !== null && books.length >= CLAIM_TARGET_BOOKS) break;
-    }
-    this.#claims.set(owner, [...new Set([...(this.#claims.get(owner) ?? []), ...claimed])]);
-    if (answered === 0 && failure !== null) return this.#call(() => Promise.reject(failure));
-    return claimed.length === 0 ? null : books;
+  /** See RedisDirtyClaims. */
+  claimDirty(owner: string, leaseMs: number, round: number | null): Promise<string[] | null> {
+    return this.#claims.claimDirty(owner, leaseMs, round);
   }
 
-  async settleClaim(owner: string, done: boolean): Promise<void> {
-    const partitions = this.keys.partitions === 1 ? [0] : (this.#claims.get(owner) ?? []);
-    this.#claims.delete(owner);
-    const settle = (p: number) => this.#redis.progressSettleClaim(this.keys.dirty(p), this.keys.claimed(p), this.keys.claimOwner(p), owner, done ? '1' : '0');
-    await this.#call(() => Promise.all(partitions.map(settle)));
+  settleClaim(owner: string, done: boolean): Promise<void> {
+    return this.#claims.settleClaim(owner, done);
   }
 
   /**
@@ -236,14 +194,8 @@ export class RedisBroker implements Broker, DirtyClaims {
   async ready(timeoutMs: number): Promise<boolean> {
     const connected = (connection: Redis | Cluster) =>
       connection.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => connection.once('ready', () => resolve()));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-    const both = Promise.all([connected(this.#redis), connected(this.#subscriber)]).then(() => true as const);
-    try {
-      return await Promise.race([both, timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const both = Promise.all([connected(this.#redis), connected(this.#subscriber)]).then(() => true);
+    return (await within(both, timeoutMs)) ?? false;
   }
 
   /** Channels this process is subscribed to, for leak checks and metrics. */
@@ -263,22 +215,8 @@ export class RedisBroker implements Broker, DirtyClaims {
     for (const c of connections) c.disconnect();
   }
 
-  async #call<T>(command: () => Promise<T>): Promise<T> {
-    try {
-      return await command();
-    } catch (error) {
-      const message = (error as Error).message;
-      if (error instanceof ReplyError) {
-        // At maxmemory with noeviction Redis refuses writes (a script's first write, so nothing of it ran).
-        if (/\bOOM\b/.test(message)) {
-          this.#faults.report('redis_full', 'redis is out of memory; commits are refused', { err: message.split('.')[0] });
-          throw new BrokerFullError('redis is out of memory', { cause: error });
-        }
-        if (!isTransientReply(error as Error)) throw error;
-      }
-      this.#faults.report('redis_unavailable', 'redis did not answer', { err: message });
-      throw new BrokerUnavailableError(`redis unavailable: ${message}`, { cause: error });
-    }
+  #call<T>(command: () => Promise<T>): Promise<T> {
+    return redisCall(this.#faults, command);
   }
 
   /** Warns when Redis may evict the dirty set or the claim (keys without a TTL) under memory pressure. */
@@ -337,60 +275,11 @@ export class RedisBroker implements Broker, DirtyClaims {
     for (const listener of listeners) listener(decoded.state, decoded.json);
   }
 
-  /** Parses a state from Redis; a foreign publisher's malformed value is logged and ignored. */
   #parse(raw: string, where: string): BookProgress | null {
-    return this.#validate(raw, where)?.state ?? null;
+    return parseState(raw, where, this.#log);
   }
 
-  /**
-   * A message's state and its JSON. The JSON is the message itself when it holds exactly the
-   * state's fields (as every state a server commits does), which spares serializing it again.
-   */
-  #decode(raw: string, where: string): { state: BookProgress; json: string } | null {
-    const valid = this.#validate(raw, where);
-    if (valid === null) return null;
-    const { state, fieldCount } = valid;
-    // The schema drops unknown fields; raw would carry them on, so serialize the state instead.
-    return { state, json: fieldCount === countFields(state) ? raw : JSON.stringify(state) };
+  #decode(raw: string, where: string): DecodedState | null {
+    return decodeState(raw, where, this.#log);
   }
-
-  #validate(raw: string, where: string): { state: BookProgress; fieldCount: number } | null {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw);
-    } catch {
-      this.#log.warn({ where }, 'ignoring non-JSON progress state in redis');
-      return null;
-    }
-    const fieldCount = typeof parsed === 'object' && parsed !== null ? countFields(parsed) : 0;
-    if (isBookProgress(parsed)) return { state: parsed, fieldCount };
-    // Only an invalid state pays for zod, for a message that says what is wrong.
-    this.#log.warn({ where, issue: BookProgressSchema.safeParse(parsed).error?.issues[0]?.message }, 'ignoring invalid progress state in redis');
-    return null;
-  }
-}
-
-/** An object's own enumerable fields, counted without building the array Object.keys would: this runs for every message. */
-function countFields(value: object): number {
-  let count = 0;
-  for (const key in value) if (Object.hasOwn(value, key)) count++;
-  return count;
-}
-
-/**
- * Replies that mean "not now" rather than "never": a cluster electing a master or moving a slot,
- * a Sentinel-demoted master refusing writes, a replica still loading. The caller retries (503).
- */
-function isTransientReply(error: Error): boolean {
-  return /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|LOADING|MASTERDOWN|READONLY|NOREPLICAS|UNBLOCKED)\b/.test(error.message);
-}
-
-/** 0 … n-1 in a random order. */
-function shuffled(n: number): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [order[i], order[j]] = [order[j] as number, order[i] as number];
-  }
-  return order;
 }

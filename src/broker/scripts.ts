@@ -140,3 +140,84 @@ end
 redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 `;
+
+/**
+ * Live text (text-log.ts, docs/protocol.md "Live text"). A section's text is the string KEYS[1],
+ * its attempts and the section being written are fields of the book's hash KEYS[2]
+ * (`<chapter>:<section>` = attempt, `current` = `<chapter>:<section>`); KEYS[3] is the book's
+ * fence key, checked as COMMIT checks it and kept at a passing fence. On a cluster every key and
+ * channel is in the book's slot. Announcements are JSON:
+ * {"bookId","chapter","section","attempt","offset","text"[,"reset":true]}.
+ */
+const TEXT_PRELUDE = `
+local chapter, section = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not chapter or not section then return redis.error_reply('ERR chapter and section must be integers') end
+local fence = ARGV[3]
+if fence ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(fence) then return {-1} end
+chapter, section = string.format('%d', chapter), string.format('%d', section)
+local field = chapter .. ':' .. section
+local publish = 'PUBLISH'
+if ARGV[7] == 'SPUBLISH' then publish = 'SPUBLISH' end
+local function announce(attempt, offset, text, reset)
+  local message = '{"bookId":' .. cjson.encode(ARGV[6]) .. ',"chapter":' .. chapter .. ',"section":' .. section ..
+    ',"attempt":' .. attempt .. ',"offset":' .. offset .. ',"text":' .. cjson.encode(text) .. (reset and ',"reset":true}' or '}')
+  redis.call(publish, ARGV[5], message)
+  if ARGV[8] ~= '' then redis.call(publish, ARGV[8], message) end
+end
+local function keep(attempt)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('HSET', KEYS[2], field, attempt, 'current', field)
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  if fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ARGV[4]) end
+end
+`;
+
+/**
+ * KEYS: section text, book's text hash, fence key. ARGV: chapter, section, fence ('' = none),
+ * TTL seconds, channel, bookId, publish command ('SPUBLISH' on a cluster with sharded pub/sub),
+ * partition feed channel ('' = none). Starts the section (attempt 1), or starts it over when its
+ * text is held (attempt + 1, announced as a reset: offset 0, text ''). Returns {1, attempt}, or
+ * {-1} when the fence is lower than the book's.
+ */
+export const BEGIN_SECTION = `${TEXT_PRELUDE}
+local attempt = 1
+local held = redis.call('EXISTS', KEYS[1]) == 1
+if held then attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1') + 1 end
+redis.call('SET', KEYS[1], '')
+keep(attempt)
+if held then announce(attempt, 0, '', true) end
+return {1, attempt}
+`;
+
+/**
+ * KEYS: as BEGIN_SECTION. ARGV: as BEGIN_SECTION, then offset, text, the size limit in bytes.
+ * Appends `text` when `offset` is the section's length (in bytes) and the result stays within
+ * the limit, and announces it. Returns {1, new length}, {0, length} when the offset is not the
+ * length, {2, length} when the text would pass the limit, or {-1} when fenced.
+ */
+export const APPEND_TEXT = `${TEXT_PRELUDE}
+local length = redis.call('STRLEN', KEYS[1])
+if tonumber(ARGV[9]) ~= length then return {0, length} end
+if length + #ARGV[10] > tonumber(ARGV[11]) then return {2, length} end
+local attempt = 1
+if redis.call('EXISTS', KEYS[1]) == 1 then attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1') end
+local grown = redis.call('APPEND', KEYS[1], ARGV[10])
+keep(attempt)
+announce(attempt, length, ARGV[10], false)
+return {1, grown}
+`;
+
+/**
+ * KEYS: section text, book's text hash. ARGV: chapter, section, from (a byte offset). Returns
+ * {attempt, length, text from the offset}, or nil when the section's text is not held.
+ */
+export const READ_TEXT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local length = redis.call('STRLEN', KEYS[1])
+local from = tonumber(ARGV[3]) or 0
+local text = ''
+if from < length then text = redis.call('GETRANGE', KEYS[1], math.max(from, 0), -1) end
+local field = string.format('%d:%d', tonumber(ARGV[1]), tonumber(ARGV[2]))
+local attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1')
+return {attempt, length, text}
+`;

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
+import { RunAgain } from '../run-again.js';
 import { redisConnectionOptions } from './redis-connection.js';
 import { SubscriptionLedger } from './subscription-ledger.js';
 import type { SubscribeAttempt } from './subscription-ledger.js';
@@ -34,8 +35,7 @@ export class ShardSubscribers {
   readonly #ledger: SubscriptionLedger;
   /** Subscriber per master, by node key (host:port as in the slot map). */
   readonly #shards = new Map<string, Redis>();
-  #syncing: Promise<void> | null = null;
-  #again = false;
+  readonly #syncs = new RunAgain(() => this.#syncOnce(), { skip: () => this.#closed, after: () => this.#changed() });
   #retry: NodeJS.Timeout | null = null;
   #closed = false;
   /** `live`, worked out; null after a change. */
@@ -183,19 +183,7 @@ export class ShardSubscribers {
 
   /** Subscribes every wanted slot on its current master; one sync at a time, re-run when asked meanwhile. */
   #sync(): void {
-    if (this.#closed) return;
-    if (this.#syncing) {
-      this.#again = true;
-      return;
-    }
-    this.#syncing = this.#syncOnce().finally(() => {
-      this.#changed();
-      this.#syncing = null;
-      if (this.#again) {
-        this.#again = false;
-        this.#sync();
-      }
-    });
+    this.#syncs.request();
   }
 
   async #syncOnce(): Promise<void> {

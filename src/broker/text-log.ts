@@ -72,7 +72,7 @@ export interface TextLog {
 }
 
 /** MAX_SECTION_TEXT_BYTES's default: 256 KiB. */
-export const DEFAULT_MAX_SECTION_TEXT_BYTES = 256 * 1024;
+export { DEFAULT_MAX_SECTION_TEXT_BYTES } from '../config.js';
 
 /** How long a saved chapter's text stays readable from the broker. */
 export const TEXT_GRACE_SECONDS = 30;

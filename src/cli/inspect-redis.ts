@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { clusterKeys, slotOf } from '../broker/cluster-keys.js';
 import { redisKeys } from '../broker/keys.js';
 import { describeRedis, openCommands } from '../broker/redis-connection.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../config.js';
 import type { RedisTarget } from '../config.js';
 import { CliError } from './args.js';
 
@@ -19,7 +20,7 @@ export async function redisLines(target: RedisTarget, prefix: string, bookId: st
   const keys = target.kind === 'cluster' ? clusterKeys(prefix) : redisKeys(prefix);
   const partition = keys.partitionOf(bookId);
   const key = keys.state(bookId);
-  const client = openCommands(target, 'booksai-inspect');
+  const client = openCommands(target, 'booksai-inspect', DEFAULT_BACKEND_TIMEOUT_MS);
   client.on('error', () => {
     // Reported below when a command fails.
   });

@@ -1,36 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { BookProgress } from '../progress/schema.js';
-import { isTerminal } from '../progress/schema.js';
 import { FencedError } from '../progress/tracker.js';
-import type { ProgressTracker, Writer } from '../progress/tracker.js';
-import { FaultLog } from '../fault-log.js';
-import { rootMessage } from '../store/failures.js';
-import type { Claimant, Run, RunState, RunStore } from '../store/runs.js';
-import type { BookSpec, Generator } from './generator.js';
-import { startPipeline } from './pipeline.js';
+import type { Claimant, RunState } from '../store/runs.js';
+import { within } from '../within.js';
+import type { OrchestratorDeps, OrchestratorStats } from './deps.js';
+import type { BookSpec } from './generator.js';
+import { LocalRuns, QUEUED_MESSAGE, runWriter } from './local-runs.js';
 import type { PipelineResult } from './pipeline.js';
 import { ProgressPublisher } from './publisher.js';
-import type { TextSink } from './section-text.js';
-import { isInfrastructureError, retryInfrastructure } from './retry.js';
+import { RunQueue } from './run-queue.js';
+import { isInfrastructureError } from './retry.js';
 
-export interface OrchestratorDeps {
-  tracker: ProgressTracker;
-  runs: RunStore;
-  generator: Generator;
-  /** The book's latest state (the broker's, else the database's); throws while it cannot tell. */
-  readState: (bookId: string) => Promise<BookProgress | null>;
-  log: Logger;
-  /** Unique per process: the holder of the leases it takes. */
-  owner: string;
-  /** Runs at once in this process (MAX_GENERATIONS); 0: it only queues books for others. */
-  maxGenerations: number;
-  /** RUN_LEASE_MS: a run whose lease is not renewed within this long is resumed elsewhere. */
-  leaseMs: number;
-  generatorRetries: number;
-  /** Gets the live text of every section written here (passed to each run's pipeline). */
-  onText?: TextSink;
-}
+export type { OrchestratorDeps, OrchestratorStats } from './deps.js';
 
 export interface BookRequest {
   title: string;
@@ -52,37 +33,11 @@ export class RunRequestError extends Error {
   }
 }
 
-/** Counters for /metrics, read when scraped. */
-export interface OrchestratorStats {
-  /** Generator calls retried by this process. */
-  retries: number;
-  /** Interrupted runs this process took up again. */
-  resumed: number;
-  /** Runs waiting for a slot cluster-wide, as of this process's last poll. */
-  queued: number;
-}
-
-const QUEUED_MESSAGE = 'Queued: waiting for a free generation slot';
 /**
  * How long a cancel waits for the book's final state, then for a read of the state so far,
  * before answering without it: with the claim, both within the 3 s every request is answered in.
  */
 export const CANCEL_WAIT_MS = 1_000;
-/** Abort reasons of a local run. */
-const SHUTDOWN = 'shutdown';
-const SUPERSEDED = 'superseded';
-/** Longest wait between two looks at the queue. */
-const MAX_POLL_MS = 1_000;
-
-interface Active {
-  epoch: number;
-  controller: AbortController;
-  settled: Promise<PipelineResult>;
-  /** Claim order, so a renewal only judges runs claimed before it was sent. */
-  seq: number;
-  /** The run is being marked done: no longer renewed, and that is not a loss. */
-  ending: boolean;
-}
 
 /**
  * Runs book generations durably: every book started here gets a run in the database queue,
@@ -95,35 +50,26 @@ export class Orchestrator {
   readonly stats: OrchestratorStats = { retries: 0, resumed: 0, queued: 0 };
   readonly #deps: OrchestratorDeps;
   readonly #claimant: Claimant;
-  readonly #active = new Map<string, Active>();
+  readonly #local: LocalRuns;
+  readonly #queue: RunQueue;
   /** Aborted at shutdown: queued-state publishes stop retrying. */
   readonly #shutdown = new AbortController();
-  #claimSeq = 0;
-  #filling: Promise<void> | null = null;
-  #fillAgain = false;
-  #timers: NodeJS.Timeout[] = [];
-  #stopping = false;
-  #pollFailing = false;
 
   constructor(deps: OrchestratorDeps) {
     this.#deps = deps;
     this.#claimant = { owner: deps.owner, leaseMs: deps.leaseMs };
+    this.#local = new LocalRuns(deps, this.stats, () => this.#queue.poke());
+    this.#queue = new RunQueue(deps, this.#claimant, this.#local, this.stats);
   }
 
   /** Books running in this process. */
   get running(): number {
-    return this.#active.size;
+    return this.#local.size;
   }
 
   /** Starts taking queued and stalled runs, and renewing the leases held. */
   begin(): void {
-    const pollMs = Math.min(MAX_POLL_MS, Math.max(100, Math.round(this.#deps.leaseMs / 5)));
-    this.#timers = [
-      setInterval(() => this.#poke(), pollMs),
-      // Three renewals per lease: one may fail or come late without losing it.
-      setInterval(() => void this.#renew(), Math.round(this.#deps.leaseMs / 3)),
-    ];
-    this.#poke();
+    this.#queue.begin();
   }
 
   /**
@@ -138,15 +84,15 @@ export class Orchestrator {
       chapters: request.chapters,
       sectionsPerChapter: request.sectionsPerChapter,
     };
-    const claimant = this.#hasRoom() ? this.#claimant : null;
+    const claimant = this.#queue.hasRoom() ? this.#claimant : null;
     const tenant = request.tenant ?? null;
     const run = await this.#deps.runs.create({ id: spec.bookId, title: spec.title, owner: request.owner ?? null, tenant }, spec, claimant);
     if (claimant) {
-      await this.#launch(run, true).announced;
+      await this.#local.launch(run, true).announced;
       return spec;
     }
     // Fenced by epoch 0: once a process claims the run (epoch 1), this state can no longer land over its own.
-    const publisher = new ProgressPublisher(this.#deps.tracker, spec.bookId, this.#deps.log, { signal: this.#shutdown.signal, fence: run.epoch, writer: writerOf(run) });
+    const publisher = new ProgressPublisher(this.#deps.tracker, spec.bookId, this.#deps.log, { signal: this.#shutdown.signal, fence: run.epoch, writer: runWriter(run) });
     await publisher.publish({
       status: 'PLANNING',
       generationStep: 'PLANNING',
@@ -156,7 +102,7 @@ export class Orchestrator {
       currentSection: 0,
       message: QUEUED_MESSAGE,
     });
-    this.#poke();
+    this.#queue.poke();
     return spec;
   }
 
@@ -171,9 +117,9 @@ export class Orchestrator {
     // A new epoch: the runner, wherever it is, can write nothing more.
     const run = await this.#deps.runs.claimForCancel(bookId, this.#claimant);
     if (!run) throw await this.#refusal(bookId, 'only a queued or running book can be cancelled');
-    const ended = await within(this.#launch(run, false).settled, CANCEL_WAIT_MS);
+    const ended = await within(this.#local.launch(run, false).settled, CANCEL_WAIT_MS);
     const state = (await within(this.#deps.readState(bookId), CANCEL_WAIT_MS).catch(() => undefined)) ?? null;
-    // Its own run ended it just before the cancel landed (#finishCancel keeps that state).
+    // Its own run ended it just before the cancel landed (LocalRuns keeps that state).
     if (ended === 'COMPLETE' || (ended === 'ERROR' && state !== null && state.error !== 'cancelled')) {
       throw new RunRequestError('state', `book ${bookId} is ${ended}; only a queued or running book can be cancelled`);
     }
@@ -207,7 +153,7 @@ export class Orchestrator {
           currentSection: saved > 0 ? run.sectionsPerChapter : 0,
           message: `Queued for retry: ${saved} of ${run.chapters} chapters saved`,
         },
-        { fence: run.epoch, writer: writerOf(run) },
+        { fence: run.epoch, writer: runWriter(run) },
       );
       return state;
     } catch (error) {
@@ -215,7 +161,7 @@ export class Orchestrator {
       if (!(error instanceof FencedError) && !isInfrastructureError(error)) throw error;
       return held;
     } finally {
-      this.#poke();
+      this.#queue.poke();
     }
   }
 
@@ -226,195 +172,15 @@ export class Orchestrator {
 
   /** Resolves when the book's local run ends (for tests and the demo); undefined if not running here. */
   settled(bookId: string): Promise<PipelineResult> | undefined {
-    return this.#active.get(bookId)?.settled;
+    return this.#local.settled(bookId);
   }
 
   /** Stops taking runs and hands every running one back to the queue, where another process resumes it. */
   async stop(): Promise<void> {
-    this.#stopping = true;
-    for (const timer of this.#timers) clearInterval(timer);
+    const filling = this.#queue.stop();
     this.#shutdown.abort();
-    const active = [...this.#active.values()];
-    for (const entry of active) entry.controller.abort(SHUTDOWN);
-    await Promise.allSettled([...active.map((entry) => entry.settled), this.#filling]);
-  }
-
-  #hasRoom(): boolean {
-    return !this.#stopping && this.#active.size < this.#deps.maxGenerations;
-  }
-
-  /** Claims runs while this process has room; polled, and poked when a book is started or a run ends. */
-  #poke(): void {
-    if (this.#stopping) return;
-    if (this.#filling) {
-      this.#fillAgain = true;
-      return;
-    }
-    this.#filling = this.#fill().finally(() => {
-      this.#filling = null;
-      if (this.#fillAgain) {
-        this.#fillAgain = false;
-        this.#poke();
-      }
-    });
-  }
-
-  async #fill(): Promise<void> {
-    try {
-      while (this.#hasRoom()) {
-        const run = await this.#deps.runs.claimNext(this.#claimant, [...this.#active.keys()]);
-        if (!run || this.#stopping) {
-          if (run) await this.#deps.runs.release(run.bookId, run.epoch);
-          break;
-        }
-        this.#launch(run, false);
-      }
-      this.stats.queued = await this.#deps.runs.countQueued();
-      this.#pollFailing = false;
-    } catch (error) {
-      // Once per outage at warn: this runs every poll.
-      this.#deps.log[this.#pollFailing ? 'debug' : 'warn']({ err: rootMessage(error) }, 'looking for queued books failed; retrying');
-      this.#pollFailing = true;
-    }
-  }
-
-  /** Runs a claimed run here; a local run of an older epoch of the book is stopped first. */
-  #launch(run: Run, isNew: boolean): { announced: Promise<void>; settled: Promise<PipelineResult> } {
-    const previous = this.#active.get(run.bookId);
-    previous?.controller.abort(SUPERSEDED);
-    const controller = new AbortController();
-    let announce = () => {};
-    const announced = new Promise<void>((resolve) => (announce = resolve));
-    const entry: Active = { epoch: run.epoch, controller, seq: ++this.#claimSeq, ending: false, settled: Promise.resolve('ABORTED') };
-    entry.settled = (async () => {
-      await previous?.settled;
-      return this.#execute(run, entry, isNew, announce);
-    })()
-      .catch(async (error: unknown) => {
-        // Stopped (shutdown, superseded) while a backend was down: the lease runs out, another claim resumes it.
-        if (controller.signal.aborted) return 'ABORTED' as const;
-        this.#deps.log.error({ bookId: run.bookId, err: rootMessage(error) }, 'book run crashed');
-        // Back to the queue, so it is not stranded under this process's name.
-        await this.#deps.runs.release(run.bookId, run.epoch).catch(() => {});
-        return 'ABORTED' as const;
-      })
-      .finally(() => {
-        announce();
-        if (this.#active.get(run.bookId) === entry) this.#active.delete(run.bookId);
-        this.#poke();
-      });
-    this.#active.set(run.bookId, entry);
-    return { announced, settled: entry.settled };
-  }
-
-  async #execute(run: Run, entry: Active, isNew: boolean, announce: () => void): Promise<PipelineResult> {
-    const { runs, log } = this.#deps;
-    const { signal } = entry.controller;
-    const { bookId, epoch } = run;
-    const writer = writerOf(run);
-    const finish = async (result: PipelineResult) => {
-      entry.ending = true;
-      if (!(await retryInfrastructure(() => runs.finish(bookId, epoch), { what: 'ending a run', log, signal }))) {
-        log.info({ bookId, epoch }, 'run ended after another process took it over');
-      }
-      return result;
-    };
-    if (run.cancelRequested) {
-      announce();
-      return this.#finishCancel(run, signal, finish);
-    }
-
-    let held: BookProgress | null = null;
-    if (!isNew) {
-      // The claim is kept while the state cannot be read (renewed, so no other process takes
-      // it): handing it back would only have it claimed again at once, in a loop.
-      try {
-        held = await retryInfrastructure(() => this.#deps.readState(bookId), { what: "reading a claimed book's state", log, signal });
-      } catch (error) {
-        if (!signal.aborted) throw error;
-        if (signal.reason === SHUTDOWN) await this.#handBack(run);
-        return 'ABORTED';
-      }
-      // A terminal state of this run was committed, and its process stopped before marking the run done.
-      if (held && isTerminal(held.status) && held.version > run.baseVersion) return finish(held.status as PipelineResult);
-    }
-    const saved = isNew ? new Set<number>() : await retryInfrastructure(() => runs.savedChapters(bookId), { what: 'reading the saved chapters', log, signal });
-    const resumed = run.claims > 1;
-    if (resumed) {
-      this.stats.resumed++;
-      log.info({ bookId, epoch, savedChapters: saved.size }, 'resuming an interrupted book');
-    }
-    const spec: BookSpec = { bookId, title: run.title, chapters: run.chapters, sectionsPerChapter: run.sectionsPerChapter };
-    const { finished } = await startPipeline(
-      { spec, epoch, outline: run.outline, saved, resumed, retried: run.baseVersion > 0, held },
-      {
-        ...this.#deps,
-        signal,
-        writer,
-        onRetry: () => this.stats.retries++,
-        onSuperseded: () => entry.controller.abort(SUPERSEDED),
-      },
-    );
-    announce();
-    const result = await finished;
-    if (result !== 'ABORTED') return finish(result);
-    if (signal.reason === SHUTDOWN) await this.#handBack(run);
-    else log.warn({ bookId, epoch }, 'run superseded by another; stopped without writing more');
-    return result;
-  }
-
-  async #finishCancel(run: Run, signal: AbortSignal, finish: (result: PipelineResult) => Promise<PipelineResult>): Promise<PipelineResult> {
-    const { tracker, log } = this.#deps;
-    const publisher = new ProgressPublisher(tracker, run.bookId, log, { signal, fence: run.epoch, writer: writerOf(run) });
-    try {
-      // The runner may have committed its terminal state and not yet marked the run done: that state stays.
-      const held = await retryInfrastructure(() => this.#deps.readState(run.bookId), { what: "reading a cancelled book's state", log, signal });
-      if (held && isTerminal(held.status) && held.version > run.baseVersion) {
-        log.info({ bookId: run.bookId, status: held.status }, 'cancel came after the book ended; its state stays');
-        return await finish(held.status as PipelineResult);
-      }
-      await publisher.finish((t, options) => t.updateProgress(run.bookId, { status: 'ERROR', error: 'cancelled', message: 'Generation cancelled' }, options));
-    } catch (error) {
-      if (signal.aborted || error instanceof FencedError) {
-        if (signal.reason === SHUTDOWN) await this.#handBack(run);
-        return 'ABORTED';
-      }
-      throw error;
-    }
-    log.info({ bookId: run.bookId }, 'book cancelled');
-    return finish('ERROR');
-  }
-
-  /** Shutdown: the run goes back to the queue at once (not when its lease runs out), and its state says so. */
-  async #handBack(run: Run): Promise<void> {
-    const { runs, tracker, log } = this.#deps;
-    try {
-      if (!(await runs.release(run.bookId, run.epoch))) return;
-      log.info({ bookId: run.bookId }, 'run handed back at shutdown');
-      await tracker.updateProgress(run.bookId, { message: QUEUED_MESSAGE }, { fence: run.epoch, writer: writerOf(run) });
-    } catch (error) {
-      // Nothing lost: the run resumes when its lease runs out, or the state shows once it is claimed.
-      log.warn({ bookId: run.bookId, err: rootMessage(error) }, 'handing a run back at shutdown failed');
-    }
-  }
-
-  /** Extends this process's leases; a run it no longer holds (cancelled, or taken over after a stall) is stopped. */
-  async #renew(): Promise<void> {
-    if (this.#active.size === 0) return;
-    const sentAfter = this.#claimSeq;
-    let held: Map<string, number>;
-    try {
-      held = await this.#deps.runs.renew(this.#claimant, [...this.#active.keys()]);
-    } catch (error) {
-      // Its writes stay fenced; if the lease runs out meanwhile, the next renewal tells.
-      FaultLog.of(this.#deps.log).report('run_lease_renewal', 'renewing run leases failed; retrying', { err: rootMessage(error) });
-      return;
-    }
-    for (const [bookId, entry] of this.#active) {
-      if (entry.seq > sentAfter || entry.ending || held.get(bookId) === entry.epoch) continue;
-      this.#deps.log.warn({ bookId, epoch: entry.epoch }, 'lost the lease of a run; stopping it');
-      entry.controller.abort(SUPERSEDED);
-    }
+    const settled = this.#local.abortAll();
+    await Promise.allSettled([...settled, filling]);
   }
 
   /** A cancel or retry of a book without a run: unknown (404), or published by an outside worker (409). */
@@ -427,24 +193,5 @@ export class Orchestrator {
     }
     if (await runs.bookExists(bookId)) return new RunRequestError('state', `book ${bookId} is not generated by this service; ${rule}`);
     return new RunRequestError('unknown', `no book ${bookId}`);
-  }
-}
-
-/** Whose book a run writes: every state it commits is its tenant's (a first state too), whoever wrote before. */
-function writerOf(run: Run): Writer {
-  return { tenant: run.tenant, anyTenant: true };
-}
-
-/** `promise`'s value, or undefined when it takes longer than `ms` (it goes on; a later rejection is dropped). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  promise.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { TextLog } from '../broker/text-log.js';
 import type { BookProgress, ProgressUpdate } from '../progress/schema.js';
 import { isTerminal } from '../progress/schema.js';
 import { FencedError } from '../progress/tracker.js';
@@ -9,6 +10,7 @@ import { GenerationError } from './generator.js';
 import type { BookSpec, ChapterPlan, Generator } from './generator.js';
 import { ProgressPublisher } from './publisher.js';
 import { retryGeneration, retryInfrastructure } from './retry.js';
+import { RunText } from './live-text.js';
 import { SectionText } from './section-text.js';
 import type { TextSink } from './section-text.js';
 
@@ -28,6 +30,8 @@ export interface PipelineDeps {
   writer?: Writer;
   /** Gets the text of each section as it is written (and a reset when a call is made again). */
   onText?: TextSink;
+  /** Where the live text goes, fenced by the run's epoch (and told when a chapter is saved). */
+  texts?: TextLog;
 }
 
 /** One claim of a book's run: what to write, and what is already written. */
@@ -74,7 +78,7 @@ export async function startPipeline(run: PipelineRun, deps: PipelineDeps): Promi
 }
 
 /**
- * Generates the book through the seed's steps, skipping what earlier claims of the run saved.
+ * Generates the book step by step (outline, then chapters), skipping what earlier claims of the run saved.
  * Every finished chapter is saved at once, fenced by the run's epoch, one save after another
  * (so the saved chapters are always the first ones); a save that fails because Postgres is
  * down is retried in the background (the text stays in memory, never regenerated), and
@@ -87,8 +91,16 @@ async function generateBook(run: PipelineRun, continuing: boolean, deps: Pipelin
   const generate = <T>(what: string, work: () => Promise<T>): Promise<T> =>
     retryGeneration(work, { what: `${what} of ${spec.bookId}`, retries: deps.generatorRetries, log, signal, onRetry: deps.onRetry });
 
+  const live = deps.texts ? new RunText(deps.texts, spec.bookId, epoch, log) : null;
+  const sink: TextSink | undefined =
+    live || deps.onText
+      ? async (event) => {
+          await live?.write(event);
+          await deps.onText?.(event);
+        }
+      : undefined;
   let saving: Promise<void> = Promise.resolve();
-  const persist = (what: string, write: () => Promise<ChapterSave | boolean>) => {
+  const persist = (what: string, write: () => Promise<ChapterSave | boolean>, saved?: () => Promise<void>) => {
     saving = saving.then(async () => {
       const outcome = await retryInfrastructure(write, { what: `saving ${what} of a book`, log, signal });
       if (outcome === 'superseded' || outcome === false) {
@@ -97,6 +109,7 @@ async function generateBook(run: PipelineRun, continuing: boolean, deps: Pipelin
       }
       if (outcome === 'gone') throw new Error(`saving ${what} of ${spec.bookId}: the book is gone`);
       if (outcome === 'exists') log.warn({ bookId: spec.bookId, epoch, what }, 'chapter already saved; kept as it was');
+      await saved?.();
     });
     // A refusal surfaces at `await saving` below; unobserved until then it would be an unhandled rejection.
     saving.catch(() => {});
@@ -107,7 +120,7 @@ async function generateBook(run: PipelineRun, continuing: boolean, deps: Pipelin
   const callSignal = signal ?? new AbortController().signal;
   /** One call for a section: its chunks passed on as they come; a call that fails part-way takes back what it sent. */
   const writeSection = async (chapter: ChapterPlan, section: number): Promise<string> => {
-    const text = new SectionText({ bookId: spec.bookId, chapter: chapter.number, section }, deps.onText, log);
+    const text = new SectionText({ bookId: spec.bookId, chapter: chapter.number, section }, sink, log);
     try {
       for await (const chunk of generator.writeSection(spec, chapter, section, callSignal)) {
         // The retry gave up on this call already: what it still yields goes nowhere.
@@ -146,7 +159,11 @@ async function generateBook(run: PipelineRun, continuing: boolean, deps: Pipelin
         sections.push(await generate(`chapter ${chapter.number}`, () => writeSection(chapter, section)));
       }
       const saved = { number: chapter.number, title: chapter.title, content: sections.join('\n\n') };
-      persist(`chapter ${chapter.number}`, () => deps.runs.saveChapter(spec.bookId, epoch, saved));
+      persist(
+        `chapter ${chapter.number}`,
+        () => deps.runs.saveChapter(spec.bookId, epoch, saved),
+        async () => live?.chapterSaved(chapter.number, spec.sectionsPerChapter),
+      );
       publisher.publish({ ...at(chapter.number, spec.sectionsPerChapter), message: `Finished Chapter ${chapter.number} of ${spec.chapters}` });
     }
 

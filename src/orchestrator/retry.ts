@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { jitteredBackoff } from '../backoff.js';
 import { BrokerUnavailableError } from '../broker/broker.js';
 import { FaultLog } from '../fault-log.js';
 import { FencedError } from '../progress/tracker.js';
@@ -19,8 +20,7 @@ export function isInfrastructureError(error: unknown): boolean {
 
 /** Exponential backoff with jitter, so many waiting books do not retry in lockstep. */
 export function backoffMs(attempt: number): number {
-  const ceiling = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** attempt);
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  return jitteredBackoff(attempt, FIRST_BACKOFF_MS, MAX_BACKOFF_MS);
 }
 
 /**

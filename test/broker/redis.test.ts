@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../../src/config.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/broker/redis.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
@@ -7,7 +8,7 @@ import { silentLog } from '../support/service.js';
 import { brokerContract } from './contract.js';
 
 async function connectedBroker(keyPrefix: string, ttlSeconds = 60): Promise<RedisBroker> {
-  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix, ttlSeconds, log: silentLog });
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix, ttlSeconds, log: silentLog, timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS });
   if (!(await broker.ready(5_000))) throw new Error(`redis at ${REDIS_URL} is not answering`);
   return broker;
 }

@@ -4,7 +4,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_PARTITIONS, clusterKeys, partitionOf, slotOf } from '../../src/broker/cluster-keys.js';
 import { RedisBroker } from '../../src/broker/redis.js';
-import { DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
+import { DEFAULT_BACKEND_TIMEOUT_MS, DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
 import { ProgressTracker } from '../../src/progress/tracker.js';
 import { migrateDatabase } from '../../src/store/database.js';
 import { createTestDatabase, uniquePrefix } from '../support/backends.js';
@@ -34,6 +34,7 @@ async function clusterBroker(keyPrefix = uniquePrefix(), pubsub: 'sharded' | 'cl
     keyPrefix,
     ttlSeconds: 600,
     log: silentLog,
+    timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS,
   });
   if (!(await broker.ready(10_000))) throw new Error('the cluster is not answering');
   return broker;
@@ -45,6 +46,7 @@ async function sentinelBroker(): Promise<RedisBroker> {
     keyPrefix: uniquePrefix(),
     ttlSeconds: 600,
     log: silentLog,
+    timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS,
   });
   if (!(await broker.ready(10_000))) throw new Error('the Sentinel master is not answering');
   return broker;

@@ -34,6 +34,7 @@ async function process_(prefix: string, owner: string): Promise<{ broker: RedisB
     keyPrefix: prefix,
     ttlSeconds: 600,
     log: silentLog,
+    timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS,
   });
   brokers.push(broker);
   if (!(await broker.ready(10_000))) throw new Error('the cluster is not answering');

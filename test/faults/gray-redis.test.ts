@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { DEFAULT_BACKEND_TIMEOUT_MS } from '../../src/config.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerUnavailableError } from '../../src/broker/broker.js';
 import { RedisBroker } from '../../src/broker/redis.js';
@@ -134,7 +135,7 @@ describe('Redis behind a network path that drops every packet without a reset', 
     await expectRedisFaultAnswers(w, w.others[1]!);
 
     // Another process, whose path to Redis works, publishes meanwhile: this server misses the message.
-    const elsewhere = new RedisBroker({ url: redis.url, keyPrefix: w.prefix, ttlSeconds: 600, log: silentLog });
+    const elsewhere = new RedisBroker({ url: redis.url, keyPrefix: w.prefix, ttlSeconds: 600, log: silentLog, timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS });
     try {
       expect(await elsewhere.ready(5_000)).toBe(true);
       const missed = await new ProgressTracker({ states: elsewhere }).updateProgress(w.followed.bookId, { message: 'published elsewhere during the fault' });

@@ -1,153 +1,84 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BookSpec, ChapterPlan, Generator, PreparationStep } from '../../src/orchestrator/generator.js';
-import type { TextEvent, TextSink } from '../../src/orchestrator/section-text.js';
+import { describe, expect, it } from 'vitest';
+import { MemoryTextLog } from '../../src/broker/memory-text.js';
+import type { TextChunk, TextLog } from '../../src/broker/text-log.js';
+import { RunText } from '../../src/orchestrator/live-text.js';
+import { SectionText } from '../../src/orchestrator/section-text.js';
 import { FencedError } from '../../src/progress/tracker.js';
-import { startService } from '../../src/service.js';
-import type { Service } from '../../src/service.js';
-import { createTestDatabase } from '../support/backends.js';
-import type { TestDatabase } from '../support/backends.js';
-import { createBook } from '../support/books.js';
-import { silentLog, testConfig } from '../support/service.js';
-import { until, watchForAbsence, withTimeout } from '../support/wait.js';
+import { silentLog } from '../support/service.js';
 
-/** The chunks of each section; a section's first call fails after its second chunk when the title asks for it. */
-function chunksOf(chapter: number, section: number): string[] {
-  return [`C${chapter}S${section} `, 'alpha ', 'beta ', 'gamma.'];
+/** A run's live text through SectionText and RunText, as the pipeline passes it, into the embedded text log. */
+async function setup(options: { maxSectionBytes?: number; failAppends?: number[]; fence?: number } = {}) {
+  const fences = new Map<string, number>();
+  const memory = new MemoryTextLog({ ttlSeconds: 60, maxSectionBytes: options.maxSectionBytes ?? 1024, fenceOf: (id) => fences.get(id) ?? 0 });
+  let appends = 0;
+  // The backend failing chosen appends (Redis timing out), written through otherwise.
+  const texts: TextLog = {
+    beginSection: (...args) => memory.beginSection(...args),
+    append: async (...args) => {
+      appends++;
+      if (options.failAppends?.includes(appends)) throw new Error('redis unavailable: timed out');
+      return memory.append(...args);
+    },
+    read: (...args) => memory.read(...args),
+    current: (...args) => memory.current(...args),
+    chapterSaved: (...args) => memory.chapterSaved(...args),
+    subscribeText: (...args) => memory.subscribeText(...args),
+    subscribeAllText: (...args) => memory.subscribeAllText(...args),
+  };
+  const seen: TextChunk[] = [];
+  await memory.subscribeText('book', (chunk) => seen.push(chunk));
+  const run = new RunText(texts, 'book', options.fence ?? 1, silentLog);
+  const section = (n: number) => new SectionText({ bookId: 'book', chapter: 1, section: n }, (event) => run.write(event), silentLog);
+  return { memory, fences, seen, run, section };
 }
 
-/**
- * A generator with no pace and no AI service: known chunks per section, a call cut part-way
- * for books titled "cut …", and a count of the chunks taken from it so far.
- */
-class ChunkGenerator implements Generator {
-  calls = 0;
-  pulled = 0;
-  readonly #failed = new Set<string>();
-
-  async prepare(_step: PreparationStep, _book: BookSpec): Promise<void> {}
-
-  async outline(book: BookSpec): Promise<ChapterPlan[]> {
-    return Array.from({ length: book.chapters }, (_, i) => ({ number: i + 1, title: `Chapter ${i + 1}` }));
-  }
-
-  async *writeSection(book: BookSpec, chapter: ChapterPlan, section: number): AsyncIterable<string> {
-    this.calls++;
-    const key = `${book.bookId}/${chapter.number}/${section}`;
-    const cut = book.title.startsWith('cut') && !this.#failed.has(key);
-    for (const [index, chunk] of chunksOf(chapter.number, section).entries()) {
-      if (cut && index === 2) {
-        this.#failed.add(key);
-        throw new Error('the stream was cut');
-      }
-      this.pulled++;
-      yield chunk;
-    }
-  }
-}
-
-let database: TestDatabase;
-let service: Service;
-const generator = new ChunkGenerator();
-/** What the pipeline passes to the sink; each test sets how the sink answers. */
-let sink: TextSink = () => {};
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const config = testConfig({ DATABASE_URL: database.url, DEMO_STEP_MS: '0', GENERATOR_RETRIES: '3' });
-  service = await startService(config, silentLog, { generator, onText: (event) => sink(event) });
-});
-
-afterAll(async () => {
-  await service?.close();
-  await database?.drop();
-});
-
-function run(bookId: string): Promise<string> {
-  const settled = service.orchestrator.settled(bookId);
-  expect(settled, 'the run of a book started here').toBeDefined();
-  return withTimeout(settled!, 15_000, `the run of ${bookId}`);
-}
-
-/** The sink's events of one book as short strings: `1.2 text` for a chunk, `1.2 RESET` for a reset. */
-function shown(events: TextEvent[], bookId: string): string[] {
-  return events.filter((e) => e.bookId === bookId).map((e) => `${e.chapter}.${e.section} ${e.type === 'reset' ? 'RESET' : e.text}`);
-}
-
-function allChunks(chapters: number, sections: number): string[] {
-  const out: string[] = [];
-  for (let c = 1; c <= chapters; c++) for (let s = 1; s <= sections; s++) out.push(...chunksOf(c, s).map((t) => `${c}.${s} ${t}`));
-  return out;
-}
-
-describe('the pipeline passes live text to the TextSink', () => {
-  it('forwards every chunk of every section, in order', async () => {
-    const events: TextEvent[] = [];
-    sink = (event) => void events.push(event);
-    const book = await createBook(service.url, 'in order', 2, 2);
-    expect(await run(book.bookId)).toBe('COMPLETE');
-    expect(shown(events, book.bookId)).toEqual(allChunks(2, 2));
+describe('RunText: a run writing its live text', () => {
+  it('begins each section at its first text and appends at contiguous offsets', async () => {
+    const { memory, seen, section } = await setup();
+    const one = section(1);
+    for (const chunk of ['Once ', 'upon ', 'a time.']) await one.append(chunk);
+    await section(2).append('Then.');
+    expect(await memory.read('book', 1, 1)).toEqual({ attempt: 1, text: 'Once upon a time.', length: 17 });
+    expect(seen.map((c) => `${c.section}@${c.offset}:${c.text}`)).toEqual(['1@0:Once ', '1@5:upon ', '1@10:a time.', '2@0:Then.']);
   });
 
-  it('resets a section whose call failed part-way, then forwards the retried call from its start', async () => {
-    const events: TextEvent[] = [];
-    sink = (event) => void events.push(event);
-    const book = await createBook(service.url, 'cut streams', 1, 2);
-    expect(await run(book.bookId)).toBe('COMPLETE');
-    const [first, second] = [chunksOf(1, 1), chunksOf(1, 2)];
-    expect(shown(events, book.bookId)).toEqual([
-      `1.1 ${first[0]}`,
-      `1.1 ${first[1]}`,
-      '1.1 RESET',
-      ...first.map((t) => `1.1 ${t}`),
-      `1.2 ${second[0]}`,
-      `1.2 ${second[1]}`,
-      '1.2 RESET',
-      ...second.map((t) => `1.2 ${t}`),
+  it('a write that failed sends the section again behind a reset: readers never get a gap', async () => {
+    const { memory, seen, section } = await setup({ failAppends: [2] });
+    const one = section(1);
+    for (const chunk of ['Once ', 'upon ', 'a time.']) await one.append(chunk);
+    expect(await memory.read('book', 1, 1)).toEqual({ attempt: 2, text: 'Once upon a time.', length: 17 });
+    expect(seen.map((c) => [c.attempt, c.offset, c.text, c.reset ?? false])).toEqual([
+      [1, 0, 'Once ', false],
+      [2, 0, '', true],
+      [2, 0, 'Once upon a time.', false],
     ]);
   });
 
-  it('waits for each write of the sink before taking the next chunk from the generator', async () => {
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const events: TextEvent[] = [];
-    sink = async (event) => {
-      events.push(event);
-      if (events.length === 1) await held;
-    };
-    const before = generator.pulled;
-    const book = await createBook(service.url, 'a slow sink', 1, 1);
-    await until(() => events.length === 1, 10_000, 'the first chunk to reach the sink');
-    await watchForAbsence(100);
-    expect(generator.pulled - before).toBe(1);
-    expect(events).toHaveLength(1);
-    release();
-    expect(await run(book.bookId)).toBe('COMPLETE');
-    expect(shown(events, book.bookId)).toEqual(allChunks(1, 1));
+  it('a section already holding text (another run wrote it) is started over with a reset', async () => {
+    const { memory, seen, section } = await setup({ fence: 2 });
+    await memory.append('book', { chapter: 1, section: 1, offset: 0 }, 'the dead runner was half');
+    seen.length = 0;
+    await section(1).append('Fresh.');
+    expect(await memory.read('book', 1, 1)).toEqual({ attempt: 2, text: 'Fresh.', length: 6 });
+    expect(seen[0]).toMatchObject({ reset: true, attempt: 2, offset: 0 });
   });
 
-  it('sends a section again from a reset after a write of the sink failed, so readers see no gap', async () => {
-    const events: TextEvent[] = [];
-    sink = (event) => {
-      events.push(event);
-      if (events.length === 2) throw new Error('the text log is unreachable');
-    };
-    const book = await createBook(service.url, 'a failing sink', 1, 1);
-    expect(await run(book.bookId)).toBe('COMPLETE');
-    const [a, b, c, d] = chunksOf(1, 1);
-    // The failed write of b is followed by a reset and everything so far in one chunk.
-    expect(shown(events, book.bookId)).toEqual([`1.1 ${a}`, `1.1 ${b}`, '1.1 RESET', `1.1 ${a}${b}${c}`, `1.1 ${d}`]);
+  it("a superseded run's write throws FencedError, which stops it", async () => {
+    const { fences, section } = await setup({ fence: 1 });
+    const one = section(1);
+    await one.append('mine ');
+    fences.set('book', 2);
+    await expect(one.append('stale')).rejects.toBeInstanceOf(FencedError);
   });
 
-  it('stops the run without retrying the call when the sink refuses a write as fenced (the run was taken over)', async () => {
-    const events: TextEvent[] = [];
-    sink = (event) => {
-      events.push(event);
-      throw new FencedError('run 1 was superseded');
-    };
-    const calls = generator.calls;
-    const book = await createBook(service.url, 'a fenced sink', 1, 1);
-    expect(await run(book.bookId)).toBe('ABORTED');
-    expect(generator.calls - calls).toBe(1);
-    expect(shown(events, book.bookId)).toEqual([`1.1 ${chunksOf(1, 1)[0]}`]);
+  it('past the size limit the live text of the section stops, without resets; the next section goes on', async () => {
+    const { memory, seen, section } = await setup({ maxSectionBytes: 10 });
+    const one = section(1);
+    for (const chunk of ['12345', '67890', 'abc', 'def']) await one.append(chunk);
+    await section(2).append('next');
+    expect((await memory.read('book', 1, 1))?.text).toBe('1234567890');
+    expect((await memory.read('book', 1, 2))?.text).toBe('next');
+    expect(seen.some((c) => c.reset)).toBe(false);
+    expect(one.text).toBe('1234567890abcdef');
   });
 });

@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 async function connectedBroker(prefix: string): Promise<RedisBroker> {
-  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, ttlSeconds: 600, log: silentLog });
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, ttlSeconds: 600, log: silentLog, timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS });
   brokers.push(broker);
   if (!(await broker.ready(5_000))) throw new Error(`redis at ${REDIS_URL} is not answering`);
   return broker;

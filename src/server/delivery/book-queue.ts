@@ -16,7 +16,7 @@ interface BookSlot {
  * replaced), handed out in the order they became pending.
  *
  * A book's slot is made once and changed in place, pending ones linked through their slots, so
- * an update allocates nothing here (why: docs/performance.md, "Topics keep no Update").
+ * an update allocates nothing here (why: docs/performance.md, "Topics keep no EncodedState").
  */
 export class BookQueue {
   readonly #slots = new Map<string, BookSlot>();

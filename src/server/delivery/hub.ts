@@ -11,7 +11,7 @@ const POLL_BODY_TAIL = Buffer.from('}');
 /**
  * A book's newest state as its topic keeps it from one update to the next: the version, and the
  * JSON written over the previous one in a buffer reused while it fits, not an EncodedState per
- * version (why: docs/performance.md, "Topics keep no Update").
+ * version (why: docs/performance.md, "Topics keep no EncodedState").
  */
 class TopicState {
   readonly #bookId: string;

@@ -35,6 +35,8 @@ export interface EdgeOptions {
   /** HEADERS_TIMEOUT_MS and REQUEST_TIMEOUT_MS: a client that sends its request slowly is answered 408 and closed. */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  /** The security headers every answer carries, Hono's or the edge's own (http/security-headers.ts). */
+  securityHeaders: ReadonlyArray<readonly [string, string]>;
   log: Logger;
 }
 
@@ -59,8 +61,11 @@ export function createEdge(options: EdgeOptions): Server {
   const mount = mountAt(options.basePath);
   const vary = cors.vary;
   const timeouts = { headersTimeout: options.headersTimeoutMs, requestTimeout: options.requestTimeoutMs, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS };
+  const refuse = (socket: Duplex, refusal: Refusal) => endWithRefusal(socket, refusal, options.securityHeaders);
   const server = createServer(timeouts, (req, res) => {
     logRequest(req, res);
+    // Set first: the answers written here (fast path, refusals, streams) carry them; Hono's override them with the same.
+    for (const [name, value] of options.securityHeaders) res.setHeader(name, value);
     res.setHeader('Vary', vary);
     // CORS headers first, so a page on a listed origin can read every answer, refusals too.
     if (cors.apply(req, res)) return;
@@ -70,17 +75,17 @@ export function createEdge(options: EdgeOptions): Server {
     if (mount(req, res)) return;
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
-  server.on('clientError', answerMalformedRequest);
+  server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => refuse(socket, malformedRequestRefusal(error)));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const [path, query] = splitUrl(req.url ?? '');
-    if (hasDotSegment(path)) return endWithRefusal(socket, dotSegmentRefusal());
-    if (stripBasePath(path, options.basePath) !== WEBSOCKET_PATH) return endWithRefusal(socket, new Refusal(404, 'not_found', `no WebSocket endpoint at ${path}`));
+    if (hasDotSegment(path)) return refuse(socket, dotSegmentRefusal());
+    if (stripBasePath(path, options.basePath) !== WEBSOCKET_PATH) return refuse(socket, new Refusal(404, 'not_found', `no WebSocket endpoint at ${path}`));
     if (!cors.allowsWebSocket(req)) {
       log.warn({ client: clientAddress(req, options.trustProxy), origin: req.headers.origin }, 'websocket refused: origin not allowed');
-      return endWithRefusal(socket, new Refusal(403, 'origin_not_allowed', `origin ${req.headers.origin} may not open this WebSocket`));
+      return refuse(socket, new Refusal(403, 'origin_not_allowed', `origin ${req.headers.origin} may not open this WebSocket`));
     }
     options.websockets.upgrade(req, socket, head, query).catch((error: unknown) => {
-      endWithRefusal(socket, error instanceof Refusal ? error : new Refusal(503, 'service_unavailable', 'retry later'));
+      refuse(socket, error instanceof Refusal ? error : new Refusal(503, 'service_unavailable', 'retry later'));
     });
   });
   return server;
@@ -97,15 +102,13 @@ export function listen(server: Server, port: number, host: string): Promise<numb
   });
 }
 
-/** Requests Node's parser refuses (bad framing, huge headers) get the API's JSON error too. */
-function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex): void {
-  const refusal =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? new Refusal(431, 'headers_too_large', 'request headers are too large')
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? new Refusal(408, 'request_timeout', 'the request was not received in time (HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS)')
-        : new Refusal(400, 'bad_request', 'malformed HTTP request');
-  endWithRefusal(socket, refusal);
+/** Requests Node's parser refuses (bad framing, huge headers, too slow) get the API's JSON error too. */
+function malformedRequestRefusal(error: Error & { code?: string }): Refusal {
+  return error.code === 'HPE_HEADER_OVERFLOW'
+    ? new Refusal(431, 'headers_too_large', 'request headers are too large')
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new Refusal(408, 'request_timeout', 'the request was not received in time (HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS)')
+      : new Refusal(400, 'bad_request', 'malformed HTTP request');
 }
 
 /** The path and the query (null when there is none) of a request URL. */

@@ -13,13 +13,13 @@ export function replyRefusal(res: ServerResponse, refusal: Refusal): void {
  * Answers on a bare socket, where no response object exists (a refused WebSocket upgrade, a
  * request Node's parser refused), then closes the connection.
  */
-export function endWithRefusal(socket: Duplex, refusal: Refusal): void {
+export function endWithRefusal(socket: Duplex, refusal: Refusal, extraHeaders: ReadonlyArray<readonly [string, string]> = []): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const body = JSON.stringify(refusal.body);
   let head = `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
-  for (const [name, value] of Object.entries(refusal.headers)) head += `${name}: ${value}\r\n`;
+  for (const [name, value] of [...extraHeaders, ...Object.entries(refusal.headers)]) head += `${name}: ${value}\r\n`;
   socket.end(`${head}Connection: close\r\n\r\n${body}`);
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { BookTimeline } from '../../analytics/queries.js';
 import type { Authenticator } from '../../auth/authenticator.js';
+import type { TextLog } from '../../broker/text-log.js';
 import type { Orchestrator } from '../../orchestrator/orchestrator.js';
 import type { ProgressTracker } from '../../progress/tracker.js';
 import { Refusal } from '../../refusal.js';
@@ -26,6 +27,7 @@ import { bookRoutes } from './routes/books.js';
 import { progressRoutes } from './routes/progress.js';
 import { sessionRoutes } from './routes/session.js';
 import { streamRoutes } from './routes/streams.js';
+import { textRoutes } from './routes/text.js';
 import { WEB_ROOT, webRoutes } from './routes/web.js';
 
 export interface AppDeps {
@@ -37,6 +39,8 @@ export interface AppDeps {
   texts: TextLog;
   /** The newest state of a book, for polls and book lists. */
   newest: NewestStates;
+  /** The live text of the sections being written. */
+  texts: TextLog;
   streams: StreamRegistry;
   log: Logger;
   maxBodyBytes: number;
@@ -91,6 +95,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/progress', streams.perBook);
   app.use('/api/ai/progress/:bookId', publishQuota(deps.publishQuota));
   app.route('/api/ai/progress', progressRoutes({ ...deps, findNewest: deps.newest.find }));
+  app.route('/api/ai/progress', textRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/stream', streams.multiplexed);
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   app.route('/api/books', bookRoutes(deps));

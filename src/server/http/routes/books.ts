@@ -4,6 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { Caller } from '../../../auth/caller.js';
 import { mayRead, mayWrite } from '../../../auth/caller.js';
+import type { TextLog } from '../../../broker/text-log.js';
 import type { Orchestrator } from '../../../orchestrator/orchestrator.js';
 import type { BookTimeline } from '../../../analytics/queries.js';
 import type { BookProgress } from '../../../progress/schema.js';
@@ -13,7 +14,8 @@ import type { BookRecord, BookStore } from '../../../store/books.js';
 import type { RunState } from '../../../store/runs.js';
 import type { NewestStates } from '../../delivery/newest-state.js';
 import { tenantFilter } from '../../delivery/recent-books.js';
-import { callerWith } from '../auth.js';
+import { PRIVATE_HEADERS, callerWith } from '../auth.js';
+import { chapterTag, liveChapter, savedChapter } from '../chapter-text.js';
 import type { AppEnv } from '../auth.js';
 import { parseBookId, readJson } from '../params.js';
 
@@ -30,11 +32,14 @@ const BookRequestSchema = z
   .strict();
 
 const ListQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(100) });
+const ChapterQuerySchema = z.object({ n: z.coerce.number().int().min(1).max(1_000_000), from: z.coerce.number().int().min(0).default(0) });
 
 export interface BookRoutesOptions {
   orchestrator: Orchestrator;
   books: BookStore;
   newest: NewestStates;
+  /** The live text of the chapters being written. */
+  texts: TextLog;
   maxBodyBytes: number;
   basePath?: string;
   staleAfterMs: number;
@@ -88,6 +93,42 @@ export function bookRoutes(options: BookRoutesOptions) {
     if (timeline === null) throw new Refusal(404, 'not_found', `no timeline recorded for book ${bookId}`);
     const { tenant: _tenant, ...shown } = timeline;
     return c.json({ success: true, data: shown });
+  });
+
+  /**
+   * One chapter's text from byte `from`: the saved chapter (Postgres), else the chapter being
+   * written (the text log). `from` past the length answers from 0 with `reset: true` (the text started over).
+   */
+  app.get('/:bookId/chapters/:n', async (c) => {
+    const caller = callerWith(c, 'progress:read');
+    const bookId = parseBookId(c);
+    const query = ChapterQuerySchema.safeParse({ n: c.req.param('n'), from: c.req.query('from') || undefined });
+    if (!query.success) throw new Refusal(400, 'invalid_query', 'the chapter must be a positive integer, and from a byte offset (an integer from 0)');
+    const { n, from } = query.data;
+    const book = await books.getBook(bookId);
+    const tenant = book ? (book.tenant ?? undefined) : (await newest.find(bookId))?.state.tenant;
+    const missing = new Refusal(404, 'not_found', `no chapter ${n} of book ${bookId}`);
+    if (!mayRead(caller, bookId, tenant)) throw missing;
+    const record = book?.chapters.find((chapter) => chapter.number === n);
+    const chapter = record ? savedChapter(record) : await liveChapter(options.texts, bookId, n);
+    if (!chapter) throw missing;
+    const etag = chapterTag(chapter);
+    const headers = { ETag: etag, ...PRIVATE_HEADERS };
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
+    const reset = from > chapter.bytes.length;
+    const start = reset ? 0 : from;
+    const data = {
+      bookId,
+      chapter: n,
+      title: chapter.title,
+      saved: chapter.saved,
+      from: start,
+      length: chapter.bytes.length,
+      text: chapter.bytes.subarray(start).toString('utf8'),
+      ...(reset ? { reset: true } : {}),
+      ...(chapter.saved ? {} : { sections: chapter.sections }),
+    };
+    return c.json({ success: true, data }, 200, headers);
   });
 
   /** The book's id, once the caller may change it: 404 for another tenant's, as for an unknown one. */
