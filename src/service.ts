@@ -140,7 +140,6 @@ export async function startService(config: Config, log: Logger, options: Service
     books,
     orchestrator,
     hub,
-    texts,
     newest,
     texts,
     streams,

@@ -10,7 +10,6 @@ import { Refusal } from '../../refusal.js';
 import type { BookStore } from '../../store/books.js';
 import type { ConnectionCap } from '../delivery/connection-cap.js';
 import type { Expiries } from '../delivery/expiries.js';
-import type { TextLog } from '../../broker/text-log.js';
 import type { Hub } from '../delivery/hub.js';
 import type { NewestStates } from '../delivery/newest-state.js';
 import { recentProgress } from '../delivery/recent-books.js';
@@ -35,8 +34,6 @@ export interface AppDeps {
   books: BookStore;
   orchestrator: Orchestrator;
   hub: Hub;
-  /** Live text of the sections being written. */
-  texts: TextLog;
   /** The newest state of a book, for polls and book lists. */
   newest: NewestStates;
   /** The live text of the sections being written. */
