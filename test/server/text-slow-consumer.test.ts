@@ -50,7 +50,7 @@ describe('a slow consumer of live text', () => {
       let offset = 0;
       let whole = '';
       while (offset < sectionBytes) {
-        const chunk = `s${section} words at ${offset}, `.padEnd(40, '·');
+        const chunk = `s${section} words at ${offset}, `.padEnd(4096, '·');
         const result = await server.service.texts.append(id, { chapter: 1, section, offset }, chunk);
         if (!result.ok) throw new Error(JSON.stringify(result));
         offset = result.length;
