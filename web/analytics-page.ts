@@ -63,7 +63,10 @@ function renderSteps(a: AnalyticsAnswer): void {
     { label: 'Chapter', p: a.chapter },
     { label: 'Section', p: a.section },
   ];
-  const labels = rows.map((r) => r.label);
+  // On a phone's width the eight names would overlap: short ones.
+  const short = ['Plan', 'Res', 'Outl', 'Str', 'Chaps', 'Proof', 'Ch.', 'Sec.'];
+  const narrow = chartWidth('steps-chart') < 560;
+  const labels = rows.map((r, i) => (narrow ? short[i]! : r.label));
   const sec = (x: number | null | undefined) => (x === null || x === undefined ? null : x / 1000);
   draw(
     'steps-chart',
@@ -81,7 +84,8 @@ function renderRuns(a: AnalyticsAnswer): void {
   const byStart = new Map(a.throughput.buckets.map((b) => [b.start, b]));
   const xs: number[] = [];
   for (let t = a.since; t < a.until; t += step) xs.push(t);
-  byId('runs-chart-note').textContent = `Runs that ended, per ${duration(step)}.`;
+  const per = step % 86_400_000 === 0 ? `${step / 86_400_000} day${step === 86_400_000 ? '' : 's'}` : step % 3_600_000 === 0 ? `${step / 3_600_000} h` : duration(step);
+  byId('runs-chart-note').textContent = `Runs that ended, per ${per}.`;
   draw(
     'runs-chart',
     {

@@ -80,4 +80,16 @@ describe('the /analytics page in Chromium', () => {
       await page.close();
     }
   }, 60_000);
+
+  it('fits a phone\'s 390 px without sideways scroll', async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 860 } });
+    try {
+      await page.goto(`${service.url}/analytics`);
+      await page.locator('body[data-analytics=ready]').waitFor({ timeout: 15_000 });
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await page.screenshot({ path: `${ARTIFACTS}/analytics-390.png`, fullPage: true });
+    } finally {
+      await page.close();
+    }
+  });
 });
