@@ -2,7 +2,8 @@
  * `npm run bench:analytics [runs]`: GET /api/analytics' queries (analytics() and the ETA-accuracy
  * read) over 100,000 recorded runs (default) in the benchmark's own database: 30 days of runs
  * over 10 tenants, 5 chapters of 2 sections each (21 spans a run, 2.1 M span rows), 5 % failed.
- * Reports the median and worst of 5 answers per window, all tenants and one.
+ * Reports the median and worst of 5 answers per window, all tenants and one. KEEP_DATABASE=1 keeps
+ * the database for EXPLAIN (drop it afterwards).
  */
 import { randomBytes } from 'node:crypto';
 import { drizzle } from 'drizzle-orm/postgres-js';
@@ -78,5 +79,6 @@ try {
   }
 } finally {
   await sql.end({ timeout: 5 });
-  await dropDatabase(name);
+  if (process.env.KEEP_DATABASE === '1') process.stdout.write(`kept database ${name}\n`);
+  else await dropDatabase(name);
 }
