@@ -1,0 +1,11 @@
+import type { MiddlewareHandler } from 'hono';
+import type { Admission } from '../delivery/connection-cap.js';
+import type { AppEnv } from './auth.js';
+
+/** Refuses a publish (any POST) while `admission` says the process is overloaded: 503 `overloaded` with Retry-After. */
+export function publishAdmission(admission: Admission | null): MiddlewareHandler<AppEnv> {
+  return async function publishAdmission(c, next) {
+    if (admission !== null && c.req.method === 'POST') admission.check();
+    await next();
+  };
+}
