@@ -261,6 +261,7 @@ async function createBroker(config: Config, log: Logger): Promise<Backend> {
     ttlSeconds: config.progressTtlSeconds,
     log,
     timeoutMs: config.backendTimeoutMs,
+    waitReplicas: config.redisWaitReplicas,
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
   const texts = new RedisTextLog({ broker, keyPrefix: config.redisKeyPrefix, ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, log });
