@@ -139,6 +139,7 @@ export async function startService(config: Config, log: Logger, options: Service
     readiness,
     publishQuota: config.maxPublishesPerSecondPerTenant > 0 ? new TenantQuota(config.maxPublishesPerSecondPerTenant) : null,
     load,
+    requestDeadlineMs: config.backendTimeoutMs,
     pages: cors,
     tracker,
     books,

@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
+import { withDeadline } from '../../request-deadline.js';
 import type { Admission } from '../delivery/connection-cap.js';
 import type { AppEnv } from './auth.js';
 
@@ -7,5 +8,12 @@ export function publishAdmission(admission: Admission | null): MiddlewareHandler
   return async function publishAdmission(c, next) {
     if (admission !== null && c.req.method === 'POST') admission.check();
     await next();
+  };
+}
+
+/** One deadline for the whole request (BACKEND_TIMEOUT_MS): every backend call inside it gets what is left. */
+export function requestDeadline(ms: number): MiddlewareHandler<AppEnv> {
+  return async function requestDeadline(_c, next) {
+    await withDeadline(ms, () => next());
   };
 }

@@ -15,7 +15,7 @@ import type { NewestStates } from '../delivery/newest-state.js';
 import { recentProgress } from '../delivery/recent-books.js';
 import type { StreamRegistry } from '../delivery/stream-registry.js';
 import { WEBSOCKET_PATH } from '../delivery/websocket-protocol.js';
-import { publishAdmission } from './admission.js';
+import { publishAdmission, requestDeadline } from './admission.js';
 import { authenticate } from './auth.js';
 import { publishQuota } from './publish-quota.js';
 import type { TenantQuota } from './publish-quota.js';
@@ -55,6 +55,8 @@ export interface AppDeps {
   readiness: Readiness;
   /** MAX_PUBLISHES_PER_SECOND_PER_TENANT; null: no limit. */
   publishQuota: TenantQuota | null;
+  /** BACKEND_TIMEOUT_MS: bounds each books API request as a whole; absent: each call has its own bound only. */
+  requestDeadlineMs?: number;
   /** Refuses publishes while the process is overloaded (LoadMonitor); absent: never. */
   load?: Admission | null;
   /** BASE_PATH, for the URLs the answers carry (links, Location); the routes themselves are written from `/`. */
@@ -99,6 +101,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/progress', textRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/stream', streams.multiplexed);
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
+  if (deps.requestDeadlineMs !== undefined) app.use('/api/books/*', requestDeadline(deps.requestDeadlineMs));
   app.route('/api/books', bookRoutes(deps));
   app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
 
