@@ -23,6 +23,8 @@ import { Histogram } from './support/histogram.js';
 import { POSTGRES_HOST, POSTGRES_PORT, createDatabase, dropDatabase } from './support/postgres.js';
 
 const quick = process.argv.includes('--quick');
+const loopDelayAt = process.argv.indexOf('--loop-delay-ms');
+const loopDelayMs = loopDelayAt < 0 ? null : (process.argv[loopDelayAt + 1] ?? null);
 const WATCHED_BOOKS = 10;
 const WATCHERS = 100;
 const PUBLISH_HZ = 10;
@@ -154,6 +156,8 @@ async function main(): Promise<number> {
       DATABASE_URL: `postgres://postgres@${POSTGRES_HOST}:${POSTGRES_PORT}/${databaseName}`,
       MAX_GENERATIONS: '0',
       MAX_CONNECTIONS_PER_USER: '1000000',
+      // `--loop-delay-ms N`: the threshold under test (the server's default otherwise).
+      ...(loopDelayMs === null ? {} : { OVERLOAD_LOOP_DELAY_MS: loopDelayMs }),
     });
     stopPublishing = publisher(redis);
     await new Promise((resolve) => setTimeout(resolve, 500)); // the books exist before they are watched
