@@ -15,6 +15,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { redisKeys } from '../src/broker/keys.js';
+import { textKeys } from '../src/broker/redis-text.js';
+import { DEFAULT_TERMINAL_TTL_SECONDS } from '../src/config.js';
 import { COMMIT } from '../src/broker/scripts.js';
 import { ServerProcess } from '../test/support/server-process.js';
 import { SseConnection } from './load/sse-connection.js';
@@ -49,6 +51,7 @@ const none = (): Outcomes => ({ admitted: 0, refused503: 0, refusedWithoutRetryA
 const runId = randomBytes(4).toString('hex');
 const prefix = `bench-overload:${runId}:`;
 const keys = redisKeys(prefix);
+const texts = textKeys(prefix, false);
 const databaseName = `booksai_bench_overload_${runId}`;
 const log = (line: string) => console.log(`[overload] ${line}`);
 
@@ -81,7 +84,8 @@ function publisher(redis: Redis): () => void {
       versions.set(id, held + 1);
       const partition = keys.partitionOf(id);
       void redis
-        .eval(COMMIT, 3, keys.state(id), keys.dirty(partition), keys.fence(id), held === 0 ? '' : String(held), stateJson(id, held + 1, Date.now()), STATE_TTL_SECONDS, keys.channel(id), id, '', 'PUBLISH', keys.feed(partition) ?? '')
+        // The arguments src/broker/redis.ts commit() passes.
+        .eval(COMMIT, 4, keys.state(id), keys.dirty(partition), keys.fence(id), texts.meta(id), held === 0 ? '' : String(held), stateJson(id, held + 1, Date.now()), STATE_TTL_SECONDS, keys.channel(id), id, '', 'PUBLISH', keys.feed(partition) ?? '', DEFAULT_TERMINAL_TTL_SECONDS, texts.sectionPrefix(id))
         .catch((error: Error) => log(`commit failed: ${error.message}`));
     }
   }, 1_000 / PUBLISH_HZ);
