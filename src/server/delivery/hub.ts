@@ -214,6 +214,12 @@ export class Hub {
   }
 
   /** Counts for metrics and leak checks. */
+  /** The books followed, with their watchers and their tenant as last seen (at most `limit`, most watched first). */
+  watchedBooks(limit: number): Array<{ bookId: string; watchers: number; tenant: string | null }> {
+    const books = [...this.#topics].map(([bookId, topic]) => ({ bookId, watchers: topic.watchers.size, tenant: topic.newest.tenant ?? null }));
+    return books.sort((a, b) => b.watchers - a.watchers || a.bookId.localeCompare(b.bookId)).slice(0, limit);
+  }
+
   stats(): { topics: number; watchers: number; everyBookWatchers: number } {
     let watchers = 0;
     for (const topic of this.#topics.values()) watchers += topic.watchers.size;

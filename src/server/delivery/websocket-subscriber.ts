@@ -45,6 +45,15 @@ export class Subscriber implements Watcher {
   #closed = false;
   #cancelExpiry: (() => void) | null = null;
 
+  /** The caller's tenant (null: none, open mode). */
+  get tenant(): string | null {
+    return this.#caller.tenant;
+  }
+
+  get bookCount(): number {
+    return this.#books.size;
+  }
+
   /** `onClose`: called once, when the connection has closed and left every topic. */
   constructor(ws: WebSocket, caller: Caller, release: () => void, context: SubscriberContext, onClose: () => void) {
     this.#ws = ws;
