@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import type { BookProgress } from '../../src/progress/schema.js';
 import type { Service } from '../../src/service.js';
 import { RawStream, bookId, expectError, progressEvents, progressUrl, published } from '../server/http.js';
+import { cli } from '../cli/cli.js';
 import { createTestDatabase, uniquePrefix } from '../support/backends.js';
 import type { TestDatabase } from '../support/backends.js';
 import { startTestService } from '../support/service.js';
@@ -203,10 +204,17 @@ describe('POST /api/admin/adopt', () => {
     expect(refused.refused.map((r) => r.bookId)).toEqual([workerBook]);
   });
 
-  it('untenanted: true takes every book left without a tenant', async () => {
-    const res = await adopt(bearer(admin), { tenant: 'initech', untenanted: true });
-    const { data } = (await res.json()) as { data: { adopted: string[] } };
-    expect(data.adopted).toEqual([leftAlone]);
+  it('`booksai-progress adopt --all-untenanted` takes every book left without a tenant, with an admin token only', async () => {
+    const usage = await cli(['adopt', '--tenant', 'initech'], { BOOKSAI_URL: service.url, BOOKSAI_TOKEN: admin });
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/^booksai-progress adopt: name the books, or give --all-untenanted/);
+    const refused = await cli(['adopt', '--tenant', 'initech', '--all-untenanted'], { BOOKSAI_URL: service.url, BOOKSAI_TOKEN: alice });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('403 insufficient_scope');
+    const done = await cli(['adopt', '--tenant', 'initech', '--all-untenanted'], { BOOKSAI_URL: service.url, BOOKSAI_TOKEN: admin });
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toBe(`${leftAlone}\tadopted by initech\n`);
+    expect(done.stderr).toBe('1 adopted, 0 already the tenant\'s, 0 refused\n');
     const carol = await mintToken({ sub: 'carol', tenant: 'initech' });
     expect(await listed(carol)).toEqual([leftAlone]);
   });
