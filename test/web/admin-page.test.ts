@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { RawStream, bookId, progressUrl } from '../server/http.js';
 import { launchChromium } from '../support/browser.js';
-import { startServer } from '../support/service.js';
+import { FaultLog } from '../../src/fault-log.js';
+import { silentLog, startServer } from '../support/service.js';
 import { TEST_SECRET, bearer, mintToken } from '../support/tokens.js';
 
 // The operator view in Chromium: who may see it, and its figures following the server live.
@@ -106,6 +107,9 @@ describe('/admin in Chromium', () => {
       await row.waitFor();
       expect(await row.textContent()).toContain('acme');
       expect(await row.textContent()).toMatch(/s left/);
+      // A fault the server logs shows in the fault log, newest first.
+      FaultLog.of(silentLog).report('generation_retry', 'a generator call failed; retrying', { bookId: book });
+      await page.locator('#faults li', { hasText: 'generation_retry: a generator call failed; retrying' }).waitFor();
       await page.screenshot({ path: `${ARTIFACTS}/admin-live-1280.png`, fullPage: true });
 
       await guarded.orchestrator.settled(book);
