@@ -111,7 +111,7 @@ export async function startService(config: Config, log: Logger, options: Service
   const auth = new Authenticator({ ...config.auth, publishToken: config.publishToken });
   const expiries = new Expiries();
   const cap = new ConnectionCap(config.maxSseConnections, new UserConnections(config.maxConnectionsPerUser));
-  const websockets = new WebSocketEndpoint({ hub, auth, expiries, log, cap, heartbeatMs: config.heartbeatMs, maxBooksPerConnection: config.maxBooksPerStream });
+  const websockets = new WebSocketEndpoint({ hub, texts, auth, expiries, log, cap, heartbeatMs: config.heartbeatMs, maxBooksPerConnection: config.maxBooksPerStream });
   cap.count(streams);
   cap.count(websockets);
   const metrics = createMetrics({

@@ -52,6 +52,9 @@ export class RedisBroker implements Broker, DirtyClaims {
   /** SPUBLISH from the commit script (a cluster with sharded pub/sub). */
   readonly #publish: 'PUBLISH' | 'SPUBLISH';
   readonly #listeners = new Map<string, Set<ProgressListener>>();
+  /** Each channel's SUBSCRIBE, as its first listener started it. */
+  readonly #subscribed = new Map<string, Promise<void>>();
+  #everyBookSubscribed: Promise<void> = Promise.resolve();
   /** Every-book listeners and what to call when they may have missed states. */
   readonly #allListeners = new Map<ProgressListener, () => void>();
   readonly #claims: RedisDirtyClaims;
@@ -154,13 +157,16 @@ export class RedisBroker implements Broker, DirtyClaims {
     let listeners = this.#listeners.get(channel);
     if (!listeners) {
       this.#listeners.set(channel, (listeners = new Set()));
-      await this.#subscriptions.add(channel);
+      this.#subscribed.set(channel, this.#subscriptions.add(channel));
     }
+    // A later listener of the channel waits for the first one's SUBSCRIBE too: resolved means subscribed.
+    await this.#subscribed.get(channel);
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
       if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
       this.#listeners.delete(channel);
+      this.#subscribed.delete(channel);
       this.#subscriptions.remove(channel);
     };
   }
@@ -171,7 +177,8 @@ export class RedisBroker implements Broker, DirtyClaims {
 
   async subscribeAll(listener: ProgressListener, onGap: () => void): Promise<() => void> {
     this.#allListeners.set(listener, onGap);
-    if (this.#allListeners.size === 1) await this.#subscriptions.addEveryBook();
+    if (this.#allListeners.size === 1) this.#everyBookSubscribed = this.#subscriptions.addEveryBook();
+    await this.#everyBookSubscribed;
     return () => {
       if (!this.#allListeners.delete(listener) || this.#allListeners.size > 0) return;
       this.#subscriptions.removeEveryBook();
@@ -208,6 +215,7 @@ export class RedisBroker implements Broker, DirtyClaims {
     this.#closed = true;
     if (this.#healthPing) clearInterval(this.#healthPing);
     this.#listeners.clear();
+    this.#subscribed.clear();
     this.#allListeners.clear();
     this.#subscriptions.close();
     const connections = [...new Set([this.#redis, this.#subscriber])];
