@@ -15,7 +15,12 @@ interface Status {
   at: number;
   process: { owner: string; startedAt: number; pid: number };
   health: { ready: boolean; draining: boolean; broker: string; database: string };
-  connections: { total: number; byTransport: Record<Transport, number>; byTenant: Array<{ tenant: string | null; total: number } & Partial<Record<Transport, number>>> };
+  connections: {
+    total: number;
+    byTransport: Record<Transport, number>;
+    byTenant: Array<{ tenant: string | null; total: number } & Partial<Record<Transport, number>>>;
+    polls: { lastMinute: number; thisMinute: number; polledBooks: number };
+  };
   books: { watched: number; watchers: number; everyBookWatchers: number; list: Array<{ bookId: string; watchers: number; tenant: string | null }> };
   snapshots: { intervalMs: number; lagMs: number | null; lastRound: { endedAt: number; durationMs: number; outcome: string; rows: number; error?: string } | null; taken: number; rowsWritten: number; failures: number; waitingForDatabase: number };
   generations: {
@@ -64,6 +69,9 @@ function render(status: Status): void {
     ['multiplexed', 'Multiplexed', String(connections.byTransport.multiplexed)],
     ['every-book', 'Every book', String(connections.byTransport['every-book'])],
     ['websocket', 'WebSocket', String(connections.byTransport.websocket)],
+    ['polls-last-minute', 'Polls last minute', String(connections.polls.lastMinute)],
+    ['polls-this-minute', 'Polls this minute', String(connections.polls.thisMinute)],
+    ['polled-books', 'Books polled', String(connections.polls.polledBooks)],
   ]);
   rows('tenants', connections.byTenant.map((t) => [tenantName(t.tenant), String(t.total), String(t.sse ?? 0), String(t.multiplexed ?? 0), String(t['every-book'] ?? 0), String(t.websocket ?? 0)]));
   stats('watched', [

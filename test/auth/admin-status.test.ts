@@ -62,6 +62,12 @@ describe('GET /api/admin/status', () => {
       expect(during.connections.byTenant.find((t) => t.tenant === 'acme')).toMatchObject({ total: 3, sse: 1, 'every-book': 1, websocket: 1 });
       expect(during.books.list).toContainEqual({ bookId: id, watchers: 1, tenant: 'acme' });
       expect(during.health).toMatchObject({ ready: true, broker: 'ok', database: 'ok' });
+
+      // Polls are counted per minute of the clock (one may end between the two reads: both minutes together).
+      for (let i = 0; i < 2; i++) expect((await fetch(progressUrl(service.url, id), { headers: bearer(alice) })).status).toBe(200);
+      const polled = (await status(admin)).connections.polls;
+      expect(polled.thisMinute + polled.lastMinute).toBeGreaterThanOrEqual(during.connections.polls.thisMinute + 2);
+      expect(polled.polledBooks).toBeGreaterThanOrEqual(1);
     } finally {
       sse.close();
       all.close();

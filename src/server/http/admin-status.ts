@@ -19,8 +19,10 @@ export interface AdminStatus {
   connections: {
     total: number;
     byTransport: Record<Transport, number>;
-    /** Connections per tenant ("" for callers without one: open mode), by transport. */
+    /** Connections per tenant (null: callers without one, open mode), by transport. */
     byTenant: Array<{ tenant: string | null; total: number } & Partial<Record<Transport, number>>>;
+    /** Polls answered (GET /api/ai/progress/:id) in the last full minute of the clock and in this one so far; books followed for them. */
+    polls: { lastMinute: number; thisMinute: number; polledBooks: number };
   };
   books: { watched: number; watchers: number; everyBookWatchers: number; list: Array<{ bookId: string; watchers: number; tenant: string | null }> };
   snapshots: {
@@ -97,6 +99,7 @@ export function adminStatus(sources: AdminStatusSources): () => Promise<AdminSta
         total: Object.values(byTransport).reduce((a, b) => a + b, 0),
         byTransport,
         byTenant: [...tenants.values()].sort((a, b) => b.total - a.total || String(a.tenant).localeCompare(String(b.tenant))),
+        polls: sources.hub.pollStats(),
       },
       books: { watched: hubStats.topics, watchers: hubStats.watchers, everyBookWatchers: hubStats.everyBookWatchers, list: sources.hub.watchedBooks(ADMIN_LIST_LIMIT) },
       snapshots: {
