@@ -250,14 +250,19 @@ interface Backend {
 
 async function createBroker(config: Config, log: Logger): Promise<Backend> {
   if (config.redisTarget === null) {
-    const broker = new MemoryBroker({ ttlSeconds: config.progressTtlSeconds });
-    const texts = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, fenceOf: (bookId) => broker.fenceOf(bookId) });
+    const texts: MemoryTextLog = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, fenceOf: (bookId) => broker.fenceOf(bookId) });
+    const broker = new MemoryBroker({
+      ttlSeconds: config.progressTtlSeconds,
+      terminalTtlSeconds: config.terminalTtlSeconds,
+      onFinished: (bookId, expiresAt) => texts.bookFinished(bookId, expiresAt),
+    });
     return { broker, texts, source: 'memory' };
   }
   const broker = new RedisBroker({
     target: config.redisTarget,
     keyPrefix: config.redisKeyPrefix,
     ttlSeconds: config.progressTtlSeconds,
+    terminalTtlSeconds: config.terminalTtlSeconds,
     log,
     timeoutMs: config.backendTimeoutMs,
   });

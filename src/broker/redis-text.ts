@@ -29,6 +29,8 @@ export interface SharedRedis {
  */
 export interface TextKeys {
   section(bookId: string, chapter: number, section: number): string;
+  /** What a section's key starts with: then `<chapter>:<section>`, the meta hash's field (the commit script builds it). */
+  sectionPrefix(bookId: string): string;
   meta(bookId: string): string;
   channel(bookId: string): string;
   bookIdOfChannel(channel: string): string;
@@ -40,6 +42,7 @@ export function textKeys(prefix: string, cluster: boolean): TextKeys {
     const channelPrefix = `${prefix}texts:`;
     return {
       section: (bookId, chapter, section) => `${prefix}text:${bookId}:${chapter}:${section}`,
+      sectionPrefix: (bookId) => `${prefix}text:${bookId}:`,
       meta: (bookId) => `${prefix}textmeta:${bookId}`,
       channel: (bookId) => `${channelPrefix}${bookId}`,
       bookIdOfChannel: (channel) => channel.slice(channelPrefix.length),
@@ -51,6 +54,7 @@ export function textKeys(prefix: string, cluster: boolean): TextKeys {
   const marker = '}:texts:';
   return {
     section: (bookId, chapter, section) => `${ofBook(bookId)}text:${bookId}:${chapter}:${section}`,
+    sectionPrefix: (bookId) => `${ofBook(bookId)}text:${bookId}:`,
     meta: (bookId) => `${ofBook(bookId)}textmeta:${bookId}`,
     channel: (bookId) => `${ofBook(bookId)}texts:${bookId}`,
     bookIdOfChannel: (channel) => channel.slice(channel.indexOf(marker, prefix.length) + marker.length),

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { DEFAULT_TERMINAL_TTL_SECONDS } from '../config.js';
 import type { RedisTarget } from '../config.js';
 import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
@@ -17,10 +18,11 @@ import type { DecodedState } from './redis-codec.js';
 import { openRedis } from './redis-connection.js';
 import { redisCall } from './redis-errors.js';
 import { Subscriptions } from './redis-subscriptions.js';
-import type { SharedRedis } from './redis-text.js';
+import { textKeys } from './redis-text.js';
+import type { SharedRedis, TextKeys } from './redis-text.js';
 
 type ScriptedRedis = (Redis | Cluster) & {
-  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string): Promise<1 | -1 | [0, string]>;
+  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, textMetaKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string, terminalTtl: number, sectionPrefix: string): Promise<1 | -1 | [0, string]>;
 };
 
 export interface RedisBrokerOptions {
@@ -29,6 +31,8 @@ export interface RedisBrokerOptions {
   target?: RedisTarget;
   keyPrefix: string;
   ttlSeconds: number;
+  /** The TTL of a finished book's state (TERMINAL_TTL_SECONDS); its live text expires no later. */
+  terminalTtlSeconds?: number;
   log: Logger;
   /** The longest wait for any reply (BACKEND_TIMEOUT_MS). */
   timeoutMs: number;
@@ -44,6 +48,9 @@ export class RedisBroker implements Broker, DirtyClaims {
   /** What the Redis text log (redis-text.ts) shares: the connections, the pub/sub mode, the error mapping. */
   readonly shared: SharedRedis;
   readonly #ttlSeconds: number;
+  readonly #terminalTtlSeconds: number;
+  /** The live text's names, so a finished book's text expires with it. */
+  readonly #textKeys: TextKeys;
   readonly #log: Logger;
   readonly #faults: FaultLog;
   readonly #redis: ScriptedRedis;
@@ -66,12 +73,14 @@ export class RedisBroker implements Broker, DirtyClaims {
     const target: RedisTarget = options.target ?? { kind: 'single', url: options.url ?? '' };
     this.keys = target.kind === 'cluster' ? clusterKeys(options.keyPrefix) : redisKeys(options.keyPrefix);
     this.#ttlSeconds = options.ttlSeconds;
+    this.#terminalTtlSeconds = options.terminalTtlSeconds ?? DEFAULT_TERMINAL_TTL_SECONDS;
+    this.#textKeys = textKeys(options.keyPrefix, target.kind === 'cluster');
     this.#log = options.log;
     this.#faults = FaultLog.of(options.log);
     const timeoutMs = options.timeoutMs;
     const { commands, subscriber } = openRedis(target, 'booksai-progress', timeoutMs);
     this.#redis = commands as ScriptedRedis;
-    this.#redis.defineCommand('progressCommit', { numberOfKeys: 3, lua: COMMIT });
+    this.#redis.defineCommand('progressCommit', { numberOfKeys: 4, lua: COMMIT });
     this.#claims = new RedisDirtyClaims(commands, this.keys, (command) => this.#call(command));
     this.#redis.once('ready', () => void this.#checkEvictionPolicy());
     this.#subscriber = subscriber;
@@ -136,6 +145,7 @@ export class RedisBroker implements Broker, DirtyClaims {
         this.keys.state(state.bookId),
         this.keys.dirty(partition),
         this.keys.fence(state.bookId),
+        this.#textKeys.meta(state.bookId),
         expectedVersion === null ? '' : String(expectedVersion),
         JSON.stringify(state),
         this.#ttlSeconds,
@@ -144,6 +154,8 @@ export class RedisBroker implements Broker, DirtyClaims {
         fence === undefined ? '' : String(fence),
         this.#publish,
         this.keys.feed(partition) ?? '',
+        this.#terminalTtlSeconds,
+        this.#textKeys.sectionPrefix(state.bookId),
       ),
     );
     if (reply === 1) return { committed: true };
