@@ -36,10 +36,19 @@ describe('a run interrupted by a Redis outage', () => {
     await chapter3.arrival();
     await redis.stop();
     await redis.start();
-    // Chapter 3 is written once Redis answers again (while it is away the publisher merges updates: no state shows them).
-    await until(() => service.broker.isLive(), 20_000, 'the broker live again');
-    chapter3.open();
+    // Chapter 3 is written once Redis takes commits again and the run's publisher has caught up
+    // (while Redis is away it merges the updates it cannot send: no state would show them).
+    await until(async () => {
+      try {
+        await service.tracker.updateProgress(`probe-${bookId}`, { message: 'probe' });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000, 'Redis taking commits again');
     const watch = new Watch(`${service.url}/api/ai/progress/${bookId}/stream`);
+    await watch.next((s) => s.currentChapter >= 3, 20_000, 'chapter 3 shown');
+    chapter3.open();
     await watch.next((s) => s.status === 'COMPLETE', 30_000, 'COMPLETE');
     watch.close();
     await service.timelines.flush();
