@@ -17,7 +17,7 @@ export const CLOSE_TOKEN_EXPIRED = 4401;
 /** The server is shutting down (1012, service restart): clients reconnect elsewhere. */
 export const CLOSE_RESTARTING = 1012;
 
-const ClientMessageSchema = z.discriminatedUnion('type', [
+export const ClientMessageSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('subscribe'),
     books: z.array(BookIdSchema).min(1),

@@ -21,9 +21,10 @@ import { parseBookId, readJson } from '../params.js';
 
 export const MAX_CHAPTERS = 50;
 export const MAX_SECTIONS_PER_CHAPTER = 20;
-const MAX_LIST_LIMIT = 500;
+export const MAX_LIST_LIMIT = 500;
 
-const BookRequestSchema = z
+/** `POST /api/books`: a demo generation to start. */
+export const BookRequestSchema = z
   .object({
     title: z.string().trim().min(1).max(200),
     chapters: z.number().int().min(1).max(MAX_CHAPTERS).default(5),
@@ -31,8 +32,10 @@ const BookRequestSchema = z
   })
   .strict();
 
-const ListQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(100) });
-const ChapterQuerySchema = z.object({ n: z.coerce.number().int().min(1).max(1_000_000), from: z.coerce.number().int().min(0).default(0) });
+/** `GET /api/books?limit=`. */
+export const ListQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(100) });
+/** `GET /api/books/:bookId/chapters/:n?from=`: the chapter number and the byte offset to read from. */
+export const ChapterQuerySchema = z.object({ n: z.coerce.number().int().min(1).max(1_000_000), from: z.coerce.number().int().min(0).default(0) });
 
 export interface BookRoutesOptions {
   orchestrator: Orchestrator;
