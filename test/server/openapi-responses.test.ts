@@ -19,7 +19,7 @@ import { RawStream, bookId } from './http.js';
  */
 
 const PUBLISH_TOKEN = 'publish-token-of-the-openapi-test';
-const RATE = 20;
+const RATE = 10;
 
 let redisProxy: FaultProxy;
 let databaseProxy: FaultProxy;
