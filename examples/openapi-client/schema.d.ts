@@ -1027,7 +1027,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One chapter's text from byte `from` */
+        /** One chapter's text from a byte offset */
         get: {
             parameters: {
                 query?: {
@@ -1438,7 +1438,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (`admin` with authentication on) */
+        /** Prometheus metrics (admin scope with authentication on) */
         get: {
             parameters: {
                 query?: never;

@@ -64,7 +64,7 @@ function routes(): RouteConfig[] {
       responses: { 200: ok('every backend answers and the process is not shutting down', api.ReadinessSchema), 503: { description: '`not_ready`, the report in `error.details`', headers: retryAfter, content: errorJson } },
     },
     {
-      method: 'get', path: '/metrics', tags: ['Operations'], summary: 'Prometheus metrics (`admin` with authentication on)', security: read('admin'),
+      method: 'get', path: '/metrics', tags: ['Operations'], summary: 'Prometheus metrics (admin scope with authentication on)', security: read('admin'),
       responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: z.string() } } }, ...pick(401, 403) },
     },
     {
@@ -154,7 +154,7 @@ function routes(): RouteConfig[] {
       request: { params: bookParams }, responses: { 200: ok('steps and chapters with their times', api.TimelineSchema), ...pick(400, 401, 404, 503) },
     },
     {
-      method: 'get', path: '/api/books/{bookId}/chapters/{n}', tags: ['Live text'], summary: "One chapter's text from byte `from`", security: read('progress:read'),
+      method: 'get', path: '/api/books/{bookId}/chapters/{n}', tags: ['Live text'], summary: "One chapter's text from a byte offset", security: read('progress:read'),
       request: {
         params: bookParams.extend({ n: ChapterQuerySchema.shape.n }),
         query: z.object({ from: ChapterQuerySchema.shape.from }),
@@ -199,7 +199,7 @@ export function openApiDocument(basePath = ''): Record<string, unknown> {
   const messages = [WsClientMessageDoc, api.WsServerMessageSchema].map((schema) => ({ type: 'schema' as const, schema }));
   const document = new OpenApiGeneratorV31([...registry.definitions, ...messages]).generateDocument({
     openapi: '3.1.0',
-    info: { title: 'booksai-progress', version: '0.1.0', description: DESCRIPTION, license: { name: 'UNLICENSED' } },
+    info: { title: 'booksai-progress', version: '0.1.0', description: DESCRIPTION },
     servers: [{ url: basePath === '' ? '/' : basePath }],
     security: read('progress:read'),
   });

@@ -10,8 +10,11 @@ import { pageSecurityHeaders } from '../security-headers.js';
 /** swagger-ui-dist's folder in node_modules: the viewer is served from here, never a CDN. */
 const SWAGGER_UI = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
-/** The viewer's start: a file of its own, as the pages' policy allows no inline script. */
-const INIT_SCRIPT = `window.ui = SwaggerUIBundle({ url: ${JSON.stringify(OPENAPI_PATH.slice(1))}, dom_id: '#api', deepLinking: true });\n`;
+/**
+ * The viewer's start: a file of its own, as the pages' policy allows no inline script. No
+ * validator badge: it is an image from validator.swagger.io (shown for hosts but localhost).
+ */
+const INIT_SCRIPT = `window.ui = SwaggerUIBundle({ url: ${JSON.stringify(OPENAPI_PATH.slice(1))}, dom_id: '#api', deepLinking: true, validatorUrl: null });\n`;
 
 /**
  * `GET /api/openapi.json` (open: the document holds no data, and a client generator needs it
