@@ -2,9 +2,10 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../support/browser.js';
 import { serverForFile } from '../support/service.js';
+import { TEST_SECRET, bearer, mintToken } from '../support/tokens.js';
 
 // Under BASE_PATH and with authentication on: the page, its viewer and the document are open and relative to the prefix.
-const server = serverForFile({ BASE_PATH: '/progress', AUTH_JWT_SECRET: 'test-secret-of-exactly-32-bytes!' });
+const server = serverForFile({ BASE_PATH: '/progress', AUTH_JWT_SECRET: TEST_SECRET });
 
 describe('GET /docs', () => {
   let browser: Browser;
@@ -27,6 +28,23 @@ describe('GET /docs', () => {
     expect(html).not.toMatch(/<script>(?!<\/script>)|<style|style=/);
     for (const asset of ['swagger-ui-bundle.js', 'swagger-ui.css', 'init.js']) expect((await fetch(`${server.url}/docs/assets/${asset}`)).status).toBe(200);
     expect((await fetch(`${server.url}/docs/assets/nothing.js`)).status).toBe(404);
+  });
+
+  it('is open with authentication on, whatever the token: the document and the page hold no data', async () => {
+    const expected = await (await fetch(`${server.url}/api/openapi.json`)).text();
+    const tokens = {
+      other: await mintToken({ sub: 'olga', tenant: 'globex' }),
+      expired: await mintToken({ sub: 'wanda', tenant: 'acme' }, { ttlSeconds: -60 }),
+      forged: await mintToken({ sub: 'wanda', tenant: 'acme', scope: 'admin' }, { secret: 'another-secret-of-exactly-32-byt' }),
+    };
+    for (const [who, token] of Object.entries(tokens)) {
+      const res = await fetch(`${server.url}/api/openapi.json`, { headers: bearer(token) });
+      expect(res.status, who).toBe(200);
+      expect(await res.text(), who).toBe(expected);
+      expect((await fetch(`${server.url}/docs`, { headers: bearer(token) })).status, who).toBe(200);
+    }
+    expect(JSON.parse(expected).servers).toEqual([{ url: '/progress' }]);
+    expect((await fetch(`${server.url}/api/books`)).status).toBe(401);
   });
 
   it('renders every endpoint in Chromium with no securitypolicyviolation', async () => {
