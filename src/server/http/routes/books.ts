@@ -14,6 +14,7 @@ import type { BookRecord, BookStore } from '../../../store/books.js';
 import type { RunState } from '../../../store/runs.js';
 import type { NewestStates } from '../../delivery/newest-state.js';
 import { tenantFilter } from '../../delivery/recent-books.js';
+import type { BookStartedSchema, BookSummarySchema, ChapterTextSchema } from '../api-schemas.js';
 import { PRIVATE_HEADERS, callerWith } from '../auth.js';
 import { chapterTag, liveChapter, savedChapter } from '../chapter-text.js';
 import type { AppEnv } from '../auth.js';
@@ -64,7 +65,7 @@ export function bookRoutes(options: BookRoutesOptions) {
     }
     const spec = await orchestrator.start({ ...parsed.data, tenant: caller.tenant, owner: caller.sub });
     c.header('Location', `${options.basePath ?? ''}/api/books/${spec.bookId}`);
-    return c.json({ success: true, data: { ...spec, status: 'PLANNING' } }, 201);
+    return c.json({ success: true, data: { ...spec, status: 'PLANNING' } satisfies z.input<typeof BookStartedSchema> }, 201);
   });
 
   app.get('/', async (c) => {
@@ -129,8 +130,8 @@ export function bookRoutes(options: BookRoutesOptions) {
       length: chapter.bytes.length,
       text: chapter.bytes.subarray(start).toString('utf8'),
       ...(reset ? { reset: true } : {}),
-      ...(chapter.saved ? {} : { sections: chapter.sections }),
-    };
+      ...(chapter.saved ? {} : { sections: [...chapter.sections] }),
+    } satisfies z.input<typeof ChapterTextSchema>;
     return c.json({ success: true, data }, 200, headers);
   });
 
@@ -169,7 +170,7 @@ function readable(caller: Caller): (state: BookProgress) => boolean {
  * `progress`: the book's newest state (see NewestStates.ofRows). `run`: where the book stands in
  * the generation queue; null for a book an outside worker publishes.
  */
-function present(row: BookRecord, progress: BookProgress | null, run: RunState | undefined) {
+function present(row: BookRecord, progress: BookProgress | null, run: RunState | undefined): BookSummary {
   return {
     bookId: row.id,
     title: row.title,
@@ -182,3 +183,12 @@ function present(row: BookRecord, progress: BookProgress | null, run: RunState |
     updatedAt: row.updatedAt,
   };
 }
+
+/** A book as the books API answers it (api-schemas.ts), before JSON turns its dates into strings. */
+type BookSummary = Omit<z.input<typeof BookSummarySchema>, 'createdAt' | 'updatedAt' | 'status' | 'generationStep'> & {
+  /** Postgres's column when no state is at hand: a status, typed as text there. */
+  status: string;
+  generationStep: string;
+  createdAt: Date;
+  updatedAt: Date;
+};

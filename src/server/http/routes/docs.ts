@@ -23,7 +23,8 @@ const INIT_SCRIPT = `window.ui = SwaggerUIBundle({ url: ${JSON.stringify(OPENAPI
  */
 export function docsRoutes(basePath = '', frameAncestors: readonly string[] = ["'self'"]) {
   const app = new Hono<AppEnv>();
-  const documentJson = JSON.stringify(openApiDocument(basePath));
+  // Built at the first request (about 100 ms), not at every app's start.
+  const documentJson = lazy(() => JSON.stringify(openApiDocument(basePath)));
   const page = `<!doctype html>
 <html lang="en">
   <head>
@@ -45,7 +46,7 @@ export function docsRoutes(basePath = '', frameAncestors: readonly string[] = ["
     'init.js': { type: 'text/javascript; charset=utf-8', body: () => INIT_SCRIPT },
   };
 
-  app.get(OPENAPI_PATH, (c) => c.body(documentJson, 200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-cache' }));
+  app.get(OPENAPI_PATH, (c) => c.body(documentJson(), 200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-cache' }));
   app.get('/docs', pageSecurityHeaders(frameAncestors), (c) => c.html(page));
   app.get('/docs/assets/:name', compress(), (c) => {
     const asset = assets[c.req.param('name')];
@@ -55,7 +56,7 @@ export function docsRoutes(basePath = '', frameAncestors: readonly string[] = ["
   return app;
 }
 
-/** The viewer's files (1.5 MB) are read at their first request, not at every app's start. */
+/** Built or read at the first request (the viewer's files are 1.5 MB), not at every app's start. */
 function lazy(read: () => string): () => string {
   let value: string | undefined;
   return () => (value ??= read());
