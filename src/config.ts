@@ -4,6 +4,8 @@ export const DEFAULT_PORT = 3000;
 export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_REDIS_KEY_PREFIX = 'booksai:';
 export const DEFAULT_PROGRESS_TTL_SECONDS = 86_400;
+/** A finished book's (COMPLETE, ERROR) state stays in Redis this long; Postgres holds it at once. */
+export const DEFAULT_TERMINAL_TTL_SECONDS = 3_600;
 export const DEFAULT_DATA_DIR = './data';
 export const DEFAULT_SNAPSHOT_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
@@ -80,6 +82,7 @@ const EnvSchema = z.object({
       .default(DEFAULT_REDIS_KEY_PREFIX),
   ),
   PROGRESS_TTL_SECONDS: z.preprocess(blankAsUndefined, integer(1, 30 * 86_400).default(DEFAULT_PROGRESS_TTL_SECONDS)),
+  TERMINAL_TTL_SECONDS: z.preprocess(blankAsUndefined, integer(1, 30 * 86_400).default(DEFAULT_TERMINAL_TTL_SECONDS)),
   DATABASE_URL: z.preprocess(blankAsUndefined, z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   DATA_DIR: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_DATA_DIR)),
   SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
@@ -139,6 +142,8 @@ export interface Config {
   readonly redisTarget: RedisTarget | null;
   readonly redisKeyPrefix: string;
   readonly progressTtlSeconds: number;
+  /** TTL of a finished book's state (and its live text) in Redis. */
+  readonly terminalTtlSeconds: number;
   /** Null: the embedded PGlite database under dataDir. */
   readonly databaseUrl: string | null;
   readonly dataDir: string;
@@ -214,6 +219,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     redisTarget: redisTarget(e, redisUrl),
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     progressTtlSeconds: e.PROGRESS_TTL_SECONDS,
+    terminalTtlSeconds: e.TERMINAL_TTL_SECONDS,
     databaseUrl: e.DATABASE_URL ?? null,
     dataDir: e.DATA_DIR,
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,

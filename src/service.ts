@@ -109,7 +109,7 @@ export async function startService(config: Config, log: Logger, options: Service
   const auth = new Authenticator({ ...config.auth, publishToken: config.publishToken });
   const expiries = new Expiries();
   const cap = new ConnectionCap(config.maxSseConnections, new UserConnections(config.maxConnectionsPerUser));
-  const websockets = new WebSocketEndpoint({ hub, auth, expiries, log, cap, heartbeatMs: config.heartbeatMs, maxBooksPerConnection: config.maxBooksPerStream });
+  const websockets = new WebSocketEndpoint({ hub, texts, auth, expiries, log, cap, heartbeatMs: config.heartbeatMs, maxBooksPerConnection: config.maxBooksPerStream });
   cap.count(streams);
   cap.count(websockets);
   const metrics = createMetrics({
@@ -246,14 +246,19 @@ interface Backend {
 
 async function createBroker(config: Config, log: Logger): Promise<Backend> {
   if (config.redisTarget === null) {
-    const broker = new MemoryBroker({ ttlSeconds: config.progressTtlSeconds });
-    const texts = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, fenceOf: (bookId) => broker.fenceOf(bookId) });
+    const texts: MemoryTextLog = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, fenceOf: (bookId) => broker.fenceOf(bookId) });
+    const broker = new MemoryBroker({
+      ttlSeconds: config.progressTtlSeconds,
+      terminalTtlSeconds: config.terminalTtlSeconds,
+      onFinished: (bookId, expiresAt) => texts.bookFinished(bookId, expiresAt),
+    });
     return { broker, texts, source: 'memory' };
   }
   const broker = new RedisBroker({
     target: config.redisTarget,
     keyPrefix: config.redisKeyPrefix,
     ttlSeconds: config.progressTtlSeconds,
+    terminalTtlSeconds: config.terminalTtlSeconds,
     log,
     timeoutMs: config.backendTimeoutMs,
   });

@@ -11,6 +11,7 @@ describe('loadConfig', () => {
       redisUrl: null,
       redisKeyPrefix: 'booksai:',
       progressTtlSeconds: 86_400,
+      terminalTtlSeconds: 3_600,
       databaseUrl: null,
       dataDir: './data',
       snapshotIntervalMs: 30_000,

@@ -1,5 +1,6 @@
 import { watch } from './client.js';
 import type { BookProgress, Watching } from './client.js';
+import { chapterTextView, savedChapter } from './chapter-text.js';
 import { showConnection } from './connection.js';
 import { byId, el, serverBase } from './dom.js';
 import { apiFetch, loadSession, may, pastedToken, staleAfterMs } from './session.js';
@@ -91,7 +92,7 @@ function renderChapters(chapters: Chapter[]): void {
   for (const chapter of chapters) {
     if (shownChapters.has(chapter.number)) continue;
     shownChapters.add(chapter.number);
-    box.append(el('article', { class: 'chapter', 'data-chapter': String(chapter.number) }, el('h3', {}, `Chapter ${chapter.number}: ${chapter.title}`), el('p', {}, chapter.content)));
+    box.append(savedChapter(chapter));
   }
   byId('no-chapters').hidden = shownChapters.size > 0;
 }
@@ -130,10 +131,17 @@ function showNotFound(): void {
   byId('not-found-id').textContent = bookId;
 }
 
+/** The chapter being written, above the saved ones. */
+const live = chapterTextView();
+byId('chapters').closest('section')?.before(live.element);
+
 function startWatching(): void {
   watching?.close();
   const token = pastedToken();
-  watching = watch([bookId], render, { baseUrl: serverBase(), onConnection: (state) => showConnection(byId('connection'), state), ...(token ? { token } : {}) });
+  watching = watch([bookId], (progress) => {
+    render(progress);
+    live.onProgress(progress);
+  }, { baseUrl: serverBase(), text: true, onText: live.onText, onChapterSaved: () => void loadChapters(lastChapterFetch + 1), onConnection: (state) => showConnection(byId('connection'), state), ...(token ? { token } : {}) });
 }
 
 // A silent book turns stalled, and the ETA counts down, with the clock alone.

@@ -2,8 +2,10 @@ import './jitless.js';
 import { jitteredBackoff } from '../src/backoff.js';
 import { BookProgressSchema, isTerminal } from '../src/progress/schema.js';
 import type { BookProgress } from '../src/progress/schema.js';
+import { LiveText } from './live-text.js';
+import type { SectionTextUpdate } from './live-text.js';
 
-export type { BookProgress };
+export type { BookProgress, SectionTextUpdate };
 
 /** live: SSE connected; polling: SSE unavailable, polling works; offline: nothing answers; closed: done or closed. */
 export type ConnectionState = 'connecting' | 'live' | 'polling' | 'offline' | 'closed';
@@ -12,7 +14,7 @@ type EventSourceLike = {
   readonly readyState: number;
   onopen: ((event: Event) => unknown) | null;
   onerror: ((event: Event) => unknown) | null;
-  addEventListener(type: 'progress' | 'auth', listener: (event: MessageEvent<string>) => void): void;
+  addEventListener(type: 'progress' | 'auth' | 'text' | 'chapter', listener: (event: MessageEvent<string>) => void): void;
   close(): void;
 };
 type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
@@ -43,6 +45,15 @@ export interface WatchOptions {
    * poll): then return a fresh one. Wins over `token`.
    */
   getToken?: (context: { refresh: boolean }) => string | Promise<string>;
+  /**
+   * The live text of the sections being written too (SSE only): `onText` gets each section's
+   * text as it grows (merged, at most once per animation frame), or a reset. Reconnects resume
+   * where the text left off, with nothing replayed or missing.
+   */
+  text?: boolean;
+  onText?: (update: SectionTextUpdate) => void;
+  /** A chapter was saved while the client was away: fetch its text (GET /api/books/:id). */
+  onChapterSaved?: (bookId: string, chapter: number) => void;
 }
 
 export interface Watching {
@@ -74,6 +85,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   const settings = { ...DEFAULTS, ...options };
   const ids = books === 'all' ? null : [...new Set(books)];
   const latest = new Map<string, BookProgress>();
+  const live = options.text ? new LiveText(options.onText ?? (() => {}), options.onChapterSaved) : null;
 
   let connection: ConnectionState = 'connecting';
   let source: EventSourceLike | null = null;
@@ -121,7 +133,11 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     if (ids !== null && ids.length === 1) path = `/api/ai/progress/${encodeURIComponent(ids[0] as string)}/stream`;
     else if (ids !== null) query.push(`books=${ids.map(encodeURIComponent).join(',')}`);
     const known = ids?.map((id) => latest.get(id)?.version ?? 0) ?? [];
-    if (known.some((v) => v > 0)) query.push(`lastEventId=${known.join('.')}`);
+    if (live) query.push('text=1');
+    const textPart = live && ids !== null ? live.resumePart(ids) : '';
+    const withText = textPart !== '' && textPart.split('.').some((p) => p !== '-');
+    if (withText) query.push(`lastEventId=${encodeURIComponent(`${known.join('.')};${textPart}`)}`);
+    else if (known.some((v) => v > 0)) query.push(`lastEventId=${known.join('.')}`);
     if (accessToken) query.push(`access_token=${encodeURIComponent(accessToken)}`);
     return `${base}${path}${query.length > 0 ? `?${query.join('&')}` : ''}`;
   };
@@ -153,6 +169,30 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
         // A frame that is not JSON is not ours: ignore it.
       }
     });
+    if (live) {
+      es.addEventListener('text', (event) => {
+        let frame: Parameters<LiveText['apply']>[0];
+        try {
+          frame = JSON.parse(event.data) as typeof frame;
+        } catch {
+          return;
+        }
+        // A gap (not expected): resume from what we have, which the server then sends exactly.
+        if (!live.apply(frame) && source === es) {
+          es.close();
+          source = null;
+          void connectSse();
+        }
+      });
+      es.addEventListener('chapter', (event) => {
+        try {
+          const saved = JSON.parse(event.data) as { bookId: string; chapter: number };
+          live.chapterSaved(saved.bookId, saved.chapter);
+        } catch {
+          // Not ours.
+        }
+      });
+    }
     let opened = false;
     es.onopen = () => {
       opened = true;

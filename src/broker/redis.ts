@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { DEFAULT_TERMINAL_TTL_SECONDS } from '../config.js';
 import type { RedisTarget } from '../config.js';
 import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
@@ -17,10 +18,11 @@ import type { DecodedState } from './redis-codec.js';
 import { openRedis } from './redis-connection.js';
 import { redisCall } from './redis-errors.js';
 import { Subscriptions } from './redis-subscriptions.js';
-import type { SharedRedis } from './redis-text.js';
+import { textKeys } from './redis-text.js';
+import type { SharedRedis, TextKeys } from './redis-text.js';
 
 type ScriptedRedis = (Redis | Cluster) & {
-  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string): Promise<1 | -1 | [0, string]>;
+  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, textMetaKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string, terminalTtl: number, sectionPrefix: string): Promise<1 | -1 | [0, string]>;
 };
 
 export interface RedisBrokerOptions {
@@ -29,6 +31,8 @@ export interface RedisBrokerOptions {
   target?: RedisTarget;
   keyPrefix: string;
   ttlSeconds: number;
+  /** The TTL of a finished book's state (TERMINAL_TTL_SECONDS); its live text expires no later. */
+  terminalTtlSeconds?: number;
   log: Logger;
   /** The longest wait for any reply (BACKEND_TIMEOUT_MS). */
   timeoutMs: number;
@@ -44,6 +48,9 @@ export class RedisBroker implements Broker, DirtyClaims {
   /** What the Redis text log (redis-text.ts) shares: the connections, the pub/sub mode, the error mapping. */
   readonly shared: SharedRedis;
   readonly #ttlSeconds: number;
+  readonly #terminalTtlSeconds: number;
+  /** The live text's names, so a finished book's text expires with it. */
+  readonly #textKeys: TextKeys;
   readonly #log: Logger;
   readonly #faults: FaultLog;
   readonly #redis: ScriptedRedis;
@@ -52,6 +59,9 @@ export class RedisBroker implements Broker, DirtyClaims {
   /** SPUBLISH from the commit script (a cluster with sharded pub/sub). */
   readonly #publish: 'PUBLISH' | 'SPUBLISH';
   readonly #listeners = new Map<string, Set<ProgressListener>>();
+  /** Each channel's SUBSCRIBE, as its first listener started it. */
+  readonly #subscribed = new Map<string, Promise<void>>();
+  #everyBookSubscribed: Promise<void> = Promise.resolve();
   /** Every-book listeners and what to call when they may have missed states. */
   readonly #allListeners = new Map<ProgressListener, () => void>();
   readonly #claims: RedisDirtyClaims;
@@ -63,12 +73,14 @@ export class RedisBroker implements Broker, DirtyClaims {
     const target: RedisTarget = options.target ?? { kind: 'single', url: options.url ?? '' };
     this.keys = target.kind === 'cluster' ? clusterKeys(options.keyPrefix) : redisKeys(options.keyPrefix);
     this.#ttlSeconds = options.ttlSeconds;
+    this.#terminalTtlSeconds = options.terminalTtlSeconds ?? DEFAULT_TERMINAL_TTL_SECONDS;
+    this.#textKeys = textKeys(options.keyPrefix, target.kind === 'cluster');
     this.#log = options.log;
     this.#faults = FaultLog.of(options.log);
     const timeoutMs = options.timeoutMs;
     const { commands, subscriber } = openRedis(target, 'booksai-progress', timeoutMs);
     this.#redis = commands as ScriptedRedis;
-    this.#redis.defineCommand('progressCommit', { numberOfKeys: 3, lua: COMMIT });
+    this.#redis.defineCommand('progressCommit', { numberOfKeys: 4, lua: COMMIT });
     this.#claims = new RedisDirtyClaims(commands, this.keys, (command) => this.#call(command));
     this.#redis.once('ready', () => void this.#checkEvictionPolicy());
     this.#subscriber = subscriber;
@@ -133,6 +145,7 @@ export class RedisBroker implements Broker, DirtyClaims {
         this.keys.state(state.bookId),
         this.keys.dirty(partition),
         this.keys.fence(state.bookId),
+        this.#textKeys.meta(state.bookId),
         expectedVersion === null ? '' : String(expectedVersion),
         JSON.stringify(state),
         this.#ttlSeconds,
@@ -141,6 +154,8 @@ export class RedisBroker implements Broker, DirtyClaims {
         fence === undefined ? '' : String(fence),
         this.#publish,
         this.keys.feed(partition) ?? '',
+        this.#terminalTtlSeconds,
+        this.#textKeys.sectionPrefix(state.bookId),
       ),
     );
     if (reply === 1) return { committed: true };
@@ -154,13 +169,16 @@ export class RedisBroker implements Broker, DirtyClaims {
     let listeners = this.#listeners.get(channel);
     if (!listeners) {
       this.#listeners.set(channel, (listeners = new Set()));
-      await this.#subscriptions.add(channel);
+      this.#subscribed.set(channel, this.#subscriptions.add(channel));
     }
+    // A later listener of the channel waits for the first one's SUBSCRIBE too: resolved means subscribed.
+    await this.#subscribed.get(channel);
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
       if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
       this.#listeners.delete(channel);
+      this.#subscribed.delete(channel);
       this.#subscriptions.remove(channel);
     };
   }
@@ -171,7 +189,8 @@ export class RedisBroker implements Broker, DirtyClaims {
 
   async subscribeAll(listener: ProgressListener, onGap: () => void): Promise<() => void> {
     this.#allListeners.set(listener, onGap);
-    if (this.#allListeners.size === 1) await this.#subscriptions.addEveryBook();
+    if (this.#allListeners.size === 1) this.#everyBookSubscribed = this.#subscriptions.addEveryBook();
+    await this.#everyBookSubscribed;
     return () => {
       if (!this.#allListeners.delete(listener) || this.#allListeners.size > 0) return;
       this.#subscriptions.removeEveryBook();
@@ -208,6 +227,7 @@ export class RedisBroker implements Broker, DirtyClaims {
     this.#closed = true;
     if (this.#healthPing) clearInterval(this.#healthPing);
     this.#listeners.clear();
+    this.#subscribed.clear();
     this.#allListeners.clear();
     this.#subscriptions.close();
     const connections = [...new Set([this.#redis, this.#subscriber])];

@@ -5,6 +5,8 @@ import type { EncodedState } from './encoded-state.js';
 import type { Watcher } from './hub.js';
 import { RECENT_CACHE_MS } from './recent-books.js';
 import { EncodedEvent, formatSseComment, formatSseEvent } from './sse.js';
+import { formatCursor, frameData } from './text-feed.js';
+import type { TextFeed, TextFrame } from './text-feed.js';
 
 export const SSE_HEADERS = {
   'Content-Type': 'text/event-stream; charset=utf-8',
@@ -59,6 +61,8 @@ export class ProgressStream implements Watcher {
   #waitingForDrain = false;
   /** When the last event was written (ms since the epoch): a stream carrying events needs no heartbeat. */
   #lastEventAt = 0;
+  /** Live text, for a stream opened with `?text=1` (null: progress only, at no cost). */
+  #text: TextFeed | null = null;
 
   /**
    * `known`: versions the client already has, from Last-Event-ID. `admits`: which updates the
@@ -103,6 +107,19 @@ export class ProgressStream implements Watcher {
     // Pipelined requests: an earlier response still holds the connection. Node writes our headers
     // right after handing it over ('socket' comes first), so the events wait one tick more.
     else this.#res.once('socket', (handedOver: Socket) => process.nextTick(() => this.#start(handedOver, retryMs)));
+  }
+
+  /**
+   * Carries live text too: `event: text` frames, and every event's id then also says where the
+   * client is in each book's text (`<progress id>;<chapter>:<section>:<attempt>:<offset>`).
+   */
+  attachText(feed: TextFeed): void {
+    this.#text = feed;
+  }
+
+  /** Text frames waited their coalescing window: written now unless the socket is not draining. */
+  textDue(): void {
+    if (this.#open && !this.#ended && !this.#waitingForDrain) this.#flush();
   }
 
   deliver(update: EncodedState): void {
@@ -187,32 +204,68 @@ export class ProgressStream implements Watcher {
   }
 
   #flush(): void {
+    // Text first: a book's last words come before its final state, which may end the stream.
+    if (this.#text !== null && !this.#flushText()) return;
     for (let update = this.#books.take(); update !== null; update = this.#books.take()) {
       if (this.#ended) return;
       if (update.terminal) {
         // The every-book stream would otherwise remember every book it ever carried.
-        if (this.#watched === 'all') this.#books.forget(update.bookId);
+        if (this.#watched === 'all') {
+          this.#books.forget(update.bookId);
+          this.#text?.remove(update.bookId);
+        }
         else this.#finished.add(update.bookId);
       }
       this.#lastEventAt = Date.now();
       if (!this.#write(this.#frame(update))) {
-        if (this.#ended) return;
-        this.#waitingForDrain = true;
-        (this.#socket as Socket).once('drain', () => {
-          this.#waitingForDrain = false;
-          this.#flush();
-        });
+        this.#awaitDrain();
         return;
       }
     }
     if (this.#watched !== 'all' && this.#finished.size === this.#watched.length) this.close();
   }
 
+  /** Writes the text frames waiting; false when the socket is full (or the stream ended). */
+  #flushText(): boolean {
+    const feed = this.#text as TextFeed;
+    for (let frame = feed.take(); frame !== null; frame = feed.take()) {
+      if (this.#ended) return false;
+      this.#lastEventAt = Date.now();
+      if (!this.#write(this.#textEvent(frame))) {
+        this.#awaitDrain();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #awaitDrain(): void {
+    if (this.#ended) return;
+    this.#waitingForDrain = true;
+    (this.#socket as Socket).once('drain', () => {
+      this.#waitingForDrain = false;
+      this.#flush();
+    });
+  }
+
+  #textEvent(frame: TextFrame): EncodedEvent {
+    const id = this.#resumeId();
+    return new EncodedEvent(formatSseEvent({ event: frame.kind, ...(id === undefined ? {} : { id }), data: JSON.stringify(frameData(frame)) }));
+  }
+
+  /** The id that resumes this stream exactly: versions joined by '.', then (with text) the text positions. */
+  #resumeId(): string | undefined {
+    if (this.#watched === 'all') return undefined;
+    const versions = this.#watched.map((bookId) => this.#books.sent(bookId)).join('.');
+    const text = this.#text;
+    if (text === null) return versions;
+    return `${versions};${this.#watched.map((bookId) => formatCursor(text.position(bookId))).join('.')}`;
+  }
+
   #frame(update: EncodedState): EncodedEvent {
     if (this.#watched === 'all') return update.frameWithoutId;
-    if (this.#watched.length === 1) return update.frame;
-    const id = this.#watched.map((bookId) => this.#books.sent(bookId)).join('.');
-    return EncodedEvent.progress(update.json, id);
+    if (this.#watched.length === 1 && this.#text === null) return update.frame;
+    return EncodedEvent.progress(update.json, this.#resumeId());
   }
 
   readonly #onClose = () => this.#finish();
@@ -221,6 +274,7 @@ export class ProgressStream implements Watcher {
     if (this.#ended) return;
     this.#ended = true;
     this.#books.clearPending();
+    this.#text?.close();
     // A keep-alive connection outlives its streams: leave nothing attached to it.
     this.#connection.off('close', this.#onClose);
     this.#onEnd();

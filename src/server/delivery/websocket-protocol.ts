@@ -5,7 +5,8 @@ import { errorBody } from '../../refusal.js';
 /**
  * The WebSocket protocol, the twin of sse.ts. Messages are JSON: `{ type: 'subscribe', books,
  * versions? }`, `{ type: 'unsubscribe', books }` and `{ type: 'auth', token }` from the client;
- * `{ type: 'progress', data }`, `{ type: 'auth', data: { expiresAt } }` and `{ type: 'error',
+ * `{ type: 'progress', data }`, `{ type: 'text', bookId, chapter, section, attempt,
+ * offset, text, reset? }`, `{ type: 'chapter', bookId, chapter, saved }`, `{ type: 'auth', data: { expiresAt } }` and `{ type: 'error',
  * [bookId,] error: { code, message } }` from the server.
  */
 export const WEBSOCKET_PATH = '/api/ai/ws';
@@ -16,6 +17,8 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
 export const CLOSE_TOKEN_EXPIRED = 4401;
 /** The server is shutting down (1012, service restart): clients reconnect elsewhere. */
 export const CLOSE_RESTARTING = 1012;
+/** The client fell too far behind the live text: it reconnects and resumes (textFrom) from what it has. */
+export const CLOSE_TEXT_BEHIND = 4429;
 
 export const ClientMessageSchema = z.discriminatedUnion('type', [
   z.object({
@@ -23,6 +26,10 @@ export const ClientMessageSchema = z.discriminatedUnion('type', [
     books: z.array(BookIdSchema).min(1),
     /** Versions the client already has, so only newer states are sent. */
     versions: z.record(z.string(), z.number().int().min(0)).optional(),
+    /** Live text of these books too: `text` messages (and `chapter` ones for chapters saved meanwhile). */
+    text: z.boolean().optional(),
+    /** Where the client is in each book's text, `<chapter>:<section>[:<attempt>]:<offset>`: only what it lacks is sent. */
+    textFrom: z.record(z.string(), z.string().max(64)).optional(),
   }),
   z.object({ type: z.literal('unsubscribe'), books: z.array(BookIdSchema).min(1) }),
   /** A fresh token for the same user, sent before the current one expires. */

@@ -9,7 +9,9 @@ import { BookQueue } from './book-queue.js';
 import type { EncodedState } from './encoded-state.js';
 import type { Expiries } from './expiries.js';
 import type { Hub, Watcher } from './hub.js';
-import { CLOSE_TOKEN_EXPIRED, errorMessage, parseClientMessage } from './websocket-protocol.js';
+import type { TextLog } from '../../broker/text-log.js';
+import { TextFeed, frameData, parseTextFrom } from './text-feed.js';
+import { CLOSE_TEXT_BEHIND, CLOSE_TOKEN_EXPIRED, errorMessage, parseClientMessage } from './websocket-protocol.js';
 
 /** Bytes queued for one client past which it keeps only the newest state per book. */
 const BACKPRESSURE_BYTES = 64 * 1024;
@@ -21,6 +23,8 @@ export interface SubscriberContext {
   expiries: Expiries;
   maxBooksPerConnection: number;
   log: Logger;
+  /** Live text, for subscriptions with `text: true`. */
+  texts: TextLog;
 }
 
 /**
@@ -44,6 +48,8 @@ export class Subscriber implements Watcher {
   #alive = true;
   #closed = false;
   #cancelExpiry: (() => void) | null = null;
+  /** Made at the first subscription with text: a progress-only connection has none. */
+  #text: TextFeed | null = null;
 
   /** `onClose`: called once, when the connection has closed and left every topic. */
   constructor(ws: WebSocket, caller: Caller, release: () => void, context: SubscriberContext, onClose: () => void) {
@@ -58,6 +64,7 @@ export class Subscriber implements Watcher {
       this.#closed = true;
       this.#cancelExpiry?.();
       this.#release();
+      this.#text?.close();
       for (const bookId of this.#books.keys()) context.hub.leave(bookId, this);
       this.#books.clear();
       onClose();
@@ -77,6 +84,8 @@ export class Subscriber implements Watcher {
 
   deliver(update: EncodedState): void {
     if (!this.#books.has(update.bookId) || !this.#queue.offer(update)) return;
+    // A book's last words before its final state.
+    if (update.terminal && this.#text?.hasPending) this.#flushText();
     if (this.#ws.bufferedAmount < BACKPRESSURE_BYTES || this.#sending === 0) this.#flush();
   }
 
@@ -94,7 +103,11 @@ export class Subscriber implements Watcher {
     if ('error' in message) return this.#send(message.error);
     if (message.type === 'auth') return this.#refresh(message.token);
     if (message.type === 'unsubscribe') return this.#unsubscribe(message.books);
-    return this.#subscribe(message.books, message.versions ?? {});
+    const textFrom = message.textFrom ?? {};
+    for (const [bookId, raw] of Object.entries(textFrom)) {
+      if (parseTextFrom(raw) === undefined) return this.#send(errorMessage('invalid_text_from', `textFrom of ${bookId} must be <chapter>:<section>:<offset>`, bookId));
+    }
+    return this.#subscribe(message.books, message.versions ?? {}, message.text === true ? textFrom : null);
   }
 
   #unsubscribe(books: readonly string[]): void {
@@ -105,7 +118,8 @@ export class Subscriber implements Watcher {
     }
   }
 
-  async #subscribe(books: readonly string[], versions: Readonly<Record<string, number>>): Promise<void> {
+  /** `textFrom`: null for progress only, else where the client is in each book's text (none: from the chapter's start). */
+  async #subscribe(books: readonly string[], versions: Readonly<Record<string, number>>, textFrom: Readonly<Record<string, string>> | null): Promise<void> {
     const { hub, maxBooksPerConnection } = this.#context;
     const added = [...new Set(books)].filter((bookId) => !this.#books.has(bookId) && !this.#joining.has(bookId));
     if (this.#books.size + this.#joining.size + added.length > maxBooksPerConnection) {
@@ -132,14 +146,33 @@ export class Subscriber implements Watcher {
         }),
       ),
     );
+    const texts: Array<Promise<void>> = [];
     added.forEach((bookId, i) => {
       const joined = joins[i];
       if (joined?.current) this.deliver(joined.current);
+      if (textFrom !== null && joined?.admitted && this.#books.has(bookId)) {
+        const raw = textFrom[bookId];
+        texts.push(this.#textFeed().add(bookId, raw === undefined ? null : (parseTextFrom(raw) ?? null)));
+      }
       if (!refused.has(bookId)) return;
       this.#forget(bookId);
       // Refused exactly as a missing book; the rest of the subscription goes on.
       this.#send(errorMessage('not_found', `no progress for book ${bookId}`, bookId));
     });
+    try {
+      await Promise.all(texts);
+    } catch (error) {
+      this.#context.log.warn({ err: (error as Error).message }, 'live text could not be read');
+      this.#ws.close(CLOSE_TEXT_BEHIND, 'live text unavailable: resume');
+    }
+  }
+
+  #textFeed(): TextFeed {
+    this.#text ??= new TextFeed(this.#context.texts, {
+      onDue: () => this.#flushText(),
+      onOverflow: () => this.#ws.close(CLOSE_TEXT_BEHIND, 'fell behind the live text: resume'),
+    });
+    return this.#text;
   }
 
   /** `{ type: 'auth', token }`: the same user's fresh token replaces the one the connection had. */
@@ -176,6 +209,7 @@ export class Subscriber implements Watcher {
   }
 
   #forget(bookId: string): void {
+    this.#text?.remove(bookId);
     this.#books.delete(bookId);
     this.#queue.forget(bookId);
   }
@@ -188,11 +222,27 @@ export class Subscriber implements Watcher {
     for (let update = this.#queue.take(); update !== null; update = this.#queue.take()) {
       if (this.#ws.readyState !== WebSocket.OPEN) return;
       this.#sending++;
-      this.#ws.send(update.wsMessage, { binary: false }, () => {
-        this.#sending--;
-        if (this.#queue.hasPending && this.#ws.bufferedAmount < BACKPRESSURE_BYTES) this.#flush();
-      });
+      this.#ws.send(update.wsMessage, { binary: false }, this.#sent);
       if (this.#ws.bufferedAmount >= BACKPRESSURE_BYTES) return;
     }
   }
+
+  /** Writes the text waiting, merged, while the client keeps up; the rest waits (merged further) for the socket to drain. */
+  #flushText(): void {
+    const feed = this.#text;
+    if (feed === null) return;
+    while (this.#ws.readyState === WebSocket.OPEN && (this.#ws.bufferedAmount < BACKPRESSURE_BYTES || this.#sending === 0)) {
+      const frame = feed.take();
+      if (frame === null) return;
+      this.#sending++;
+      this.#ws.send(JSON.stringify({ type: frame.kind, ...frameData(frame) }), { binary: false }, this.#sent);
+    }
+  }
+
+  readonly #sent = () => {
+    this.#sending--;
+    if (this.#ws.bufferedAmount >= BACKPRESSURE_BYTES) return;
+    if (this.#queue.hasPending) this.#flush();
+    if (this.#text?.hasPending) this.#flushText();
+  };
 }

@@ -89,6 +89,7 @@ export function createApp(deps: AppDeps) {
   const streams = streamRoutes({
     ...deps,
     recentStates: recentProgress(deps.books, deps.newest),
+    findNewest: deps.newest.find,
   });
   app.route('/api/ai/progress', streams.perBook);
   app.use('/api/ai/progress/:bookId', publishQuota(deps.publishQuota));

@@ -15,7 +15,11 @@ import type { Watched } from '../../delivery/sse-stream.js';
 import type { StreamRegistry } from '../../delivery/stream-registry.js';
 import { callerWith, headerValue } from '../auth.js';
 import type { AppEnv } from '../auth.js';
-import { parseBookId, parseBookList, parseLastEventId } from '../params.js';
+import { parseBookId, parseBookList, parseStreamResume } from '../params.js';
+import type { TextLog } from '../../../broker/text-log.js';
+import type { FindNewest } from '../../delivery/newest-state.js';
+import { TextFeed, parseTextFrom } from '../../delivery/text-feed.js';
+import type { TextCursor } from '../../delivery/text-feed.js';
 
 export interface StreamRoutesOptions {
   hub: Hub;
@@ -28,7 +32,14 @@ export interface StreamRoutesOptions {
   recentStates: (caller: Caller) => Promise<BookProgress[]>;
   /** Ends streams when their tokens expire. */
   expiries: Expiries;
+  /** Live text, for streams opened with `?text=1`. */
+  texts: TextLog;
+  /** Whose book it is, for every-book streams with text (asked once per book and stream). */
+  findNewest: FindNewest;
 }
+
+/** How soon a client ended for falling behind on text reconnects (it resumes from its last id). */
+const TEXT_BACKLOG_RETRY_MS = 250;
 
 type App = Hono<AppEnv>;
 
@@ -62,7 +73,18 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
   // The Node request's parsed headers: asking Hono would build (and keep, for the stream's
   // lifetime) a Web Headers object per connection.
   const lastEventId = headerValue(c.env.incoming.headers['last-event-id']) ?? c.req.query('lastEventId');
-  const known = watched === 'all' ? new Map<string, number>() : parseLastEventId(lastEventId, watched);
+  const resume = watched === 'all' ? { versions: new Map<string, number>(), texts: new Map<string, TextCursor | null>() } : parseStreamResume(lastEventId, watched);
+  const known = resume.versions;
+  const withText = ['1', 'true'].includes(c.req.query('text') ?? '');
+  const textFrom = c.req.query('textFrom');
+  if (textFrom !== undefined) {
+    const cursor = parseTextFrom(textFrom);
+    if (!withText || watched === 'all' || watched.length !== 1 || cursor === undefined) {
+      throw new Refusal(400, 'invalid_text_from', 'textFrom must be <chapter>:<section>:<offset>, on a stream of one book with text=1');
+    }
+    // Last-Event-ID, when the browser sends one, is newer than the URL the stream was first opened with.
+    if (!resume.texts.has(watched[0] as string)) resume.texts.set(watched[0] as string, cursor);
+  }
   const release = options.cap.admit(caller);
 
   let cancelExpiry: (() => void) | null = null;
@@ -108,9 +130,41 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
     leave();
     return RESPONSE_ALREADY_SENT;
   }
+  if (withText) {
+    try {
+      await followText(options, caller, stream, watched, resume.texts);
+    } catch (error) {
+      end();
+      throw error;
+    }
+    if (stream.ended) return RESPONSE_ALREADY_SENT;
+  }
   streams.add(stream);
   if (caller.expiresAt !== null) cancelExpiry = options.expiries.add(caller.expiresAt, () => stream.expire());
   stream.open(options.sseRetryMs);
   for (const update of first) if (update) stream.deliver(update);
   return RESPONSE_ALREADY_SENT;
+}
+
+/** Attaches live text to an admitted stream and reads what a resuming client lacks, before the stream opens. */
+async function followText(options: StreamRoutesOptions, caller: Caller, stream: ProgressStream, watched: Watched, known: ReadonlyMap<string, TextCursor | null>): Promise<void> {
+  const admits = watched === 'all' && !caller.anyTenant
+    ? async (bookId: string) => {
+        const found = await options.findNewest(bookId);
+        return found !== null && mayRead(caller, bookId, found.state.tenant);
+      }
+    : undefined;
+  const feed = new TextFeed(options.texts, {
+    onDue: () => stream.textDue(),
+    onOverflow: () => stream.close(TEXT_BACKLOG_RETRY_MS),
+    ...(admits ? { admits } : {}),
+  });
+  stream.attachText(feed);
+  try {
+    if (watched === 'all') await feed.addAll();
+    else await Promise.all(watched.map((bookId) => feed.add(bookId, known.get(bookId) ?? null)));
+  } catch (error) {
+    feed.close();
+    throw error;
+  }
 }
