@@ -244,6 +244,10 @@ export interface paths {
                 query?: {
                     /** @description as the Last-Event-ID header, for clients that cannot set it */
                     lastEventId?: string;
+                    /** @description live text too: `text` and `chapter` events (docs/live-text.md "Streaming") */
+                    text?: "1" | "true";
+                    /** @description with `text`: where the client is in the text, `<chapter>:<section>[:<attempt>]:<offset>`, for a stream opened anew */
+                    textFrom?: string;
                 };
                 header?: {
                     /** @description the id of the last event received (EventSource sends it): only newer states follow */
@@ -480,6 +484,8 @@ export interface paths {
                     books?: string;
                     /** @description as the Last-Event-ID header, for clients that cannot set it */
                     lastEventId?: string;
+                    /** @description live text too: `text` and `chapter` events (docs/live-text.md "Streaming") */
+                    text?: "1" | "true";
                 };
                 header?: {
                     /** @description the id of the last event received (EventSource sends it): only newer states follow */
@@ -587,7 +593,7 @@ export interface paths {
         };
         /**
          * WebSocket: the same updates over one connection
-         * @description Upgrade with `Upgrade: websocket`. Client messages: `WsClientMessage`; server messages: `WsServerMessage` (JSON text frames). Closed with 4401 when the token expires without a refresh, 1012 on shutdown. Browser pages of other origins than the server's and CORS_ORIGINS get 403 `origin_not_allowed`.
+         * @description Upgrade with `Upgrade: websocket`. Client messages: `WsClientMessage`; server messages: `WsServerMessage` (JSON text frames). Closed with 4401 when the token expires without a refresh, 4429 when the client fell too far behind on live text (resume with `textFrom`), 1012 on shutdown. Browser pages of other origins than the server's and CORS_ORIGINS get 403 `origin_not_allowed`.
          */
         get: {
             parameters: {
@@ -1757,14 +1763,52 @@ export interface components {
             /** @enum {string} */
             event: "auth";
         };
-        /** @description One Server-Sent Event, shown as an object of its fields. On the wire: `event: progress`, `id: 12`, `data: {…}` lines and a blank line; a `retry:` hint first, and a `: heartbeat` comment when the stream carried nothing for HEARTBEAT_MS. The stream ends after COMPLETE or ERROR. */
-        SseEvent: components["schemas"]["SseProgressEvent"] | components["schemas"]["SseAuthEvent"];
+        /** @description A chapter the client was in, or missed, is saved (streams opened with `?text=1`). */
+        SseChapterEvent: {
+            data: {
+                bookId: string;
+                chapter: number;
+                /**
+                 * @description the chapter is saved: fetch it from GET /api/books/{bookId}/chapters/{n}, not from the stream
+                 * @enum {boolean}
+                 */
+                saved: true;
+            };
+            /** @enum {string} */
+            event: "chapter";
+            /** @description with text, every event's id is the progress id, `;`, and one text position per book in list order, `.`-joined: `<chapter>:<section>:<attempt>:<offset-after>` or `-` (`12.7;3:2:1:455.-`) */
+            id?: string;
+        };
+        /** @description One Server-Sent Event, shown as an object of its fields. On the wire: `event: progress`, `id: 12`, `data: {…}` lines and a blank line; a `retry:` hint first, and a `: heartbeat` comment when the stream carried nothing for HEARTBEAT_MS. The stream ends after COMPLETE or ERROR, or with a short `retry:` when the client fell TEXT_BACKLOG_BYTES behind on live text (it resumes from its last id). */
+        SseEvent: components["schemas"]["SseProgressEvent"] | components["schemas"]["SseTextEvent"] | components["schemas"]["SseChapterEvent"] | components["schemas"]["SseAuthEvent"];
         /** @description A state of a book: `event: progress`, `id: <version>`, `data: <BookProgress JSON>`. */
         SseProgressEvent: {
             data: components["schemas"]["BookProgress"];
             /** @enum {string} */
             event: "progress";
             /** @description one book: its version (`12`); a list: the versions in list order joined by `.` (`12.7.0`); the every-book stream: none */
+            id?: string;
+        };
+        /** @description Live text of a section (streams opened with `?text=1`), merged per connection (at most every 50 ms). */
+        SseTextEvent: {
+            data: {
+                /** @description 1 when the section starts, +1 at each reset */
+                attempt: number;
+                bookId: string;
+                chapter: number;
+                /** @description the section's UTF-8 byte offset where `text` starts */
+                offset: number;
+                /**
+                 * @description offset 0: replaces what the client holds of the section (a new attempt)
+                 * @enum {boolean}
+                 */
+                reset?: true;
+                section: number;
+                text: string;
+            };
+            /** @enum {string} */
+            event: "text";
+            /** @description with text, every event's id is the progress id, `;`, and one text position per book in list order, `.`-joined: `<chapter>:<section>:<attempt>:<offset-after>` or `-` (`12.7;3:2:1:455.-`) */
             id?: string;
         };
         TextAppend: {
@@ -1831,9 +1875,28 @@ export interface components {
              */
             type: "auth";
         };
+        /** @description a chapter is saved: fetch it */
+        WsChapterMessage: {
+            bookId: string;
+            chapter: number;
+            /**
+             * @description the chapter is saved: fetch it from GET /api/books/{bookId}/chapters/{n}, not from the stream
+             * @enum {boolean}
+             */
+            saved: true;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "chapter";
+        };
         /** @description A text frame from the client: JSON. */
         WsClientMessage: {
             books: string[];
+            text?: boolean;
+            textFrom?: {
+                [key: string]: string;
+            };
             /** @enum {string} */
             type: "subscribe";
             versions?: {
@@ -1878,7 +1941,28 @@ export interface components {
             type: "progress";
         };
         /** @description A text frame from the server: JSON. */
-        WsServerMessage: components["schemas"]["WsProgressMessage"] | components["schemas"]["WsAuthMessage"] | components["schemas"]["WsErrorMessage"];
+        WsServerMessage: components["schemas"]["WsProgressMessage"] | components["schemas"]["WsTextMessage"] | components["schemas"]["WsChapterMessage"] | components["schemas"]["WsAuthMessage"] | components["schemas"]["WsErrorMessage"];
+        /** @description live text, for a subscribe with `text: true` */
+        WsTextMessage: {
+            /** @description 1 when the section starts, +1 at each reset */
+            attempt: number;
+            bookId: string;
+            chapter: number;
+            /** @description the section's UTF-8 byte offset where `text` starts */
+            offset: number;
+            /**
+             * @description offset 0: replaces what the client holds of the section (a new attempt)
+             * @enum {boolean}
+             */
+            reset?: true;
+            section: number;
+            text: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "text";
+        };
     };
     responses: never;
     parameters: never;

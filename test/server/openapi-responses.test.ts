@@ -160,7 +160,7 @@ describe('answers match the OpenAPI document', () => {
     await check(call(`/api/books/${book}/chapters/1`, 'none'), 401, 'get', chapter);
   });
 
-  it('SSE: each stream\'s events are SseEvent; 204 for a client with the final state, 400, 401, 404', async () => {
+  it('SSE: each stream\'s events (live text too) are SseEvent; 204 for a client with the final state, 400, 401, 404', async () => {
     const one = await RawStream.open(`${service.url}/api/ai/progress/${book}/stream`, bearer(tokens.reader));
     try {
       await contract.expectDocumented(one.response, 'get', '/api/ai/progress/{bookId}/stream', { body: false });
@@ -178,6 +178,15 @@ describe('answers match the OpenAPI document', () => {
     } finally {
       many.close();
     }
+    const withText = await RawStream.open(`${service.url}/api/ai/progress/${book}/stream?text=1`, bearer(tokens.reader));
+    try {
+      const text = await firstEvent(withText, 'text');
+      expect(text).toMatchObject({ event: 'text', data: { bookId: book, chapter: 1, section: 1, offset: 0, text: 'It was a bright cold day' } });
+      contract.expectSchema('SseEvent', text);
+    } finally {
+      withText.close();
+    }
+    contract.expectSchema('SseEvent', { event: 'chapter', id: '3;2:1:1:24', data: { bookId: book, chapter: 1, saved: true } });
     contract.expectSchema('SseEvent', { event: 'auth', data: { code: 'token_expired' } });
     expect(contract.validator('components', 'schemas', 'SseEvent')({ event: 'progress', data: { bookId: book } })).toBe(false);
 
@@ -193,7 +202,7 @@ describe('answers match the OpenAPI document', () => {
     await check(call(`/api/ai/stream?books=${book}`, 'other'), 404, 'get', '/api/ai/stream');
   });
 
-  it('WebSocket: 101 with messages of WsClientMessage / WsServerMessage, 426 without Upgrade, 401 and 403 before upgrading', async () => {
+  it('WebSocket: 101 with messages (live text too) of WsClientMessage / WsServerMessage, 426 without Upgrade, 401 and 403 before upgrading', async () => {
     const wsUrl = `${service.url.replace(/^http/, 'ws')}/api/ai/ws`;
     const opened = await tryWebSocket(`${wsUrl}?access_token=${tokens.reader}`);
     expect(opened.status).toBe(101);
@@ -202,14 +211,14 @@ describe('answers match the OpenAPI document', () => {
     try {
       const received: unknown[] = [];
       ws.on('message', (data) => received.push(JSON.parse(String(data))));
-      const subscribe = { type: 'subscribe', books: [book], versions: { [book]: 0 } };
+      const subscribe = { type: 'subscribe', books: [book], versions: { [book]: 0 }, text: true };
       contract.expectSchema('WsClientMessage', subscribe);
       ws.send(JSON.stringify(subscribe));
       ws.send(JSON.stringify({ type: 'subscribe', books: ['someone-elses'] }));
       ws.send('{"type":"shout"}');
       const refreshed = await mintToken({ sub: 'rita', tenant: 'acme', scope: 'progress:read' }, { ttlSeconds: 1_200 });
       ws.send(JSON.stringify({ type: 'auth', token: refreshed }));
-      await until(() => ['progress', 'error', 'auth'].every((type) => received.some((m) => (m as { type: string }).type === type)), 5_000, 'a progress, an error and an auth message');
+      await until(() => ['progress', 'text', 'error', 'auth'].every((type) => received.some((m) => (m as { type: string }).type === type)), 5_000, 'a progress, a text, an error and an auth message');
       for (const message of received) contract.expectSchema('WsServerMessage', message);
       expect(contract.validator('components', 'schemas', 'WsClientMessage')({ type: 'shout' })).toBe(false);
     } finally {

@@ -138,13 +138,42 @@ export const SseAuthEventSchema = z
   .object({ event: z.literal('auth'), data: z.object({ code: z.literal('token_expired') }) })
   .meta({ id: 'SseAuthEvent', description: "The stream's token expired and the stream ends: reconnect with a fresh token and Last-Event-ID." });
 
+/** Live text (docs/live-text.md "Streaming"), the data of `event: text` and, with its `type`, a WebSocket message: TextFeed's frameData. */
+const textFields = {
+  bookId: BookIdSchema,
+  chapter: z.number().int().min(1),
+  section: z.number().int().min(1),
+  attempt: z.number().int().min(1).meta({ description: "1 when the section starts, +1 at each reset" }),
+  offset: z.number().int().min(0).meta({ description: "the section's UTF-8 byte offset where `text` starts" }),
+  text: z.string(),
+  reset: z.literal(true).optional().meta({ description: 'offset 0: replaces what the client holds of the section (a new attempt)' }),
+};
+const chapterFields = {
+  bookId: BookIdSchema,
+  chapter: z.number().int().min(1),
+  saved: z.literal(true).meta({ description: 'the chapter is saved: fetch it from GET /api/books/{bookId}/chapters/{n}, not from the stream' }),
+};
+const textEventId = z
+  .string()
+  .optional()
+  .meta({ description: 'with text, every event\'s id is the progress id, `;`, and one text position per book in list order, `.`-joined: `<chapter>:<section>:<attempt>:<offset-after>` or `-` (`12.7;3:2:1:455.-`)' });
+
+export const SseTextEventSchema = z
+  .object({ event: z.literal('text'), id: textEventId, data: z.object(textFields) })
+  .meta({ id: 'SseTextEvent', description: 'Live text of a section (streams opened with `?text=1`), merged per connection (at most every 50 ms).' });
+
+export const SseChapterEventSchema = z
+  .object({ event: z.literal('chapter'), id: textEventId, data: z.object(chapterFields) })
+  .meta({ id: 'SseChapterEvent', description: 'A chapter the client was in, or missed, is saved (streams opened with `?text=1`).' });
+
 export const SseEventSchema = z
-  .union([SseProgressEventSchema, SseAuthEventSchema])
+  .union([SseProgressEventSchema, SseTextEventSchema, SseChapterEventSchema, SseAuthEventSchema])
   .meta({
     id: 'SseEvent',
     description:
       'One Server-Sent Event, shown as an object of its fields. On the wire: `event: progress`, `id: 12`, `data: {…}` lines and a blank line; ' +
-      'a `retry:` hint first, and a `: heartbeat` comment when the stream carried nothing for HEARTBEAT_MS. The stream ends after COMPLETE or ERROR.',
+      'a `retry:` hint first, and a `: heartbeat` comment when the stream carried nothing for HEARTBEAT_MS. The stream ends after COMPLETE or ERROR, ' +
+      'or with a short `retry:` when the client fell TEXT_BACKLOG_BYTES behind on live text (it resumes from its last id).',
   });
 
 const WsErrorMessageSchema = z
@@ -159,6 +188,8 @@ const WsErrorMessageSchema = z
 export const WsServerMessageSchema = z
   .discriminatedUnion('type', [
     z.object({ type: z.literal('progress'), data: BookProgressSchema }).meta({ id: 'WsProgressMessage' }),
+    z.object({ type: z.literal('text'), ...textFields }).meta({ id: 'WsTextMessage', description: 'live text, for a subscribe with `text: true`' }),
+    z.object({ type: z.literal('chapter'), ...chapterFields }).meta({ id: 'WsChapterMessage', description: 'a chapter is saved: fetch it' }),
     z.object({ type: z.literal('auth'), data: z.object({ expiresAt: epochMs.nullable() }) }).meta({ id: 'WsAuthMessage', description: 'the fresh token of an `auth` message was taken' }),
     WsErrorMessageSchema,
   ])

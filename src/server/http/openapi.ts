@@ -44,7 +44,11 @@ const read = (scope: string): Security => [{ bearerAuth: [scope] }, { cookieAuth
 const write = (scope: string): Security => [...read(scope), { publishToken: [], tenantHeader: [] }];
 const bookParams = z.object({ bookId: BookIdSchema });
 const sseAuth = read('progress:read');
-const streamQuery = { lastEventId: z.string().optional().meta({ description: 'as the Last-Event-ID header, for clients that cannot set it' }) };
+const streamQuery = {
+  lastEventId: z.string().optional().meta({ description: 'as the Last-Event-ID header, for clients that cannot set it' }),
+  text: z.enum(['1', 'true']).optional().meta({ description: 'live text too: `text` and `chapter` events (docs/live-text.md "Streaming")' }),
+};
+const textFrom = z.string().optional().meta({ description: 'with `text`: where the client is in the text, `<chapter>:<section>[:<attempt>]:<offset>`, for a stream opened anew' });
 const lastEventIdHeader = z.object({
   'last-event-id': z.string().optional().meta({ description: 'the id of the last event received (EventSource sends it): only newer states follow' }),
 });
@@ -105,7 +109,7 @@ function routes(): RouteConfig[] {
       method: 'get', path: '/api/ai/progress/{bookId}/stream', tags: ['Streams'], summary: 'Server-Sent Events for one book',
       description: 'The current state first, then every update; ends after COMPLETE or ERROR, or with `event: auth` when the token expires.',
       security: sseAuth,
-      request: { params: bookParams, query: z.object(streamQuery), headers: lastEventIdHeader },
+      request: { params: bookParams, query: z.object({ ...streamQuery, textFrom }), headers: lastEventIdHeader },
       responses: { 200: sse('the stream'), 204: { description: 'the client already has the final state: stop reconnecting' }, ...pick(400, 401, 403, 404, 429, 503) },
     },
     {
@@ -122,7 +126,7 @@ function routes(): RouteConfig[] {
       method: 'get', path: WEBSOCKET_PATH, tags: ['Streams'], summary: 'WebSocket: the same updates over one connection',
       description:
         'Upgrade with `Upgrade: websocket`. Client messages: `WsClientMessage`; server messages: `WsServerMessage` (JSON text frames). ' +
-        'Closed with 4401 when the token expires without a refresh, 1012 on shutdown. Browser pages of other origins than the server\'s and CORS_ORIGINS get 403 `origin_not_allowed`.',
+        'Closed with 4401 when the token expires without a refresh, 4429 when the client fell too far behind on live text (resume with `textFrom`), 1012 on shutdown. Browser pages of other origins than the server\'s and CORS_ORIGINS get 403 `origin_not_allowed`.',
       security: read('progress:read'),
       'x-client-messages': { $ref: '#/components/schemas/WsClientMessage' },
       'x-server-messages': { $ref: '#/components/schemas/WsServerMessage' },
