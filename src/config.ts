@@ -142,7 +142,7 @@ export interface Config {
   readonly redisTarget: RedisTarget | null;
   readonly redisKeyPrefix: string;
   readonly progressTtlSeconds: number;
-  /** TTL of a finished book's state (and its live text) in Redis. */
+  /** TTL of a finished book's state (and its live text) in Redis; never longer than a running one's. */
   readonly terminalTtlSeconds: number;
   /** Null: the embedded PGlite database under dataDir. */
   readonly databaseUrl: string | null;
@@ -219,7 +219,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     redisTarget: redisTarget(e, redisUrl),
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     progressTtlSeconds: e.PROGRESS_TTL_SECONDS,
-    terminalTtlSeconds: e.TERMINAL_TTL_SECONDS,
+    terminalTtlSeconds: Math.min(e.TERMINAL_TTL_SECONDS, e.PROGRESS_TTL_SECONDS),
     databaseUrl: e.DATABASE_URL ?? null,
     dataDir: e.DATA_DIR,
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,

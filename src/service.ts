@@ -34,6 +34,8 @@ import { TenantQuota } from './server/http/publish-quota.js';
 import { Readiness } from './server/http/readiness.js';
 import { apiSecurityHeaderEntries } from './server/http/security-headers.js';
 import { databaseStartupError, listenStartupError } from './startup.js';
+import { adminStatus } from './server/http/admin-status.js';
+import { BookAdoption } from './store/adopt.js';
 import { BookStore } from './store/books.js';
 import { openDatabase } from './store/database.js';
 import type { DatabaseHandle } from './store/database.js';
@@ -154,6 +156,8 @@ export async function startService(config: Config, log: Logger, options: Service
     frameAncestors: config.frameAncestors,
     staleAfterMs: config.staleAfterMs,
     timeline: (bookId) => database.deadline.run('reading a timeline', bookTimeline(database.db, bookId)),
+    adminStatus: adminStatus({ owner, startedAt: Date.now(), streams, websockets, hub, readiness, snapshotter, runs, orchestrator, faults: FaultLog.of(log) }),
+    adoption: new BookAdoption(database.db, database.deadline),
   });
   const server = createEdge({
     fetch: app.fetch,

@@ -23,6 +23,11 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('keeps a finished book no longer than a running one', () => {
+    expect(loadConfig({ PROGRESS_TTL_SECONDS: '600' }).terminalTtlSeconds).toBe(600);
+    expect(loadConfig({ TERMINAL_TTL_SECONDS: '120' }).terminalTtlSeconds).toBe(120);
+  });
+
   it('has the durable-generation defaults, and refuses out-of-range values', () => {
     expect(loadConfig({})).toMatchObject({ runLeaseMs: 15_000, maxGenerations: 4, generatorRetries: 5, demoFailureRate: 0 });
     expect(loadConfig({ RUN_LEASE_MS: '2000', MAX_GENERATIONS: '0', GENERATOR_RETRIES: '0', DEMO_FAILURE_RATE: '0.3' })).toMatchObject({

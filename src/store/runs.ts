@@ -28,6 +28,21 @@ export type RunState = 'queued' | 'running' | 'stalled' | 'done';
 /** Where a fenced chapter save landed. */
 export type ChapterSave = 'saved' | 'exists' | 'superseded' | 'gone';
 
+/** A run not done, as the operator view lists it (times in ms since the epoch). */
+export interface ActiveRun {
+  bookId: string;
+  title: string;
+  tenant: string | null;
+  state: Exclude<RunState, 'done'>;
+  owner: string | null;
+  leaseUntil: number | null;
+  epoch: number;
+  claims: number;
+  retry: boolean;
+  cancelRequested: boolean;
+  queuedAt: number;
+}
+
 export interface Claimant {
   owner: string;
   leaseMs: number;
@@ -238,6 +253,38 @@ export class RunStore {
       .from(runs)
       .where(inArray(runs.bookId, [...bookIds])));
     return new Map(rows.map((row) => [row.bookId, row.state as RunState]));
+  }
+
+  /**
+   * The runs not done, cluster-wide, oldest first (at most `limit`), for the operator view:
+   * `retry` when a retry queued it (its base version is a state it goes on from).
+   */
+  async active(limit: number): Promise<ActiveRun[]> {
+    const rows = await this.#queue(this.#db
+      .select({
+        bookId: runs.bookId,
+        title: runs.title,
+        tenant: RUN_COLUMNS.tenant,
+        state: stateColumn,
+        owner: runs.owner,
+        leaseUntil: runs.leaseUntil,
+        epoch: runs.epoch,
+        claims: runs.claims,
+        baseVersion: runs.baseVersion,
+        cancelRequested: runs.cancelRequested,
+        queuedAt: runs.queuedAt,
+      })
+      .from(runs)
+      .where(inArray(runs.state, ['queued', 'running']))
+      .orderBy(asc(runs.queuedAt), asc(runs.bookId))
+      .limit(limit));
+    return rows.map(({ baseVersion, leaseUntil, queuedAt, ...row }) => ({
+      ...row,
+      state: row.state as Exclude<RunState, 'done'>,
+      retry: baseVersion > 0,
+      leaseUntil: leaseUntil?.getTime() ?? null,
+      queuedAt: queuedAt.getTime(),
+    }));
   }
 
   /** Runs waiting for a slot, cluster-wide. */

@@ -15,6 +15,8 @@ import type { NewestStates } from '../delivery/newest-state.js';
 import { recentProgress } from '../delivery/recent-books.js';
 import type { StreamRegistry } from '../delivery/stream-registry.js';
 import { WEBSOCKET_PATH } from '../delivery/websocket-protocol.js';
+import type { AdminStatus } from './admin-status.js';
+import type { BookAdoption } from '../../store/adopt.js';
 import { authenticate } from './auth.js';
 import { publishQuota } from './publish-quota.js';
 import type { TenantQuota } from './publish-quota.js';
@@ -22,6 +24,7 @@ import type { Readiness } from './readiness.js';
 import { apiSecurityHeaders } from './security-headers.js';
 import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
+import { adminRoutes } from './routes/admin.js';
 import { bookRoutes } from './routes/books.js';
 import { docsRoutes } from './routes/docs.js';
 import { progressRoutes } from './routes/progress.js';
@@ -63,6 +66,10 @@ export interface AppDeps {
   staleAfterMs: number;
   /** The latest recorded run of a book (analytics); null: none recorded. */
   timeline: (bookId: string) => Promise<BookTimeline | null>;
+  /** The operator view's answer (GET /api/admin/status). */
+  adminStatus: () => Promise<AdminStatus>;
+  /** Gives books without a tenant to one (POST /api/admin/adopt). */
+  adoption: BookAdoption;
 }
 
 /** The HTTP API. Touches neither process.env nor sockets: service.ts and tests serve it. */
@@ -98,6 +105,7 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/stream', streams.multiplexed);
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   app.route('/api/books', bookRoutes(deps));
+  app.route('/api/admin', adminRoutes({ authEnabled: deps.auth.enabled, status: deps.adminStatus, adoption: deps.adoption, tracker: deps.tracker, maxBodyBytes: deps.maxBodyBytes }));
   app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
 
   app.notFound((c) => refusalResponse(c, new Refusal(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
