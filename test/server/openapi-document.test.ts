@@ -26,7 +26,7 @@ describe('GET /api/openapi.json', () => {
     const document = openApiDocument() as Record<string, any>;
     expect(Object.keys(document.paths).sort()).toEqual(
       [
-        '/healthz', '/readyz', '/metrics', '/api/openapi.json', '/api/session',
+        '/healthz', '/readyz', '/metrics', '/api/openapi.json', '/api/session', '/api/admin/status', '/api/admin/adopt',
         '/api/ai/progress/{bookId}', '/api/ai/progress/{bookId}/text', '/api/ai/progress/{bookId}/stream', '/api/ai/stream', '/api/ai/ws',
         '/api/books', '/api/books/{bookId}', '/api/books/{bookId}/timeline', '/api/books/{bookId}/chapters/{n}',
         '/api/books/{bookId}/cancel', '/api/books/{bookId}/retry',

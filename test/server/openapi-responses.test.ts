@@ -91,7 +91,7 @@ const poll = '/api/ai/progress/{bookId}';
 const book = bookId('oa');
 
 describe('answers match the OpenAPI document', () => {
-  it('operations: /healthz, /readyz, /metrics, /api/openapi.json, /api/session', async () => {
+  it('operations: /healthz, /readyz, /metrics, /api/openapi.json, /api/session, /api/admin', async () => {
     await check(call('/healthz', 'none'), 200, 'get', '/healthz');
     await check(call('/readyz', 'none'), 200, 'get', '/readyz');
     await check(call('/metrics', 'admin'), 200, 'get', '/metrics');
@@ -101,6 +101,14 @@ describe('answers match the OpenAPI document', () => {
     const session = await check(call('/api/session', 'reader'), 200, 'get', '/api/session');
     expect(session.data).toMatchObject({ auth: true, sub: 'rita', tenant: 'acme', scopes: ['progress:read'] });
     await check(call('/api/session', 'expired'), 401, 'get', '/api/session');
+    await check(call('/api/admin/status', 'admin'), 200, 'get', '/api/admin/status');
+    await check(call('/api/admin/status', 'forged'), 401, 'get', '/api/admin/status');
+    await check(call('/api/admin/status', 'writer'), 403, 'get', '/api/admin/status');
+    const adopted = await check(call('/api/admin/adopt', 'admin', { body: { tenant: 'acme', books: ['oa-nobody'] } }), 200, 'post', '/api/admin/adopt');
+    expect(adopted.data).toEqual({ tenant: 'acme', adopted: [], unchanged: [], refused: [{ bookId: 'oa-nobody', reason: 'no such book' }] });
+    await check(call('/api/admin/adopt', 'admin', { body: { tenant: 'acme' } }), 400, 'post', '/api/admin/adopt');
+    await check(call('/api/admin/adopt', 'none', { body: { tenant: 'acme', untenanted: true } }), 401, 'post', '/api/admin/adopt');
+    await check(call('/api/admin/adopt', 'other', { body: { tenant: 'globex', untenanted: true } }), 403, 'post', '/api/admin/adopt');
   });
 
   it('publish and poll: 200, 304, 400, 401, 403, 404, 413, 429', async () => {

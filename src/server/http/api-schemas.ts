@@ -194,3 +194,78 @@ export const WsServerMessageSchema = z
     WsErrorMessageSchema,
   ])
   .meta({ id: 'WsServerMessage', description: 'A text frame from the server: JSON.' });
+
+const transportCounts = { sse: z.number().int(), multiplexed: z.number().int(), 'every-book': z.number().int(), websocket: z.number().int() };
+
+/** `GET /api/admin/status`: this process's own state and the cluster-wide queue (admin-status.ts). */
+export const AdminStatusSchema = z
+  .object({
+    at: epochMs,
+    process: z.object({ owner: z.string(), startedAt: epochMs, pid: z.number().int() }),
+    health: ReadinessSchema,
+    connections: z.object({
+      total: z.number().int(),
+      byTransport: z.object(transportCounts),
+      byTenant: z.array(z.object({ tenant: z.string().nullable(), total: z.number().int(), ...z.object(transportCounts).partial().shape })),
+      polls: z.object({ lastMinute: z.number().int(), thisMinute: z.number().int(), polledBooks: z.number().int() }),
+    }),
+    books: z.object({
+      watched: z.number().int(),
+      watchers: z.number().int(),
+      everyBookWatchers: z.number().int(),
+      list: z.array(z.object({ bookId: BookIdSchema, watchers: z.number().int(), tenant: z.string().nullable() })),
+    }),
+    snapshots: z.object({
+      intervalMs: z.number().int(),
+      lagMs: z.number().nullable().meta({ description: "ms since this process's last round that wrote its claim; null: none yet" }),
+      lastRound: z
+        .object({ endedAt: epochMs, durationMs: z.number(), outcome: z.enum(['written', 'skipped', 'failed']), rows: z.number().int(), error: z.string().optional() })
+        .nullable(),
+      taken: z.number().int(),
+      rowsWritten: z.number().int(),
+      failures: z.number().int(),
+      waitingForDatabase: z.number().int(),
+    }),
+    generations: z.object({
+      runningHere: z.number().int(),
+      queued: z.number().int(),
+      running: z.number().int(),
+      stalled: z.number().int(),
+      retrying: z.number().int(),
+      generatorRetries: z.number().int(),
+      resumed: z.number().int(),
+      runs: z
+        .array(
+          z.object({
+            bookId: BookIdSchema,
+            title: z.string(),
+            tenant: z.string().nullable(),
+            state: z.enum(['queued', 'running', 'stalled']),
+            owner: z.string().nullable(),
+            leaseUntil: epochMs.nullable(),
+            epoch: z.number().int(),
+            claims: z.number().int(),
+            retry: z.boolean(),
+            cancelRequested: z.boolean(),
+            queuedAt: epochMs,
+          }),
+        )
+        .nullable()
+        .meta({ description: 'cluster-wide; null when the database did not answer (see `error`)' }),
+      error: z.string().optional(),
+    }),
+    faults: z.object({
+      totals: z.record(z.string(), z.number().int()),
+      recent: z.array(z.object({ at: epochMs, kind: z.string(), message: z.string(), count: z.number().int().optional(), detail: z.record(z.string(), z.unknown()) })),
+    }),
+  })
+  .meta({ id: 'AdminStatus' });
+
+export const AdoptResultSchema = z
+  .object({
+    tenant: z.string(),
+    adopted: z.array(BookIdSchema),
+    unchanged: z.array(BookIdSchema),
+    refused: z.array(z.object({ bookId: BookIdSchema, reason: z.string() })),
+  })
+  .meta({ id: 'AdoptResult' });

@@ -5,6 +5,7 @@ import { SCOPES } from '../../auth/caller.js';
 import { BookIdSchema, BookProgressSchema, ProgressUpdateSchema } from '../../progress/schema.js';
 import { ClientMessageSchema, WEBSOCKET_PATH } from '../delivery/websocket-protocol.js';
 import * as api from './api-schemas.js';
+import { AdoptSchema } from './routes/admin.js';
 import { BookRequestSchema, ChapterQuerySchema, ListQuerySchema } from './routes/books.js';
 import { TitleSchema } from './routes/progress.js';
 import { TextAppendSchema } from './routes/text.js';
@@ -56,6 +57,7 @@ const sse = (description: string): ResponseConfig => ({ description, content: { 
 
 const TextAppendDoc = TextAppendSchema.meta({ id: 'TextAppend' });
 const BookRequestDoc = BookRequestSchema.meta({ id: 'BookRequest' });
+const AdoptDoc = AdoptSchema.meta({ id: 'AdoptRequest' });
 const WsClientMessageDoc = ClientMessageSchema.meta({ id: 'WsClientMessage', description: 'A text frame from the client: JSON.' });
 
 export const PublishBodySchema = ProgressUpdateSchema.extend({ title: TitleSchema.optional() }).meta({ id: 'PublishBody' });
@@ -74,6 +76,16 @@ function routes(): RouteConfig[] {
     {
       method: 'get', path: OPENAPI_PATH, tags: ['Operations'], summary: 'This document', security: [],
       responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } },
+    },
+    {
+      method: 'get', path: '/api/admin/status', tags: ['Operations'], summary: "The operator view's status: this process and the cluster-wide queue",
+      description: '`admin` with authentication on; open otherwise, as /metrics.', security: read('admin'),
+      responses: { 200: ok('what this process holds', api.AdminStatusSchema), ...pick(401, 403) },
+    },
+    {
+      method: 'post', path: '/api/admin/adopt', tags: ['Operations'], summary: 'Give books without a tenant to a tenant', security: read('admin'),
+      request: { body: { required: true, content: { 'application/json': { schema: AdoptDoc } } } },
+      responses: { 200: ok('what was adopted, unchanged or refused', api.AdoptResultSchema), ...pick(400, 401, 403, 413, 503) },
     },
     { method: 'get', path: '/api/session', tags: ['Session'], summary: 'Who the request is', security: read('progress:read'), responses: { 200: ok('the caller', api.SessionSchema), ...pick(401) } },
     {
