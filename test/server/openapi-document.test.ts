@@ -1,5 +1,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
+import { createApp } from '../../src/server/http/app.js';
+import type { AppDeps } from '../../src/server/http/app.js';
 import { openApiDocument } from '../../src/server/http/openapi.js';
 import { serverForFile } from '../support/service.js';
 
@@ -57,5 +59,16 @@ describe('GET /api/openapi.json', () => {
     // The request schemas are the routes' own: strict bodies are closed.
     expect(document.components.schemas.PublishBody.additionalProperties).toBe(false);
     expect(document.components.schemas.PublishBody.properties).toHaveProperty('title');
+  });
+
+  it('has an operation for each route of the app, and none more: a route added without its description fails here', () => {
+    // Only what createApp reads while it builds the routes; no handler runs.
+    const app = createApp({ auth: { enabled: true }, newest: {}, log: {}, maxBodyBytes: 1, staleAfterMs: 1 } as unknown as AppDeps);
+    // The dashboard's pages and the viewer's files are pages, not the API.
+    const pages = new Set(['/', '/book/:bookId', '/admin', '/docs', '/docs/assets/:name']);
+    const routes = new Set(app.routes.filter((r) => r.method !== 'ALL' && !pages.has(r.path)).map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, '{$1}')}`));
+    const document = openApiDocument() as { paths: Record<string, Record<string, unknown>> };
+    const operations = new Set(Object.entries(document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`)));
+    expect([...routes].sort()).toEqual([...operations].sort());
   });
 });
