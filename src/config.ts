@@ -35,6 +35,9 @@ export const DEFAULT_RUN_LEASE_MS = 15_000;
 export const DEFAULT_MAX_GENERATIONS = 4;
 export const DEFAULT_GENERATOR_RETRIES = 5;
 export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
+/** Past this event-loop delay (ms), or this share of the heap limit (%), new streams and publishes get 503 overloaded. */
+export const DEFAULT_OVERLOAD_LOOP_DELAY_MS = 200;
+export const DEFAULT_OVERLOAD_HEAP_PERCENT = 90;
 /** How often a cluster client re-reads the slot map, so a migrated slot is noticed even without a MOVED. */
 export const DEFAULT_CLUSTER_SLOTS_REFRESH_MS = 2_000;
 
@@ -108,6 +111,9 @@ const EnvSchema = z.object({
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
   BACKEND_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 60_000).default(DEFAULT_BACKEND_TIMEOUT_MS)),
+  OVERLOAD_LOOP_DELAY_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_OVERLOAD_LOOP_DELAY_MS)),
+  OVERLOAD_HEAP_PERCENT: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_OVERLOAD_HEAP_PERCENT)),
+  REDIS_WAIT_REPLICAS: z.preprocess(blankAsUndefined, integer(0, 100).default(0)),
   PUBLISH_TOKEN: z.preprocess(blankAsUndefined, z.string().min(16, 'must be at least 16 characters').optional()),
   AUTH_JWT_SECRET: jwtSecret,
   AUTH_JWT_PREVIOUS_SECRET: jwtSecret,
@@ -178,6 +184,10 @@ export interface Config {
   readonly maxBooksPerStream: number;
   /** The longest any one Redis or Postgres call may take before it counts as an outage. */
   readonly backendTimeoutMs: number;
+  /** OVERLOAD_LOOP_DELAY_MS and OVERLOAD_HEAP_PERCENT; 0 turns that signal off. */
+  readonly overload: { readonly loopDelayMs: number; readonly heapPercent: number };
+  /** REDIS_WAIT_REPLICAS: replicas that acknowledge a commit (WAIT) before a publish is answered; 0: none. */
+  readonly redisWaitReplicas: number;
   /** Null: publishing is open to whoever reaches the server (in open mode). */
   readonly publishToken: string | null;
   readonly auth: {
@@ -241,6 +251,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
     backendTimeoutMs: e.BACKEND_TIMEOUT_MS,
+    overload: { loopDelayMs: e.OVERLOAD_LOOP_DELAY_MS, heapPercent: e.OVERLOAD_HEAP_PERCENT },
+    redisWaitReplicas: e.REDIS_WAIT_REPLICAS,
     publishToken: e.PUBLISH_TOKEN ?? null,
     auth,
     maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,

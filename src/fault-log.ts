@@ -2,12 +2,14 @@ import type { Logger } from 'pino';
 
 /**
  * The kinds of backend fault, as logged and counted in booksai_backend_faults_total{kind}.
- * `redis_full`: a commit refused by a Redis out of memory; `generation_retry`: a backend call of
+ * `redis_full`: a commit refused by a Redis out of memory; `redis_not_replicated`: a commit fewer
+ * replicas than REDIS_WAIT_REPLICAS acknowledged in time; `generation_retry`: a backend call of
  * a generation retried.
  */
 export const FAULT_KINDS = [
   'redis_unavailable',
   'redis_full',
+  'redis_not_replicated',
   'redis_connection',
   'database_unavailable',
   'database_fallback',

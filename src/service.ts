@@ -18,6 +18,7 @@ import { GeneratorMetrics, registerGeneratorMetrics } from './orchestrator/gener
 import type { TextSink } from './orchestrator/section-text.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
+import { LoadMonitor } from './overload.js';
 import { ConnectionCap } from './server/delivery/connection-cap.js';
 import { Expiries } from './server/delivery/expiries.js';
 import { Hub } from './server/delivery/hub.js';
@@ -110,7 +111,8 @@ export async function startService(config: Config, log: Logger, options: Service
   const streams = new StreamRegistry(config.heartbeatMs);
   const auth = new Authenticator({ ...config.auth, publishToken: config.publishToken });
   const expiries = new Expiries();
-  const cap = new ConnectionCap(config.maxSseConnections, new UserConnections(config.maxConnectionsPerUser));
+  const load = new LoadMonitor(config.overload);
+  const cap = new ConnectionCap(config.maxSseConnections, new UserConnections(config.maxConnectionsPerUser), load);
   const websockets = new WebSocketEndpoint({ hub, texts, auth, expiries, log, cap, heartbeatMs: config.heartbeatMs, maxBooksPerConnection: config.maxBooksPerStream });
   cap.count(streams);
   cap.count(websockets);
@@ -131,12 +133,15 @@ export async function startService(config: Config, log: Logger, options: Service
     brokerLive: () => broker.isLive(),
     database: () => database.ping(),
     draining: () => draining,
+    overloaded: () => load.overloaded,
   });
   const cors = new CorsPolicy(config.corsOrigins);
   const app = createApp({
     metrics,
     readiness,
     publishQuota: config.maxPublishesPerSecondPerTenant > 0 ? new TenantQuota(config.maxPublishesPerSecondPerTenant) : null,
+    load,
+    requestDeadlineMs: config.backendTimeoutMs,
     pages: cors,
     tracker,
     books,
@@ -182,6 +187,7 @@ export async function startService(config: Config, log: Logger, options: Service
     streams.stop();
     expiries.stop();
     hub.close();
+    load.stop();
     await drain();
     await urgent.close();
     texts.close();
@@ -265,6 +271,7 @@ async function createBroker(config: Config, log: Logger): Promise<Backend> {
     terminalTtlSeconds: config.terminalTtlSeconds,
     log,
     timeoutMs: config.backendTimeoutMs,
+    waitReplicas: config.redisWaitReplicas,
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
   const texts = new RedisTextLog({ broker, keyPrefix: config.redisKeyPrefix, ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, log });

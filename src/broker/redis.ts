@@ -6,6 +6,7 @@ import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
 import { within } from '../within.js';
 import type { CommitResult, Fence } from './commit.js';
+import { BrokerNotReplicatedError, BrokerUnavailableError } from './broker.js';
 import type { Broker, DirtyClaims, ProgressListener } from './broker.js';
 import { evictsKeysWithoutTtl, maxmemoryPolicy } from './eviction.js';
 import { COMMIT } from './scripts.js';
@@ -36,7 +37,12 @@ export interface RedisBrokerOptions {
   log: Logger;
   /** The longest wait for any reply (BACKEND_TIMEOUT_MS). */
   timeoutMs: number;
+  /** REDIS_WAIT_REPLICAS: replicas that must acknowledge a commit (WAIT) before it resolves; 0 or absent: none. */
+  waitReplicas?: number;
 }
+
+/** WAIT's own bound, a share of BACKEND_TIMEOUT_MS: its reply must come before the command timeout does. */
+const WAIT_SHARE_OF_TIMEOUT = 0.75;
 
 /**
  * The production broker, on one Redis, a Sentinel-managed master or a Redis Cluster. Connections
@@ -65,6 +71,8 @@ export class RedisBroker implements Broker, DirtyClaims {
   /** Every-book listeners and what to call when they may have missed states. */
   readonly #allListeners = new Map<ProgressListener, () => void>();
   readonly #claims: RedisDirtyClaims;
+  readonly #waitReplicas: number;
+  readonly #waitMs: number;
   #closed = false;
   /** On one Redis and Sentinel: PINGs both connections, so a silent one is noticed. */
   #healthPing: NodeJS.Timeout | null = null;
@@ -78,6 +86,8 @@ export class RedisBroker implements Broker, DirtyClaims {
     this.#log = options.log;
     this.#faults = FaultLog.of(options.log);
     const timeoutMs = options.timeoutMs;
+    this.#waitReplicas = options.waitReplicas ?? 0;
+    this.#waitMs = Math.max(1, Math.floor(timeoutMs * WAIT_SHARE_OF_TIMEOUT));
     const { commands, subscriber } = openRedis(target, 'booksai-progress', timeoutMs);
     this.#redis = commands as ScriptedRedis;
     this.#redis.defineCommand('progressCommit', { numberOfKeys: 4, lua: COMMIT });
@@ -140,24 +150,23 @@ export class RedisBroker implements Broker, DirtyClaims {
 
   async commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult> {
     const partition = this.keys.partitionOf(state.bookId);
-    const reply = await this.#call(() =>
-      this.#redis.progressCommit(
-        this.keys.state(state.bookId),
-        this.keys.dirty(partition),
-        this.keys.fence(state.bookId),
-        this.#textKeys.meta(state.bookId),
-        expectedVersion === null ? '' : String(expectedVersion),
-        JSON.stringify(state),
-        this.#ttlSeconds,
-        this.keys.channel(state.bookId),
-        state.bookId,
-        fence === undefined ? '' : String(fence),
-        this.#publish,
-        this.keys.feed(partition) ?? '',
-        this.#terminalTtlSeconds,
-        this.#textKeys.sectionPrefix(state.bookId),
-      ),
-    );
+    const args: Parameters<ScriptedRedis['progressCommit']> = [
+      this.keys.state(state.bookId),
+      this.keys.dirty(partition),
+      this.keys.fence(state.bookId),
+      this.#textKeys.meta(state.bookId),
+      expectedVersion === null ? '' : String(expectedVersion),
+      JSON.stringify(state),
+      this.#ttlSeconds,
+      this.keys.channel(state.bookId),
+      state.bookId,
+      fence === undefined ? '' : String(fence),
+      this.#publish,
+      this.keys.feed(partition) ?? '',
+      this.#terminalTtlSeconds,
+      this.#textKeys.sectionPrefix(state.bookId),
+    ];
+    const reply = this.#waitReplicas === 0 ? await this.#call(() => this.#redis.progressCommit(...args)) : await this.#commitReplicated(args);
     if (reply === 1) return { committed: true };
     if (reply === -1) return { committed: false, fenced: true };
     const held = reply[1];
@@ -211,10 +220,8 @@ export class RedisBroker implements Broker, DirtyClaims {
    * the broker keeps reconnecting in the background and calls fail fast until then).
    */
   async ready(timeoutMs: number): Promise<boolean> {
-    const connected = (connection: Redis | Cluster) =>
-      connection.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => connection.once('ready', () => resolve()));
-    const both = Promise.all([connected(this.#redis), connected(this.#subscriber)]).then(() => true);
-    return (await within(both, timeoutMs)) ?? false;
+    const both = await Promise.all([readyWithin(this.#redis, timeoutMs), readyWithin(this.#subscriber, timeoutMs)]);
+    return both.every(Boolean);
   }
 
   /** Channels this process is subscribed to, for leak checks and metrics. */
@@ -233,6 +240,30 @@ export class RedisBroker implements Broker, DirtyClaims {
     const connections = [...new Set([this.#redis, this.#subscriber])];
     await Promise.allSettled(connections.map((c) => c.quit()));
     for (const c of connections) c.disconnect();
+  }
+
+  /**
+   * The commit script, then WAIT on the same connection (a pipeline: on a cluster both go to the
+   * master of the book's slot), so the commit resolves only once REDIS_WAIT_REPLICAS replicas
+   * have it; fewer in time is a BrokerNotReplicatedError.
+   */
+  async #commitReplicated(args: Parameters<ScriptedRedis['progressCommit']>): Promise<1 | -1 | [0, string]> {
+    const results = await this.#call(async () => {
+      const pipeline = (this.#redis.pipeline() as unknown as { progressCommit(...a: typeof args): { wait(n: number, ms: number): { exec(): Promise<Array<[Error | null, unknown]> | null> } } })
+        .progressCommit(...args)
+        .wait(this.#waitReplicas, this.#waitMs);
+      const replies = await pipeline.exec();
+      if (replies === null) throw new Error('the commit pipeline was discarded');
+      for (const [error] of replies) if (error) throw error;
+      return replies;
+    });
+    const reply = results[0]![1] as 1 | -1 | [0, string];
+    const acknowledged = Number(results[1]![1]);
+    if (reply === 1 && acknowledged < this.#waitReplicas) {
+      this.#faults.report('redis_not_replicated', 'a commit was not acknowledged by REDIS_WAIT_REPLICAS replicas in time', { acknowledged, wanted: this.#waitReplicas });
+      throw new BrokerNotReplicatedError(`the commit reached ${acknowledged} of the ${this.#waitReplicas} replicas REDIS_WAIT_REPLICAS asks for within ${this.#waitMs} ms`);
+    }
+    return reply;
   }
 
   #call<T>(command: () => Promise<T>): Promise<T> {
@@ -274,10 +305,13 @@ export class RedisBroker implements Broker, DirtyClaims {
     return raws;
   }
 
-  /** For the subscriptions' restore: once the command connection is back too. */
+  /**
+   * For the subscriptions' restore: once the command connection is back too, within
+   * BACKEND_TIMEOUT_MS (else BrokerUnavailableError, and the restore retries).
+   */
   async #readLatest(bookIds: string[]): Promise<Array<string | null>> {
-    if (this.#redis.status !== 'ready') await new Promise((resolve) => this.#redis.once('ready', resolve));
-    return this.#mget(bookIds);
+    if (!(await readyWithin(this.#redis, this.shared.timeoutMs))) throw new BrokerUnavailableError('redis: the command connection is not ready to read the resubscribed books');
+    return this.#call(() => this.#mget(bookIds));
   }
 
   #onAnyMessage(channel: string, message: string): void {
@@ -302,4 +336,20 @@ export class RedisBroker implements Broker, DirtyClaims {
   #decode(raw: string, where: string): DecodedState | null {
     return decodeState(raw, where, this.#log);
   }
+}
+
+/** True once `connection` is ready, false after `ms`; the listener does not outlive the wait. */
+function readyWithin(connection: Redis | Cluster, ms: number): Promise<boolean> {
+  if (connection.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      connection.off('ready', onReady);
+      resolve(false);
+    }, ms);
+    connection.once('ready', onReady);
+  });
 }

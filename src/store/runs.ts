@@ -1,6 +1,7 @@
 import { and, asc, count, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Logger } from 'pino';
+import { remainingMs } from '../request-deadline.js';
 import { DatabaseTimeoutError } from './deadline.js';
 import type { DatabaseDeadline } from './deadline.js';
 import type { Database, DatabaseHandle } from './database.js';
@@ -115,8 +116,9 @@ export class RunStore {
     // The deadline must not answer 503 for a book that then commits: the transaction checks it
     // before its end and rolls back once it has passed (only the COMMIT itself can still land
     // late), and the server ends it too if this client goes silent inside it.
+    // Inside a request, its one deadline (request-deadline.ts) may end sooner than this call's own.
     let expired = false;
-    const timer = setTimeout(() => (expired = true), this.#deadline.timeoutMs);
+    const timer = setTimeout(() => (expired = true), Math.min(this.#deadline.timeoutMs, remainingMs() ?? Infinity));
     try {
       return await this.#deadline.run('creating a book', this.#db.transaction(async (tx) => {
         await tx.execute(sql.raw(`set local idle_in_transaction_session_timeout = ${Math.round(this.#deadline.timeoutMs)}`));

@@ -8,13 +8,14 @@ import type { Orchestrator } from '../../orchestrator/orchestrator.js';
 import type { ProgressTracker } from '../../progress/tracker.js';
 import { Refusal } from '../../refusal.js';
 import type { BookStore } from '../../store/books.js';
-import type { ConnectionCap } from '../delivery/connection-cap.js';
+import type { Admission, ConnectionCap } from '../delivery/connection-cap.js';
 import type { Expiries } from '../delivery/expiries.js';
 import type { Hub } from '../delivery/hub.js';
 import type { NewestStates } from '../delivery/newest-state.js';
 import { recentProgress } from '../delivery/recent-books.js';
 import type { StreamRegistry } from '../delivery/stream-registry.js';
 import { WEBSOCKET_PATH } from '../delivery/websocket-protocol.js';
+import { publishAdmission, requestDeadline } from './admission.js';
 import type { AdminStatus } from './admin-status.js';
 import type { BookAdoption } from '../../store/adopt.js';
 import { authenticate } from './auth.js';
@@ -58,6 +59,10 @@ export interface AppDeps {
   readiness: Readiness;
   /** MAX_PUBLISHES_PER_SECOND_PER_TENANT; null: no limit. */
   publishQuota: TenantQuota | null;
+  /** BACKEND_TIMEOUT_MS: bounds each books API request as a whole; absent: each call has its own bound only. */
+  requestDeadlineMs?: number;
+  /** Refuses publishes while the process is overloaded (LoadMonitor); absent: never. */
+  load?: Admission | null;
   /** BASE_PATH, for the URLs the answers carry (links, Location); the routes themselves are written from `/`. */
   basePath?: string;
   /** FRAME_ANCESTORS, for the dashboard's pages. */
@@ -81,7 +86,7 @@ export function createApp(deps: AppDeps) {
   app.get('/readyz', async (c) => {
     const report = await deps.readiness.check();
     if (report.ready) return c.json({ success: true, data: report });
-    const why = report.draining ? 'shutting down' : [report.broker === 'down' && 'the broker', report.database === 'down' && 'the database'].filter(Boolean).join(' and ') + ' not answering';
+    const why = report.draining ? 'shutting down' : report.overloaded ? 'overloaded' : [report.broker === 'down' && 'the broker', report.database === 'down' && 'the database'].filter(Boolean).join(' and ') + ' not answering';
     return refusalResponse(c, new Refusal(503, 'not_ready', `not ready: ${why}`, { details: { ...report } }));
   });
   // Without an Upgrade header (a proxy dropped it, or a plain fetch) say what is missing, not 404;
@@ -99,11 +104,14 @@ export function createApp(deps: AppDeps) {
     findNewest: deps.newest.find,
   });
   app.route('/api/ai/progress', streams.perBook);
+  app.use('/api/ai/progress/:bookId', publishAdmission(deps.load ?? null));
+  app.use('/api/ai/progress/:bookId/text', publishAdmission(deps.load ?? null));
   app.use('/api/ai/progress/:bookId', publishQuota(deps.publishQuota));
   app.route('/api/ai/progress', progressRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/progress', textRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/stream', streams.multiplexed);
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
+  if (deps.requestDeadlineMs !== undefined) app.use('/api/books/*', requestDeadline(deps.requestDeadlineMs));
   app.route('/api/books', bookRoutes(deps));
   app.route('/api/admin', adminRoutes({ authEnabled: deps.auth.enabled, status: deps.adminStatus, adoption: deps.adoption, tracker: deps.tracker, maxBodyBytes: deps.maxBodyBytes }));
   app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
