@@ -29,6 +29,7 @@ import { analyticsRoutes } from './routes/analytics.js';
 import type { AnalyticsRoutesOptions } from './routes/analytics.js';
 import { adminRoutes } from './routes/admin.js';
 import { bookRoutes } from './routes/books.js';
+import { docsRoutes } from './routes/docs.js';
 import { progressRoutes } from './routes/progress.js';
 import { sessionRoutes } from './routes/session.js';
 import { streamRoutes } from './routes/streams.js';
@@ -97,6 +98,7 @@ export function createApp(deps: AppDeps) {
   app.get(WEBSOCKET_PATH, (c) =>
     refusalResponse(c, new Refusal(426, 'upgrade_required', 'this endpoint takes a WebSocket: send Connection: Upgrade and Upgrade: websocket'), { Upgrade: 'websocket' }),
   );
+  app.route('/', docsRoutes(deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   app.use('/api/*', authenticate(deps.auth, undefined, deps.pages));
   // Open mode keeps /metrics open, as the rest; with authentication it needs `admin`.
   app.get('/metrics', authenticate(deps.auth, deps.auth.enabled ? 'admin' : undefined), async (c) => c.body(await deps.metrics.metrics(), 200, { 'Content-Type': deps.metrics.contentType }));
