@@ -55,6 +55,8 @@ async function connectClients(target: Target, count: number, path: (i: number) =
   let patches = 0;
   let opened = 0;
   let done = 0;
+  /** The book whose terminal state ends the demo (the every-book stream also sends the recent books of earlier runs). */
+  let finalOf: string | null = null;
   const connections: SseConnection[] = [];
   for (let i = 0; i < count; i++) {
     connections.push(
@@ -66,7 +68,7 @@ async function connectClients(target: Target, count: number, path: (i: number) =
           events++;
           // A patch never carries a status unless it changed; the terminal state comes whole.
           if (!data.includes('"status"')) patches++;
-          if (data.includes('"COMPLETE"')) done++;
+          if (finalOf !== null && data.includes(finalOf) && data.includes('"status":"COMPLETE"')) done++;
         },
         onClose: () => {},
       }),
@@ -78,6 +80,9 @@ async function connectClients(target: Target, count: number, path: (i: number) =
   return {
     stats: () => ({ events, patches, bytes: connections.reduce((sum, c) => sum + c.bodyBytes, 0) }),
     done: () => done,
+    finishWith: (bookId: string) => {
+      finalOf = `"bookId":"${bookId}"`;
+    },
     close: () => connections.forEach((c) => c.close()),
   };
 }
@@ -118,6 +123,7 @@ async function scenario(ctx: BenchContext, redis: CommitRedis, name: 'demo' | 'f
     if (name === 'demo') {
       const res = await fetch(`http://${HOST}:${target.port}/api/books`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title: 'Bench Book', chapters: 3, sectionsPerChapter: 2 }) });
       if (!res.ok) throw new Error(`POST /api/books: ${res.status}`);
+      clients.finishWith(((await res.json()) as { data: { bookId: string } }).data.bookId);
       for (const deadline = performance.now() + 120_000; clients.done() < CLIENTS && performance.now() < deadline; ) await sleep(100);
       if (clients.done() < CLIENTS) throw new Error(`only ${clients.done()} clients saw the book complete`);
       await sleep(500);

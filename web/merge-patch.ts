@@ -30,16 +30,23 @@ export class PatchedStates {
 
   /**
    * A `patch` event's data: the book's new state, or undefined when this connection has no state
-   * of it to patch (not expected: reconnect). Every patch names its book (`bookId`, unchanged).
+   * of it to patch (not expected: reconnect). Patches on streams of several books name theirs
+   * (`bookId`, unchanged); on a one-book stream (or with `bookId` given, as WebSocket messages
+   * have it) the book is the one there is.
    */
-  patch(patch: unknown): unknown {
-    const bookId = isObject(patch) ? patch.bookId : undefined;
-    if (typeof bookId !== 'string') return undefined;
+  patch(patch: unknown, bookId = this.#bookOf(patch)): unknown {
+    if (bookId === undefined) return undefined;
     const base = this.#states.get(bookId);
     if (base === undefined) return undefined;
     const state = applyMergePatch(base, patch);
     this.#states.set(bookId, state);
     return state;
+  }
+
+  #bookOf(patch: unknown): string | undefined {
+    const named = isObject(patch) ? patch.bookId : undefined;
+    if (typeof named === 'string') return named;
+    return this.#states.size === 1 ? (this.#states.keys().next().value as string) : undefined;
   }
 }
 

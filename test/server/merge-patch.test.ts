@@ -66,13 +66,14 @@ describe('EncodedState.patchFrom', () => {
     const fromV2 = v3.patchFrom(v2);
     expect(v3.patchFrom(v2)).toBe(fromV2);
     expect(fromV2?.frame).toBe(v3.patchFrom(v2)?.frame);
-    expect(fromV2?.json).toBe('{"bookId":"b1","currentChapter":2,"version":3}');
+    expect(fromV2?.json).toBe('{"currentChapter":2,"version":3}');
+    expect(fromV2?.jsonWithBookId).toBe('{"bookId":"b1","currentChapter":2,"version":3}');
     // A client that skipped version 2 gets a patch against what it has: version 1.
     const fromV1 = v3.patchFrom(v1);
     expect(fromV1).not.toBe(fromV2);
-    expect(fromV1?.json).toBe('{"bookId":"b1","message":"x","currentChapter":2,"version":3}');
+    expect(fromV1?.json).toBe('{"message":"x","currentChapter":2,"version":3}');
     expect(fromV1?.frame.plain.toString()).toBe(`event: patch\nid: 3\ndata: ${fromV1?.json}\n\n`);
-    expect(fromV1?.frameWithoutId.plain.toString()).toBe(`event: patch\ndata: ${fromV1?.json}\n\n`);
+    expect(fromV1?.frameWithoutId.plain.toString()).toBe(`event: patch\ndata: ${fromV1?.jsonWithBookId}\n\n`);
     expect(fromV1?.wsMessage.toString()).toBe(`{"type":"patch","bookId":"b1","data":${fromV1?.json}}`);
   });
 
@@ -84,6 +85,6 @@ describe('EncodedState.patchFrom', () => {
     const many = state(1, { k1: 1, k2: 2, k3: 3, k4: 4 });
     expect(new EncodedState('b1', 2, false, '{"bookId":"b1","status":"ERROR","version":2}', undefined).patchFrom(many)).toBeNull();
     // A removed member is a null in the patch.
-    expect(state(2, {}).patchFrom(v1)?.json).toBe('{"bookId":"b1","a":null,"version":2}');
+    expect(state(2, {}).patchFrom(v1)?.json).toBe('{"a":null,"version":2}');
   });
 });

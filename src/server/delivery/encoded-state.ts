@@ -14,8 +14,12 @@ const PATCHES_KEPT = 4;
  */
 export class StatePatch {
   readonly baseVersion: number;
-  /** The patch, always naming its book (`bookId`): null when the state goes whole (see patchFrom). */
+  /**
+   * The patch (null: the state goes whole, see patchFrom). It leaves `bookId` out, which never
+   * changes: a one-book stream and the WebSocket message name the book already.
+   */
   readonly json: string | null;
+  #jsonWithBookId: string | null = null;
   readonly #state: EncodedState;
   #frame: EncodedEvent | null = null;
   #frameWithoutId: EncodedEvent | null = null;
@@ -27,16 +31,21 @@ export class StatePatch {
     this.json = json;
   }
 
+  /** The patch naming its book first, for streams of several books. */
+  get jsonWithBookId(): string {
+    return (this.#jsonWithBookId ??= `{"bookId":${JSON.stringify(this.#state.bookId)},${(this.json as string).slice(1)}`);
+  }
+
   /** A `patch` event with the version as id. */
   get frame(): EncodedEvent {
     this.#state.keepForThisTick();
     return (this.#frame ??= EncodedEvent.named('patch', this.json as string, String(this.#state.version)));
   }
 
-  /** The same event without an id, for every-book streams. */
+  /** The event without an id and with `bookId`, for every-book streams. */
   get frameWithoutId(): EncodedEvent {
     this.#state.keepForThisTick();
-    return (this.#frameWithoutId ??= EncodedEvent.named('patch', this.json as string));
+    return (this.#frameWithoutId ??= EncodedEvent.named('patch', this.jsonWithBookId));
   }
 
   /** The WebSocket message, `{ type: 'patch', bookId, data: patch }`. */
@@ -140,7 +149,8 @@ export class EncodedState {
     const diff = mergePatchBetween(base.parsed, this.parsed);
     let json: string | null = null;
     if (diff !== null) {
-      json = JSON.stringify({ bookId: this.bookId, ...diff });
+      // A patch always holds `version`, so it is never `{}` (jsonWithBookId relies on it).
+      json = JSON.stringify(diff);
       if (json.length >= this.json.length) json = null;
     }
     const patch = new StatePatch(this, base.version, json);

@@ -273,7 +273,7 @@ export class ProgressStream implements Watcher {
     if (patch !== null) {
       if (this.#watched === 'all') return patch.frameWithoutId;
       if (this.#watched.length === 1 && this.#text === null) return patch.frame;
-      return EncodedEvent.named('patch', patch.json as string, this.#resumeId());
+      return EncodedEvent.named('patch', this.#watched.length === 1 ? (patch.json as string) : patch.jsonWithBookId, this.#resumeId());
     }
     if (this.#watched === 'all') return update.frameWithoutId;
     if (this.#watched.length === 1 && this.#text === null) return update.frame;
