@@ -84,7 +84,10 @@ export class EncodedState {
   #frameWithoutId: EncodedEvent | null = null;
   #wsMessage: Buffer | null = null;
   #encoded = false;
-  /** The state parsed, for building patches (kept for the tick, like the encodings). */
+  /**
+   * The state parsed, for building patches. Kept while the state lives (unlike the encodings):
+   * the state patched now is the base of the next patch, and only delta connections parse.
+   */
   #parsed: unknown = undefined;
   /** Patches from earlier versions, newest last; null until the first. */
   #patches: StatePatch[] | null = null;
@@ -158,12 +161,9 @@ export class EncodedState {
     return json === null ? null : patch;
   }
 
-  /** The state parsed, once per tick. */
+  /** The state parsed, once. */
   get parsed(): unknown {
-    if (this.#parsed === undefined) {
-      this.#parsed = JSON.parse(this.json) as unknown;
-      this.keepForThisTick();
-    }
+    if (this.#parsed === undefined) this.#parsed = JSON.parse(this.json) as unknown;
     return this.#parsed;
   }
 
@@ -181,7 +181,6 @@ export class EncodedState {
       state.#frame = null;
       state.#frameWithoutId = null;
       state.#wsMessage = null;
-      state.#parsed = undefined;
       if (state.#patches !== null) for (const patch of state.#patches) patch.dropEncodings();
       state.#encoded = false;
     }
