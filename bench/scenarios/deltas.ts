@@ -1,45 +1,32 @@
 /**
  * Delta updates on the wire (issue 24): bytes per delivered event and server CPU per delivered
- * event, with and without `delta=merge-patch`, in the same run. `npx tsx bench/deltas.ts [--clients N]`.
- * Scenarios, each run without and then with deltas on a fresh server:
+ * event, without and with `delta=merge-patch`, in the same run, each on a fresh server:
  * - demo: N clients on the every-book stream while one demo book (3 chapters of 2 sections) is generated;
  * - fan-out (a): N clients, each on its own book, each book updated once a second;
  * - fan-out (b): N clients on one book updated 10 times a second.
  * Bytes are the response bodies after the head (chunk framing, retry hint and heartbeats
  * included), over the progress and patch events received. CPU is the server process's user +
- * system time from /proc over the window, over the events delivered. Needs Redis and Postgres
- * as bench/run.ts does; its own database and key prefix, removed at the end.
+ * system time from /proc over the window, over the events delivered.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { redisKeys } from '../src/broker/keys.js';
-import { COMMIT } from '../src/broker/scripts.js';
-import { SseConnection } from './load/sse-connection.js';
-import { killAllChildren } from './support/children.js';
-import { REDIS_URL, STATE_TTL_SECONDS, bookId, deleteKeys, seedBooks, stateJson } from './support/fixtures.js';
-import type { BookRange } from './support/fixtures.js';
-import { PgProxy } from './support/pg-proxy.js';
-import { POSTGRES_HOST, POSTGRES_PORT, createDatabase, dropDatabase } from './support/postgres.js';
-import { cpuSeconds } from './support/proc.js';
-import { HOST, startServer } from './support/targets.js';
-import type { BenchContext, Target } from './support/targets.js';
+import { redisKeys } from '../../src/broker/keys.js';
+import { COMMIT } from '../../src/broker/scripts.js';
+import { SseConnection } from '../load/sse-connection.js';
+import { REDIS_URL, STATE_TTL_SECONDS, bookId, seedBooks, stateJson } from '../support/fixtures.js';
+import type { BookRange } from '../support/fixtures.js';
+import { cpuSeconds } from '../support/proc.js';
+import { HOST, startServer } from '../support/targets.js';
+import type { BenchContext, Target } from '../support/targets.js';
 
-const args = process.argv.slice(2);
-const at = args.indexOf('--clients');
-const CLIENTS = at >= 0 ? Number(args[at + 1]) : 1_000;
 const PUBLISH_MS = 10_000;
 const SETTLE_MS = 3_000;
 const START_TIME = Date.now() - 60_000;
-const REPEATS = args.includes('--repeat') ? 2 : 1;
 
 type CommitRedis = Redis & {
   progressCommit(state: string, dirty: string, expected: string, json: string, ttl: number, channel: string, id: string): Promise<1 | [0, string]>;
 };
 
-interface Row {
+export interface DeltaRow {
   scenario: string;
   delta: boolean;
   clients: number;
@@ -110,9 +97,9 @@ async function publishFor(redis: CommitRedis, prefix: string, books: BookRange, 
   }
 }
 
-async function scenario(ctx: BenchContext, redis: CommitRedis, name: 'demo' | 'fan-out (a)' | 'fan-out (b)', delta: boolean): Promise<Row> {
+async function scenario(ctx: BenchContext, redis: CommitRedis, count: number, name: 'demo' | 'fan-out (a)' | 'fan-out (b)', delta: boolean): Promise<DeltaRow> {
   const prefix = `${ctx.runPrefix}${name.replace(/\W/g, '')}-${delta ? 'd' : 'w'}:`;
-  const own: BookRange = { prefix: 'a-', first: 0, count: CLIENTS };
+  const own: BookRange = { prefix: 'a-', first: 0, count: count };
   const one: BookRange = { prefix: 'b-', first: 0, count: 1 };
   if (name === 'fan-out (a)') await seedBooks(redis, prefix, own);
   if (name === 'fan-out (b)') await seedBooks(redis, prefix, one);
@@ -120,7 +107,7 @@ async function scenario(ctx: BenchContext, redis: CommitRedis, name: 'demo' | 'f
   const query = delta ? '?delta=merge-patch' : '';
   try {
     const path = name === 'demo' ? () => `/api/ai/stream${query}` : name === 'fan-out (a)' ? (i: number) => `/api/ai/progress/${bookId(own, i)}/stream${query}` : () => `/api/ai/progress/${bookId(one, 0)}/stream${query}`;
-    const clients = await connectClients(target, CLIENTS, path);
+    const clients = await connectClients(target, count, path);
     await sleep(1_000);
     const before = clients.stats();
     const cpu0 = cpuSeconds(target.pid);
@@ -128,8 +115,8 @@ async function scenario(ctx: BenchContext, redis: CommitRedis, name: 'demo' | 'f
       const res = await fetch(`http://${HOST}:${target.port}/api/books`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title: 'Bench Book', chapters: 3, sectionsPerChapter: 2 }) });
       if (!res.ok) throw new Error(`POST /api/books: ${res.status}`);
       clients.finishWith(((await res.json()) as { data: { bookId: string } }).data.bookId);
-      for (const deadline = performance.now() + 120_000; clients.done() < CLIENTS && performance.now() < deadline; ) await sleep(100);
-      if (clients.done() < CLIENTS) throw new Error(`only ${clients.done()} clients saw the book complete`);
+      for (const deadline = performance.now() + 120_000; clients.done() < count && performance.now() < deadline; ) await sleep(100);
+      if (clients.done() < count) throw new Error(`only ${clients.done()} clients saw the book complete`);
       await sleep(500);
     } else {
       await publishFor(redis, prefix, name === 'fan-out (a)' ? own : one, name === 'fan-out (a)' ? 1 : 10, PUBLISH_MS);
@@ -138,58 +125,45 @@ async function scenario(ctx: BenchContext, redis: CommitRedis, name: 'demo' | 'f
     const cpu = cpuSeconds(target.pid) - cpu0;
     const after = clients.stats();
     clients.close();
-    return { scenario: name, delta, clients: CLIENTS, events: after.events - before.events, patches: after.patches - before.patches, bytes: after.bytes - before.bytes, cpuSeconds: cpu };
+    return { scenario: name, delta, clients: count, events: after.events - before.events, patches: after.patches - before.patches, bytes: after.bytes - before.bytes, cpuSeconds: cpu };
   } finally {
     await target.stop();
   }
 }
 
-async function main(): Promise<void> {
-  const runId = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  const logDir = mkdtempSync(join(tmpdir(), `booksai-deltas-${runId}-`));
-  const databaseName = `booksai_bench_${runId}`;
-  const runPrefix = `bench:${runId}:`;
+/** Every scenario without and then with deltas, `repeats` times. */
+export async function runDeltas(ctx: BenchContext, clients: number, repeats: number, log: (line: string) => void): Promise<DeltaRow[]> {
   const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 1 }) as CommitRedis;
   redis.defineCommand('progressCommit', { numberOfKeys: 2, lua: COMMIT });
-  const proxy = new PgProxy(POSTGRES_HOST, POSTGRES_PORT);
-  await createDatabase(databaseName);
   try {
-    const ctx: BenchContext = { root: fileURLToPath(new URL('..', import.meta.url)), logDir, runPrefix, redis, databaseName, proxy, proxyPort: await proxy.listen(), quick: false };
-    const rows: Row[] = [];
+    const rows: DeltaRow[] = [];
     for (const name of ['demo', 'fan-out (a)', 'fan-out (b)'] as const) {
-      for (let repeat = 0; repeat < REPEATS; repeat++) {
+      for (let repeat = 0; repeat < repeats; repeat++) {
         for (const delta of [false, true]) {
-          console.error(`deltas: ${name}, ${delta ? 'with' : 'without'} deltas, ${CLIENTS} clients`);
-          rows.push({ ...(await scenario(ctx, redis, name, delta)), repeat });
+          log(`deltas: ${name}, ${delta ? 'with' : 'without'} deltas, ${clients} clients`);
+          rows.push({ ...(await scenario(ctx, redis, clients, name, delta)), repeat });
         }
       }
     }
-    console.log(`| scenario | clients | deltas | events delivered | of them patches | bytes / event | server CPU µs / event | bytes × | CPU × |`);
-    console.log('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const row of rows) {
-      const whole = rows.find((r) => r.scenario === row.scenario && r.repeat === row.repeat && !r.delta) as Row;
-      const perEvent = (r: Row) => ({ bytes: r.bytes / Math.max(1, r.events), cpu: (1e6 * r.cpuSeconds) / Math.max(1, r.events) });
-      const mine = perEvent(row);
-      const base = perEvent(whole);
-      console.log(
-        `| ${row.scenario} | ${row.clients.toLocaleString('en')} | ${row.delta ? 'merge-patch' : 'none'} | ${row.events.toLocaleString('en')} | ${row.patches.toLocaleString('en')} | ${mine.bytes.toFixed(0)} | ${mine.cpu.toFixed(1)} | ${(base.bytes / mine.bytes).toFixed(2)} fewer | ${(mine.cpu / base.cpu).toFixed(2)} |`,
-      );
-    }
+    return rows;
   } finally {
-    killAllChildren();
-    await proxy.close().catch(() => {});
-    await dropDatabase(databaseName).catch(() => {});
-    await deleteKeys(redis, runPrefix).catch(() => {});
     redis.disconnect();
-    rmSync(logDir, { recursive: true, force: true });
   }
 }
 
-process.on('exit', () => killAllChildren());
-main().then(
-  () => process.exit(0),
-  (error: Error) => {
-    console.error(error.stack ?? error.message);
-    process.exit(1);
-  },
-);
+export function deltasTable(rows: readonly DeltaRow[]): string[] {
+  const lines = [
+    '| scenario | clients | deltas | events delivered | of them patches | bytes / event | server CPU µs / event | bytes: fewer × | CPU × |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const perEvent = (r: DeltaRow) => ({ bytes: r.bytes / Math.max(1, r.events), cpu: (1e6 * r.cpuSeconds) / Math.max(1, r.events) });
+  for (const row of rows) {
+    const whole = rows.find((r) => r.scenario === row.scenario && r.repeat === row.repeat && !r.delta) as DeltaRow;
+    const mine = perEvent(row);
+    const base = perEvent(whole);
+    lines.push(
+      `| ${row.scenario} | ${row.clients.toLocaleString('en')} | ${row.delta ? 'merge-patch' : 'none'} | ${row.events.toLocaleString('en')} | ${row.patches.toLocaleString('en')} | ${mine.bytes.toFixed(0)} | ${mine.cpu.toFixed(1)} | ${(base.bytes / mine.bytes).toFixed(2)} | ${(mine.cpu / base.cpu).toFixed(2)} |`,
+    );
+  }
+  return lines;
+}
