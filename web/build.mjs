@@ -7,7 +7,7 @@ const web = fileURLToPath(new URL('.', import.meta.url));
 
 export async function buildWeb() {
   await build({
-    entryPoints: [`${web}dashboard.ts`, `${web}book-page.ts`],
+    entryPoints: [`${web}dashboard.ts`, `${web}book-page.ts`, `${web}admin.ts`],
     outdir: `${web}dist`,
     bundle: true,
     format: 'esm',
@@ -20,6 +20,7 @@ export async function buildWeb() {
   });
   await mkdir(`${web}dist`, { recursive: true });
   await copyFile(`${web}style.css`, `${web}dist/style.css`);
+  await copyFile(`${web}admin.css`, `${web}dist/admin.css`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildWeb();
