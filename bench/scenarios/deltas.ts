@@ -48,32 +48,46 @@ async function connectClients(target: Target, count: number, path: (i: number) =
   /** The book whose terminal state ends the demo (the every-book stream also sends the recent books of earlier runs). */
   let finalOf: string | null = null;
   const connections: SseConnection[] = [];
+  let closing = false;
+  /** Opens client `i` (again, after a refusal: an overloaded server sheds new streams with 503 + Retry-After). */
+  const open = (i: number) => {
+    let ok = false;
+    connections[i] = new SseConnection(HOST, target.port, path(i), {
+      onOpen: (status) => {
+        ok = status === 200;
+        if (ok) opened++;
+      },
+      onEvent: (_id, data) => {
+        events++;
+        // A patch never carries a status unless it changed; the terminal state comes whole.
+        if (!data.includes('"status"')) patches++;
+        if (finalOf !== null && data.includes(finalOf) && data.includes('"status":"COMPLETE"')) done++;
+      },
+      onClose: () => {
+        if (!ok && !closing) setTimeout(() => open(i), 500);
+      },
+    });
+  };
   for (let i = 0; i < count; i++) {
-    connections.push(
-      new SseConnection(HOST, target.port, path(i), {
-        onOpen: (status) => {
-          if (status === 200) opened++;
-        },
-        onEvent: (_id, data) => {
-          events++;
-          // A patch never carries a status unless it changed; the terminal state comes whole.
-          if (!data.includes('"status"')) patches++;
-          if (finalOf !== null && data.includes(finalOf) && data.includes('"status":"COMPLETE"')) done++;
-        },
-        onClose: () => {},
-      }),
-    );
+    open(i);
     if (i % 250 === 249) await sleep(50);
   }
   for (const deadline = performance.now() + 30_000; opened < count && performance.now() < deadline; ) await sleep(50);
-  if (opened < count) throw new Error(`only ${opened} of ${count} clients connected`);
+  if (opened < count) {
+    closing = true;
+    connections.forEach((c) => c.close());
+    throw new Error(`only ${opened} of ${count} clients connected`);
+  }
   return {
     stats: () => ({ events, patches, bytes: connections.reduce((sum, c) => sum + c.bodyBytes, 0) }),
     done: () => done,
     finishWith: (bookId: string) => {
       finalOf = `"bookId":"${bookId}"`;
     },
-    close: () => connections.forEach((c) => c.close()),
+    close: () => {
+      closing = true;
+      connections.forEach((c) => c.close());
+    },
   };
 }
 
