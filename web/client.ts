@@ -4,6 +4,7 @@ import { BookProgressSchema, isTerminal } from '../src/progress/schema.js';
 import type { BookProgress } from '../src/progress/schema.js';
 import { LiveText } from './live-text.js';
 import type { SectionTextUpdate } from './live-text.js';
+import { PatchedStates } from './merge-patch.js';
 
 export type { BookProgress, SectionTextUpdate };
 
@@ -14,7 +15,7 @@ type EventSourceLike = {
   readonly readyState: number;
   onopen: ((event: Event) => unknown) | null;
   onerror: ((event: Event) => unknown) | null;
-  addEventListener(type: 'progress' | 'auth' | 'text' | 'chapter', listener: (event: MessageEvent<string>) => void): void;
+  addEventListener(type: 'progress' | 'patch' | 'auth' | 'text' | 'chapter', listener: (event: MessageEvent<string>) => void): void;
   close(): void;
 };
 type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
@@ -54,6 +55,8 @@ export interface WatchOptions {
   onText?: (update: SectionTextUpdate) => void;
   /** A chapter was saved while the client was away: fetch its text (GET /api/books/:id). */
   onChapterSaved?: (bookId: string, chapter: number) => void;
+  /** Ask for `delta=merge-patch` (states after a book's first as patches, applied here); true by default. */
+  delta?: boolean;
 }
 
 export interface Watching {
@@ -134,6 +137,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     else if (ids !== null) query.push(`books=${ids.map(encodeURIComponent).join(',')}`);
     const known = ids?.map((id) => latest.get(id)?.version ?? 0) ?? [];
     if (live) query.push('text=1');
+    if (options.delta !== false) query.push('delta=merge-patch');
     const textPart = live && ids !== null ? live.resumePart(ids) : '';
     const withText = textPart !== '' && textPart.split('.').some((p) => p !== '-');
     if (withText) query.push(`lastEventId=${encodeURIComponent(`${known.join('.')};${textPart}`)}`);
@@ -162,12 +166,28 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
       if (source === es) source = null;
       if (!closed) void connectSse();
     });
+    // What this connection sent, the base of its patches: a new connection starts each book whole.
+    const patched = new PatchedStates();
     es.addEventListener('progress', (event) => {
       try {
-        accept(JSON.parse(event.data));
+        accept(patched.whole(JSON.parse(event.data)));
       } catch {
         // A frame that is not JSON is not ours: ignore it.
       }
+    });
+    es.addEventListener('patch', (event) => {
+      let state: unknown;
+      try {
+        state = patched.patch(JSON.parse(event.data));
+      } catch {
+        return;
+      }
+      if (state !== undefined) return accept(state);
+      // Nothing to patch (not expected): reconnect, which starts whole from the versions shown.
+      if (source !== es) return;
+      es.close();
+      source = null;
+      void connectSse();
     });
     if (live) {
       es.addEventListener('text', (event) => {

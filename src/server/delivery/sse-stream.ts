@@ -38,6 +38,10 @@ export type Watched = readonly string[] | 'all';
  * Event ids make resuming exact: for one book the id is its version (the frame built once per
  * version is shared by every watcher); for a list it is the versions in list order joined by
  * '.', e.g. `12.7.0`. The every-book stream has no id: a reconnect gets the latest states again.
+ *
+ * With `delta=merge-patch` a book's first event on the stream is its whole state and the next
+ * ones are `patch` events against the state this stream sent before (see StatePatch), with the
+ * same ids; a state a patch cannot carry well (terminal, a member set to null) goes whole.
  */
 export class ProgressStream implements Watcher {
   readonly #res: ServerResponse;
@@ -74,10 +78,11 @@ export class ProgressStream implements Watcher {
     known: ReadonlyMap<string, number>,
     admits: ((update: EncodedState) => boolean) | null,
     onEnd: () => void,
+    delta = false,
   ) {
     this.#res = res;
     this.#watched = watched;
-    this.#books = new BookQueue(known);
+    this.#books = new BookQueue(known, delta);
     this.#admits = admits;
     this.#onEnd = onEnd;
     this.#connection = res.req.socket;
@@ -217,7 +222,7 @@ export class ProgressStream implements Watcher {
         else this.#finished.add(update.bookId);
       }
       this.#lastEventAt = Date.now();
-      if (!this.#write(this.#frame(update))) {
+      if (!this.#write(this.#frame(update, this.#books.base))) {
         this.#awaitDrain();
         return;
       }
@@ -262,7 +267,14 @@ export class ProgressStream implements Watcher {
     return `${versions};${this.#watched.map((bookId) => formatCursor(text.position(bookId))).join('.')}`;
   }
 
-  #frame(update: EncodedState): EncodedEvent {
+  /** `base`: what the client had of the book, for a patch (null: the state goes whole). */
+  #frame(update: EncodedState, base: EncodedState | null): EncodedEvent {
+    const patch = base === null ? null : update.patchFrom(base);
+    if (patch !== null) {
+      if (this.#watched === 'all') return patch.frameWithoutId;
+      if (this.#watched.length === 1 && this.#text === null) return patch.frame;
+      return EncodedEvent.named('patch', this.#watched.length === 1 ? (patch.json as string) : patch.jsonWithBookId, this.#resumeId());
+    }
     if (this.#watched === 'all') return update.frameWithoutId;
     if (this.#watched.length === 1 && this.#text === null) return update.frame;
     return EncodedEvent.progress(update.json, this.#resumeId());
