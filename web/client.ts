@@ -1,7 +1,6 @@
-import './jitless.js';
 import { jitteredBackoff } from '../src/backoff.js';
-import { BookProgressSchema, isTerminal } from '../src/progress/schema.js';
-import type { BookProgress } from '../src/progress/schema.js';
+import { isTerminal, parseBookProgress } from './sdk/guard.js';
+import type { BookProgress } from './sdk/guard.js';
 import { LiveText } from './live-text.js';
 import type { SectionTextUpdate } from './live-text.js';
 
@@ -54,6 +53,8 @@ export interface WatchOptions {
   onText?: (update: SectionTextUpdate) => void;
   /** A chapter was saved while the client was away: fetch its text (GET /api/books/:id). */
   onChapterSaved?: (bookId: string, chapter: number) => void;
+  /** States already shown (another tab's, a previous connection's): the stream resumes after them. */
+  resumeFrom?: Iterable<BookProgress>;
 }
 
 export interface Watching {
@@ -85,6 +86,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   const settings = { ...DEFAULTS, ...options };
   const ids = books === 'all' ? null : [...new Set(books)];
   const latest = new Map<string, BookProgress>();
+  for (const state of options.resumeFrom ?? []) if (ids === null || ids.includes(state.bookId)) latest.set(state.bookId, state);
   const live = options.text ? new LiveText(options.onText ?? (() => {}), options.onChapterSaved) : null;
 
   let connection: ConnectionState = 'connecting';
@@ -106,9 +108,8 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   });
 
   const accept = (raw: unknown) => {
-    const parsed = BookProgressSchema.safeParse(raw);
-    if (!parsed.success) return;
-    const state = parsed.data;
+    const state = parseBookProgress(raw);
+    if (state === null) return;
     if (ids !== null && !ids.includes(state.bookId)) return;
     const shown = latest.get(state.bookId);
     if (shown && state.version <= shown.version) return;
