@@ -24,6 +24,8 @@ export function webRoutes(webRoot = WEB_ROOT, basePath = '', frameAncestors: rea
 
   app.get('/', pageHeaders, (c) => c.html(listPage));
   app.get('/book/:bookId', pageHeaders, (c) => c.html(bookPage));
+  // A worker runs under the policy its script is served with: the page's, so its streams and polls may reach this server.
+  app.use('/assets/shared-worker.js', pageHeaders);
   app.use('/assets/*', compress(), async (c, next) => {
     await next();
     c.header('Cache-Control', 'no-cache');
