@@ -13,7 +13,7 @@ type EventSourceLike = {
   readonly readyState: number;
   onopen: ((event: Event) => unknown) | null;
   onerror: ((event: Event) => unknown) | null;
-  addEventListener(type: 'progress' | 'auth' | 'text' | 'chapter', listener: (event: MessageEvent<string>) => void): void;
+  addEventListener(type: 'progress' | 'auth' | 'text' | 'chapter' | 'heartbeat', listener: (event: MessageEvent<string>) => void): void;
   close(): void;
 };
 type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
@@ -35,7 +35,14 @@ export interface WatchOptions {
   sseFailuresBeforePolling?: number;
   /** While polling, how often to try SSE again. */
   sseRetryMs?: number;
-  onConnection?: (state: ConnectionState) => void;
+  /** `buffered`: polling because a proxy held the open stream's events back (see heartbeatMs). */
+  onConnection?: (state: ConnectionState, detail: { buffered: boolean }) => void;
+  /**
+   * The server's HEARTBEAT_MS, until an open stream says it. A stream that brings nothing (no
+   * event, no heartbeat; or not even its headers) for two periods is held back by a buffering
+   * proxy: the client polls, and reports `buffered`.
+   */
+  heartbeatMs?: number;
   /** A token for a server with authentication (sent as ?access_token= to EventSource, Bearer to fetch). */
   token?: string;
   /**
@@ -59,12 +66,14 @@ export interface WatchOptions {
 
 export interface Watching {
   readonly connection: ConnectionState;
+  /** Polling because a proxy buffers the stream (the open stream brought nothing for two heartbeat periods). */
+  readonly buffered: boolean;
   /** The newest state shown per book. */
   readonly latest: ReadonlyMap<string, BookProgress>;
   close(): void;
 }
 
-const DEFAULTS = { pollIntervalMs: 3_000, sseFailuresBeforePolling: 3, sseRetryMs: 30_000 };
+const DEFAULTS = { pollIntervalMs: 3_000, sseFailuresBeforePolling: 3, sseRetryMs: 30_000, heartbeatMs: 15_000 };
 const MAX_RECONNECT_MS = 15_000;
 
 /** Jittered exponential backoff: 0.5-1 x min(500 ms x 2^n, 15 s). */
@@ -95,11 +104,14 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   let timer: ReturnType<typeof setTimeout> | null = null;
   let pollTimer: ReturnType<typeof setTimeout> | null = null;
   let closed = false;
+  /** A proxy held an open stream back: polling goes on until a stream brings something again. */
+  let buffered = false;
+  let watchdog: ReturnType<typeof setTimeout> | null = null;
 
   const setConnection = (next: ConnectionState) => {
     if (connection === next) return;
     connection = next;
-    options.onConnection?.(next);
+    options.onConnection?.(next, { buffered });
   };
 
   const finished = () => ids !== null && ids.every((id) => {
@@ -131,6 +143,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   const streamUrl = (accessToken: string | undefined) => {
     const query: string[] = [];
     let path = `/api/ai/stream`;
+    query.push('heartbeats=1');
     if (ids !== null && ids.length === 1) path = `/api/ai/progress/${encodeURIComponent(ids[0] as string)}/stream`;
     else if (ids !== null) query.push(`books=${ids.map(encodeURIComponent).join(',')}`);
     const known = ids?.map((id) => latest.get(id)?.version ?? 0) ?? [];
@@ -156,6 +169,42 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     if (closed) return;
     const es = options.withCredentials ? new EventSourceClass(url, { withCredentials: true }) : new EventSourceClass(url);
     source = es;
+    let heartbeatMs = settings.heartbeatMs;
+    /** Something arrived: the stream flows (again, after a buffering proxy was suspected). */
+    const arm = () => {
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = setTimeout(heldBack, 2 * heartbeatMs);
+    };
+    const alive = () => {
+      if (source !== es) return;
+      arm();
+      if (buffered) {
+        buffered = false;
+        sseFailures = 0;
+        stopPolling();
+        setConnection('live');
+      }
+    };
+    const heldBack = () => {
+      watchdog = null;
+      if (source !== es || closed) return;
+      es.close();
+      source = null;
+      buffered = true;
+      startPolling();
+      setConnection('polling');
+      schedule(settings.sseRetryMs, () => void connectSse());
+    };
+    arm(); // nor may it hang unopened: the server answers at once
+    es.addEventListener('heartbeat', (event) => {
+      try {
+        const period = (JSON.parse(event.data) as { heartbeatMs?: unknown }).heartbeatMs;
+        if (typeof period === 'number' && period > 0) heartbeatMs = period;
+      } catch {
+        // Keep the period we had.
+      }
+      alive();
+    });
     // The token expired on the open stream: reconnect at once with a fresh one, where it left off.
     es.addEventListener('auth', () => {
       refresh = true;
@@ -164,6 +213,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
       if (!closed) void connectSse();
     });
     es.addEventListener('progress', (event) => {
+      alive();
       try {
         accept(JSON.parse(event.data));
       } catch {
@@ -172,6 +222,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     });
     if (live) {
       es.addEventListener('text', (event) => {
+        alive();
         let frame: Parameters<LiveText['apply']>[0];
         try {
           frame = JSON.parse(event.data) as typeof frame;
@@ -186,6 +237,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
         }
       });
       es.addEventListener('chapter', (event) => {
+        alive();
         try {
           const saved = JSON.parse(event.data) as { bookId: string; chapter: number };
           live.chapterSaved(saved.bookId, saved.chapter);
@@ -197,11 +249,15 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     let opened = false;
     es.onopen = () => {
       opened = true;
+      arm();
+      if (buffered) return; // live once something arrives
       sseFailures = 0;
       stopPolling();
       setConnection('live');
     };
     es.onerror = () => {
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = null;
       // Refused before it opened: EventSource hides the status, and a 401 looks the same, so the
       // next token asked for is a fresh one.
       if (!opened) refresh = true;
@@ -283,6 +339,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     source?.close();
     source = null;
     if (timer) clearTimeout(timer);
+    if (watchdog) clearTimeout(watchdog);
     stopPolling();
     setConnection('closed');
   };
@@ -293,6 +350,9 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   return {
     get connection() {
       return connection;
+    },
+    get buffered() {
+      return buffered;
     },
     latest,
     close: stop,

@@ -15,6 +15,8 @@ export interface BooksUpdate {
   readonly changed: readonly BookProgress[];
   readonly connection: ConnectionState;
   readonly transport: Transport;
+  /** Polling because a proxy buffers the stream: its heartbeats and events stopped arriving. */
+  readonly buffered: boolean;
   /** The last problem met (a token that could not be had, a server that does not answer), cleared when live again. */
   readonly error: Error | null;
 }
@@ -43,7 +45,7 @@ export interface BooksWatching {
 /** Where states and connection changes come from: the page's own watch(), or the tab-shared one. */
 export interface FeedSink {
   state(progress: BookProgress): void;
-  connection(connection: ConnectionState, transport: Transport): void;
+  connection(connection: ConnectionState, transport: Transport, buffered: boolean): void;
   error(error: Error): void;
 }
 
@@ -56,7 +58,7 @@ export function watchBooks(books: readonly string[] | 'all', onUpdate: (update: 
   const ids = books === 'all' ? null : [...new Set(books)];
   const latest = new Map<string, BookProgress>();
   let changed = new Map<string, BookProgress>();
-  let current: BooksUpdate = { books: latest, changed: [], connection: 'connecting', transport: 'sse', error: null };
+  let current: BooksUpdate = { books: latest, changed: [], connection: 'connecting', transport: 'sse', buffered: false, error: null };
   let closed = false;
 
   const batch = new FrameBatch(
@@ -77,10 +79,14 @@ export function watchBooks(books: readonly string[] | 'all', onUpdate: (update: 
       changed.set(progress.bookId, progress);
       batch.mark();
     },
-    connection(connection, transport) {
-      if (connection === current.connection && transport === current.transport) return;
-      const error = connection === 'offline' ? new Error('the progress server does not answer') : connection === 'live' ? null : current.error;
-      current = { ...current, connection, transport, error };
+    connection(connection, transport, buffered) {
+      if (connection === current.connection && transport === current.transport && buffered === current.buffered) return;
+      const error =
+        connection === 'offline' ? new Error('the progress server does not answer')
+        : buffered ? new Error('a proxy holds the stream back (buffering): polling instead')
+        : connection === 'live' ? null
+        : current.error;
+      current = { ...current, connection, transport, buffered, error };
       batch.mark();
     },
     error(error) {
@@ -117,7 +123,7 @@ function ownFeed(ids: readonly string[] | null, sink: FeedSink, options: WatchBo
         }
       },
     }),
-    onConnection: (c) => sink.connection(c, c === 'polling' ? 'polling' : 'sse'),
+    onConnection: (c, { buffered }) => sink.connection(c, c === 'polling' ? 'polling' : 'sse', buffered),
   });
   return watching;
 }

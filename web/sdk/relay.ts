@@ -11,12 +11,12 @@ export type TabMessage =
 /** What the tab-shared connection tells the tabs. */
 export type HubMessage =
   | { t: 'state'; state: BookProgress }
-  | { t: 'connection'; connection: ConnectionState }
+  | { t: 'connection'; connection: ConnectionState; buffered: boolean }
   | { t: 'token?'; n: number; refresh: boolean }
   | { t: 'hello' };
 
 /** The options a tab hands the shared connection: what can cross postMessage. */
-export type SharedOptions = Pick<WatchOptions, 'baseUrl' | 'withCredentials' | 'pollIntervalMs' | 'sseFailuresBeforePolling' | 'sseRetryMs' | 'token'> & { hasGetToken?: boolean };
+export type SharedOptions = Pick<WatchOptions, 'baseUrl' | 'withCredentials' | 'pollIntervalMs' | 'sseFailuresBeforePolling' | 'sseRetryMs' | 'token' | 'heartbeatMs'> & { hasGetToken?: boolean };
 
 /** Tabs joining within this window share one reconnect (eight tabs opening at once: one stream). */
 const SETTLE_MS = 30;
@@ -33,6 +33,7 @@ export class Relay {
   readonly #options: WatchOptions;
   readonly #send: (message: HubMessage, tab?: string) => void;
   #connection: ConnectionState = 'connecting';
+  #buffered = false;
   #watching: Watching | null = null;
   #key = '';
   #generation = 0;
@@ -51,7 +52,7 @@ export class Relay {
   join(tab: string, books: readonly string[] | null): void {
     this.#tabs.set(tab, books);
     for (const state of this.#known.values()) if (books === null || books.includes(state.bookId)) this.#send({ t: 'state', state }, tab);
-    this.#send({ t: 'connection', connection: this.#connection }, tab);
+    this.#send({ t: 'connection', connection: this.#connection, buffered: this.#buffered }, tab);
     this.#plan();
   }
 
@@ -91,10 +92,11 @@ export class Relay {
       {
         ...this.#options,
         resumeFrom: [...this.#known.values()],
-        onConnection: (connection) => {
+        onConnection: (connection, { buffered }) => {
           if (generation !== this.#generation) return;
           this.#connection = connection;
-          this.#send({ t: 'connection', connection });
+          this.#buffered = buffered;
+          this.#send({ t: 'connection', connection, buffered });
         },
       },
     );

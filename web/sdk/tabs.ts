@@ -23,6 +23,7 @@ export function sharedFeed(ids: readonly string[] | null, sink: FeedSink, option
     pollIntervalMs: options.pollIntervalMs,
     sseFailuresBeforePolling: options.sseFailuresBeforePolling,
     sseRetryMs: options.sseRetryMs,
+    heartbeatMs: options.heartbeatMs,
     token: options.token,
     hasGetToken: options.getToken !== undefined,
   };
@@ -53,11 +54,11 @@ export function sharedFeed(ids: readonly string[] | null, sink: FeedSink, option
     port.onmessage = (e: MessageEvent<HubMessage>) => {
       const m = e.data;
       if (m.t === 'state') sink.state(m.state);
-      else if (m.t === 'connection') sink.connection(m.connection, 'shared-worker');
+      else if (m.t === 'connection') sink.connection(m.connection, 'shared-worker', m.buffered);
       else if (m.t === 'token?') void answerToken(m.n, m.refresh, post);
     };
     port.start();
-    sink.connection('connecting', 'shared-worker');
+    sink.connection('connecting', 'shared-worker', false);
     void tabLock.then(() => {
       if (closed) return;
       post({ t: 'config', options: shared });
@@ -78,6 +79,7 @@ export function sharedFeed(ids: readonly string[] | null, sink: FeedSink, option
   const stop = new AbortController();
   let relay: Relay | null = null;
   let connection: ConnectionState = 'connecting';
+  let buffered = false;
   const announce = () => channel.postMessage({ t: 'watch', tab, books: ids } satisfies TabMessage);
   const hear = (m: HubMessage) => {
     if (m.t === 'state') {
@@ -86,7 +88,8 @@ export function sharedFeed(ids: readonly string[] | null, sink: FeedSink, option
       sink.state(m.state);
     } else if (m.t === 'connection') {
       connection = m.connection;
-      sink.connection(connection, relay ? 'leader-tab' : 'follower-tab');
+      buffered = m.buffered;
+      sink.connection(connection, relay ? 'leader-tab' : 'follower-tab', buffered);
     } else if (m.t === 'hello' && !relay) announce();
   };
   channel.onmessage = (e: MessageEvent<TabMessage | HubMessage>) => {
@@ -99,7 +102,7 @@ export function sharedFeed(ids: readonly string[] | null, sink: FeedSink, option
       void navigator.locks.request(`booksai-progress-tab:${m.tab}`, { signal: stop.signal }, () => current.leave(m.tab)).catch(() => {});
     } else if (m.t === 'leave') relay.leave(m.t === 'leave' ? m.tab : '');
   };
-  sink.connection('connecting', 'follower-tab');
+  sink.connection('connecting', 'follower-tab', false);
   void tabLock.then(() => {
     if (closed) return;
     announce();
@@ -111,7 +114,7 @@ export function sharedFeed(ids: readonly string[] | null, sink: FeedSink, option
           channel.postMessage(m);
           hear(m);
         }, known.values());
-        sink.connection(connection, 'leader-tab');
+        sink.connection(connection, 'leader-tab', buffered);
         relay.join(tab, ids);
         channel.postMessage({ t: 'hello' } satisfies HubMessage);
         return new Promise<void>((release) => stop.signal.addEventListener('abort', () => release()));

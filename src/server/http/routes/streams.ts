@@ -102,6 +102,7 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
     end();
     streams.delete(stream);
   });
+  if (['1', 'true'].includes(c.req.query('heartbeats') ?? '')) stream.visibleHeartbeats(streams.heartbeatMs);
 
   let first: Array<EncodedState | null>;
   try {
