@@ -7,7 +7,7 @@ import { launchChromium } from '../support/browser.js';
 import { startServer } from '../support/service.js';
 import { until } from '../support/wait.js';
 
-type Tab = { version: number; versions: number[]; connection: string; transport: string; calls: number };
+type Tab = { version: number; versions: number[]; connection: string; transport: string; calls: number; kept: () => number };
 const TABS = 8;
 
 let browser: Browser;
@@ -119,5 +119,27 @@ describe('one connection per browser, in Chromium', () => {
     await until(async () => (await Promise.all(rest.map(tabOf))).every((t) => t.version === 10), 15_000, 'every remaining tab at its final version');
     await until(() => service.streams.size <= before + 1, 5_000, 'still one stream');
     expect(violations).toEqual([]);
+  });
+
+  it('a hidden tab with pauseWhenHidden renders nothing but keeps its state, and catches up in one call when shown', async () => {
+    const id = bookId('tabs-hidden');
+    await service.tracker.updateProgress(id, { status: 'GENERATING', message: 'v1' });
+    const page = await context.newPage();
+    await page.goto(`${service.url}/__tabs/?book=${id}&share=worker&pause`);
+    await until(async () => (await tabOf(page)).version === 1, 10_000, 'the first state');
+    const setHidden = (hidden: boolean) =>
+      page.evaluate((h) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await setHidden(true);
+    const calls = (await tabOf(page)).calls;
+    for (let v = 2; v <= 20; v++) await service.tracker.updateProgress(id, { message: `v${v}` });
+    await until(() => page.evaluate(() => (window as unknown as { tab: Tab }).tab.kept() === 20), 10_000, 'the hidden tab to keep its state current');
+    expect((await tabOf(page)).calls).toBe(calls);
+    expect((await tabOf(page)).version).toBe(1);
+    await setHidden(false);
+    await until(async () => (await tabOf(page)).version === 20, 5_000, 'the shown tab to catch up');
+    expect((await tabOf(page)).calls).toBe(calls + 1);
   });
 });

@@ -37,7 +37,7 @@ export interface WatchBooksOptions extends Omit<WatchOptions, 'onConnection' | '
 }
 
 export interface BooksWatching {
-  /** The newest update (also between calls). */
+  /** The newest state, also between calls (and while paused). */
   readonly current: BooksUpdate;
   close(): void;
 }
@@ -98,7 +98,8 @@ export function watchBooks(books: readonly string[] | 'all', onUpdate: (update: 
   const feed = (options.share ? sharedFeed(ids, sink, options) : null) ?? ownFeed(ids, sink, options);
   return {
     get current() {
-      return current;
+      // Kept current between calls too (a paused, hidden page): what the next call will bring.
+      return changed.size === 0 ? current : { ...current, books: new Map(latest), changed: [...changed.values()] };
     },
     close() {
       closed = true;
