@@ -21,6 +21,8 @@ export interface CampaignOptions {
   historyPath: string;
   /** Progress lines for people (the CLI prints them). */
   say?: (line: string) => void;
+  /** Told the topology once it runs, so that a test can stop it however the test ends. */
+  onTopology?: (topology: Topology) => void;
 }
 
 /** The servers' backend bound (their default), and the bound every answer is held to. */
@@ -29,8 +31,10 @@ export const ANSWER_BOUND_MS = BACKEND_TIMEOUT_MS + 1_000;
 /** A server process past this resident size is a leak, not load. */
 export const RSS_LIMIT_MB = 600;
 const SERVERS = 3;
-const POLL_INTERVAL_MS = 1_000;
+/** The legacy UI polled every 3 s. */
+const POLL_INTERVAL_MS = 3_000;
 const SETTLE_MS = 45_000;
+const LAG_TICK_MS = 50;
 /** A multiplexed stream opens for every this many new books. */
 const MULTIPLEX_BATCH = 4;
 
@@ -55,10 +59,12 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
   const plan = planFaults(options.seed, options.mode, options.durationMs, SERVERS);
   say(`chaos ${options.mode}: CHAOS_SEED=${options.seed}, ${plan.length} faults planned over ${options.durationMs / 1000} s, history in ${options.historyPath}`);
   const topology = await Topology.start(options.mode, SERVERS, SERVER_ENV);
+  options.onTopology?.(topology);
   const watchers: Watcher[] = [];
   const pollers: Poller[] = [];
   let worker: OutsideWorker | null = null;
   let rssTimer: NodeJS.Timeout | undefined;
+  let lagTimer: NodeJS.Timeout | undefined;
   try {
     history.record({ type: 'start', seed: options.seed, mode: options.mode, durationMs: options.durationMs, boundMs: ANSWER_BOUND_MS, rssLimitMb: RSS_LIMIT_MB, servers: SERVERS });
     const prng = new Prng(options.seed).fork();
@@ -79,8 +85,17 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
         batch = [];
       }
     });
+    // The machine is shared: when this process's own timers run late, so do its measurements.
+    let tick = performance.now();
+    lagTimer = setInterval(() => {
+      const now = performance.now();
+      const late = Math.round(now - tick - LAG_TICK_MS);
+      tick = now;
+      if (late >= 50) history.record({ type: 'lag', ms: late });
+    }, LAG_TICK_MS);
     rssTimer = setInterval(() => {
       for (const instance of topology.instances) {
+        if (instance.exitedByItself()) history.record({ type: 'log', server: instance.index, line: `the server exited by itself: ${instance.current!.output.trim().split('\n').slice(-3).join(' | ').slice(0, 400)}` });
         const mb = instance.rssMb();
         if (mb !== null) history.record({ type: 'rss', server: instance.index, mb });
       }
@@ -106,7 +121,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
     await Promise.all(publishers);
     say('settling');
     const settledMs = await settle(topology, books, watchers, SETTLE_MS);
-    for (const poller of pollers) await poller.stop();
+    // Together: each ends once its poll in flight and its 3 s pause end.
+    await Promise.all(pollers.map((poller) => poller.stop()));
     await Promise.all(pollers.map((poller) => poller.poll(clientMs)));
     await recordFinal(topology, books, watchers, history);
     for (const instance of topology.instances) {
@@ -119,6 +135,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CheckReport
     return checkHistory(history.events, KNOWN_VIOLATIONS);
   } finally {
     clearInterval(rssTimer);
+    clearInterval(lagTimer);
     for (const watcher of watchers) watcher.close();
     await worker?.close();
     await topology.stop();

@@ -50,15 +50,30 @@ export class DelayProxy {
   }
 
   #pipe(from: Socket, to: Socket): void {
-    // Each chunk leaves no earlier than the one before it, so a change of delay cannot reorder bytes.
-    let due = 0;
+    // One queue per direction, drained in order by one timer at a time: a TCP stream never
+    // reorders, and timers of different durations due at the same ms may fire in any order.
+    const queue: Array<{ due: number; chunk: Buffer }> = [];
+    let timer: NodeJS.Timeout | null = null;
+    const drain = () => {
+      timer = null;
+      while (queue.length > 0 && queue[0]!.due <= Date.now()) {
+        const { chunk } = queue.shift()!;
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (queue.length > 0) timer = setTimeout(drain, queue[0]!.due - Date.now());
+    };
     from.on('data', (chunk: Buffer) => {
-      if (this.delayMs === 0 && due <= Date.now()) {
+      if (this.delayMs === 0 && queue.length === 0) {
         to.write(chunk);
         return;
       }
-      due = Math.max(Date.now() + this.delayMs, due);
-      setTimeout(() => to.destroyed || to.write(chunk), due - Date.now());
+      // Each chunk leaves no earlier than the one before it, so a change of delay cannot reorder bytes.
+      const due = Math.max(Date.now() + this.delayMs, queue.at(-1)?.due ?? 0);
+      queue.push({ due, chunk });
+      if (timer === null) timer = setTimeout(drain, Math.max(0, queue[0]!.due - Date.now()));
+    });
+    from.on('close', () => {
+      if (timer) clearTimeout(timer);
     });
   }
 

@@ -46,7 +46,10 @@ export type HistoryEvent =
   | { t: number; type: 'event'; watcher: string; session: number; server: number; bookId: string; state: Seen }
   | { t: number; type: 'watch-error'; watcher: string; server: number; code?: number; message: string }
   | { t: number; type: 'log'; server: number; line: string }
+  | { t: number; type: 'nemesis-error'; id: number; kind: FaultKind; message: string }
   | { t: number; type: 'rss'; server: number; mb: number }
+  /** The campaign's own process was stalled `ms` (its timers ran late): the machine is loaded, every latency it measured meanwhile grew. */
+  | { t: number; type: 'lag'; ms: number }
   | { t: number; type: 'final'; bookId: string; redis: Seen | null; postgres: Seen | null; chapters?: FinalChapter[]; expectedChapters?: number }
   | { t: number; type: 'final-watcher'; watcher: string; connected: boolean; last: Record<string, Seen> }
   | { t: number; type: 'end'; settledMs: number };

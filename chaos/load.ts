@@ -35,7 +35,7 @@ export const seen = (state: { version: number; status: string; message?: string 
 export async function timed(instance: Instance, path: string, init: RequestInit, clientMs: number): Promise<{ answer: Answer; body: unknown }> {
   const started = performance.now();
   try {
-    const res = await fetch(`${instance.url}${path}`, { ...init, signal: AbortSignal.timeout(clientMs) });
+    const res = await fetchOnce(`${instance.url}${path}`, { ...init, signal: AbortSignal.timeout(clientMs) });
     const text = await res.text();
     const answer: Answer = { server: instance.index, status: res.status, ms: Math.round(performance.now() - started), retryAfter: res.headers.get('retry-after') };
     let body: unknown = null;
@@ -48,6 +48,21 @@ export async function timed(instance: Instance, path: string, init: RequestInit,
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code;
     return { answer: { server: instance.index, status: null, ms: Math.round(performance.now() - started), error: cause ?? (error as Error).name }, body: null };
+  }
+}
+
+/**
+ * fetch, with a GET retried once at once when its kept-alive connection was reset before any
+ * answer, as browsers do: the server closing an idle connection as the client reuses it is a
+ * race of HTTP keep-alive, not a lost answer.
+ */
+async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    if ((init.method ?? 'GET') !== 'GET' || (code !== 'ECONNRESET' && code !== 'UND_ERR_SOCKET')) throw error;
+    return fetch(url, init);
   }
 }
 

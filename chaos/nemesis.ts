@@ -1,6 +1,7 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { FaultKind, HistoryWriter } from './history.js';
 import { Prng } from './prng.js';
-import type { Mode, Topology } from './topology.js';
+import type { Instance, Mode, Topology } from './topology.js';
 
 /** One fault of the schedule: all of it drawn from the seed before the campaign starts. */
 export interface PlannedFault {
@@ -112,7 +113,13 @@ export async function runNemesis(plan: readonly PlannedFault[], topology: Topolo
     if (wait > 0) await holdFor(wait, heal);
     if (heal.aborted) break;
     const resource = resourceOf(fault.kind, fault.target);
-    const run = (chains.get(resource) ?? Promise.resolve()).then(() => (heal.aborted ? undefined : inject(fault, topology, history, heal)));
+    const run = (chains.get(resource) ?? Promise.resolve()).then(async () => {
+      if (heal.aborted) return;
+      // A fault the harness could not inject or heal is recorded, not thrown: the campaign goes on.
+      await inject(fault, topology, history, heal).catch((error: unknown) =>
+        history.record({ type: 'nemesis-error', id: fault.id, kind: fault.kind, message: (error as Error).message.split('\n')[0]!.slice(0, 300) }),
+      );
+    });
     chains.set(resource, run);
     all.push(run);
   }
@@ -131,7 +138,7 @@ async function inject(fault: PlannedFault, topology: Topology, history: HistoryW
       record('start');
       await instance.kill(fault.kind === 'server-kill' ? 'SIGKILL' : 'SIGTERM');
       await holdFor(fault.holdMs, heal);
-      await instance.start();
+      await restart(instance, history);
       return record('end');
     case 'server-stop':
       record('start');
@@ -187,8 +194,13 @@ async function inject(fault: PlannedFault, topology: Topology, history: HistoryW
       record('start');
       await topology.cluster!.kill(victim.port);
       await holdFor(fault.holdMs, heal);
-      await topology.cluster!.healthy(30_000).catch(() => undefined);
+      // Its replica takes over (node timeout 1 s; longer on a loaded machine). A node restarted
+      // before that comes back empty as the master of its slots: their data is lost, which is a
+      // Redis restart with its data lost, recorded as one.
+      const failedOver = await topology.cluster!.healthy(FAILOVER_MS).then(() => true, () => false);
+      if (!failedOver) history.record({ type: 'fault', phase: 'start', id: fault.id, kind: 'redis-restart', target });
       await topology.cluster!.restart(victim.port);
+      if (!failedOver) history.record({ type: 'fault', phase: 'end', id: fault.id, kind: 'redis-restart', target });
       await topology.cluster!.healthy(30_000);
       return record('end');
     }
@@ -198,6 +210,30 @@ async function inject(fault: PlannedFault, topology: Topology, history: HistoryW
       await holdFor(fault.holdMs, heal);
       for (const link of instance.links) link.delayMs = 0;
       return record('end');
+  }
+}
+
+/** How long a replica may take to replace a killed master before the master is restarted anyway. */
+const FAILOVER_MS = 90_000;
+
+/** How many times a supervisor starts a server that exits at start-up, a second apart, before giving up. */
+const START_ATTEMPTS = 90;
+
+/**
+ * Starts `instance` again as a supervisor (systemd, Kubernetes) would: a process that exits at
+ * start-up is started again a second later. Each refusal is recorded as a log line of the
+ * server (the checker reports it: a server should start while a backend is down).
+ */
+async function restart(instance: Instance, history: HistoryWriter): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await instance.start();
+    } catch (error) {
+      const line = (error as Error).message.replace(/^the server exited with \d+: /, '').split('\n')[0]!.slice(0, 300);
+      history.record({ type: 'log', server: instance.index, line: `start-up refused (attempt ${attempt}): ${line}` });
+      if (attempt >= START_ATTEMPTS) throw error;
+      await delay(1_000);
+    }
   }
 }
 

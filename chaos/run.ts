@@ -3,7 +3,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runCampaign } from './campaign.js';
-import { formatReport } from './checker.js';
+import { checkHistory, formatReport } from './checker.js';
+import { readHistory } from './history.js';
+import { KNOWN_VIOLATIONS } from './known-violations.js';
 import type { CheckReport } from './checker.js';
 import { Prng } from './prng.js';
 import type { Mode } from './topology.js';
@@ -27,8 +29,19 @@ export function seedFrom(env: string | undefined): number {
 export async function main(argv: string[], env: Record<string, string | undefined>): Promise<CheckReport[]> {
   const { values } = parseArgs({
     args: argv,
-    options: { duration: { type: 'string', default: '10m' }, mode: { type: 'string', default: 'both' }, out: { type: 'string', default: 'chaos-history' } },
+    options: {
+      duration: { type: 'string', default: '10m' },
+      mode: { type: 'string', default: 'both' },
+      out: { type: 'string', default: 'chaos-history' },
+      // Checks a recorded history again (after a change of the checker or of the known violations).
+      check: { type: 'string' },
+    },
   });
+  if (values.check !== undefined) {
+    const report = checkHistory(readHistory(values.check), KNOWN_VIOLATIONS);
+    process.stdout.write(`${formatReport(report)}\n`);
+    return [report];
+  }
   const mode = values.mode;
   if (mode !== 'single' && mode !== 'cluster' && mode !== 'both') throw new Error(`--mode must be single, cluster or both, got "${mode}"`);
   const durationMs = parseDuration(values.duration);

@@ -15,6 +15,35 @@ import { DelayProxy } from './delay-proxy.js';
 
 export type Mode = 'single' | 'cluster';
 
+/** How long a server may take to answer /healthz after its start, on a machine shared with other work. */
+const START_MS = 120_000;
+
+/**
+ * Every server process a campaign started: killed when this process exits, however it ends (a
+ * test runner's worker torn down, a crash), so that none outlives the campaign.
+ */
+const LIVE_PIDS = new Set<number>();
+process.once('exit', () => {
+  for (const pid of LIVE_PIDS) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** A cluster, tried again on a loaded machine where a node may take more than its 10 s to answer (a failed try stops its nodes). */
+async function startCluster(attempts = 3): Promise<RedisCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await RedisCluster.start();
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+    }
+  }
+}
+
 /** One server instance: a fixed port, so that clients reconnect to it across restarts. */
 export class Instance {
   readonly index: number;
@@ -26,6 +55,10 @@ export class Instance {
   /** Every process this instance ran, for their logs. */
   readonly processes: ServerProcess[] = [];
   current: ServerProcess | null = null;
+  /** Set while the nemesis kills it: an exit otherwise is the server's own doing. */
+  killed = false;
+  /** Whether its own exit was recorded already. */
+  exitSeen = false;
 
   constructor(index: number, port: number, env: Record<string, string>, links: DelayProxy[]) {
     this.index = index;
@@ -35,9 +68,20 @@ export class Instance {
     this.links = links;
   }
 
+  /** Starts the instance; a loaded machine may take long to load the TypeScript sources. */
   async start(): Promise<void> {
-    this.current = await ServerProcess.start(this.#env, this.port);
+    this.current = await ServerProcess.start(this.#env, this.port, START_MS);
+    this.killed = false;
+    this.exitSeen = false;
     this.processes.push(this.current);
+    LIVE_PIDS.add(this.current.pid);
+  }
+
+  /** True once, when the process exited without being killed (a crash, or an exit of its own). */
+  exitedByItself(): boolean {
+    if (this.killed || this.exitSeen || !this.current || this.current.running) return false;
+    this.exitSeen = true;
+    return true;
   }
 
   /** Resident memory of the running process, from /proc. */
@@ -53,6 +97,7 @@ export class Instance {
   }
 
   async kill(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+    this.killed = true;
     await this.current?.stop(signal, 30_000);
   }
 }
@@ -95,7 +140,7 @@ export class Topology {
     const [database] = await Promise.all([
       createTestDatabase(),
       this.mode === 'cluster'
-        ? RedisCluster.start().then((c) => void (this.cluster = c))
+        ? startCluster().then((c) => void (this.cluster = c))
         : RedisProcess.start(null, ['--maxmemory-policy', 'noeviction']).then((r) => void (this.redis = r)),
     ]);
     this.database = database;

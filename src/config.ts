@@ -4,6 +4,8 @@ export const DEFAULT_PORT = 3000;
 export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_REDIS_KEY_PREFIX = 'booksai:';
 export const DEFAULT_PROGRESS_TTL_SECONDS = 86_400;
+/** A finished book's (COMPLETE, ERROR) state stays in Redis this long; Postgres holds it at once. */
+export const DEFAULT_TERMINAL_TTL_SECONDS = 3_600;
 export const DEFAULT_DATA_DIR = './data';
 export const DEFAULT_SNAPSHOT_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
@@ -33,6 +35,9 @@ export const DEFAULT_RUN_LEASE_MS = 15_000;
 export const DEFAULT_MAX_GENERATIONS = 4;
 export const DEFAULT_GENERATOR_RETRIES = 5;
 export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
+/** Past this event-loop delay (ms), or this share of the heap limit (%), new streams and publishes get 503 overloaded. */
+export const DEFAULT_OVERLOAD_LOOP_DELAY_MS = 200;
+export const DEFAULT_OVERLOAD_HEAP_PERCENT = 90;
 /** How often a cluster client re-reads the slot map, so a migrated slot is noticed even without a MOVED. */
 export const DEFAULT_CLUSTER_SLOTS_REFRESH_MS = 2_000;
 
@@ -80,6 +85,7 @@ const EnvSchema = z.object({
       .default(DEFAULT_REDIS_KEY_PREFIX),
   ),
   PROGRESS_TTL_SECONDS: z.preprocess(blankAsUndefined, integer(1, 30 * 86_400).default(DEFAULT_PROGRESS_TTL_SECONDS)),
+  TERMINAL_TTL_SECONDS: z.preprocess(blankAsUndefined, integer(1, 30 * 86_400).default(DEFAULT_TERMINAL_TTL_SECONDS)),
   DATABASE_URL: z.preprocess(blankAsUndefined, z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   DATA_DIR: z.preprocess(blankAsUndefined, z.string().default(DEFAULT_DATA_DIR)),
   SNAPSHOT_INTERVAL_MS: z.preprocess(blankAsUndefined, integer(100, 3_600_000).default(DEFAULT_SNAPSHOT_INTERVAL_MS)),
@@ -105,6 +111,9 @@ const EnvSchema = z.object({
   MAX_SSE_CONNECTIONS: z.preprocess(blankAsUndefined, integer(1, 1_000_000).default(DEFAULT_MAX_SSE_CONNECTIONS)),
   MAX_BOOKS_PER_STREAM: z.preprocess(blankAsUndefined, integer(1, 10_000).default(DEFAULT_MAX_BOOKS_PER_STREAM)),
   BACKEND_TIMEOUT_MS: z.preprocess(blankAsUndefined, integer(100, 60_000).default(DEFAULT_BACKEND_TIMEOUT_MS)),
+  OVERLOAD_LOOP_DELAY_MS: z.preprocess(blankAsUndefined, integer(0, 60_000).default(DEFAULT_OVERLOAD_LOOP_DELAY_MS)),
+  OVERLOAD_HEAP_PERCENT: z.preprocess(blankAsUndefined, integer(0, 100).default(DEFAULT_OVERLOAD_HEAP_PERCENT)),
+  REDIS_WAIT_REPLICAS: z.preprocess(blankAsUndefined, integer(0, 100).default(0)),
   PUBLISH_TOKEN: z.preprocess(blankAsUndefined, z.string().min(16, 'must be at least 16 characters').optional()),
   AUTH_JWT_SECRET: jwtSecret,
   AUTH_JWT_PREVIOUS_SECRET: jwtSecret,
@@ -139,6 +148,8 @@ export interface Config {
   readonly redisTarget: RedisTarget | null;
   readonly redisKeyPrefix: string;
   readonly progressTtlSeconds: number;
+  /** TTL of a finished book's state (and its live text) in Redis; never longer than a running one's. */
+  readonly terminalTtlSeconds: number;
   /** Null: the embedded PGlite database under dataDir. */
   readonly databaseUrl: string | null;
   readonly dataDir: string;
@@ -173,6 +184,10 @@ export interface Config {
   readonly maxBooksPerStream: number;
   /** The longest any one Redis or Postgres call may take before it counts as an outage. */
   readonly backendTimeoutMs: number;
+  /** OVERLOAD_LOOP_DELAY_MS and OVERLOAD_HEAP_PERCENT; 0 turns that signal off. */
+  readonly overload: { readonly loopDelayMs: number; readonly heapPercent: number };
+  /** REDIS_WAIT_REPLICAS: replicas that acknowledge a commit (WAIT) before a publish is answered; 0: none. */
+  readonly redisWaitReplicas: number;
   /** Null: publishing is open to whoever reaches the server (in open mode). */
   readonly publishToken: string | null;
   readonly auth: {
@@ -214,6 +229,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     redisTarget: redisTarget(e, redisUrl),
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     progressTtlSeconds: e.PROGRESS_TTL_SECONDS,
+    terminalTtlSeconds: Math.min(e.TERMINAL_TTL_SECONDS, e.PROGRESS_TTL_SECONDS),
     databaseUrl: e.DATABASE_URL ?? null,
     dataDir: e.DATA_DIR,
     snapshotIntervalMs: e.SNAPSHOT_INTERVAL_MS,
@@ -235,6 +251,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxSseConnections: e.MAX_SSE_CONNECTIONS,
     maxBooksPerStream: e.MAX_BOOKS_PER_STREAM,
     backendTimeoutMs: e.BACKEND_TIMEOUT_MS,
+    overload: { loopDelayMs: e.OVERLOAD_LOOP_DELAY_MS, heapPercent: e.OVERLOAD_HEAP_PERCENT },
+    redisWaitReplicas: e.REDIS_WAIT_REPLICAS,
     publishToken: e.PUBLISH_TOKEN ?? null,
     auth,
     maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,

@@ -2,12 +2,14 @@ import type { Logger } from 'pino';
 
 /**
  * The kinds of backend fault, as logged and counted in booksai_backend_faults_total{kind}.
- * `redis_full`: a commit refused by a Redis out of memory; `generation_retry`: a backend call of
+ * `redis_full`: a commit refused by a Redis out of memory; `redis_not_replicated`: a commit fewer
+ * replicas than REDIS_WAIT_REPLICAS acknowledged in time; `generation_retry`: a backend call of
  * a generation retried.
  */
 export const FAULT_KINDS = [
   'redis_unavailable',
   'redis_full',
+  'redis_not_replicated',
   'redis_connection',
   'database_unavailable',
   'database_fallback',
@@ -33,6 +35,18 @@ interface Window {
 
 const byLogger = new WeakMap<Logger, FaultLog>();
 
+/** Fault lines kept for the operator view (GET /api/admin/status), newest last. */
+export const RECENT_FAULT_LINES = 50;
+
+/** One line the fault log wrote: `count`, for a line that sums up the repeats of an interval. */
+export interface FaultLine {
+  at: number;
+  kind: FaultKind;
+  message: string;
+  count?: number;
+  detail: Record<string, unknown>;
+}
+
 /**
  * Backend faults (Redis or Postgres not answering, Redis full), logged so that logs stay
  * readable during an outage: the first occurrence of a kind is logged at once, the next ones
@@ -44,6 +58,7 @@ export class FaultLog {
   readonly #intervalMs: number;
   readonly #windows = new Map<FaultKind, Window>();
   readonly #totals = new Map<FaultKind, number>();
+  readonly #recent: FaultLine[] = [];
 
   constructor(log: Logger, intervalMs = FAULT_LOG_INTERVAL_MS) {
     this.#log = log;
@@ -71,12 +86,23 @@ export class FaultLog {
       return;
     }
     this.#log.warn({ fault: kind, ...detail }, message);
+    this.#keep({ at: Date.now(), kind, message, detail });
     this.#open(kind, message, detail);
   }
 
   /** Occurrences per kind since start. */
   totals(): ReadonlyMap<FaultKind, number> {
     return this.#totals;
+  }
+
+  /** The last RECENT_FAULT_LINES lines logged, oldest first. */
+  recent(): readonly FaultLine[] {
+    return this.#recent;
+  }
+
+  #keep(line: FaultLine): void {
+    this.#recent.push(line);
+    if (this.#recent.length > RECENT_FAULT_LINES) this.#recent.shift();
   }
 
   #open(kind: FaultKind, message: string, detail: Record<string, unknown>): void {
@@ -92,6 +118,7 @@ export class FaultLog {
     if (!window || window.suppressed === 0) return;
     const seconds = this.#intervalMs / 1000;
     this.#log.warn({ fault: kind, count: window.suppressed, ...window.detail }, `${window.message} (${window.suppressed} more in the last ${seconds} s)`);
+    this.#keep({ at: Date.now(), kind, message: window.message, count: window.suppressed, detail: window.detail });
     this.#open(kind, window.message, window.detail);
   }
 }

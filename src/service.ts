@@ -18,6 +18,7 @@ import { GeneratorMetrics, registerGeneratorMetrics } from './orchestrator/gener
 import type { TextSink } from './orchestrator/section-text.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { ProgressTracker } from './progress/tracker.js';
+import { LoadMonitor } from './overload.js';
 import { ConnectionCap } from './server/delivery/connection-cap.js';
 import { Expiries } from './server/delivery/expiries.js';
 import { Hub } from './server/delivery/hub.js';
@@ -34,6 +35,8 @@ import { TenantQuota } from './server/http/publish-quota.js';
 import { Readiness } from './server/http/readiness.js';
 import { apiSecurityHeaderEntries } from './server/http/security-headers.js';
 import { databaseStartupError, listenStartupError } from './startup.js';
+import { adminStatus } from './server/http/admin-status.js';
+import { BookAdoption } from './store/adopt.js';
 import { BookStore } from './store/books.js';
 import { openDatabase } from './store/database.js';
 import type { DatabaseHandle } from './store/database.js';
@@ -108,7 +111,8 @@ export async function startService(config: Config, log: Logger, options: Service
   const streams = new StreamRegistry(config.heartbeatMs);
   const auth = new Authenticator({ ...config.auth, publishToken: config.publishToken });
   const expiries = new Expiries();
-  const cap = new ConnectionCap(config.maxSseConnections, new UserConnections(config.maxConnectionsPerUser));
+  const load = new LoadMonitor(config.overload);
+  const cap = new ConnectionCap(config.maxSseConnections, new UserConnections(config.maxConnectionsPerUser), load);
   const websockets = new WebSocketEndpoint({ hub, texts, auth, expiries, log, cap, heartbeatMs: config.heartbeatMs, maxBooksPerConnection: config.maxBooksPerStream });
   cap.count(streams);
   cap.count(websockets);
@@ -129,12 +133,15 @@ export async function startService(config: Config, log: Logger, options: Service
     brokerLive: () => broker.isLive(),
     database: () => database.ping(),
     draining: () => draining,
+    overloaded: () => load.overloaded,
   });
   const cors = new CorsPolicy(config.corsOrigins);
   const app = createApp({
     metrics,
     readiness,
     publishQuota: config.maxPublishesPerSecondPerTenant > 0 ? new TenantQuota(config.maxPublishesPerSecondPerTenant) : null,
+    load,
+    requestDeadlineMs: config.backendTimeoutMs,
     pages: cors,
     tracker,
     books,
@@ -154,6 +161,8 @@ export async function startService(config: Config, log: Logger, options: Service
     frameAncestors: config.frameAncestors,
     staleAfterMs: config.staleAfterMs,
     timeline: (bookId) => database.deadline.run('reading a timeline', bookTimeline(database.db, bookId)),
+    adminStatus: adminStatus({ owner, startedAt: Date.now(), streams, websockets, hub, readiness, snapshotter, runs, orchestrator, faults: FaultLog.of(log) }),
+    adoption: new BookAdoption(database.db, database.deadline),
   });
   const server = createEdge({
     fetch: app.fetch,
@@ -178,6 +187,7 @@ export async function startService(config: Config, log: Logger, options: Service
     streams.stop();
     expiries.stop();
     hub.close();
+    load.stop();
     await drain();
     await urgent.close();
     texts.close();
@@ -246,16 +256,22 @@ interface Backend {
 
 async function createBroker(config: Config, log: Logger): Promise<Backend> {
   if (config.redisTarget === null) {
-    const broker = new MemoryBroker({ ttlSeconds: config.progressTtlSeconds });
-    const texts = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, fenceOf: (bookId) => broker.fenceOf(bookId) });
+    const texts: MemoryTextLog = new MemoryTextLog({ ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, fenceOf: (bookId) => broker.fenceOf(bookId) });
+    const broker = new MemoryBroker({
+      ttlSeconds: config.progressTtlSeconds,
+      terminalTtlSeconds: config.terminalTtlSeconds,
+      onFinished: (bookId, expiresAt) => texts.bookFinished(bookId, expiresAt),
+    });
     return { broker, texts, source: 'memory' };
   }
   const broker = new RedisBroker({
     target: config.redisTarget,
     keyPrefix: config.redisKeyPrefix,
     ttlSeconds: config.progressTtlSeconds,
+    terminalTtlSeconds: config.terminalTtlSeconds,
     log,
     timeoutMs: config.backendTimeoutMs,
+    waitReplicas: config.redisWaitReplicas,
   });
   if (!(await broker.ready(REDIS_STARTUP_WAIT_MS))) log.warn('redis is not answering; serving from the database until it does');
   const texts = new RedisTextLog({ broker, keyPrefix: config.redisKeyPrefix, ttlSeconds: config.progressTtlSeconds, maxSectionBytes: config.maxSectionTextBytes, log });

@@ -11,6 +11,7 @@ describe('loadConfig', () => {
       redisUrl: null,
       redisKeyPrefix: 'booksai:',
       progressTtlSeconds: 86_400,
+      terminalTtlSeconds: 3_600,
       databaseUrl: null,
       dataDir: './data',
       snapshotIntervalMs: 30_000,
@@ -20,6 +21,11 @@ describe('loadConfig', () => {
       logLevel: 'info',
     });
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('keeps a finished book no longer than a running one', () => {
+    expect(loadConfig({ PROGRESS_TTL_SECONDS: '600' }).terminalTtlSeconds).toBe(600);
+    expect(loadConfig({ TERMINAL_TTL_SECONDS: '120' }).terminalTtlSeconds).toBe(120);
   });
 
   it('has the durable-generation defaults, and refuses out-of-range values', () => {

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FaultLog } from '../src/fault-log.js';
-import { until } from './support/wait.js';
+import { FaultLog, RECENT_FAULT_LINES } from '../src/fault-log.js';
+import { until, waitOut } from './support/wait.js';
 
 function logged(): { faults: FaultLog; lines: () => Array<Record<string, unknown>> } {
   const raw: string[] = [];
@@ -29,6 +29,30 @@ describe('FaultLog', () => {
     expect(lines()).toHaveLength(3);
     await until(() => lines().length === 4, 2_000, 'the count of the second interval');
     expect(lines()[3]).toMatchObject({ fault: 'redis_unavailable', count: 2 });
+  });
+
+  it('keeps the last RECENT_FAULT_LINES lines it logged for the operator view, oldest first', async () => {
+    const { faults, lines } = logged();
+    faults.report('redis_unavailable', 'redis did not answer', { err: 'timeout' });
+    faults.report('redis_unavailable', 'redis did not answer', { err: 'timeout' });
+    await until(() => lines().length === 2, 2_000, 'the count of the interval');
+    expect(faults.recent()).toMatchObject([
+      { kind: 'redis_unavailable', message: 'redis did not answer', detail: { err: 'timeout' } },
+      { kind: 'redis_unavailable', message: 'redis did not answer', count: 1 },
+    ]);
+    expect(faults.recent()[0]).not.toHaveProperty('count');
+
+    // Past RECENT_FAULT_LINES, the oldest go: an interval of 1 ms lets each report log its line.
+    const raw: string[] = [];
+    const ring = new FaultLog(pino({ level: 'info' }, { write: (line: string) => void raw.push(line) }), 1);
+    for (let i = 0; i < RECENT_FAULT_LINES + 5; i++) {
+      ring.report('snapshot_failed', `line ${i}`);
+      await waitOut(3);
+    }
+    expect(raw).toHaveLength(RECENT_FAULT_LINES + 5);
+    expect(ring.recent()).toHaveLength(RECENT_FAULT_LINES);
+    expect(ring.recent()[0]?.message).toBe('line 5');
+    expect(ring.recent().at(-1)?.message).toBe(`line ${RECENT_FAULT_LINES + 4}`);
   });
 
   it('is one per logger, so every part shares the limits and the counts', () => {

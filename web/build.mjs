@@ -9,7 +9,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 export async function buildWeb() {
   await build({
-    entryPoints: [`${web}dashboard.ts`, `${web}book-page.ts`, { in: `${web}sdk/shared-worker.ts`, out: 'shared-worker' }],
+    entryPoints: [`${web}dashboard.ts`, `${web}book-page.ts`, `${web}admin.ts`, { in: `${web}sdk/shared-worker.ts`, out: 'shared-worker' }],
     outdir: `${web}dist`,
     bundle: true,
     format: 'esm',
@@ -22,6 +22,7 @@ export async function buildWeb() {
   });
   await mkdir(`${web}dist`, { recursive: true });
   await copyFile(`${web}style.css`, `${web}dist/style.css`);
+  await copyFile(`${web}admin.css`, `${web}dist/admin.css`);
 }
 
 /** The package's client modules: plain ES modules, no bundler needed; React stays the caller's. */

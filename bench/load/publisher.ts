@@ -10,6 +10,7 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
 import { redisKeys } from '../../src/broker/keys.js';
+import { textKeys } from '../../src/broker/redis-text.js';
 import { COMMIT } from '../../src/broker/scripts.js';
 import { emit, serveCommands } from '../support/commands.js';
 import type { Command } from '../support/commands.js';
@@ -37,14 +38,15 @@ const MAX_LIFE_MS = 30 * 60_000;
 
 const mode = (process.env.BENCH_PUBLISH_MODE ?? 'commit') as PublishMode;
 const keys = redisKeys(process.env.BENCH_KEY_PREFIX ?? 'bench:');
+const texts = textKeys(process.env.BENCH_KEY_PREFIX ?? 'bench:', false);
 const socketIoKey = process.env.BENCH_SOCKETIO_KEY ?? 'socket.io';
 
 type CommitRedis = Redis & {
-  progressCommit(state: string, dirty: string, expected: string, json: string, ttl: number, channel: string, id: string): Promise<1 | [0, string]>;
+  progressCommit(...args: Array<string | number>): Promise<1 | -1 | [0, string]>;
 };
 
 const redis = new Redis(REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 1 }) as CommitRedis;
-redis.defineCommand('progressCommit', { numberOfKeys: 2, lua: COMMIT });
+redis.defineCommand('progressCommit', { numberOfKeys: 4, lua: COMMIT });
 let io: Server | null = null;
 let subscriber: Redis | null = null;
 if (mode === 'socketio') {
@@ -58,7 +60,10 @@ function send(id: string, version: number): Promise<boolean> {
   const json = stateJson(id, version, Date.now());
   if (mode === 'commit') {
     const expected = String(version - 1);
-    return redis.progressCommit(keys.state(id), keys.dirty(0), expected, json, STATE_TTL_SECONDS, keys.channel(id), id).then((reply) => reply === 1);
+    // As the server's RedisBroker.commit calls it (docs/protocol.md): no fence, PUBLISH, no feed.
+    const commitKeys = [keys.state(id), keys.dirty(0), keys.fence(id), texts.meta(id)];
+    const args = [expected, json, STATE_TTL_SECONDS, keys.channel(id), id, '', 'PUBLISH', '', STATE_TTL_SECONDS, texts.sectionPrefix(id)];
+    return redis.progressCommit(...commitKeys, ...args).then((reply) => reply === 1);
   }
   if (mode === 'publish') return redis.publish(keys.channel(id), json).then(() => true);
   io!.to(id).emit('progress', json);

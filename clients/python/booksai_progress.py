@@ -67,10 +67,10 @@ local function stateProblem(json, bookId)
   end
   local last = string.match(string.sub(json, -40), '"version"[ \t\r\n]*:[ \t\r\n]*(%d+)[ \t\r\n]*}[ \t\r\n]*$')
   if tonumber(last) ~= s.version then return 'version must be the last field' end
-  return nil, s.version
+  return nil, s.version, s.status
 end
 
-local problem, version = stateProblem(ARGV[2], ARGV[5])
+local problem, version, status = stateProblem(ARGV[2], ARGV[5])
 if problem then return redis.error_reply('INVALID_STATE ' .. problem) end
 local fence = ARGV[6]
 if fence and fence ~= '' then
@@ -90,13 +90,25 @@ if heldVersion ~= ARGV[1] then return {0, redis.call('GET', KEYS[1]) or ''} end
 if heldVersion ~= '' and version <= tonumber(heldVersion) then
   return redis.error_reply('INVALID_STATE version must be above the held version ' .. heldVersion)
 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+local ttl, finished = ARGV[3], status == 'COMPLETE' or status == 'ERROR'
+if finished then
+  ttl = ARGV[9]
+  if not ttl or ttl == '' then ttl = '3600' end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
 redis.call('SADD', KEYS[2], ARGV[5])
 local publish = 'PUBLISH'
 if ARGV[7] == 'SPUBLISH' then publish = 'SPUBLISH' end
 redis.call(publish, ARGV[4], ARGV[2])
 if ARGV[8] and ARGV[8] ~= '' then redis.call(publish, ARGV[8], ARGV[2]) end
-if fence and fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ARGV[3]) end
+if fence and fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ttl) end
+if finished and KEYS[4] and ARGV[10] and ARGV[10] ~= '' then
+  -- LT: a section's shorter expiry (its chapter was saved) stays.
+  for _, field in ipairs(redis.call('HKEYS', KEYS[4])) do
+    if string.match(field, '^%d+:%d+$') then redis.call('EXPIRE', ARGV[10] .. field, ttl, 'LT') end
+  end
+  redis.call('EXPIRE', KEYS[4], ttl, 'LT')
+end
 return 1
 """
 
@@ -188,9 +200,11 @@ def next_state(book_id, base, fields, version, tenant=None, now_ms=None):
 class RedisPublisher:
     """Publishes straight into Redis, as the server does: read, merge, commit if unchanged, retry."""
 
-    def __init__(self, client, prefix="booksai:", tenant=None, last_saved=None, pubsub="sharded", ttl_seconds=86400):
+    def __init__(self, client, prefix="booksai:", tenant=None, last_saved=None, pubsub="sharded", ttl_seconds=86400, terminal_ttl_seconds=3600):
         from redis.cluster import RedisCluster
         self.client, self.prefix, self.tenant, self.ttl_seconds = client, prefix, tenant, ttl_seconds
+        # A finished state (COMPLETE, ERROR) is kept this long (the server's TERMINAL_TTL_SECONDS).
+        self.terminal_ttl_seconds = terminal_ttl_seconds
         self.cluster = isinstance(client, RedisCluster)
         # On a cluster the server publishes with SPUBLISH, or PUBLISH with REDIS_CLUSTER_PUBSUB=classic.
         self.publish_command = "SPUBLISH" if self.cluster and pubsub == "sharded" else "PUBLISH"
@@ -230,8 +244,7 @@ class RedisPublisher:
                 version, expected = max(version, self.written.get(book_id, 0)), ""
             state = next_state(book_id, base, fields, version + 1, self.tenant)
             args = [expected, json.dumps(state), self.ttl_seconds, n["channel"], book_id]
-            if self.cluster:
-                args += ["", self.publish_command, n["feed"]]
+            args += ["", self.publish_command, n["feed"] if self.cluster else "", self.terminal_ttl_seconds]
             try:
                 reply = self.commit(keys=keys, args=args)
             except Exception as error:  # redis.exceptions.ResponseError

@@ -15,7 +15,8 @@ export type ProgressListener = (state: BookProgress, json: string) => void;
  *   the broker is disconnected; on reconnection the latest state of every subscribed book is
  *   delivered again, so a listener that keeps the highest version ends on the latest state.
  * - When the backend cannot answer, calls fail fast (within the backend timeout when it hangs)
- *   with BrokerUnavailableError; BrokerFullError when it refuses a write for lack of memory.
+ *   with BrokerUnavailableError; BrokerFullError when it refuses a write for lack of memory;
+ *   BrokerNotReplicatedError when a commit was not copied to the replicas asked for in time.
  */
 export interface Broker extends VersionedStates {
   get(bookId: string): Promise<BookProgress | null>;
@@ -67,4 +68,13 @@ export class BrokerUnavailableError extends Error {
  */
 export class BrokerFullError extends BrokerUnavailableError {
   override readonly name: string = 'BrokerFullError';
+}
+
+/**
+ * REDIS_WAIT_REPLICAS: a commit was applied on the master but fewer replicas than asked
+ * acknowledged it in time. It is visible and may well survive, but a failover now could lose
+ * it: the publisher is told to retry (a repeat of a state is harmless, the latest wins).
+ */
+export class BrokerNotReplicatedError extends BrokerUnavailableError {
+  override readonly name: string = 'BrokerNotReplicatedError';
 }

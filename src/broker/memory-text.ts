@@ -101,6 +101,11 @@ export class MemoryTextLog implements TextLog {
     }
   }
 
+  /** The book finished: none of its text outlives `expiresAt` (when its state expires). */
+  bookFinished(bookId: string, expiresAt: number): void {
+    for (const held of this.#books.get(bookId)?.sections.values() ?? []) held.expiresAt = Math.min(held.expiresAt, expiresAt);
+  }
+
   async subscribeText(bookId: string, listener: TextListener): Promise<() => void> {
     let listeners = this.#listeners.get(bookId);
     if (!listeners) this.#listeners.set(bookId, (listeners = new Set()));

@@ -1,3 +1,4 @@
+import { DEFAULT_TERMINAL_TTL_SECONDS } from '../config.js';
 import type { BookProgress } from '../progress/schema.js';
 import type { CommitResult, Fence } from './commit.js';
 import type { Broker, DirtyClaims, ProgressListener } from './broker.js';
@@ -18,6 +19,8 @@ const SWEEP_INTERVAL_MS = 60_000;
 /** The embedded broker: one process, no Redis. Same contract as the Redis one. */
 export class MemoryBroker implements Broker, DirtyClaims {
   readonly #ttlMs: number;
+  readonly #terminalTtlMs: number;
+  readonly #onFinished: (bookId: string, expiresAt: number) => void;
   readonly #now: () => number;
   readonly #held = new Map<string, Held>();
   /** The highest fence committed per book (see Fence). */
@@ -29,8 +32,14 @@ export class MemoryBroker implements Broker, DirtyClaims {
   #lastRound = -1;
   readonly #sweeper: NodeJS.Timeout;
 
-  constructor(options: { ttlSeconds: number; now?: () => number }) {
+  /**
+   * `terminalTtlSeconds`: how long a finished book's (COMPLETE, ERROR) state is held instead;
+   * `onFinished` is told when it will expire (the memory text log drops the book's text by then).
+   */
+  constructor(options: { ttlSeconds: number; terminalTtlSeconds?: number; now?: () => number; onFinished?: (bookId: string, expiresAt: number) => void }) {
     this.#ttlMs = options.ttlSeconds * 1000;
+    this.#terminalTtlMs = (options.terminalTtlSeconds ?? DEFAULT_TERMINAL_TTL_SECONDS) * 1000;
+    this.#onFinished = options.onFinished ?? (() => {});
     this.#now = options.now ?? Date.now;
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
   }
@@ -54,7 +63,10 @@ export class MemoryBroker implements Broker, DirtyClaims {
     if ((current?.version ?? null) !== expectedVersion) return { committed: false, current };
     if (fence !== undefined) this.#fences.set(state.bookId, fence);
     const copy = structuredClone(state);
-    this.#held.set(state.bookId, { state: copy, expiresAt: this.#now() + this.#ttlMs });
+    const finished = state.status === 'COMPLETE' || state.status === 'ERROR';
+    const expiresAt = this.#now() + (finished ? this.#terminalTtlMs : this.#ttlMs);
+    this.#held.set(state.bookId, { state: copy, expiresAt });
+    if (finished) this.#onFinished(state.bookId, expiresAt);
     this.#dirty.add(state.bookId);
     const json = JSON.stringify(copy);
     for (const listener of this.#listeners.get(state.bookId) ?? []) listener(structuredClone(copy), json);

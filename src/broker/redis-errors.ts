@@ -1,5 +1,6 @@
 import { ReplyError } from 'ioredis';
 import type { FaultLog } from '../fault-log.js';
+import { beforeDeadline } from '../request-deadline.js';
 import { BrokerFullError, BrokerUnavailableError } from './broker.js';
 
 /**
@@ -9,7 +10,8 @@ import { BrokerFullError, BrokerUnavailableError } from './broker.js';
  */
 export async function redisCall<T>(faults: FaultLog, command: () => Promise<T>): Promise<T> {
   try {
-    return await command();
+    // Inside a request, its one deadline (BACKEND_TIMEOUT_MS for the whole request) bounds the call too.
+    return await beforeDeadline(command(), () => new Error('Command timed out: the request\'s deadline passed'));
   } catch (error) {
     throw classifyRedisError(error, faults);
   }

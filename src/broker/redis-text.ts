@@ -29,6 +29,8 @@ export interface SharedRedis {
  */
 export interface TextKeys {
   section(bookId: string, chapter: number, section: number): string;
+  /** What a section's key starts with: then `<chapter>:<section>`, the meta hash's field (the commit script builds it). */
+  sectionPrefix(bookId: string): string;
   meta(bookId: string): string;
   channel(bookId: string): string;
   bookIdOfChannel(channel: string): string;
@@ -40,6 +42,7 @@ export function textKeys(prefix: string, cluster: boolean): TextKeys {
     const channelPrefix = `${prefix}texts:`;
     return {
       section: (bookId, chapter, section) => `${prefix}text:${bookId}:${chapter}:${section}`,
+      sectionPrefix: (bookId) => `${prefix}text:${bookId}:`,
       meta: (bookId) => `${prefix}textmeta:${bookId}`,
       channel: (bookId) => `${channelPrefix}${bookId}`,
       bookIdOfChannel: (channel) => channel.slice(channelPrefix.length),
@@ -51,6 +54,7 @@ export function textKeys(prefix: string, cluster: boolean): TextKeys {
   const marker = '}:texts:';
   return {
     section: (bookId, chapter, section) => `${ofBook(bookId)}text:${bookId}:${chapter}:${section}`,
+    sectionPrefix: (bookId) => `${ofBook(bookId)}text:${bookId}:`,
     meta: (bookId) => `${ofBook(bookId)}textmeta:${bookId}`,
     channel: (bookId) => `${ofBook(bookId)}texts:${bookId}`,
     bookIdOfChannel: (channel) => channel.slice(channel.indexOf(marker, prefix.length) + marker.length),
@@ -91,6 +95,9 @@ export class RedisTextLog implements TextLog {
   readonly #partitioned: boolean;
   readonly #subscriptions: Subscriptions;
   readonly #listeners = new Map<string, Set<TextListener>>();
+  /** Each channel's SUBSCRIBE, as its first listener started it. */
+  readonly #subscribed = new Map<string, Promise<void>>();
+  #everyBookSubscribed: Promise<void> = Promise.resolve();
   readonly #allListeners = new Set<TextListener>();
 
   constructor(options: RedisTextLogOptions) {
@@ -167,20 +174,24 @@ export class RedisTextLog implements TextLog {
     let listeners = this.#listeners.get(channel);
     if (!listeners) {
       this.#listeners.set(channel, (listeners = new Set()));
-      await this.#subscriptions.add(channel);
+      this.#subscribed.set(channel, this.#subscriptions.add(channel));
     }
+    // A later listener of the channel waits for the first one's SUBSCRIBE too: resolved means subscribed.
+    await this.#subscribed.get(channel);
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
       if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
       this.#listeners.delete(channel);
+      this.#subscribed.delete(channel);
       this.#subscriptions.remove(channel);
     };
   }
 
   async subscribeAllText(listener: TextListener): Promise<() => void> {
     this.#allListeners.add(listener);
-    if (this.#allListeners.size === 1) await this.#subscriptions.addEveryBook();
+    if (this.#allListeners.size === 1) this.#everyBookSubscribed = this.#subscriptions.addEveryBook();
+    await this.#everyBookSubscribed;
     return () => {
       if (!this.#allListeners.delete(listener) || this.#allListeners.size > 0) return;
       this.#subscriptions.removeEveryBook();
@@ -190,6 +201,7 @@ export class RedisTextLog implements TextLog {
   /** Stops listening; the connections are the broker's, closed with it. */
   close(): void {
     this.#listeners.clear();
+    this.#subscribed.clear();
     this.#allListeners.clear();
     this.#subscriptions.close();
   }

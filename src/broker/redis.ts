@@ -1,10 +1,12 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { DEFAULT_TERMINAL_TTL_SECONDS } from '../config.js';
 import type { RedisTarget } from '../config.js';
 import { FaultLog } from '../fault-log.js';
 import type { BookProgress } from '../progress/schema.js';
 import { within } from '../within.js';
 import type { CommitResult, Fence } from './commit.js';
+import { BrokerNotReplicatedError, BrokerUnavailableError } from './broker.js';
 import type { Broker, DirtyClaims, ProgressListener } from './broker.js';
 import { evictsKeysWithoutTtl, maxmemoryPolicy } from './eviction.js';
 import { COMMIT } from './scripts.js';
@@ -17,10 +19,11 @@ import type { DecodedState } from './redis-codec.js';
 import { openRedis } from './redis-connection.js';
 import { redisCall } from './redis-errors.js';
 import { Subscriptions } from './redis-subscriptions.js';
-import type { SharedRedis } from './redis-text.js';
+import { textKeys } from './redis-text.js';
+import type { SharedRedis, TextKeys } from './redis-text.js';
 
 type ScriptedRedis = (Redis | Cluster) & {
-  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string): Promise<1 | -1 | [0, string]>;
+  progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, textMetaKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string, terminalTtl: number, sectionPrefix: string): Promise<1 | -1 | [0, string]>;
 };
 
 export interface RedisBrokerOptions {
@@ -29,10 +32,17 @@ export interface RedisBrokerOptions {
   target?: RedisTarget;
   keyPrefix: string;
   ttlSeconds: number;
+  /** The TTL of a finished book's state (TERMINAL_TTL_SECONDS); its live text expires no later. */
+  terminalTtlSeconds?: number;
   log: Logger;
   /** The longest wait for any reply (BACKEND_TIMEOUT_MS). */
   timeoutMs: number;
+  /** REDIS_WAIT_REPLICAS: replicas that must acknowledge a commit (WAIT) before it resolves; 0 or absent: none. */
+  waitReplicas?: number;
 }
+
+/** WAIT's own bound, a share of BACKEND_TIMEOUT_MS: its reply must come before the command timeout does. */
+const WAIT_SHARE_OF_TIMEOUT = 0.75;
 
 /**
  * The production broker, on one Redis, a Sentinel-managed master or a Redis Cluster. Connections
@@ -44,6 +54,9 @@ export class RedisBroker implements Broker, DirtyClaims {
   /** What the Redis text log (redis-text.ts) shares: the connections, the pub/sub mode, the error mapping. */
   readonly shared: SharedRedis;
   readonly #ttlSeconds: number;
+  readonly #terminalTtlSeconds: number;
+  /** The live text's names, so a finished book's text expires with it. */
+  readonly #textKeys: TextKeys;
   readonly #log: Logger;
   readonly #faults: FaultLog;
   readonly #redis: ScriptedRedis;
@@ -52,9 +65,14 @@ export class RedisBroker implements Broker, DirtyClaims {
   /** SPUBLISH from the commit script (a cluster with sharded pub/sub). */
   readonly #publish: 'PUBLISH' | 'SPUBLISH';
   readonly #listeners = new Map<string, Set<ProgressListener>>();
+  /** Each channel's SUBSCRIBE, as its first listener started it. */
+  readonly #subscribed = new Map<string, Promise<void>>();
+  #everyBookSubscribed: Promise<void> = Promise.resolve();
   /** Every-book listeners and what to call when they may have missed states. */
   readonly #allListeners = new Map<ProgressListener, () => void>();
   readonly #claims: RedisDirtyClaims;
+  readonly #waitReplicas: number;
+  readonly #waitMs: number;
   #closed = false;
   /** On one Redis and Sentinel: PINGs both connections, so a silent one is noticed. */
   #healthPing: NodeJS.Timeout | null = null;
@@ -63,12 +81,16 @@ export class RedisBroker implements Broker, DirtyClaims {
     const target: RedisTarget = options.target ?? { kind: 'single', url: options.url ?? '' };
     this.keys = target.kind === 'cluster' ? clusterKeys(options.keyPrefix) : redisKeys(options.keyPrefix);
     this.#ttlSeconds = options.ttlSeconds;
+    this.#terminalTtlSeconds = options.terminalTtlSeconds ?? DEFAULT_TERMINAL_TTL_SECONDS;
+    this.#textKeys = textKeys(options.keyPrefix, target.kind === 'cluster');
     this.#log = options.log;
     this.#faults = FaultLog.of(options.log);
     const timeoutMs = options.timeoutMs;
+    this.#waitReplicas = options.waitReplicas ?? 0;
+    this.#waitMs = Math.max(1, Math.floor(timeoutMs * WAIT_SHARE_OF_TIMEOUT));
     const { commands, subscriber } = openRedis(target, 'booksai-progress', timeoutMs);
     this.#redis = commands as ScriptedRedis;
-    this.#redis.defineCommand('progressCommit', { numberOfKeys: 3, lua: COMMIT });
+    this.#redis.defineCommand('progressCommit', { numberOfKeys: 4, lua: COMMIT });
     this.#claims = new RedisDirtyClaims(commands, this.keys, (command) => this.#call(command));
     this.#redis.once('ready', () => void this.#checkEvictionPolicy());
     this.#subscriber = subscriber;
@@ -128,21 +150,23 @@ export class RedisBroker implements Broker, DirtyClaims {
 
   async commit(state: BookProgress, expectedVersion: number | null, fence?: Fence): Promise<CommitResult> {
     const partition = this.keys.partitionOf(state.bookId);
-    const reply = await this.#call(() =>
-      this.#redis.progressCommit(
-        this.keys.state(state.bookId),
-        this.keys.dirty(partition),
-        this.keys.fence(state.bookId),
-        expectedVersion === null ? '' : String(expectedVersion),
-        JSON.stringify(state),
-        this.#ttlSeconds,
-        this.keys.channel(state.bookId),
-        state.bookId,
-        fence === undefined ? '' : String(fence),
-        this.#publish,
-        this.keys.feed(partition) ?? '',
-      ),
-    );
+    const args: Parameters<ScriptedRedis['progressCommit']> = [
+      this.keys.state(state.bookId),
+      this.keys.dirty(partition),
+      this.keys.fence(state.bookId),
+      this.#textKeys.meta(state.bookId),
+      expectedVersion === null ? '' : String(expectedVersion),
+      JSON.stringify(state),
+      this.#ttlSeconds,
+      this.keys.channel(state.bookId),
+      state.bookId,
+      fence === undefined ? '' : String(fence),
+      this.#publish,
+      this.keys.feed(partition) ?? '',
+      this.#terminalTtlSeconds,
+      this.#textKeys.sectionPrefix(state.bookId),
+    ];
+    const reply = this.#waitReplicas === 0 ? await this.#call(() => this.#redis.progressCommit(...args)) : await this.#commitReplicated(args);
     if (reply === 1) return { committed: true };
     if (reply === -1) return { committed: false, fenced: true };
     const held = reply[1];
@@ -154,13 +178,16 @@ export class RedisBroker implements Broker, DirtyClaims {
     let listeners = this.#listeners.get(channel);
     if (!listeners) {
       this.#listeners.set(channel, (listeners = new Set()));
-      await this.#subscriptions.add(channel);
+      this.#subscribed.set(channel, this.#subscriptions.add(channel));
     }
+    // A later listener of the channel waits for the first one's SUBSCRIBE too: resolved means subscribed.
+    await this.#subscribed.get(channel);
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
       if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
       this.#listeners.delete(channel);
+      this.#subscribed.delete(channel);
       this.#subscriptions.remove(channel);
     };
   }
@@ -171,7 +198,8 @@ export class RedisBroker implements Broker, DirtyClaims {
 
   async subscribeAll(listener: ProgressListener, onGap: () => void): Promise<() => void> {
     this.#allListeners.set(listener, onGap);
-    if (this.#allListeners.size === 1) await this.#subscriptions.addEveryBook();
+    if (this.#allListeners.size === 1) this.#everyBookSubscribed = this.#subscriptions.addEveryBook();
+    await this.#everyBookSubscribed;
     return () => {
       if (!this.#allListeners.delete(listener) || this.#allListeners.size > 0) return;
       this.#subscriptions.removeEveryBook();
@@ -192,10 +220,8 @@ export class RedisBroker implements Broker, DirtyClaims {
    * the broker keeps reconnecting in the background and calls fail fast until then).
    */
   async ready(timeoutMs: number): Promise<boolean> {
-    const connected = (connection: Redis | Cluster) =>
-      connection.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => connection.once('ready', () => resolve()));
-    const both = Promise.all([connected(this.#redis), connected(this.#subscriber)]).then(() => true);
-    return (await within(both, timeoutMs)) ?? false;
+    const both = await Promise.all([readyWithin(this.#redis, timeoutMs), readyWithin(this.#subscriber, timeoutMs)]);
+    return both.every(Boolean);
   }
 
   /** Channels this process is subscribed to, for leak checks and metrics. */
@@ -208,11 +234,36 @@ export class RedisBroker implements Broker, DirtyClaims {
     this.#closed = true;
     if (this.#healthPing) clearInterval(this.#healthPing);
     this.#listeners.clear();
+    this.#subscribed.clear();
     this.#allListeners.clear();
     this.#subscriptions.close();
     const connections = [...new Set([this.#redis, this.#subscriber])];
     await Promise.allSettled(connections.map((c) => c.quit()));
     for (const c of connections) c.disconnect();
+  }
+
+  /**
+   * The commit script, then WAIT on the same connection (a pipeline: on a cluster both go to the
+   * master of the book's slot), so the commit resolves only once REDIS_WAIT_REPLICAS replicas
+   * have it; fewer in time is a BrokerNotReplicatedError.
+   */
+  async #commitReplicated(args: Parameters<ScriptedRedis['progressCommit']>): Promise<1 | -1 | [0, string]> {
+    const results = await this.#call(async () => {
+      const pipeline = (this.#redis.pipeline() as unknown as { progressCommit(...a: typeof args): { wait(n: number, ms: number): { exec(): Promise<Array<[Error | null, unknown]> | null> } } })
+        .progressCommit(...args)
+        .wait(this.#waitReplicas, this.#waitMs);
+      const replies = await pipeline.exec();
+      if (replies === null) throw new Error('the commit pipeline was discarded');
+      for (const [error] of replies) if (error) throw error;
+      return replies;
+    });
+    const reply = results[0]![1] as 1 | -1 | [0, string];
+    const acknowledged = Number(results[1]![1]);
+    if (reply === 1 && acknowledged < this.#waitReplicas) {
+      this.#faults.report('redis_not_replicated', 'a commit was not acknowledged by REDIS_WAIT_REPLICAS replicas in time', { acknowledged, wanted: this.#waitReplicas });
+      throw new BrokerNotReplicatedError(`the commit reached ${acknowledged} of the ${this.#waitReplicas} replicas REDIS_WAIT_REPLICAS asks for within ${this.#waitMs} ms`);
+    }
+    return reply;
   }
 
   #call<T>(command: () => Promise<T>): Promise<T> {
@@ -254,10 +305,13 @@ export class RedisBroker implements Broker, DirtyClaims {
     return raws;
   }
 
-  /** For the subscriptions' restore: once the command connection is back too. */
+  /**
+   * For the subscriptions' restore: once the command connection is back too, within
+   * BACKEND_TIMEOUT_MS (else BrokerUnavailableError, and the restore retries).
+   */
   async #readLatest(bookIds: string[]): Promise<Array<string | null>> {
-    if (this.#redis.status !== 'ready') await new Promise((resolve) => this.#redis.once('ready', resolve));
-    return this.#mget(bookIds);
+    if (!(await readyWithin(this.#redis, this.shared.timeoutMs))) throw new BrokerUnavailableError('redis: the command connection is not ready to read the resubscribed books');
+    return this.#call(() => this.#mget(bookIds));
   }
 
   #onAnyMessage(channel: string, message: string): void {
@@ -282,4 +336,20 @@ export class RedisBroker implements Broker, DirtyClaims {
   #decode(raw: string, where: string): DecodedState | null {
     return decodeState(raw, where, this.#log);
   }
+}
+
+/** True once `connection` is ready, false after `ms`; the listener does not outlive the wait. */
+function readyWithin(connection: Redis | Cluster, ms: number): Promise<boolean> {
+  if (connection.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      connection.off('ready', onReady);
+      resolve(false);
+    }, ms);
+    connection.once('ready', onReady);
+  });
 }

@@ -4,6 +4,7 @@
  * docs/protocol.md prints them for publishers in other languages (test/docs/protocol.test.ts
  * keeps the two equal).
  */
+import { DEFAULT_TERMINAL_TTL_SECONDS } from '../config.js';
 import { MAX_COUNT, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, MAX_TENANT_LENGTH, STATUSES, STEPS } from '../progress/schema.js';
 
 /** The largest integer JSON numbers keep exactly (zod's int()). */
@@ -59,22 +60,25 @@ local function stateProblem(json, bookId)
   end
   local last = string.match(string.sub(json, -40), '"version"[ \\t\\r\\n]*:[ \\t\\r\\n]*(%d+)[ \\t\\r\\n]*}[ \\t\\r\\n]*$')
   if tonumber(last) ~= s.version then return 'version must be the last field' end
-  return nil, s.version
+  return nil, s.version, s.status
 end
 `;
 
 /**
- * KEYS: state key, dirty set, [fence key]. ARGV: expected version ('' = none held), state JSON,
- * TTL seconds, channel, bookId, [fence ('' = none)], [publish command: 'SPUBLISH' on a
- * cluster with sharded pub/sub, else PUBLISH], [partition feed channel ('' = none)].
+ * KEYS: state key, dirty set, [fence key], [text meta key]. ARGV: expected version ('' = none
+ * held), state JSON, TTL seconds, channel, bookId, [fence ('' = none)], [publish command:
+ * 'SPUBLISH' on a cluster with sharded pub/sub, else PUBLISH], [partition feed channel ('' =
+ * none)], [terminal TTL seconds ('' = 3600)], [the book's section key prefix].
  * Returns 1 when committed, {0, held JSON or ''} when the held version differs, or -1 when
  * the fence is lower than the book's (its writer was superseded). A committed fence is kept
- * as the book's, with the state's TTL. On a cluster every key and channel is in one slot.
+ * as the book's, with the state's TTL. A finished state (COMPLETE, ERROR) is kept for the
+ * terminal TTL instead, and with a text meta key the book's live text (the sections the meta
+ * hash names, and the hash) expires no later than it. On a cluster every key and channel is in one slot.
  * A state the server would ignore (see STATE_PROBLEM), or whose version is not above the held
  * one, is refused with an error reply `INVALID_STATE <reason>`, changing nothing.
  */
 export const COMMIT = `${STATE_PROBLEM}
-local problem, version = stateProblem(ARGV[2], ARGV[5])
+local problem, version, status = stateProblem(ARGV[2], ARGV[5])
 if problem then return redis.error_reply('INVALID_STATE ' .. problem) end
 local fence = ARGV[6]
 if fence and fence ~= '' then
@@ -94,13 +98,25 @@ if heldVersion ~= ARGV[1] then return {0, redis.call('GET', KEYS[1]) or ''} end
 if heldVersion ~= '' and version <= tonumber(heldVersion) then
   return redis.error_reply('INVALID_STATE version must be above the held version ' .. heldVersion)
 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+local ttl, finished = ARGV[3], status == 'COMPLETE' or status == 'ERROR'
+if finished then
+  ttl = ARGV[9]
+  if not ttl or ttl == '' then ttl = '${DEFAULT_TERMINAL_TTL_SECONDS}' end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
 redis.call('SADD', KEYS[2], ARGV[5])
 local publish = 'PUBLISH'
 if ARGV[7] == 'SPUBLISH' then publish = 'SPUBLISH' end
 redis.call(publish, ARGV[4], ARGV[2])
 if ARGV[8] and ARGV[8] ~= '' then redis.call(publish, ARGV[8], ARGV[2]) end
-if fence and fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ARGV[3]) end
+if fence and fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ttl) end
+if finished and KEYS[4] and ARGV[10] and ARGV[10] ~= '' then
+  -- LT: a section's shorter expiry (its chapter was saved) stays.
+  for _, field in ipairs(redis.call('HKEYS', KEYS[4])) do
+    if string.match(field, '^%d+:%d+$') then redis.call('EXPIRE', ARGV[10] .. field, ttl, 'LT') end
+  end
+  redis.call('EXPIRE', KEYS[4], ttl, 'LT')
+end
 return 1
 `;
 

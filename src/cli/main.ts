@@ -2,6 +2,7 @@
  * The `booksai-progress` command line: `booksai-progress <command> [options]`, run by
  * bin/booksai-progress.js. A client of the HTTP API and, for `inspect`, of Redis and the database.
  */
+import { adoptCommand } from './adopt.js';
 import { CliError, EXIT_OK, EXIT_USAGE } from './args.js';
 import type { Command } from './args.js';
 import { cancelCommand, retryCommand, startCommand } from './generations.js';
@@ -10,7 +11,7 @@ import { publishCommand } from './publish.js';
 import { tokenCommand } from './token.js';
 import { watchCommand } from './watch.js';
 
-const COMMANDS: readonly Command[] = [watchCommand, publishCommand, startCommand, cancelCommand, retryCommand, inspectCommand, tokenCommand];
+const COMMANDS: readonly Command[] = [watchCommand, publishCommand, startCommand, cancelCommand, retryCommand, inspectCommand, tokenCommand, adoptCommand];
 
 const OVERVIEW = `usage: booksai-progress <command> [options]
 

@@ -1,7 +1,7 @@
 import type { Fence, VersionedStates } from '../broker/commit.js';
 import { nextState, startsRun } from './derive.js';
 import { conflict, foreignBook, invalidProgress } from './errors.js';
-import { BookIdSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
+import { BookIdSchema, BookProgressSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
 
 /** Options of one update: the fence of the run that writes it, if any. */
@@ -127,6 +127,37 @@ export class ProgressTracker {
       if (result.current !== null) current = result.current;
     }
     throw conflict(`book ${bookId}: ${MAX_ATTEMPTS} concurrent updates won the race; try again`);
+  }
+
+  /**
+   * Gives a book without a tenant (made while authentication was off) to `tenant`: a new version
+   * of its state, otherwise unchanged, that names it, so every watcher, cache and the database
+   * see it. `assigned`: committed; `unchanged`: it already was the tenant's; `taken`: another
+   * tenant's, left alone; `none`: the book has no state. The database row is BookAdoption's.
+   */
+  async assignTenant(bookId: string, tenant: string): Promise<{ outcome: 'assigned' | 'unchanged' | 'taken' | 'none'; state: BookProgress | null }> {
+    return this.#serialized(bookId, async () => {
+      const held = await this.#states.get(bookId);
+      let expected = held?.version ?? null;
+      let current = held ?? newer(await this.#recover(bookId), this.#committed.get(bookId) ?? null);
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (current === null) return { outcome: 'none' as const, state: null };
+        if (current.tenant === tenant) return { outcome: 'unchanged' as const, state: current };
+        if (current.tenant !== undefined) return { outcome: 'taken' as const, state: null };
+        // Parsed again so the field lands where the schema puts it; derive.ts keeps it from now on.
+        const next = BookProgressSchema.parse({ ...current, tenant, version: current.version + 1, timestamp: this.#now() });
+        const result = await this.#states.commit(next, expected);
+        if ('fenced' in result) throw new FencedError(`book ${bookId}: fenced`);
+        if (result.committed) {
+          this.#remember(next);
+          await this.#persistNow(next);
+          return { outcome: 'assigned' as const, state: next };
+        }
+        expected = result.current?.version ?? null;
+        if (result.current !== null) current = result.current;
+      }
+      throw conflict(`book ${bookId}: ${MAX_ATTEMPTS} concurrent updates won the race; try again`);
+    });
   }
 
   /** Marks the book complete: every chapter written, 100 %. Resolves once the state is durable. */

@@ -6,9 +6,11 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { DataDirLock } from './data-dir-lock.js';
+import { isDatabaseUnavailable } from './failures.js';
 import { openEmbeddedPostgres } from './pglite.js';
 import { DatabaseDeadline } from './deadline.js';
 import * as schema from './schema.js';
@@ -80,8 +82,38 @@ export async function openDatabase(databaseUrl: string | null, dataDir: string, 
   };
 }
 
-/** Applies pending migrations to Postgres over one connection, then closes it. */
-export async function migrateDatabase(databaseUrl: string): Promise<void> {
+/**
+ * How long start-up keeps trying a Postgres that is there but failing (connections reset or
+ * timing out: a restart, a proxy, a network cut). Nothing listening (ECONNREFUSED), a wrong
+ * password or database fails at once: those are settings to fix, not outages to wait out.
+ */
+export const STARTUP_RETRY_MS = 30_000;
+const STARTUP_RETRY_PAUSE_MS = 1_000;
+
+/** An outage worth waiting out at start-up: unavailable, but something answers at that address. */
+function worthRetrying(error: unknown): boolean {
+  if (!isDatabaseUnavailable(error)) return false;
+  for (let e: unknown = error; e instanceof Error; e = e.cause) if ((e as { code?: unknown }).code === 'ECONNREFUSED') return false;
+  return true;
+}
+
+/**
+ * Applies pending migrations over one connection, then closes it; a reset or a timeout is tried
+ * again for up to `retryMs` (a server restarted during a Postgres outage starts once it heals).
+ */
+export async function migrateDatabase(databaseUrl: string, retryMs = STARTUP_RETRY_MS): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    try {
+      return await migrateOnce(databaseUrl);
+    } catch (error) {
+      if (!worthRetrying(error) || performance.now() - started + STARTUP_RETRY_PAUSE_MS > retryMs) throw error;
+      await delay(STARTUP_RETRY_PAUSE_MS);
+    }
+  }
+}
+
+async function migrateOnce(databaseUrl: string): Promise<void> {
   const client = postgres(databaseUrl, { ...CLIENT_OPTIONS, max: 1, connect_timeout: MIGRATION_CONNECT_TIMEOUT_SECONDS });
   try {
     await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });

@@ -1,3 +1,4 @@
+import { beforeDeadline } from '../request-deadline.js';
 import { isDatabaseUnavailable } from './failures.js';
 
 /** A database call that got no answer within the deadline: an outage, retried like one. */
@@ -44,7 +45,11 @@ export class DatabaseDeadline {
     const answer = Promise.resolve(call);
     answer.catch(() => {}); // a call that fails after its deadline is no longer anyone's concern
     try {
-      const result = await Promise.race([answer, expired]);
+      // Inside a request, what is left of its one deadline bounds the call too (without blaming the connection).
+      const result = await beforeDeadline(
+        Promise.race([answer, expired]),
+        () => new DatabaseTimeoutError(`the database did not answer ${what} before the request's deadline (BACKEND_TIMEOUT_MS for the whole request)`),
+      );
       this.#answering = true;
       return result;
     } catch (error) {

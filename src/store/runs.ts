@@ -1,6 +1,7 @@
 import { and, asc, count, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { Logger } from 'pino';
+import { remainingMs } from '../request-deadline.js';
 import { DatabaseTimeoutError } from './deadline.js';
 import type { DatabaseDeadline } from './deadline.js';
 import type { Database, DatabaseHandle } from './database.js';
@@ -27,6 +28,21 @@ export type RunState = 'queued' | 'running' | 'stalled' | 'done';
 
 /** Where a fenced chapter save landed. */
 export type ChapterSave = 'saved' | 'exists' | 'superseded' | 'gone';
+
+/** A run not done, as the operator view lists it (times in ms since the epoch). */
+export interface ActiveRun {
+  bookId: string;
+  title: string;
+  tenant: string | null;
+  state: Exclude<RunState, 'done'>;
+  owner: string | null;
+  leaseUntil: number | null;
+  epoch: number;
+  claims: number;
+  retry: boolean;
+  cancelRequested: boolean;
+  queuedAt: number;
+}
 
 export interface Claimant {
   owner: string;
@@ -100,8 +116,9 @@ export class RunStore {
     // The deadline must not answer 503 for a book that then commits: the transaction checks it
     // before its end and rolls back once it has passed (only the COMMIT itself can still land
     // late), and the server ends it too if this client goes silent inside it.
+    // Inside a request, its one deadline (request-deadline.ts) may end sooner than this call's own.
     let expired = false;
-    const timer = setTimeout(() => (expired = true), this.#deadline.timeoutMs);
+    const timer = setTimeout(() => (expired = true), Math.min(this.#deadline.timeoutMs, remainingMs() ?? Infinity));
     try {
       return await this.#deadline.run('creating a book', this.#db.transaction(async (tx) => {
         await tx.execute(sql.raw(`set local idle_in_transaction_session_timeout = ${Math.round(this.#deadline.timeoutMs)}`));
@@ -238,6 +255,38 @@ export class RunStore {
       .from(runs)
       .where(inArray(runs.bookId, [...bookIds])));
     return new Map(rows.map((row) => [row.bookId, row.state as RunState]));
+  }
+
+  /**
+   * The runs not done, cluster-wide, oldest first (at most `limit`), for the operator view:
+   * `retry` when a retry queued it (its base version is a state it goes on from).
+   */
+  async active(limit: number): Promise<ActiveRun[]> {
+    const rows = await this.#queue(this.#db
+      .select({
+        bookId: runs.bookId,
+        title: runs.title,
+        tenant: RUN_COLUMNS.tenant,
+        state: stateColumn,
+        owner: runs.owner,
+        leaseUntil: runs.leaseUntil,
+        epoch: runs.epoch,
+        claims: runs.claims,
+        baseVersion: runs.baseVersion,
+        cancelRequested: runs.cancelRequested,
+        queuedAt: runs.queuedAt,
+      })
+      .from(runs)
+      .where(inArray(runs.state, ['queued', 'running']))
+      .orderBy(asc(runs.queuedAt), asc(runs.bookId))
+      .limit(limit));
+    return rows.map(({ baseVersion, leaseUntil, queuedAt, ...row }) => ({
+      ...row,
+      state: row.state as Exclude<RunState, 'done'>,
+      retry: baseVersion > 0,
+      leaseUntil: leaseUntil?.getTime() ?? null,
+      queuedAt: queuedAt.getTime(),
+    }));
   }
 
   /** Runs waiting for a slot, cluster-wide. */

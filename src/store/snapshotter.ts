@@ -35,6 +35,18 @@ export interface SnapshotStats {
 }
 
 /**
+ * A round as the operator view shows it: when it ended, how long it took, and what it did
+ * (`written`: rows written; `skipped`: another process held the claim or took the round).
+ */
+export interface SnapshotRound {
+  endedAt: number;
+  durationMs: number;
+  outcome: 'written' | 'skipped' | 'failed';
+  rows: number;
+  error?: string;
+}
+
+/**
  * Writes the books that changed to Postgres: once per interval cluster-wide (rounds aligned
  * to the interval, claimed in the broker), in one batched upsert, version-guarded. Terminal
  * states are written at once. While Postgres is down nothing is dropped: claimed books go
@@ -55,11 +67,28 @@ export class Snapshotter {
   /** A round (or retry) in progress: the next starts only after it, so rounds never overlap. */
   #ticking = false;
   #stopped = false;
+  #lastRound: SnapshotRound | null = null;
+  #lastWrittenAt: number | null = null;
 
   constructor(options: SnapshotterOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#leaseMs = Math.max(MIN_LEASE_MS, 2 * options.intervalMs);
+  }
+
+  /** The last scheduled round (or retry) this process ran; null before the first. */
+  get lastRound(): SnapshotRound | null {
+    return this.#lastRound;
+  }
+
+  /** When a round of this process last wrote its claim (ms since the epoch); null: none yet. */
+  get lastWrittenAt(): number | null {
+    return this.#lastWrittenAt;
+  }
+
+  /** The interval between rounds (SNAPSHOT_INTERVAL_MS). */
+  get intervalMs(): number {
+    return this.#options.intervalMs;
   }
 
   start(): void {
@@ -168,14 +197,20 @@ export class Snapshotter {
 
   async #tick(round: number | null): Promise<void> {
     this.#ticking = true;
+    const startedAt = this.#now();
     try {
-      await this.snapshot(round);
+      const rows = await this.snapshot(round);
+      const endedAt = this.#now();
+      this.#lastRound = { endedAt, durationMs: endedAt - startedAt, outcome: rows === null ? 'skipped' : 'written', rows: rows ?? 0 };
+      if (rows !== null) this.#lastWrittenAt = endedAt;
       this.#retryMs = MIN_RETRY_MS;
       // A state queued while this round ran must not wait for the next round.
       if (this.#waitingForDatabase.size > 0) this.#scheduleRetry();
       else this.#schedule(this.#untilNextRound());
     } catch (error) {
       this.stats.failures++;
+      const endedAt = this.#now();
+      this.#lastRound = { endedAt, durationMs: endedAt - startedAt, outcome: 'failed', rows: 0, error: rootMessage(error) };
       FaultLog.of(this.#options.log).report('snapshot_failed', 'snapshot failed; retrying', { err: rootMessage(error), retryInMs: this.#retryMs });
       this.#scheduleRetry();
     } finally {

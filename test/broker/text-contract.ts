@@ -105,6 +105,17 @@ export function textLogContract(name: string, make: (options: { maxSectionBytes:
       expect(all.filter((t) => t.startsWith('a')).map((t) => t.slice(1))).toEqual(ofA);
     });
 
+    it('resolves every subscription of a book only once it receives: listeners subscribing together all get the next chunk', async () => {
+      const id = uniqueBook();
+      const got: number[] = [];
+      const offs = await Promise.all([0, 1, 2].map((n) => log.subscribeText(id, () => got.push(n))));
+      await log.beginSection(id, 1, 1);
+      await log.append(id, { chapter: 1, section: 1, offset: 0 }, 'first words');
+      await until(() => got.length === 3, 5_000, 'the chunk at every listener');
+      for (const off of offs) off();
+      expect(got.sort()).toEqual([0, 1, 2]);
+    });
+
     it("refuses a superseded writer's appends and resets", async () => {
       const id = uniqueBook();
       await subject.raiseFence(id, 2);

@@ -44,7 +44,10 @@ try:
         result = p.fail(spec["book"], spec["error"])
     else:
         result = p.publish(spec["book"], **spec.get("fields", {}))
-    print(json.dumps({"state": result}))
+    answer = {"state": result}
+    if mode != "http":
+        answer["ttl"] = p.client.ttl(b.names(spec["prefix"], spec["book"], p.cluster)["state"])
+    print(json.dumps(answer))
 except b.InvalidState as error:
     print(json.dumps({"invalid": str(error)}))
 except b.HttpError as error:
@@ -54,6 +57,8 @@ except b.HttpError as error:
 type Spec = Record<string, unknown>;
 interface Answer {
   state?: BookProgress;
+  /** TTL of the book's state key after the call (publishers through Redis). */
+  ttl?: number;
   invalid?: string;
   http?: number;
   code?: string;
@@ -144,13 +149,17 @@ describe.each(['single', 'sentinel', 'cluster'])('booksai_progress.py, RedisPubl
       await until(async () => (await saved(setup(), book))?.version === 1, 5_000, 'the first state in Postgres');
       expect(await listed(setup(), book)).toMatchObject({ status: 'PLANNING' });
 
-      await python({ ...spec, book, fields: { status: 'GENERATING', generationStep: 'CHAPTERS', currentChapter: 1, totalChapters: 3, overallProgress: 20, message: 'Writing Chapter 1 of 3...' } });
+      const writing = await python({ ...spec, book, fields: { status: 'GENERATING', generationStep: 'CHAPTERS', currentChapter: 1, totalChapters: 3, overallProgress: 20, message: 'Writing Chapter 1 of 3...' } });
+      expect(writing.ttl).toBeGreaterThan(86_000);
       await watch.version(2);
       await python({ ...spec, book, fields: { currentChapter: 2, overallProgress: 50, message: 'Writing Chapter 2 of 3...' } });
       await watch.version(3);
       expect((await saved(setup(), book))?.version).toBe(1);
       const done = await python({ ...spec, book, call: 'complete' });
       expect(done.state).toMatchObject({ status: 'COMPLETE', currentChapter: 3, totalChapters: 3, overallProgress: 100, version: 4 });
+      // A finished book's state is kept for the terminal TTL (terminal_ttl_seconds, 3600), not 24 h.
+      expect(done.ttl).toBeGreaterThan(3_500);
+      expect(done.ttl).toBeLessThanOrEqual(3_600);
       await watch.version(4);
       expect(watch.states.map((s) => s.version)).toEqual([1, 2, 3, 4]);
       await until(async () => (await saved(setup(), book))?.status === 'COMPLETE', 5_000, 'the terminal state in Postgres');

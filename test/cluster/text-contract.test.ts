@@ -2,6 +2,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionOf } from '../../src/broker/cluster-keys.js';
 import { RedisBroker } from '../../src/broker/redis.js';
+import { ProgressTracker } from '../../src/progress/tracker.js';
 import { DEFAULT_BACKEND_TIMEOUT_MS, DEFAULT_CLUSTER_SLOTS_REFRESH_MS } from '../../src/config.js';
 import { uniquePrefix } from '../support/backends.js';
 import { RedisCluster, RedisSentinels } from '../support/redis-cluster.js';
@@ -23,11 +24,12 @@ afterAll(async () => {
 
 const hostPorts = (list: string) => list.split(',').map((entry) => ({ host: '127.0.0.1', port: Number(entry.split(':')[1]) }));
 
-async function clusterBroker(keyPrefix: string, pubsub: 'sharded' | 'classic'): Promise<RedisBroker> {
+async function clusterBroker(keyPrefix: string, pubsub: 'sharded' | 'classic', terminalTtlSeconds?: number): Promise<RedisBroker> {
   const broker = new RedisBroker({ timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS,
     target: { kind: 'cluster', nodes: hostPorts(cluster.seeds), pubsub, password: null, tls: false, slotsRefreshMs: DEFAULT_CLUSTER_SLOTS_REFRESH_MS },
     keyPrefix,
     ttlSeconds: 600,
+    terminalTtlSeconds,
     log: silentLog,
   });
   if (!(await broker.ready(10_000))) throw new Error('the cluster is not answering');
@@ -81,6 +83,30 @@ describe('Redis Cluster live-text wire format', () => {
       expect(messages.sort()).toEqual([`book ${chunk}`, `feed ${chunk}`]);
     } finally {
       subscriber?.disconnect();
+      admin.disconnect();
+      await under.close();
+    }
+  });
+
+  it("cuts a finished book's state, fence and live text to the terminal TTL, in the book's slot", async () => {
+    const prefix = uniquePrefix();
+    const broker = await clusterBroker(prefix, 'sharded', 60);
+    const under = textLogOn(broker, prefix, 1024);
+    const admin = new Cluster(hostPorts(cluster.seeds));
+    try {
+      const id = 'cluster-finished';
+      const tag = `${prefix}{p${partitionOf(id)}}:`;
+      const tracker = new ProgressTracker({ states: broker });
+      await tracker.updateProgress(id, { status: 'GENERATING', totalChapters: 1, message: 'writing' }, { fence: 3 });
+      await under.text.append(id, { chapter: 1, section: 2, offset: 0 }, 'text', 3);
+      const names = [`${tag}progress:${id}`, `${tag}fence:${id}`, `${tag}text:${id}:1:2`, `${tag}textmeta:${id}`];
+      for (const name of names) expect(await admin.ttl(name), name).toBeGreaterThan(500);
+      await tracker.markComplete(id, 1, { fence: 3 });
+      for (const name of names) {
+        const ttl = await admin.ttl(name);
+        expect(ttl > 50 && ttl <= 60, `${name}: ${ttl}`).toBe(true);
+      }
+    } finally {
       admin.disconnect();
       await under.close();
     }

@@ -32,6 +32,36 @@ describe('ProgressTracker', () => {
     expect(odd.message.isWellFormed() && !odd.message.includes('\u0000')).toBe(true);
   });
 
+  it('assignTenant gives a book without a tenant to one, in a new version only, once', async () => {
+    const persisted: BookProgress[] = [];
+    const recovered: BookProgress = { bookId: 'expired', status: 'COMPLETE', generationStep: 'COMPLETE', currentChapter: 1, totalChapters: 1, currentSection: 0, totalSections: 0, overallProgress: 100, message: 'done', version: 7, timestamp: 1 };
+    const tracker = new ProgressTracker({
+      states: new MemoryBroker({ ttlSeconds: 60 }),
+      persistNow: async (state) => void persisted.push(state),
+      recover: async (bookId) => (bookId === 'expired' ? recovered : null),
+    });
+    expect(await tracker.assignTenant('missing', 'acme')).toEqual({ outcome: 'none', state: null });
+    const open = await tracker.updateProgress('open-book', { status: 'GENERATING', totalChapters: 3, currentChapter: 1, message: 'open mode' });
+    expect(open.tenant).toBeUndefined();
+
+    const { outcome, state } = await tracker.assignTenant('open-book', 'acme');
+    expect(outcome).toBe('assigned');
+    expect(state).toEqual({ ...open, tenant: 'acme', version: open.version + 1, timestamp: state!.timestamp });
+    // Where the schema puts it, as in every state with a tenant.
+    expect(Object.keys(state!).indexOf('tenant')).toBe(Object.keys(state!).indexOf('version') - 1);
+    expect(persisted.at(-1)).toEqual(state);
+
+    expect((await tracker.assignTenant('open-book', 'acme')).outcome).toBe('unchanged');
+    expect(await tracker.assignTenant('open-book', 'globex')).toEqual({ outcome: 'taken', state: null });
+    // Later writes, by anyone allowed, keep it; a writer of another tenant is refused as before.
+    expect((await tracker.updateProgress('open-book', { currentChapter: 2 })).tenant).toBe('acme');
+    await expect(tracker.updateProgress('open-book', { currentChapter: 3 }, { writer: { tenant: 'globex', anyTenant: false } })).rejects.toThrow(Refusal);
+
+    // A book whose broker state expired: from the database's, with the next version.
+    const fromStore = await tracker.assignTenant('expired', 'acme');
+    expect(fromStore).toMatchObject({ outcome: 'assigned', state: { tenant: 'acme', version: 8, status: 'COMPLETE' } });
+  });
+
   it('refuses invalid ids and updates with an invalid_progress Refusal', async () => {
     const tracker = new ProgressTracker({ states: new MemoryBroker({ ttlSeconds: 60 }) });
     await expect(tracker.updateProgress('a/b', {})).rejects.toThrow(Refusal);

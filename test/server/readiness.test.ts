@@ -28,14 +28,14 @@ describe('GET /readyz', () => {
     started.push(service);
     const ready = await readyz(service.url);
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ success: true, data: { ready: true, draining: false, broker: 'ok', database: 'ok' } });
+    expect(ready.body).toEqual({ success: true, data: { ready: true, draining: false, overloaded: false, broker: 'ok', database: 'ok' } });
     expect((await fetch(`${service.url}/api/books`)).status).toBe(401);
   });
 
   it('is 200 in the embedded default', async () => {
     const service = await startTestService({ REDIS_URL: '' });
     started.push(service);
-    expect((await readyz(service.url)).body.data).toEqual({ ready: true, draining: false, broker: 'ok', database: 'ok' });
+    expect((await readyz(service.url)).body.data).toEqual({ ready: true, draining: false, overloaded: false, broker: 'ok', database: 'ok' });
   });
 
   it('is 503 not_ready with Retry-After while Redis does not answer, and 200 again once it does; /healthz stays 200', async () => {

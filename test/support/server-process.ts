@@ -34,17 +34,25 @@ export class ServerProcess {
     this.#exit = once(this.#child, 'exit').then(([code]) => code as number | null);
   }
 
-  /** Starts a server (on `port`, or a free one) and resolves once /healthz answers. */
-  static async start(env: Record<string, string>, port?: number): Promise<ServerProcess> {
+  /**
+   * Starts a server (on `port`, or a free one) and resolves once /healthz answers, within `ms`;
+   * a server that does not is killed before the error is thrown.
+   */
+  static async start(env: Record<string, string>, port?: number, ms = 30_000): Promise<ServerProcess> {
     const server = new ServerProcess(port ?? (await freePort()), env);
-    await until(
-      async () => {
-        if (server.#child.exitCode !== null) throw new Error(`the server exited with ${server.#child.exitCode}: ${server.output}`);
-        return fetch(`${server.url}/healthz`).then((res) => res.ok, () => false);
-      },
-      30_000,
-      `the server at ${server.url} answers /healthz`,
-    );
+    try {
+      await until(
+        async () => {
+          if (server.#child.exitCode !== null) throw new Error(`the server exited with ${server.#child.exitCode}: ${server.output}`);
+          return fetch(`${server.url}/healthz`).then((res) => res.ok, () => false);
+        },
+        ms,
+        `the server at ${server.url} answers /healthz`,
+      );
+    } catch (error) {
+      if (server.running) await server.stop('SIGKILL').catch(() => null);
+      throw error;
+    }
     return server;
   }
 

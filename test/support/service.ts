@@ -25,6 +25,9 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     LOG_LEVEL: 'silent',
     // Sections at once: tests pace books with DEMO_STEP_MS, not with the writing pace.
     DEMO_TOKENS_PER_SECOND: '1000000000',
+    // In-process servers share their event loop with the test runner (and PGlite starts): its
+    // stalls are the harness's, not the server's. Overload is tested on a process of its own.
+    OVERLOAD_LOOP_DELAY_MS: '0',
     ...env,
   });
 }

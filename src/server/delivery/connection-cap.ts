@@ -10,18 +10,26 @@ export interface Counted {
   readonly size: number;
 }
 
+/** Admission control beyond counting (LoadMonitor): throws a 503 Refusal while new connections must wait. */
+export interface Admission {
+  check(): void;
+}
+
 /**
  * The limits on open connections, SSE streams and WebSockets together: MAX_SSE_CONNECTIONS for
- * the process, MAX_CONNECTIONS_PER_USER for each user (see UserConnections).
+ * the process, MAX_CONNECTIONS_PER_USER for each user (see UserConnections), and the load
+ * (`admission`: 503 `overloaded`) for a new one.
  */
 export class ConnectionCap {
   readonly #max: number;
   readonly #users: UserConnections;
   readonly #counted: Counted[] = [];
+  readonly #admission: Admission | null;
 
-  constructor(max: number, users: UserConnections) {
+  constructor(max: number, users: UserConnections, admission: Admission | null = null) {
     this.#max = max;
     this.#users = users;
+    this.#admission = admission;
   }
 
   /** Counts `connections` against the process's cap from now on. */
@@ -36,8 +44,9 @@ export class ConnectionCap {
     return open >= this.#max;
   }
 
-  /** Throws 503 `too_many_connections` while the process is full. */
+  /** Throws 503 `overloaded` while the process is over its load limits, 503 `too_many_connections` while it is full. */
   checkRoom(): void {
+    this.#admission?.check();
     if (this.full) throw new Refusal(503, 'too_many_connections', 'this server holds its maximum of streams and WebSockets; retry later or elsewhere');
   }
 

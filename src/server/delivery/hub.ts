@@ -122,6 +122,8 @@ export class Hub {
   /** Polled books and when their lease ends; one sweep for all of them. */
   readonly #polled = new Map<string, number>();
   readonly #sweeper: NodeJS.Timeout;
+  /** Polls answered, per minute of the clock: this one's so far and the last one's (the operator view). */
+  #polls = { minute: 0, current: 0, previous: 0 };
 
   constructor(broker: Broker, findNewest: FindNewest, log: Logger) {
     this.#broker = broker;
@@ -146,7 +148,9 @@ export class Hub {
    */
   follow(bookId: string): void {
     const following = this.#polled.has(bookId);
-    this.#polled.set(bookId, Date.now() + POLL_LEASE_MS);
+    const now = Date.now();
+    this.#polled.set(bookId, now + POLL_LEASE_MS);
+    this.#pollMinute(now).current++;
     if (!following) void this.join(bookId, POLLERS);
   }
 
@@ -214,6 +218,25 @@ export class Hub {
   }
 
   /** Counts for metrics and leak checks. */
+  /** Polls answered in the last full minute and in this one so far, and the books followed for pollers. */
+  pollStats(): { lastMinute: number; thisMinute: number; polledBooks: number } {
+    const polls = this.#pollMinute(Date.now());
+    return { lastMinute: polls.previous, thisMinute: polls.current, polledBooks: this.#polled.size };
+  }
+
+  #pollMinute(now: number): { minute: number; current: number; previous: number } {
+    const minute = Math.floor(now / 60_000);
+    const polls = this.#polls;
+    if (minute !== polls.minute) this.#polls = { minute, current: 0, previous: minute === polls.minute + 1 ? polls.current : 0 };
+    return this.#polls;
+  }
+
+  /** The books followed, with their watchers and their tenant as last seen (at most `limit`, most watched first). */
+  watchedBooks(limit: number): Array<{ bookId: string; watchers: number; tenant: string | null }> {
+    const books = [...this.#topics].map(([bookId, topic]) => ({ bookId, watchers: topic.watchers.size, tenant: topic.newest.tenant ?? null }));
+    return books.sort((a, b) => b.watchers - a.watchers || a.bookId.localeCompare(b.bookId)).slice(0, limit);
+  }
+
   stats(): { topics: number; watchers: number; everyBookWatchers: number } {
     let watchers = 0;
     for (const topic of this.#topics.values()) watchers += topic.watchers.size;

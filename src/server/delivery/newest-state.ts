@@ -35,7 +35,7 @@ const MAX_DATABASE_ANSWERS = 10_000;
 
 /**
  * Postgres's recent answers for books Redis did not hold: a finished book whose Redis state
- * expired (24 h after its last update), or an unknown id. A client polling such a book every 3 s
+ * expired (TERMINAL_TTL_SECONDS after it finished, PROGRESS_TTL_SECONDS after a running book's last update), or an unknown id. A client polling such a book every 3 s
  * would otherwise cost Postgres a read per poll, the load this server exists to take off it.
  */
 class DatabaseAnswers {

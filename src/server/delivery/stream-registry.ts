@@ -1,5 +1,16 @@
 import type { ProgressStream } from './sse-stream.js';
 
+/** What kind of SSE stream: one book's, several books' (`?books=`), or every book's. */
+export type StreamKind = 'sse' | 'multiplexed' | 'every-book';
+
+/** What the operator view shows of a stream: its kind and the caller's tenant (null: none, open mode). */
+export interface StreamLabel {
+  readonly kind: StreamKind;
+  readonly tenant: string | null;
+}
+
+const UNLABELLED: StreamLabel = Object.freeze({ kind: 'sse', tenant: null });
+
 /**
  * How often the heartbeat timer ticks. Each tick visits one slice of the streams, so a sweep of
  * 10,000 sockets (about 200 ms of writes at once) becomes many short ones spread over the period.
@@ -19,6 +30,7 @@ const VISIT_SHARE = 0.8;
 export class StreamRegistry {
   readonly #slices: Array<Set<ProgressStream>>;
   readonly #sliceOf = new Map<ProgressStream, Set<ProgressStream>>();
+  readonly #labels = new Map<ProgressStream, StreamLabel>();
   readonly #timer: NodeJS.Timeout;
   #tick = 0;
   /** No open stream stays silent for longer. */
@@ -49,8 +61,14 @@ export class StreamRegistry {
     return total;
   }
 
-  add(stream: ProgressStream): void {
+  /** The label of each open stream (for the operator view). */
+  labels(): IterableIterator<StreamLabel> {
+    return this.#labels.values();
+  }
+
+  add(stream: ProgressStream, label: StreamLabel = UNLABELLED): void {
     if (this.#sliceOf.has(stream)) return;
+    this.#labels.set(stream, label);
     // The smallest slice: streams opened together are spread over the period.
     let slice = this.#slices[0] as Set<ProgressStream>;
     for (const s of this.#slices) if (s.size < slice.size) slice = s;
@@ -61,12 +79,14 @@ export class StreamRegistry {
   delete(stream: ProgressStream): void {
     this.#sliceOf.get(stream)?.delete(stream);
     this.#sliceOf.delete(stream);
+    this.#labels.delete(stream);
   }
 
   /** Ends every stream with a retry hint, so clients reconnect to another instance. */
   closeAll(retryMs: number): void {
     for (const stream of [...this.#sliceOf.keys()]) stream.close(retryMs);
     this.#sliceOf.clear();
+    this.#labels.clear();
     for (const slice of this.#slices) slice.clear();
   }
 

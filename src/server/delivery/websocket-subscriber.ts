@@ -51,6 +51,15 @@ export class Subscriber implements Watcher {
   /** Made at the first subscription with text: a progress-only connection has none. */
   #text: TextFeed | null = null;
 
+  /** The caller's tenant (null: none, open mode). */
+  get tenant(): string | null {
+    return this.#caller.tenant;
+  }
+
+  get bookCount(): number {
+    return this.#books.size;
+  }
+
   /** `onClose`: called once, when the connection has closed and left every topic. */
   constructor(ws: WebSocket, caller: Caller, release: () => void, context: SubscriberContext, onClose: () => void) {
     this.#ws = ws;

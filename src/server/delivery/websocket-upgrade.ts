@@ -41,6 +41,11 @@ export class WebSocketEndpoint {
     return this.#subscribers.size;
   }
 
+  /** Each open connection's tenant (null: none, open mode) and how many books it follows, for the operator view. */
+  *connections(): IterableIterator<{ tenant: string | null; books: number }> {
+    for (const subscriber of this.#subscribers) yield { tenant: subscriber.tenant, books: subscriber.bookCount };
+  }
+
   /**
    * Turns the request into a WebSocket connection. Rejects with the Refusal to answer on the
    * socket while no WebSocket exists yet. `query`: the URL's search part, null when there is none.

@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
-import { BrokerFullError, BrokerUnavailableError } from '../../broker/broker.js';
+import { BrokerFullError, BrokerNotReplicatedError, BrokerUnavailableError } from '../../broker/broker.js';
 import { FaultLog } from '../../fault-log.js';
 import { RunRequestError } from '../../orchestrator/orchestrator.js';
 import { Refusal } from '../../refusal.js';
@@ -16,6 +16,7 @@ export function asRefusal(error: unknown, log: Logger): Refusal {
   if (error instanceof Refusal) return error;
   // Backend faults are logged where they happen (the broker), or here at most once per interval.
   if (error instanceof BrokerFullError) return new Refusal(503, 'broker_full', 'the progress broker is out of memory; retry later');
+  if (error instanceof BrokerNotReplicatedError) return new Refusal(503, 'not_replicated', `${error.message}; retry (a repeated state is harmless)`);
   if (error instanceof BrokerUnavailableError) return new Refusal(503, 'broker_unavailable', 'progress broker is unavailable; retry later');
   if (isDatabaseUnavailable(error)) {
     FaultLog.of(log).report('database_unavailable', 'database unavailable; answered 503', { err: rootMessage(error) });

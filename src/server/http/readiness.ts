@@ -1,7 +1,9 @@
-/** What /readyz reports; `ready` only while every part answers and the process is not draining. */
+/** What /readyz reports; `ready` only while every part answers and the process is neither draining nor overloaded. */
 export interface ReadinessReport {
   ready: boolean;
   draining: boolean;
+  /** Past OVERLOAD_LOOP_DELAY_MS or OVERLOAD_HEAP_PERCENT: new streams and publishes are refused. */
+  overloaded: boolean;
   broker: 'ok' | 'down';
   database: 'ok' | 'down';
 }
@@ -15,6 +17,8 @@ export interface ReadinessProbes {
   database(): Promise<unknown>;
   /** True from the first moment of shutdown. */
   draining(): boolean;
+  /** True while new work is refused for load (LoadMonitor); absent: never. */
+  overloaded?(): boolean;
 }
 
 /** Load balancers probe every few seconds, from many places: one round of probes serves them all for this long. */
@@ -38,7 +42,8 @@ export class Readiness {
     const backends = await this.#last.backends;
     // Draining is read at every call: it must turn the answer to 503 at once, not after the cache.
     const draining = this.#probes.draining();
-    return { ready: !draining && backends.broker === 'ok' && backends.database === 'ok', draining, ...backends };
+    const overloaded = this.#probes.overloaded?.() ?? false;
+    return { ready: !draining && !overloaded && backends.broker === 'ok' && backends.database === 'ok', draining, overloaded, ...backends };
   }
 
   async #probeBackends(): Promise<Pick<ReadinessReport, 'broker' | 'database'>> {

@@ -13,7 +13,7 @@ import type { FindNewest } from '../../delivery/newest-state.js';
 import { PRIVATE_HEADERS, callerWith } from '../auth.js';
 import type { AppEnv } from '../auth.js';
 import { parseBookId, readJson } from '../params.js';
-import { sendProgress } from '../poll-answer.js';
+import { sendProgress, versionOfEtag } from '../poll-answer.js';
 
 export interface ProgressRoutesOptions {
   tracker: ProgressTracker;
@@ -23,7 +23,8 @@ export interface ProgressRoutesOptions {
   books: BookStore;
 }
 
-const TitleSchema = z.string().trim().min(1).max(200);
+/** A publish body's optional `title`: the book's name in Postgres, not part of the state. */
+export const TitleSchema = z.string().trim().min(1).max(200);
 
 /**
  * A publish body's optional `title` (the book's name in Postgres, not part of the state), apart
@@ -53,8 +54,9 @@ export function progressRoutes(options: ProgressRoutesOptions) {
     if (c.req.method === 'HEAD') {
       // Hono answers HEAD by running this handler and copying its Response: give it one.
       const etag = `"${found.state.version}"`;
-      const status = c.req.header('if-none-match') === etag ? 304 : 200;
-      return c.body(null, status, { ETag: etag, ...PRIVATE_HEADERS, 'X-Progress-Source': found.source });
+      const held = versionOfEtag(c.req.header('if-none-match'));
+      const notNewer = held !== null && held >= found.state.version;
+      return c.body(null, notNewer ? 304 : 200, { ETag: notNewer ? `"${held}"` : etag, ...PRIVATE_HEADERS, 'X-Progress-Source': found.source });
     }
     const body = () => Buffer.from(JSON.stringify({ success: true, data: found.state }));
     sendProgress(c.env.incoming, c.env.outgoing as ServerResponse, found.state.version, found.source, body);

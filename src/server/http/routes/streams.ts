@@ -12,7 +12,7 @@ import type { Expiries } from '../../delivery/expiries.js';
 import type { Hub } from '../../delivery/hub.js';
 import { ProgressStream, SSE_HEADERS } from '../../delivery/sse-stream.js';
 import type { Watched } from '../../delivery/sse-stream.js';
-import type { StreamRegistry } from '../../delivery/stream-registry.js';
+import type { StreamKind, StreamRegistry } from '../../delivery/stream-registry.js';
 import { callerWith, headerValue } from '../auth.js';
 import type { AppEnv } from '../auth.js';
 import { parseBookId, parseBookList, parseStreamResume } from '../params.js';
@@ -53,20 +53,20 @@ export function streamRoutes(options: StreamRoutesOptions): { perBook: App; mult
   perBook.get('/:bookId/stream', (c) => {
     const caller = callerWith(c, 'progress:read');
     const bookId = parseBookId(c);
-    return serve(c, options, caller, [bookId]);
+    return serve(c, options, caller, [bookId], 'sse');
   });
 
   const multiplexed: App = new Hono();
   multiplexed.get('/', (c) => {
     const caller = callerWith(c, 'progress:read');
     const books = c.req.query('books');
-    if (books === undefined) return serve(c, options, caller, 'all');
-    return serve(c, options, caller, parseBookList(books, options.maxBooksPerStream));
+    if (books === undefined) return serve(c, options, caller, 'all', 'every-book');
+    return serve(c, options, caller, parseBookList(books, options.maxBooksPerStream), 'multiplexed');
   });
   return { perBook, multiplexed };
 }
 
-async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: Caller, watched: Watched): Promise<Response> {
+async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: Caller, watched: Watched, kind: StreamKind): Promise<Response> {
   const { hub, streams } = options;
   // Hono answers HEAD by running GET and dropping the body: never open a stream for it.
   if (c.req.method === 'HEAD') return c.body(null, 200, SSE_HEADERS);
@@ -140,7 +140,7 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
     }
     if (stream.ended) return RESPONSE_ALREADY_SENT;
   }
-  streams.add(stream);
+  streams.add(stream, { kind, tenant: caller.tenant });
   if (caller.expiresAt !== null) cancelExpiry = options.expiries.add(caller.expiresAt, () => stream.expire());
   stream.open(options.sseRetryMs);
   for (const update of first) if (update) stream.deliver(update);

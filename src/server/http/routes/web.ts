@@ -21,9 +21,12 @@ export function webRoutes(webRoot = WEB_ROOT, basePath = '', frameAncestors: rea
   const page = (name: string) => readFileSync(join(webRoot, name), 'utf8').replace('<base href="/" />', `<base href="${basePath}/" />`);
   const listPage = page('index.html');
   const bookPage = page('book.html');
+  const adminPage = page('admin.html');
 
   app.get('/', pageHeaders, (c) => c.html(listPage));
   app.get('/book/:bookId', pageHeaders, (c) => c.html(bookPage));
+  // The operator view: a page without data; what it shows comes from GET /api/admin/status (admin).
+  app.get('/admin', pageHeaders, (c) => c.html(adminPage));
   // A worker runs under the policy its script is served with: the page's, so its streams and polls may reach this server.
   app.use('/assets/shared-worker.js', pageHeaders);
   app.use('/assets/*', compress(), async (c, next) => {
