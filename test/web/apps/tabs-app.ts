@@ -18,5 +18,11 @@ const watching = watchBooks(
     tab.transport = update.transport;
     document.body.textContent = `${book} v${version} ${update.connection} ${update.transport}`;
   },
-  { share: params.get('share') === 'worker' ? true : 'leader', sharedWorkerUrl: 'assets/shared-worker.js', pauseWhenHidden: params.has('pause') },
+  {
+    share: params.get('share') === 'worker' ? true : 'leader',
+    sharedWorkerUrl: 'assets/shared-worker.js',
+    pauseWhenHidden: params.has('pause'),
+    // ?auth: tokens from the test (page.exposeFunction), asked for through the shared connection.
+    ...(params.has('auth') && { getToken: ({ refresh }: { refresh: boolean }) => (window as unknown as { nextToken: (r: boolean) => Promise<string> }).nextToken(refresh) }),
+  },
 );
