@@ -107,7 +107,6 @@ function useSource<T>(key: string, open: Parameters<typeof acquire<T>>[1], suspe
       };
     },
     // open is a fresh closure each render; the key names what it opens.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
     [key, source],
   );
   const snapshot = useSyncExternalStore(subscribe, () => source.snapshot, () => source.snapshot);

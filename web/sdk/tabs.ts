@@ -100,7 +100,7 @@ export function sharedFeed(ids: readonly string[] | null, sink: FeedSink, option
       relay.join(m.tab, m.books);
       const current = relay;
       void navigator.locks.request(`booksai-progress-tab:${m.tab}`, { signal: stop.signal }, () => current.leave(m.tab)).catch(() => {});
-    } else if (m.t === 'leave') relay.leave(m.t === 'leave' ? m.tab : '');
+    } else if (m.t === 'leave') relay.leave(m.tab);
   };
   sink.connection('connecting', 'follower-tab', false);
   void tabLock.then(() => {
