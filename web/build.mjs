@@ -9,7 +9,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 export async function buildWeb() {
   await build({
-    entryPoints: [`${web}dashboard.ts`, `${web}book-page.ts`, `${web}admin.ts`, { in: `${web}sdk/shared-worker.ts`, out: 'shared-worker' }],
+    entryPoints: [`${web}dashboard.ts`, `${web}book-page.ts`, `${web}admin.ts`, `${web}analytics-page.ts`, { in: `${web}sdk/shared-worker.ts`, out: 'shared-worker' }],
     outdir: `${web}dist`,
     bundle: true,
     format: 'esm',
@@ -23,6 +23,8 @@ export async function buildWeb() {
   await mkdir(`${web}dist`, { recursive: true });
   await copyFile(`${web}style.css`, `${web}dist/style.css`);
   await copyFile(`${web}admin.css`, `${web}dist/admin.css`);
+  // The charts' library (uPlot, bundled into analytics-page.js) and its stylesheet: served from here, no CDN.
+  await copyFile(fileURLToPath(new URL('../node_modules/uplot/dist/uPlot.min.css', import.meta.url)), `${web}dist/uPlot.min.css`);
 }
 
 /** The package's client modules: plain ES modules, no bundler needed; React stays the caller's. */

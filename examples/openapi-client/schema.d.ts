@@ -839,6 +839,93 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/analytics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Runs, durations, throughput and ETA accuracy of a window (the caller's tenant; admin: all or one) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description epoch ms or ISO 8601; default until − 24 h */
+                    since?: string;
+                    /** @description admin only: one tenant */
+                    tenant?: string;
+                    /** @description epoch ms or ISO 8601; default now; at most 366 days after since */
+                    until?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the figures */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: components["schemas"]["Analytics"];
+                            /** @enum {boolean} */
+                            success: true;
+                        };
+                    };
+                };
+                /** @description a bad parameter, body or header: `invalid_book_id`, `invalid_json`, `invalid_query`, `invalid_path`, `tenant_required`, … */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized` (no token) or `invalid_token` (expired, forged, malformed) */
+                401: {
+                    headers: {
+                        /** @description RFC 6750: `Bearer`, or `Bearer error="invalid_token"` / `"insufficient_scope"` */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: unknown, or another tenant's (indistinguishable) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description a backend is down or slow: `broker_unavailable`, `broker_full`, `database_unavailable`, `too_many_streams`, `auth_unavailable` */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before retrying */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/books": {
         parameters: {
             query?: never;
@@ -1833,6 +1920,65 @@ export interface components {
             }[];
             tenant: string;
             unchanged: string[];
+        };
+        Analytics: {
+            chapter: {
+                count: number;
+                p50: number | null;
+                p90: number | null;
+            };
+            /** @description the ETA's error (MAPE of the remaining time) at 10/25/50/75 % of the window's completed runs, replayed from their recorded steps */
+            eta: {
+                checkpoints: {
+                    at: number;
+                    lateCoverage: number | null;
+                    learned: number | null;
+                    linear: number | null;
+                }[];
+                runs: number;
+            };
+            /** @description COMPLETE runs, ms */
+            runDuration: {
+                count: number;
+                p50: number | null;
+                p90: number | null;
+            };
+            runs: {
+                completed: number;
+                completionRate: number | null;
+                failed: number;
+                failureRate: number | null;
+                running: number;
+                started: number;
+            };
+            section: {
+                count: number;
+                p50: number | null;
+                p90: number | null;
+            };
+            /** @description milliseconds since the epoch */
+            since: number;
+            /** @description exact step spans, ms */
+            steps: {
+                count: number;
+                p50: number | null;
+                p90: number | null;
+                /** @enum {string} */
+                step: "PLANNING" | "RESEARCH" | "OUTLINE" | "STRUCTURE" | "CHAPTERS" | "PROOFREADING" | "COMPLETE";
+            }[];
+            /** @description the tenant the figures are of; null: every tenant */
+            tenant: string | null;
+            throughput: {
+                bucketMs: number;
+                buckets: {
+                    completed: number;
+                    failed: number;
+                    /** @description milliseconds since the epoch */
+                    start: number;
+                }[];
+            };
+            /** @description milliseconds since the epoch */
+            until: number;
         };
         BookDetail: {
             bookId: string;

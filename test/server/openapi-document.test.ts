@@ -30,7 +30,7 @@ describe('GET /api/openapi.json', () => {
       [
         '/healthz', '/readyz', '/metrics', '/api/openapi.json', '/api/session', '/api/admin/status', '/api/admin/adopt',
         '/api/ai/progress/{bookId}', '/api/ai/progress/{bookId}/text', '/api/ai/progress/{bookId}/stream', '/api/ai/stream', '/api/ai/ws',
-        '/api/books', '/api/books/{bookId}', '/api/books/{bookId}/timeline', '/api/books/{bookId}/chapters/{n}',
+        '/api/analytics', '/api/books', '/api/books/{bookId}', '/api/books/{bookId}/timeline', '/api/books/{bookId}/chapters/{n}',
         '/api/books/{bookId}/cancel', '/api/books/{bookId}/retry',
       ].sort(),
     );
@@ -65,7 +65,7 @@ describe('GET /api/openapi.json', () => {
     // Only what createApp reads while it builds the routes; no handler runs.
     const app = createApp({ auth: { enabled: true }, newest: {}, log: {}, maxBodyBytes: 1, staleAfterMs: 1 } as unknown as AppDeps);
     // The dashboard's pages and the viewer's files are pages, not the API.
-    const pages = new Set(['/', '/book/:bookId', '/admin', '/docs', '/docs/assets/:name']);
+    const pages = new Set(['/', '/book/:bookId', '/admin', '/analytics', '/docs', '/docs/assets/:name']);
     const routes = new Set(app.routes.filter((r) => r.method !== 'ALL' && !pages.has(r.path)).map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, '{$1}')}`));
     const document = openApiDocument() as { paths: Record<string, Record<string, unknown>> };
     const operations = new Set(Object.entries(document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`)));

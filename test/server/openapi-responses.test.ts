@@ -261,7 +261,7 @@ describe('answers match the OpenAPI document', () => {
     await check(call(`/api/books/${id}`, 'other'), 404, 'get', '/api/books/{bookId}');
     await check(call('/api/books/bad%20id', 'reader'), 400, 'get', '/api/books/{bookId}');
     await check(call(`/api/books/${id}`, 'expired'), 401, 'get', '/api/books/{bookId}');
-    // The server records no timelines itself (TimelineRecorder is not wired in service.ts): record one as the analytics would.
+    // Recorded by the server's timeline feed too; the recorder's writes are idempotent.
     const timed = bookId('oa-timed');
     const states = [];
     for (const update of [{ status: 'GENERATING', generationStep: 'RESEARCH' }, { generationStep: 'OUTLINE' }]) {
@@ -275,7 +275,12 @@ describe('answers match the OpenAPI document', () => {
     }
     const timeline = await check(call(`/api/books/${timed}/timeline`, 'reader'), 200, 'get', '/api/books/{bookId}/timeline');
     expect(timeline.data.steps.map((step: { step: string }) => step.step)).toEqual(['RESEARCH', 'OUTLINE']);
-    await check(call(`/api/books/${book}/timeline`, 'reader'), 404, 'get', '/api/books/{bookId}/timeline');
+    await check(call(`/api/books/${bookId('oa-unknown')}/timeline`, 'reader'), 404, 'get', '/api/books/{bookId}/timeline');
+    const figures = await check(call(`/api/analytics?since=${Date.now() - 3_600_000}`, 'reader'), 200, 'get', '/api/analytics');
+    expect(figures.data.runs.started).toBeGreaterThanOrEqual(1);
+    await check(call('/api/analytics?since=yesterday', 'reader'), 400, 'get', '/api/analytics');
+    await check(call('/api/analytics', 'none'), 401, 'get', '/api/analytics');
+    await check(call('/api/analytics?tenant=somebody-else', 'reader'), 404, 'get', '/api/analytics');
     await check(call(`/api/books/bad%20id/timeline`, 'reader'), 400, 'get', '/api/books/{bookId}/timeline');
     await check(call(`/api/books/${id}/timeline`, 'none'), 401, 'get', '/api/books/{bookId}/timeline');
     const saved = await check(call(`/api/books/${id}/chapters/1`, 'reader'), 200, 'get', '/api/books/{bookId}/chapters/{n}');

@@ -125,6 +125,27 @@ export const TimelineSchema = z
   })
   .meta({ id: 'Timeline' });
 
+const percentiles = { count: z.number().int(), p50: z.number().nullable(), p90: z.number().nullable() };
+const rate = z.number().nullable();
+
+export const AnalyticsSchema = z
+  .object({
+    since: epochMs,
+    until: epochMs,
+    tenant: z.string().nullable().meta({ description: 'the tenant the figures are of; null: every tenant' }),
+    runs: z.object({ started: z.number().int(), completed: z.number().int(), failed: z.number().int(), running: z.number().int(), completionRate: rate, failureRate: rate }),
+    runDuration: z.object(percentiles).meta({ description: 'COMPLETE runs, ms' }),
+    steps: z.array(z.object({ ...percentiles, step: z.enum(STEPS) })).meta({ description: 'exact step spans, ms' }),
+    chapter: z.object(percentiles),
+    section: z.object(percentiles),
+    throughput: z.object({ bucketMs: z.number().int(), buckets: z.array(z.object({ start: epochMs, completed: z.number().int(), failed: z.number().int() })) }),
+    eta: z.object({
+      runs: z.number().int(),
+      checkpoints: z.array(z.object({ at: z.number(), learned: rate, linear: rate, lateCoverage: rate })),
+    }).meta({ description: "the ETA's error (MAPE of the remaining time) at 10/25/50/75 % of the window's completed runs, replayed from their recorded steps" }),
+  })
+  .meta({ id: 'Analytics' });
+
 /** The events of the SSE streams, as objects: each is sent as `event:`, `id:` and `data:` lines (data: the JSON). */
 export const SseProgressEventSchema = z
   .object({

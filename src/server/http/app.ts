@@ -25,6 +25,8 @@ import type { Readiness } from './readiness.js';
 import { apiSecurityHeaders } from './security-headers.js';
 import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
+import { analyticsRoutes } from './routes/analytics.js';
+import type { AnalyticsRoutesOptions } from './routes/analytics.js';
 import { adminRoutes } from './routes/admin.js';
 import { bookRoutes } from './routes/books.js';
 import { docsRoutes } from './routes/docs.js';
@@ -71,6 +73,8 @@ export interface AppDeps {
   staleAfterMs: number;
   /** The latest recorded run of a book (analytics); null: none recorded. */
   timeline: (bookId: string) => Promise<BookTimeline | null>;
+  /** GET /api/analytics: the aggregates of a window. */
+  analytics: AnalyticsRoutesOptions['analytics'];
   /** The operator view's answer (GET /api/admin/status). */
   adminStatus: () => Promise<AdminStatus>;
   /** Gives books without a tenant to one (POST /api/admin/adopt). */
@@ -113,6 +117,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   if (deps.requestDeadlineMs !== undefined) app.use('/api/books/*', requestDeadline(deps.requestDeadlineMs));
   app.route('/api/books', bookRoutes(deps));
+  app.route('/api/analytics', analyticsRoutes(deps));
   app.route('/api/admin', adminRoutes({ authEnabled: deps.auth.enabled, status: deps.adminStatus, adoption: deps.adoption, tracker: deps.tracker, maxBodyBytes: deps.maxBodyBytes }));
   app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
 

@@ -171,6 +171,17 @@ function routes(): RouteConfig[] {
       request: { params: bookParams }, responses: { 200: ok('steps and chapters with their times', api.TimelineSchema), ...pick(400, 401, 404, 503) },
     },
     {
+      method: 'get', path: '/api/analytics', tags: ['Analytics'], summary: 'Runs, durations, throughput and ETA accuracy of a window (the caller\'s tenant; admin: all or one)', security: read('progress:read'),
+      request: {
+        query: z.object({
+          since: z.string().optional().meta({ description: 'epoch ms or ISO 8601; default until − 24 h' }),
+          until: z.string().optional().meta({ description: 'epoch ms or ISO 8601; default now; at most 366 days after since' }),
+          tenant: z.string().optional().meta({ description: 'admin only: one tenant' }),
+        }),
+      },
+      responses: { 200: ok('the figures', api.AnalyticsSchema), ...pick(400, 401, 404, 503) },
+    },
+    {
       method: 'get', path: '/api/books/{bookId}/chapters/{n}', tags: ['Live text'], summary: "One chapter's text from a byte offset", security: read('progress:read'),
       request: {
         params: bookParams.extend({ n: ChapterQuerySchema.shape.n }),
