@@ -67,6 +67,7 @@ describe('security headers', () => {
       const policy = page.headers.get('content-security-policy') ?? '';
       expect(policy).toContain("default-src 'self'");
       expect(policy).toContain("script-src 'self'");
+      expect(policy).toContain("worker-src 'self'");
       expect(policy).toContain("connect-src 'self'");
       expect(policy).toContain("frame-ancestors 'self'");
       expect(policy).not.toMatch(/unsafe-inline|unsafe-eval/);

@@ -67,6 +67,9 @@ export class ProgressStream implements Watcher {
   #lastEventAt = 0;
   /** Live text, for a stream opened with `?text=1` (null: progress only, at no cost). */
   #text: TextFeed | null = null;
+  /** A comment, or with `?heartbeats=1` an event EventSource shows (see visibleHeartbeats). */
+  #heartbeat = HEARTBEAT;
+  #helloFirst = false;
 
   /**
    * `known`: versions the client already has, from Last-Event-ID. `admits`: which updates the
@@ -122,6 +125,15 @@ export class ProgressStream implements Watcher {
     this.#text = feed;
   }
 
+  /**
+   * Heartbeats as `event: heartbeat` (data: the period), the first right after the headers: a
+   * browser client, which cannot see comments, then notices a proxy that holds the stream back.
+   */
+  visibleHeartbeats(heartbeatMs: number): void {
+    this.#heartbeat = new EncodedEvent(formatSseEvent({ event: 'heartbeat', data: `{"heartbeatMs":${heartbeatMs}}` }));
+    this.#helloFirst = true;
+  }
+
   /** Text frames waited their coalescing window: written now unless the socket is not draining. */
   textDue(): void {
     if (this.#open && !this.#ended && !this.#waitingForDrain) this.#flush();
@@ -160,7 +172,7 @@ export class ProgressStream implements Watcher {
   /** Keeps an idle connection open through proxies (see StreamRegistry); skipped when an event was written since `quietSince`. */
   heartbeat(quietSince: number): void {
     if (this.#lastEventAt >= quietSince) return;
-    if (this.#open && !this.#ended && !this.#waitingForDrain) this.#write(HEARTBEAT);
+    if (this.#open && !this.#ended && !this.#waitingForDrain) this.#write(this.#heartbeat);
   }
 
   /** States may have been missed: the client reconnects soon and gets the latest ones again. */
@@ -192,6 +204,7 @@ export class ProgressStream implements Watcher {
     this.#socket = socket;
     this.#chunked = this.#res.chunkedEncoding;
     this.#write(new EncodedEvent(formatSseEvent({ retry: retryMs })));
+    if (this.#helloFirst) this.#write(this.#heartbeat);
     this.#open = true;
     this.#flush();
     if (this.#gapBeforeOpen) setImmediate(() => this.close(GAP_RETRY_MS));

@@ -104,6 +104,7 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
     end();
     streams.delete(stream);
   }, delta === 'merge-patch');
+  if (['1', 'true'].includes(c.req.query('heartbeats') ?? '')) stream.visibleHeartbeats(streams.heartbeatMs);
 
   let first: Array<EncodedState | null>;
   try {
