@@ -25,6 +25,8 @@ import json, sys
 import booksai_progress as b
 spec = json.load(sys.stdin)
 options = {"prefix": spec["prefix"], "tenant": spec.get("tenant")}
+if "pubsub" in spec:
+    options["pubsub"] = spec["pubsub"]
 if "max_section_bytes" in spec:
     options["max_section_bytes"] = spec["max_section_bytes"]
 if "saved" in spec:
@@ -143,6 +145,7 @@ beforeAll(async () => {
   const single = uniquePrefix();
   const sentinelPrefix = uniquePrefix();
   const clusterPrefix = uniquePrefix();
+  const classicPrefix = uniquePrefix();
   await Promise.all([
     start('single', { REDIS_KEY_PREFIX: single }, { mode: 'single', url: REDIS_URL, prefix: single, tenant: null }),
     start('sentinel', { REDIS_URL: undefined, REDIS_SENTINELS: sentinels.sentinels, REDIS_SENTINEL_MASTER: RedisSentinels.MASTER_NAME, REDIS_KEY_PREFIX: sentinelPrefix }, {
@@ -152,6 +155,13 @@ beforeAll(async () => {
       prefix: sentinelPrefix,
     }),
     start('cluster', { REDIS_URL: undefined, REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: clusterPrefix }, { mode: 'cluster', nodes: cluster.ports, prefix: clusterPrefix }),
+    // The module's pubsub="classic": PUBLISH on a cluster, for a server with REDIS_CLUSTER_PUBSUB=classic.
+    start('cluster-classic', { REDIS_URL: undefined, REDIS_CLUSTER_NODES: cluster.seeds, REDIS_CLUSTER_PUBSUB: 'classic', REDIS_KEY_PREFIX: classicPrefix }, {
+      mode: 'cluster',
+      nodes: cluster.ports,
+      prefix: classicPrefix,
+      pubsub: 'classic',
+    }),
   ]);
   const http = uniquePrefix();
   await start('http', { REDIS_KEY_PREFIX: http, AUTH_JWT_SECRET: TEST_SECRET, MAX_SECTION_TEXT_BYTES: '1024' }, { mode: 'http', secret: TEST_SECRET, tenant: 'acme', prefix: http });
@@ -179,7 +189,7 @@ async function listed(setup: Setup, bookId: string, token?: string): Promise<{ s
   return body.data.find((book) => book.bookId === bookId);
 }
 
-describe.each(['single', 'sentinel', 'cluster'])('booksai_progress.py, RedisPublisher (%s)', (mode) => {
+describe.each(['single', 'sentinel', 'cluster', 'cluster-classic'])('booksai_progress.py, RedisPublisher (%s)', (mode) => {
   const setup = () => setups.get(mode)!;
 
   it('publishes versions 1-4 that a real EventSource on the server receives, and Postgres gets the first and the terminal one at once', async () => {
@@ -226,7 +236,7 @@ describe.each(['single', 'sentinel', 'cluster'])('booksai_progress.py, RedisPubl
   }, 30_000);
 });
 
-describe.each(['single', 'sentinel', 'cluster'])('booksai_progress.py, live text through RedisPublisher (%s)', (mode) => {
+describe.each(['single', 'sentinel', 'cluster', 'cluster-classic'])('booksai_progress.py, live text through RedisPublisher (%s)', (mode) => {
   const setup = () => setups.get(mode)!;
 
   it('appends text that a real EventSource with ?text=1 receives byte for byte and in order; a retry with the old offset, one past the limit and a lower fence are refused with the length', async () => {
