@@ -7,7 +7,7 @@ const web = fileURLToPath(new URL('.', import.meta.url));
 
 export async function buildWeb() {
   await build({
-    entryPoints: [`${web}dashboard.ts`, `${web}book-page.ts`, `${web}admin.ts`],
+    entryPoints: [`${web}dashboard.ts`, `${web}book-page.ts`, `${web}admin.ts`, `${web}analytics-page.ts`],
     outdir: `${web}dist`,
     bundle: true,
     format: 'esm',
@@ -21,6 +21,8 @@ export async function buildWeb() {
   await mkdir(`${web}dist`, { recursive: true });
   await copyFile(`${web}style.css`, `${web}dist/style.css`);
   await copyFile(`${web}admin.css`, `${web}dist/admin.css`);
+  // The charts' library (uPlot, bundled into analytics-page.js) and its stylesheet: served from here, no CDN.
+  await copyFile(fileURLToPath(new URL('../node_modules/uplot/dist/uPlot.min.css', import.meta.url)), `${web}dist/uPlot.min.css`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildWeb();

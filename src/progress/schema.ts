@@ -74,7 +74,8 @@ export const BookProgressSchema = z
     version: z.number().int().min(1),
   })
   .refine(chapterInRange, { message: 'currentChapter must not exceed totalChapters', path: ['currentChapter'] })
-  .refine(sectionInRange, { message: 'currentSection must not exceed totalSections', path: ['currentSection'] });
+  .refine(sectionInRange, { message: 'currentSection must not exceed totalSections', path: ['currentSection'] })
+  .meta({ id: 'BookProgress' });
 
 export type BookProgress = z.infer<typeof BookProgressSchema>;
 
@@ -95,7 +96,7 @@ export type Step = (typeof STEPS)[number];
  * (`overalProgress`) is an error instead of a silently ignored value.
  * bookId, version and timestamp are assigned by the tracker.
  */
-export const ProgressUpdateSchema = z.object(editable).partial().strict();
+export const ProgressUpdateSchema = z.object(editable).partial().strict().meta({ id: 'ProgressUpdate' });
 
 export type ProgressUpdate = z.infer<typeof ProgressUpdateSchema>;
 

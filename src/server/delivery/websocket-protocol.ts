@@ -20,7 +20,7 @@ export const CLOSE_RESTARTING = 1012;
 /** The client fell too far behind the live text: it reconnects and resumes (textFrom) from what it has. */
 export const CLOSE_TEXT_BEHIND = 4429;
 
-const ClientMessageSchema = z.discriminatedUnion('type', [
+export const ClientMessageSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('subscribe'),
     books: z.array(BookIdSchema).min(1),

@@ -11,7 +11,8 @@ import { parseBookId, readJson } from '../params.js';
 
 const position = z.number().int().min(1).max(1_000_000);
 
-const AppendSchema = z
+/** `POST /api/ai/progress/:bookId/text`: one chunk of a section's live text (docs/live-text.md "Writing"). */
+export const TextAppendSchema = z
   .object({
     chapter: position,
     section: position,
@@ -40,7 +41,7 @@ export function textRoutes(options: TextRoutesOptions) {
   app.post('/:bookId/text', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
     const caller = callerWith(c, 'progress:write');
     const bookId = parseBookId(c);
-    const parsed = AppendSchema.safeParse(await readJson(c));
+    const parsed = TextAppendSchema.safeParse(await readJson(c));
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new Refusal(400, 'invalid_text', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
