@@ -8,8 +8,9 @@ script; HttpPublisher posts to the server with the standard library.
     p = RedisPublisher.single("redis://localhost:6379", tenant="acme")
     p.publish("book-1", status="GENERATING", generationStep="CHAPTERS", currentChapter=1,
               totalChapters=10, overallProgress=12.5, message="Writing Chapter 1 of 10...")
+    offset = p.append_text("book-1", 1, 1, 0, "It was a bright cold day")  # live text: the new length
+    offset = p.append_text("book-1", 1, 1, offset, ", and the clocks")
     p.complete("book-1")
-    length = p.append_text("book-1", 1, 1, 0, "It was a bright cold day")  # live text
 
 test/clients/python.test.ts runs this module against real Redis servers and the server, and
 test/clients/embed.test.ts checks that docs/protocol.md quotes it and that COMMIT, BEGIN_SECTION
