@@ -1,8 +1,8 @@
 /**
  * Server-side scripts of the Redis broker. Each runs atomically, so versions are assigned
  * where the state lives and the snapshot claim is taken by one process at a time.
- * docs/protocol.md prints them for publishers in other languages (test/docs/protocol.test.ts
- * keeps the two equal).
+ * docs/protocol.md prints them for publishers in other languages, and clients/python carries
+ * COMMIT, BEGIN_SECTION and APPEND_TEXT (`npm run docs:embed`; test/clients/embed.test.ts keeps them equal).
  */
 import { DEFAULT_TERMINAL_TTL_SECONDS } from '../config.js';
 import { MAX_COUNT, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, MAX_TENANT_LENGTH, STATUSES, STEPS } from '../progress/schema.js';
