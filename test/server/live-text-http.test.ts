@@ -116,6 +116,10 @@ function liveTextHttp(mode: string, redisEnv: () => Record<string, string>) {
         { chapter: 1, section: 1, offset: 0, text: '' },
         { chapter: 1, section: 1, offset: 3, text: 'x', reset: true },
         { chapter: 1, section: 1, offset: 0, text: 'x', extra: true },
+        // Past what a book has (MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER): each reader would read that far.
+        { chapter: 51, section: 1, offset: 0, text: 'x' },
+        { chapter: 1, section: 21, offset: 0, text: 'x' },
+        { chapter: 1, section: 1_000_000, offset: 0, text: 'x' },
       ]) {
         const res = await append(t.alice, id, body);
         expect(res.status, JSON.stringify(body)).toBe(400);

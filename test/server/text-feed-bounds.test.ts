@@ -27,4 +27,44 @@ describe('TextFeed catch-up cost (review)', () => {
     // One held section: a handful of reads would do; the feed makes one per section number.
     expect(reads).toBeLessThan(100);
   });
+
+  it('stops reading once the reader has gone, and at the first section the log does not hold', async () => {
+    const log = new MemoryTextLog({ ttlSeconds: 60, fenceOf: () => 0 });
+    for (let section = 1; section <= 20; section++) await log.append('book', { chapter: 1, section, offset: 0 }, `section ${section}`);
+    let reads = 0;
+    let feed: TextFeed | null = null;
+    const closing: TextLog = new Proxy(log, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if (name === 'read') {
+          return (...args: Parameters<TextLog['read']>) => {
+            // The client goes away while its second section is read.
+            if (++reads === 2) feed?.close();
+            return target.read(...args);
+          };
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    feed = new TextFeed(closing, { onDue: () => {}, onOverflow: () => {} });
+    await feed.add('book', null);
+    expect(reads).toBe(2);
+
+    // Sections 1 and 20 held, none between: a new reader reads 1 and 2, not 3 to 20.
+    const gappy = new MemoryTextLog({ ttlSeconds: 60, fenceOf: () => 0 });
+    await gappy.append('book', { chapter: 1, section: 1, offset: 0 }, 'one');
+    await gappy.append('book', { chapter: 1, section: 20, offset: 0 }, 'twenty');
+    let gappyReads = 0;
+    const counting: TextLog = new Proxy(gappy, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if (name === 'read') return (...args: Parameters<TextLog['read']>) => (gappyReads++, target.read(...args));
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const second = new TextFeed(counting, { onDue: () => {}, onOverflow: () => {} });
+    await second.add('book', null);
+    second.close();
+    expect(gappyReads).toBe(2);
+  });
 });

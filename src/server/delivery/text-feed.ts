@@ -1,4 +1,5 @@
 import type { TextChunk, TextLog } from '../../broker/text-log.js';
+import { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER } from '../../progress/schema.js';
 
 /** Where a reader is in a book's live text: it has the section's bytes up to `offset` of `attempt` (0: any attempt). */
 export interface TextCursor {
@@ -170,7 +171,7 @@ export class TextFeed {
     }
     if (known === null) {
       // A new reader gets the chapter being written, from its first section.
-      for (let section = 1; section <= current.section; section++) await this.#catchUp(book, current.chapter, section, null);
+      await this.#sections(book, current.chapter, 1, current.section, null);
       return;
     }
     if (known.chapter > current.chapter || (known.chapter === current.chapter && known.section > current.section)) {
@@ -180,38 +181,60 @@ export class TextFeed {
     }
     let from = 1;
     if (known.chapter < current.chapter) {
-      // The rest of those chapters is in Postgres by now: the client fetches them.
-      for (let chapter = known.chapter; chapter < current.chapter; chapter++) this.#push(book, { kind: 'chapter', bookId: book.bookId, chapter, saved: true, bytes: 0 });
+      // The rest of those chapters is in Postgres by now: the client fetches them (a book has at most MAX_CHAPTERS).
+      for (let chapter = Math.max(known.chapter, current.chapter - MAX_CHAPTERS); chapter < current.chapter; chapter++) {
+        this.#push(book, { kind: 'chapter', bookId: book.bookId, chapter, saved: true, bytes: 0 });
+      }
     } else {
       from = Math.max(1, known.section);
       book.accepted = known;
       book.sent = known;
     }
-    for (let section = from; section <= current.section; section++) {
-      await this.#catchUp(book, current.chapter, section, known.chapter === current.chapter && section === known.section ? known : null);
+    await this.#sections(book, current.chapter, from, current.section, known.chapter === current.chapter ? known : null);
+  }
+
+  /**
+   * Sections `first`..`last` of a chapter, the first from `known` when it is in that section; stops
+   * at the first section the log does not hold (sections are written in order, as liveChapter
+   * reads them), past MAX_SECTIONS_PER_CHAPTER, and once the book or the connection is gone.
+   */
+  async #sections(book: BookFeed, chapter: number, first: number, last: number, known: TextCursor | null): Promise<void> {
+    for (let section = first; section <= Math.min(last, MAX_SECTIONS_PER_CHAPTER); section++) {
+      if (this.#gone(book)) return;
+      const from = known !== null && known.chapter === chapter && known.section === section ? known : null;
+      if (!(await this.#catchUp(book, chapter, section, from))) return;
     }
   }
 
-  /** Reads what the client lacks of a section: from its offset, or (a new attempt, or none) a reset to the whole text. */
-  async #catchUp(book: BookFeed, chapter: number, section: number, from: TextCursor | null): Promise<void> {
+  #gone(book: BookFeed): boolean {
+    return book.removed || this.#closed;
+  }
+
+  /**
+   * Reads what the client lacks of a section: from its offset, or (a new attempt, or none) a reset
+   * to the whole text. False when the log holds no text of the section (or the book is gone).
+   */
+  async #catchUp(book: BookFeed, chapter: number, section: number, from: TextCursor | null): Promise<boolean> {
+    if (this.#gone(book)) return false;
     if (from !== null && from.offset > 0) {
       const tail = await this.#texts.read(book.bookId, chapter, section, from.offset);
-      if (tail === null) return;
+      if (tail === null || this.#gone(book)) return false;
       // Without the attempt (a bare textFrom) only a section never reset is known to be the reader's.
       if ((from.attempt === 0 ? tail.attempt === 1 : tail.attempt === from.attempt) && tail.length >= from.offset) {
         book.accepted = { chapter, section, attempt: tail.attempt, offset: from.offset };
         if (tail.text !== '') this.#pushText(book, { chapter, section, attempt: tail.attempt, offset: from.offset, text: tail.text });
-        return;
+        return true;
       }
     }
     const whole = await this.#texts.read(book.bookId, chapter, section, 0);
-    if (whole === null) return;
+    if (whole === null || this.#gone(book)) return false;
     const reset = from !== null && (from.offset > 0 || from.attempt !== whole.attempt);
     if (whole.text === '' && !reset) {
       book.accepted = { chapter, section, attempt: whole.attempt, offset: 0 };
-      return;
+      return true;
     }
     this.#pushText(book, { chapter, section, attempt: whole.attempt, offset: 0, text: whole.text, ...(reset ? { reset: true as const } : {}) });
+    return true;
   }
 
   #live(book: BookFeed, chunk: TextChunk): void {
@@ -264,7 +287,7 @@ export class TextFeed {
     const catchUp = async () => {
       if (known !== null) await this.#catchUp(book, known.chapter, known.section, known);
       const first = known !== null && known.chapter === chunk.chapter ? known.section + 1 : 1;
-      for (let section = first; section < chunk.section; section++) await this.#catchUp(book, chunk.chapter, section, null);
+      await this.#sections(book, chunk.chapter, first, chunk.section - 1, null);
       // Between sections: the chunk (and what follows) now starts the next one.
       book.accepted = { chapter: chunk.chapter, section: 0, attempt: 0, offset: 0 };
     };

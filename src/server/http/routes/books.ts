@@ -7,6 +7,7 @@ import { mayRead, mayWrite } from '../../../auth/caller.js';
 import type { TextLog } from '../../../broker/text-log.js';
 import type { Orchestrator } from '../../../orchestrator/orchestrator.js';
 import type { BookTimeline } from '../../../analytics/queries.js';
+import { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER } from '../../../progress/schema.js';
 import type { BookProgress } from '../../../progress/schema.js';
 import { withStall } from '../../../progress/stall.js';
 import { Refusal } from '../../../refusal.js';
@@ -20,8 +21,7 @@ import { chapterTag, liveChapter, savedChapter } from '../chapter-text.js';
 import type { AppEnv } from '../auth.js';
 import { parseBookId, readJson } from '../params.js';
 
-export const MAX_CHAPTERS = 50;
-export const MAX_SECTIONS_PER_CHAPTER = 20;
+export { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER };
 export const MAX_LIST_LIMIT = 500;
 
 /** `POST /api/books`: a demo generation to start. */

@@ -3,19 +3,19 @@ import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { mayWrite } from '../../../auth/caller.js';
 import type { TextLog } from '../../../broker/text-log.js';
+import { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER } from '../../../progress/schema.js';
 import { Refusal } from '../../../refusal.js';
 import type { FindNewest } from '../../delivery/newest-state.js';
 import { callerWith } from '../auth.js';
 import type { AppEnv } from '../auth.js';
 import { parseBookId, readJson } from '../params.js';
 
-const position = z.number().int().min(1).max(1_000_000);
 
 /** `POST /api/ai/progress/:bookId/text`: one chunk of a section's live text (docs/live-text.md "Writing"). */
 export const TextAppendSchema = z
   .object({
-    chapter: position,
-    section: position,
+    chapter: z.number().int().min(1).max(MAX_CHAPTERS),
+    section: z.number().int().min(1).max(MAX_SECTIONS_PER_CHAPTER),
     offset: z.number().int().min(0),
     text: z.string(),
     /** Starts the section over first (a new attempt); the offset is then 0. */
