@@ -32,7 +32,7 @@ export function savedChapter(record: ChapterRecord): ChapterText {
 /** The chapter being written (or written and not saved yet), or null when the log holds none of it. */
 export async function liveChapter(texts: TextLog, bookId: string, chapter: number): Promise<ChapterText | null> {
   const current = await texts.current(bookId);
-  const last = current?.chapter === chapter ? Math.min(current.section, MAX_SECTIONS_PER_CHAPTER) : MAX_SECTIONS_PER_CHAPTER;
+  const last = current?.chapter === chapter ? current.section : MAX_SECTIONS_PER_CHAPTER;
   const parts: Buffer[] = [];
   const sections: LiveSection[] = [];
   for (let section = 1; section <= last; section++) {
