@@ -340,7 +340,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After) */
+                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -589,7 +589,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After) */
+                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1245,7 +1245,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After) */
+                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1445,7 +1445,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After) */
+                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After) */
                 409: {
                     headers: {
                         [name: string]: unknown;
