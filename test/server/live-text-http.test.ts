@@ -130,6 +130,15 @@ function liveTextHttp(mode: string, redisEnv: () => Record<string, string>) {
       expect(await service.texts.read(id, 1, 1)).toBeNull();
     });
 
+    it('answers 400 invalid_query to a chapter `from` inside a UTF-8 character', async () => {
+      const id = await aliceBook('midchar');
+      expect((await append(t.alice, id, { chapter: 1, section: 1, offset: 0, text: 'hé wörld' })).status).toBe(200);
+      await expectError(await chapter(t.alice, id, 1, '?from=2'), 400, 'invalid_query');
+      const res = await chapter(t.alice, id, 1, '?from=3');
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { data: { text: string } }).data.text).toBe(' wörld');
+    });
+
     it('refuses an append to a finished book with 409 book_finished, so its text expires with its state', async () => {
       for (const status of ['COMPLETE', 'ERROR'] as const) {
         const id = await aliceBook(`done-${status}`);

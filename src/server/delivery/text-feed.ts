@@ -254,8 +254,10 @@ export class TextFeed {
     if (from !== null && from.offset > 0) {
       const tail = await this.#texts.read(book.bookId, chapter, section, from.offset);
       if (tail === null || this.#gone(book)) return false;
-      // Without the attempt (a bare textFrom) only a section never reset is known to be the reader's.
-      if ((from.attempt === 0 ? tail.attempt === 1 : tail.attempt === from.attempt) && tail.length >= from.offset) {
+      // Without the attempt (a bare textFrom) only a section never reset is known to be the reader's;
+      // an offset inside a character is no client's (frames end on characters): it gets the section anew.
+      const ours = (from.attempt === 0 ? tail.attempt === 1 : tail.attempt === from.attempt) && tail.length >= from.offset;
+      if (ours && (tail.text.charCodeAt(0) !== 0xfffd || (await this.#onCharacter(book, chapter, section, from.offset)))) {
         book.accepted = { chapter, section, attempt: tail.attempt, offset: from.offset };
         if (tail.text !== '') this.#pushText(book, { chapter, section, attempt: tail.attempt, offset: from.offset, text: tail.text });
         return true;
@@ -270,6 +272,12 @@ export class TextFeed {
     }
     this.#pushText(book, { chapter, section, attempt: whole.attempt, offset: 0, text: whole.text, ...(reset ? { reset: true as const } : {}) });
     return true;
+  }
+
+  /** Whether byte `offset` of the section starts a character (a tail read from inside one starts with U+FFFD, as a real U+FFFD does). */
+  async #onCharacter(book: BookFeed, chapter: number, section: number, offset: number): Promise<boolean> {
+    const whole = await this.#texts.read(book.bookId, chapter, section, 0);
+    return whole !== null && startsCharacter(Buffer.from(whole.text, 'utf8'), offset);
   }
 
   #live(book: BookFeed, chunk: TextChunk): void {
@@ -388,6 +396,11 @@ export class TextFeed {
     this.#overflowed = true;
     this.#options.onOverflow();
   }
+}
+
+/** Whether byte `offset` of `bytes` starts a UTF-8 character (or is the end): not a continuation byte. */
+export function startsCharacter(bytes: Uint8Array, offset: number): boolean {
+  return offset >= bytes.length || ((bytes[offset] as number) & 0xc0) !== 0x80;
 }
 
 /** The cursor once `frame` is applied. */

@@ -15,6 +15,7 @@ import type { BookRecord, BookStore } from '../../../store/books.js';
 import type { RunState } from '../../../store/runs.js';
 import type { NewestStates } from '../../delivery/newest-state.js';
 import { tenantFilter } from '../../delivery/recent-books.js';
+import { startsCharacter } from '../../delivery/text-feed.js';
 import type { BookStartedSchema, BookSummarySchema, ChapterTextSchema } from '../api-schemas.js';
 import { PRIVATE_HEADERS, callerWith } from '../auth.js';
 import { chapterTag, liveChapter, savedChapter } from '../chapter-text.js';
@@ -120,6 +121,8 @@ export function bookRoutes(options: BookRoutesOptions) {
     const headers = { ETag: etag, ...PRIVATE_HEADERS };
     if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
     const reset = from > chapter.bytes.length;
+    // Answers end on characters: a `from` inside one is no poller's, and the text would not decode.
+    if (!reset && !startsCharacter(chapter.bytes, from)) throw new Refusal(400, 'invalid_query', `from ${from} is inside a UTF-8 character of chapter ${n}`);
     const start = reset ? 0 : from;
     const data = {
       bookId,
