@@ -5,7 +5,7 @@ COPY package.json package-lock.json ./
 # The lock links this dev-only package (openapi-typescript with its own TypeScript 5): npm ci needs its package.json.
 COPY tools/openapi-codegen/package.json ./tools/openapi-codegen/
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.sdk.json ./
 COPY src ./src
 COPY web ./web
 RUN npm run build

@@ -8,6 +8,9 @@
  * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR] [--server-publish publish]` runs the fan-out scenario alone and prints its
  * table (no floors, no results file); (a) always runs, `--shapes a` leaves (b) out.
  *
+ * `--only deltas [--sizes 1000] [--repeat]` runs the delta scenario alone (bench/scenarios/deltas.ts):
+ * bytes and server CPU per delivered event, without and with `delta=merge-patch`.
+ *
  * `--only cluster [--quick]` runs the Redis Cluster scenario alone: the same commit load
  * on one Redis and on three masters, each on redis-servers it starts itself, with its floors.
  */
@@ -27,6 +30,7 @@ import { embeddedTable, fanoutOnlyMarkdown, resultStem, toMarkdown, writeReport 
 import type { Machine, RunReport } from './support/report.js';
 import { runDatabase } from './scenarios/database.js';
 import { runEmbedded } from './scenarios/embedded.js';
+import { deltasTable, runDeltas } from './scenarios/deltas.js';
 import { runFanout } from './scenarios/fanout.js';
 import { runPoll } from './scenarios/poll.js';
 import { clusterMarkdown, runCluster } from './scenarios/cluster.js';
@@ -60,8 +64,8 @@ function parseOverrides(argv: string[]): PlanOverrides {
   const overrides: PlanOverrides = { loopStats: argv.includes('--loop-stats') };
   const only = listArg('only');
   if (only) {
-    if (only.join() !== 'fanout' && only.join() !== 'embedded') throw new Error(`--only takes "fanout" or "embedded"; got ${only.join()}`);
-    overrides.only = only.join() as 'fanout' | 'embedded';
+    if (!['fanout', 'embedded', 'deltas'].includes(only.join())) throw new Error(`--only takes "fanout", "embedded" or "deltas"; got ${only.join()}`);
+    overrides.only = only.join() as 'fanout' | 'embedded' | 'deltas';
   }
   const sizes = listArg('sizes')?.map(Number);
   if (sizes) {
@@ -154,6 +158,12 @@ async function main(): Promise<number> {
     const ctx: BenchContext = { root: ROOT, logDir, runPrefix, redis, databaseName, proxy, proxyPort, quick };
     if (plan.only === 'embedded') {
       console.log(`\n${embeddedTable(await runEmbedded(ctx, plan)).join('\n')}`);
+      dropLogs(logDir);
+      return 0;
+    }
+    if (plan.only === 'deltas') {
+      const clients = args.includes('--sizes') ? Math.max(...plan.fanout.sizes) : 1_000;
+      console.log(`\n${deltasTable(await runDeltas(ctx, clients, args.includes('--repeat') ? 2 : 1, log)).join('\n')}`);
       dropLogs(logDir);
       return 0;
     }

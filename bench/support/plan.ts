@@ -3,7 +3,7 @@
 export interface Plan {
   quick: boolean;
   /** Run only this scenario (an experiment: no floors, no results file). */
-  only: 'fanout' | 'embedded' | null;
+  only: 'fanout' | 'embedded' | 'deltas' | null;
   poll: {
     connections: number;
     durationSec: number;
@@ -55,7 +55,7 @@ export interface Plan {
 /** Narrows a run for experiments (`--only fanout --sizes 10000 --targets server,b3 --shapes a`). */
 export interface PlanOverrides {
   /** Run only this scenario; every scenario (and the floors) when absent. */
-  only?: 'fanout' | 'embedded';
+  only?: 'fanout' | 'embedded' | 'deltas';
   sizes?: number[];
   targets?: Plan['fanout']['targets'];
   shapes?: Plan['fanout']['shapes'];

@@ -402,6 +402,8 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description heartbeats as `event: heartbeat` events (the first at once), so a browser client notices a proxy that holds the stream back */
+                    heartbeats?: "1" | "true";
                     /** @description as the Last-Event-ID header, for clients that cannot set it */
                     lastEventId?: string;
                     /** @description live text too: `text` and `chapter` events (docs/live-text.md "Streaming") */
@@ -642,6 +644,8 @@ export interface paths {
                 query?: {
                     /** @description bookIds, comma-separated */
                     books?: string;
+                    /** @description heartbeats as `event: heartbeat` events (the first at once), so a browser client notices a proxy that holds the stream back */
+                    heartbeats?: "1" | "true";
                     /** @description as the Last-Event-ID header, for clients that cannot set it */
                     lastEventId?: string;
                     /** @description live text too: `text` and `chapter` events (docs/live-text.md "Streaming") */
@@ -2206,7 +2210,15 @@ export interface components {
             id?: string;
         };
         /** @description One Server-Sent Event, shown as an object of its fields. On the wire: `event: progress`, `id: 12`, `data: {…}` lines and a blank line; a `retry:` hint first, and a `: heartbeat` comment when the stream carried nothing for HEARTBEAT_MS. The stream ends after COMPLETE or ERROR, or with a short `retry:` when the client fell TEXT_BACKLOG_BYTES behind on live text (it resumes from its last id). */
-        SseEvent: components["schemas"]["SseProgressEvent"] | components["schemas"]["SseTextEvent"] | components["schemas"]["SseChapterEvent"] | components["schemas"]["SseAuthEvent"];
+        SseEvent: components["schemas"]["SseProgressEvent"] | components["schemas"]["SseTextEvent"] | components["schemas"]["SseChapterEvent"] | components["schemas"]["SseAuthEvent"] | components["schemas"]["SseHeartbeatEvent"];
+        /** @description With `?heartbeats=1`, the heartbeat as an event (EventSource cannot see comments): the first right after the `retry:` hint, then instead of `: heartbeat`. */
+        SseHeartbeatEvent: {
+            data: {
+                heartbeatMs: number;
+            };
+            /** @enum {string} */
+            event: "heartbeat";
+        };
         /** @description A state of a book: `event: progress`, `id: <version>`, `data: <BookProgress JSON>`. */
         SseProgressEvent: {
             data: components["schemas"]["BookProgress"];

@@ -1,8 +1,8 @@
 /**
  * Server-side scripts of the Redis broker. Each runs atomically, so versions are assigned
  * where the state lives and the snapshot claim is taken by one process at a time.
- * docs/protocol.md prints them for publishers in other languages (test/docs/protocol.test.ts
- * keeps the two equal).
+ * docs/protocol.md prints them for publishers in other languages, and clients/python carries
+ * COMMIT, BEGIN_SECTION and APPEND_TEXT (`npm run docs:embed`; test/clients/embed.test.ts keeps them equal).
  */
 import { DEFAULT_TERMINAL_TTL_SECONDS } from '../config.js';
 import { MAX_COUNT, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, MAX_TENANT_LENGTH, STATUSES, STEPS } from '../progress/schema.js';
@@ -19,9 +19,34 @@ const luaSet = (names: readonly string[]) => `{ ${names.map((n) => `${n} = true`
  * pass (the server drops them).
  */
 const STATE_PROBLEM = `
+local function strictJson(json)
+  -- cjson also reads 0x1, 01, +1, NaN and Infinity, which JSON.parse (the server) refuses: outside
+  -- string literals a state holds only digits, . e E -, structure, whitespace, true false null.
+  local bare, pos = {}, 1
+  while true do
+    local q = string.find(json, '"', pos, true)
+    if not q then bare[#bare + 1] = string.sub(json, pos) break end
+    bare[#bare + 1] = string.sub(json, pos, q - 1)
+    local e = q + 1
+    while true do
+      local c = string.find(json, '["\\\\]', e)
+      if not c then return false end
+      if string.byte(json, c) == 92 then e = c + 2 else e = c + 1 break end
+    end
+    bare[#bare + 1] = '""'
+    pos = e
+  end
+  local rest = ' ' .. string.gsub(string.gsub(table.concat(bare), 'true', ''), 'false', '')
+  rest = string.gsub(rest, 'null', '')
+  if string.find(rest, '[^%s%d%.eE%-:,%[%]{}"]') then return false end
+  return not string.find(rest, '[^%d%.eE]0%d')
+end
+
 local function stateProblem(json, bookId)
   local ok, s = pcall(cjson.decode, json)
   if not ok or type(s) ~= 'table' then return 'the state is not a JSON object (or holds an unpaired surrogate)' end
+  if not strictJson(json) then return 'the state is not strict JSON (numbers such as 0x1, 01, +1, NaN or Infinity)' end
+  if s.stalledSince ~= nil then return 'stalledSince is computed by the server when it answers, never stored' end
   local function integer(name, min, max, optional)
     local v = s[name]
     if v == nil and optional then return nil end

@@ -90,6 +90,8 @@ export function nextState(
     merged.currentSection = merged.totalSections;
   }
   if (status !== 'ERROR') delete merged.error;
+  // Computed when a state is answered (progress/stall.ts), never stored.
+  delete merged.stalledSince;
 
   const floor = newRun ? 0 : base.overallProgress;
   const derived = status === 'COMPLETE' ? 100 : (update.overallProgress ?? stepProgress(merged));

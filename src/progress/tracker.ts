@@ -162,7 +162,8 @@ export class ProgressTracker {
         if (current.tenant === tenant) return { outcome: 'unchanged' as const, state: current };
         if (current.tenant !== undefined) return { outcome: 'taken' as const, state: null };
         // Parsed again so the field lands where the schema puts it; derive.ts keeps it from now on.
-        const next = BookProgressSchema.parse({ ...current, tenant, version: current.version + 1, timestamp: this.#now() });
+        const { stalledSince: _computedAtRead, ...stored } = current;
+        const next = BookProgressSchema.parse({ ...stored, tenant, version: current.version + 1, timestamp: this.#now() });
         const result = await this.#states.commit(next, expected);
         if ('fenced' in result) throw new FencedError(`book ${bookId}: fenced`);
         if (result.committed) {

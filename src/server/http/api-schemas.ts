@@ -187,8 +187,12 @@ export const SseChapterEventSchema = z
   .object({ event: z.literal('chapter'), id: textEventId, data: z.object(chapterFields) })
   .meta({ id: 'SseChapterEvent', description: 'A chapter the client was in, or missed, is saved (streams opened with `?text=1`).' });
 
+export const SseHeartbeatEventSchema = z
+  .object({ event: z.literal('heartbeat'), data: z.object({ heartbeatMs: z.number().int() }) })
+  .meta({ id: 'SseHeartbeatEvent', description: 'With `?heartbeats=1`, the heartbeat as an event (EventSource cannot see comments): the first right after the `retry:` hint, then instead of `: heartbeat`.' });
+
 export const SseEventSchema = z
-  .union([SseProgressEventSchema, SseTextEventSchema, SseChapterEventSchema, SseAuthEventSchema])
+  .union([SseProgressEventSchema, SseTextEventSchema, SseChapterEventSchema, SseAuthEventSchema, SseHeartbeatEventSchema])
   .meta({
     id: 'SseEvent',
     description:

@@ -110,7 +110,10 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/progress', streams.perBook);
   app.use('/api/ai/progress/:bookId', publishAdmission(deps.load ?? null));
   app.use('/api/ai/progress/:bookId/text', publishAdmission(deps.load ?? null));
-  app.use('/api/ai/progress/:bookId', publishQuota(deps.publishQuota));
+  // Text appends count as publishes: one bucket per tenant for both.
+  const quota = publishQuota(deps.publishQuota);
+  app.use('/api/ai/progress/:bookId', quota);
+  app.use('/api/ai/progress/:bookId/text', quota);
   app.route('/api/ai/progress', progressRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/progress', textRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/stream', streams.multiplexed);

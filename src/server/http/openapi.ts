@@ -48,6 +48,7 @@ const sseAuth = read('progress:read');
 const streamQuery = {
   lastEventId: z.string().optional().meta({ description: 'as the Last-Event-ID header, for clients that cannot set it' }),
   text: z.enum(['1', 'true']).optional().meta({ description: 'live text too: `text` and `chapter` events (docs/live-text.md "Streaming")' }),
+  heartbeats: z.enum(['1', 'true']).optional().meta({ description: 'heartbeats as `event: heartbeat` events (the first at once), so a browser client notices a proxy that holds the stream back' }),
 };
 const textFrom = z.string().optional().meta({ description: 'with `text`: where the client is in the text, `<chapter>:<section>[:<attempt>]:<offset>`, for a stream opened anew' });
 const lastEventIdHeader = z.object({

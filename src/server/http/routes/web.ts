@@ -29,6 +29,8 @@ export function webRoutes(webRoot = WEB_ROOT, basePath = '', frameAncestors: rea
   app.get('/analytics', pageHeaders, (c) => c.html(analyticsPage));
   // The operator view: a page without data; what it shows comes from GET /api/admin/status (admin).
   app.get('/admin', pageHeaders, (c) => c.html(adminPage));
+  // A worker runs under the policy its script is served with: the page's, so its streams and polls may reach this server.
+  app.use('/assets/shared-worker.js', pageHeaders);
   app.use('/assets/*', compress(), async (c, next) => {
     await next();
     c.header('Cache-Control', 'no-cache');
