@@ -2331,6 +2331,8 @@ export interface components {
         /** @description A text frame from the client: JSON. */
         WsClientMessage: {
             books: string[];
+            /** @enum {string} */
+            delta?: "merge-patch";
             text?: boolean;
             textFrom?: {
                 [key: string]: string;
