@@ -166,9 +166,9 @@ local function keep(attempt)
   if fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ARGV[4]) end
 end
 
-local attempt = 1
+-- Attempts only go up: after the section's text expired, its attempt is still in the hash.
 local held = redis.call('EXISTS', KEYS[1]) == 1
-if held then attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1') + 1 end
+local attempt = tonumber(redis.call('HGET', KEYS[2], field) or '0') + 1
 redis.call('SET', KEYS[1], '')
 keep(attempt)
 if held then announce(attempt, 0, '', true) end
@@ -200,8 +200,10 @@ end
 local length = redis.call('STRLEN', KEYS[1])
 if tonumber(ARGV[9]) ~= length then return {0, length} end
 if length + #ARGV[10] > tonumber(ARGV[11]) then return {2, length} end
-local attempt = 1
-if redis.call('EXISTS', KEYS[1]) == 1 then attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1') end
+-- A section held is at its attempt; a fresh one after an expired one is a new attempt, never its old number again.
+local stored = tonumber(redis.call('HGET', KEYS[2], field) or '0')
+local attempt = stored + 1
+if redis.call('EXISTS', KEYS[1]) == 1 then attempt = math.max(stored, 1) end
 local grown = redis.call('APPEND', KEYS[1], ARGV[10])
 keep(attempt)
 announce(attempt, length, ARGV[10], false)

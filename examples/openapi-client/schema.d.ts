@@ -340,7 +340,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After) */
+                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -591,7 +591,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After) */
+                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1249,7 +1249,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After) */
+                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1449,7 +1449,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After) */
+                /** @description `invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2331,6 +2331,8 @@ export interface components {
         /** @description A text frame from the client: JSON. */
         WsClientMessage: {
             books: string[];
+            /** @enum {string} */
+            delta?: "merge-patch";
             text?: boolean;
             textFrom?: {
                 [key: string]: string;

@@ -217,13 +217,14 @@ end
  * KEYS: section text, book's text hash, fence key. ARGV: chapter, section, fence ('' = none),
  * TTL seconds, channel, bookId, publish command ('SPUBLISH' on a cluster with sharded pub/sub),
  * partition feed channel ('' = none). Starts the section (attempt 1), or starts it over when its
- * text is held (attempt + 1, announced as a reset: offset 0, text ''). Returns {1, attempt}, or
+ * text is held (attempt + 1, announced as a reset: offset 0, text ''); attempts only go up, also
+ * past an expired text (the hash keeps the attempt). Returns {1, attempt}, or
  * {-1} when the fence is lower than the book's.
  */
 export const BEGIN_SECTION = `${TEXT_PRELUDE}
-local attempt = 1
+-- Attempts only go up: after the section's text expired, its attempt is still in the hash.
 local held = redis.call('EXISTS', KEYS[1]) == 1
-if held then attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1') + 1 end
+local attempt = tonumber(redis.call('HGET', KEYS[2], field) or '0') + 1
 redis.call('SET', KEYS[1], '')
 keep(attempt)
 if held then announce(attempt, 0, '', true) end
@@ -234,14 +235,17 @@ return {1, attempt}
  * KEYS: as BEGIN_SECTION. ARGV: as BEGIN_SECTION, then offset, text, the size limit in bytes.
  * Appends `text` when `offset` is the section's length (in bytes) and the result stays within
  * the limit, and announces it. Returns {1, new length}, {0, length} when the offset is not the
- * length, {2, length} when the text would pass the limit, or {-1} when fenced.
+ * length, {2, length} when the text would pass the limit, or {-1} when fenced. An append that
+ * starts a section whose text expired starts its next attempt.
  */
 export const APPEND_TEXT = `${TEXT_PRELUDE}
 local length = redis.call('STRLEN', KEYS[1])
 if tonumber(ARGV[9]) ~= length then return {0, length} end
 if length + #ARGV[10] > tonumber(ARGV[11]) then return {2, length} end
-local attempt = 1
-if redis.call('EXISTS', KEYS[1]) == 1 then attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1') end
+-- A section held is at its attempt; a fresh one after an expired one is a new attempt, never its old number again.
+local stored = tonumber(redis.call('HGET', KEYS[2], field) or '0')
+local attempt = stored + 1
+if redis.call('EXISTS', KEYS[1]) == 1 then attempt = math.max(stored, 1) end
 local grown = redis.call('APPEND', KEYS[1], ARGV[10])
 keep(attempt)
 announce(attempt, length, ARGV[10], false)

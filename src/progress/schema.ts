@@ -9,6 +9,9 @@ export const MAX_MESSAGE_LENGTH = 2_000;
 export const MAX_ERROR_LENGTH = 8_000;
 export const MAX_COUNT = 100_000;
 export const MAX_TENANT_LENGTH = 256;
+/** The most chapters of a book, and sections of a chapter, the server generates or takes live text for. */
+export const MAX_CHAPTERS = 50;
+export const MAX_SECTIONS_PER_CHAPTER = 20;
 
 export const BookIdSchema = z
   .string()

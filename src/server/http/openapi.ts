@@ -28,7 +28,7 @@ const refusals: Record<number, ResponseConfig> = {
   401: { description: '`unauthorized` (no token) or `invalid_token` (expired, forged, malformed)', headers: challenge, content: errorJson },
   403: { description: '`insufficient_scope` (the token lacks the scope)', headers: challenge, content: errorJson },
   404: { description: '`not_found`: unknown, or another tenant\'s (indistinguishable)', content: errorJson },
-  409: { description: '`invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `conflict` (concurrent publishers; with Retry-After)', content: errorJson },
+  409: { description: '`invalid_state`, `offset_mismatch` (`error.details.length`), `fenced`, `book_finished` (text for a COMPLETE or ERROR book), `conflict` (concurrent publishers; with Retry-After)', content: errorJson },
   413: { description: '`payload_too_large` (past MAX_BODY_BYTES), `text_too_large`', content: errorJson },
   429: { description: '`rate_limited` (MAX_PUBLISHES_PER_SECOND_PER_TENANT) or `too_many_connections`', headers: retryAfter, content: errorJson },
   503: { description: 'a backend is down or slow: `broker_unavailable`, `broker_full`, `database_unavailable`, `too_many_streams`, `auth_unavailable`', headers: retryAfter, content: errorJson },

@@ -7,6 +7,7 @@ import { mayRead, mayWrite } from '../../../auth/caller.js';
 import type { TextLog } from '../../../broker/text-log.js';
 import type { Orchestrator } from '../../../orchestrator/orchestrator.js';
 import type { BookTimeline } from '../../../analytics/queries.js';
+import { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER } from '../../../progress/schema.js';
 import type { BookProgress } from '../../../progress/schema.js';
 import { withStall } from '../../../progress/stall.js';
 import { Refusal } from '../../../refusal.js';
@@ -14,14 +15,14 @@ import type { BookRecord, BookStore } from '../../../store/books.js';
 import type { RunState } from '../../../store/runs.js';
 import type { NewestStates } from '../../delivery/newest-state.js';
 import { tenantFilter } from '../../delivery/recent-books.js';
+import { startsCharacter } from '../../delivery/text-feed.js';
 import type { BookStartedSchema, BookSummarySchema, ChapterTextSchema } from '../api-schemas.js';
 import { PRIVATE_HEADERS, callerWith } from '../auth.js';
 import { chapterTag, liveChapter, savedChapter } from '../chapter-text.js';
 import type { AppEnv } from '../auth.js';
 import { parseBookId, readJson } from '../params.js';
 
-export const MAX_CHAPTERS = 50;
-export const MAX_SECTIONS_PER_CHAPTER = 20;
+export { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER };
 export const MAX_LIST_LIMIT = 500;
 
 /** `POST /api/books`: a demo generation to start. */
@@ -120,6 +121,8 @@ export function bookRoutes(options: BookRoutesOptions) {
     const headers = { ETag: etag, ...PRIVATE_HEADERS };
     if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
     const reset = from > chapter.bytes.length;
+    // Answers end on characters: a `from` inside one is no poller's, and the text would not decode.
+    if (!reset && !startsCharacter(chapter.bytes, from)) throw new Refusal(400, 'invalid_query', `from ${from} is inside a UTF-8 character of chapter ${n}`);
     const start = reset ? 0 : from;
     const data = {
       bookId,
