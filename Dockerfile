@@ -2,8 +2,10 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The lock links this dev-only package (openapi-typescript with its own TypeScript 5): npm ci needs its package.json.
+COPY tools/openapi-codegen/package.json ./tools/openapi-codegen/
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.sdk.json ./
 COPY src ./src
 COPY web ./web
 RUN npm run build
@@ -13,6 +15,7 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production PORT=3000 DATA_DIR=/app/data
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY tools/openapi-codegen/package.json ./tools/openapi-codegen/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/web ./web

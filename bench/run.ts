@@ -10,6 +10,9 @@
  * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR] [--server-publish publish]` runs the fan-out scenario alone and prints its
  * table (no floors, no results file); (a) always runs, `--shapes a` leaves (b) out.
  *
+ * `--only deltas [--sizes 1000] [--repeat]` runs the delta scenario alone (bench/scenarios/deltas.ts):
+ * bytes and server CPU per delivered event, without and with `delta=merge-patch`.
+ *
  * `--only cluster [--quick]` runs the Redis Cluster scenario alone: the same commit load
  * on one Redis and on three masters, each on redis-servers it starts itself, with its floors.
  */
@@ -29,6 +32,7 @@ import { embeddedTable, fanoutOnlyMarkdown, pollTable, resultStem, toMarkdown, w
 import type { Machine, RunReport } from './support/report.js';
 import { runDatabase } from './scenarios/database.js';
 import { runEmbedded } from './scenarios/embedded.js';
+import { deltasTable, runDeltas } from './scenarios/deltas.js';
 import { runFanout } from './scenarios/fanout.js';
 import { runPoll } from './scenarios/poll.js';
 import { clusterMarkdown, runCluster } from './scenarios/cluster.js';
@@ -62,8 +66,8 @@ function parseOverrides(argv: string[]): PlanOverrides {
   const overrides: PlanOverrides = { loopStats: argv.includes('--loop-stats') };
   const only = listArg('only');
   if (only) {
-    if (!['fanout', 'embedded', 'poll'].includes(only.join())) throw new Error(`--only takes "fanout", "poll" or "embedded"; got ${only.join()}`);
-    overrides.only = only.join() as 'fanout' | 'embedded' | 'poll';
+    if (!['fanout', 'embedded', 'deltas', 'poll'].includes(only.join())) throw new Error(`--only takes "fanout", "embedded", "deltas" or "poll"; got ${only.join()}`);
+    overrides.only = only.join() as 'fanout' | 'embedded' | 'deltas' | 'poll';
   }
   const repeats = listArg('repeats')?.map(Number);
   if (repeats) {
@@ -167,6 +171,12 @@ async function main(): Promise<number> {
     if (plan.only === 'poll') {
       log(`poll: B0, B1 and the servers under wrk, ${plan.poll.repeats} rounds`);
       console.log(`\n${pollTable(await runPoll(ctx, plan)).join('\n')}`);
+      dropLogs(logDir);
+      return 0;
+    }
+    if (plan.only === 'deltas') {
+      const clients = args.includes('--sizes') ? Math.max(...plan.fanout.sizes) : 1_000;
+      console.log(`\n${deltasTable(await runDeltas(ctx, clients, args.includes('--repeat') ? 2 : 1, log)).join('\n')}`);
       dropLogs(logDir);
       return 0;
     }

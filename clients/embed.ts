@@ -8,19 +8,26 @@ import * as scripts from '../src/broker/scripts.js';
  * - a fenced block after `<!-- embed: src/broker/scripts.ts NAME -->` is that script of the server;
  * - one after `<!-- embed: clients/python/booksai_progress.py NAME -->` is the module's region
  *   between `# [docs/protocol.md: NAME]` and `# [end]`;
- * - the module's `COMMIT = r"""…"""` is the server's script.
+ * - the module's `COMMIT = r"""…"""`, `BEGIN_SECTION = …` and `APPEND_TEXT = …` are the server's scripts.
  */
 export const PYTHON_MODULE = fileURLToPath(new URL('python/booksai_progress.py', import.meta.url));
 export const PROTOCOL_DOC = fileURLToPath(new URL('../docs/protocol.md', import.meta.url));
 
 const SCRIPTS: Record<string, string> = { ...scripts };
-const { COMMIT } = scripts;
+
+/** The server's scripts the Python module runs, each held as `NAME = r"""…"""`. */
+export const MODULE_SCRIPTS = ['COMMIT', 'BEGIN_SECTION', 'APPEND_TEXT'] as const;
 
 export function embeddedModule(module: string): string {
-  const start = module.indexOf('COMMIT = r"""');
-  const end = module.indexOf('"""', start + 13);
-  if (start < 0 || end < 0) throw new Error('booksai_progress.py has no COMMIT = r"""…"""');
-  return `${module.slice(0, start + 13)}${COMMIT}${module.slice(end)}`;
+  return MODULE_SCRIPTS.reduce((text, name) => {
+    const opening = `\n${name} = r"""`;
+    const start = text.indexOf(opening);
+    const end = start < 0 ? -1 : text.indexOf('"""', start + opening.length);
+    if (end < 0) throw new Error(`booksai_progress.py has no ${name} = r"""…"""`);
+    const script = SCRIPTS[name]!;
+    if (script.includes('"""') || script.endsWith('\\')) throw new Error(`${name} cannot be a Python raw string`);
+    return `${text.slice(0, start + opening.length)}${script}${text.slice(end)}`;
+  }, module);
 }
 
 export function moduleRegion(module: string, name: string): string {

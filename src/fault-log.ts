@@ -19,6 +19,7 @@ export const FAULT_KINDS = [
   'generation_retry',
   'run_lease_renewal',
   'text_sink',
+  'timeline_failed',
 ] as const;
 
 export type FaultKind = (typeof FAULT_KINDS)[number];

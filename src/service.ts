@@ -29,8 +29,13 @@ import { WebSocketEndpoint } from './server/delivery/websocket-upgrade.js';
 import { CorsPolicy } from './server/edge/cors.js';
 import { createEdge, listen } from './server/edge/listener.js';
 import { createApp } from './server/http/app.js';
-import { bookTimeline } from './analytics/queries.js';
-import { createMetrics } from './server/http/metrics.js';
+import { EtaRefresher, DEFAULT_ETA_HISTORY_RUNS } from './analytics/eta-refresher.js';
+import { learnedEstimate } from './analytics/learned-eta.js';
+import { etaAccuracy } from './analytics/eta-accuracy.js';
+import { analytics, bookTimeline, recentCompletedRuns } from './analytics/queries.js';
+import { TimelineRecorder } from './analytics/recorder.js';
+import { DEFAULT_TIMELINE_FLUSH_MS, TimelineFeed } from './analytics/timeline-feed.js';
+import { createMetrics, registerTimelineMetrics } from './server/http/metrics.js';
 import { TenantQuota } from './server/http/publish-quota.js';
 import { Readiness } from './server/http/readiness.js';
 import { apiSecurityHeaderEntries } from './server/http/security-headers.js';
@@ -60,6 +65,10 @@ export interface Service {
   readonly tracker: ProgressTracker;
   readonly hub: Hub;
   readonly streams: StreamRegistry;
+  /** Records every book's run timeline from the committed states, in batches. */
+  readonly timelines: TimelineFeed;
+  /** The learned ETA model, relearned from the recorded runs in the background. */
+  readonly eta: EtaRefresher;
   /** Stops accepting, ends streams with a retry hint, takes a last snapshot, then closes the backends. */
   close(): Promise<void>;
 }
@@ -88,11 +97,21 @@ export async function startService(config: Config, log: Logger, options: Service
   // The hub is built below; it answers lastKnown only once requests arrive.
   const newest = new NewestStates({ broker, source, store, log, lastKnown: (bookId) => hub.lastKnown(bookId) });
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  const snapshotter = new Snapshotter({ broker, store, intervalMs: config.snapshotIntervalMs, owner, log });
+  const timelines = new TimelineFeed({ recorder: new TimelineRecorder(database.db, database.deadline), log, intervalMs: Math.min(config.snapshotIntervalMs, DEFAULT_TIMELINE_FLUSH_MS) });
+  const snapshotter = new Snapshotter({ broker, store, intervalMs: config.snapshotIntervalMs, owner, log, onWritten: (states) => timelines.offer(states) });
+  // Every commit, whoever made it (this process, another, a worker writing straight into Redis).
+  await timelines.watch(broker);
   const urgent = new UrgentStates({ persist: (state) => snapshotter.persistNow(state), log });
   // In Redis, other processes and languages publish too: their first and terminal states are written at once as well.
   if (source === 'redis') await urgent.watch(broker);
-  const tracker = new ProgressTracker({ states: broker, recover: newest.stored, persistNow: (state) => urgent.persistNow(state) });
+  const eta = new EtaRefresher({ load: () => database.deadline.run('reading the ETA history', recentCompletedRuns(database.db, DEFAULT_ETA_HISTORY_RUNS)), log });
+  const tracker = new ProgressTracker({
+    states: broker,
+    recover: newest.stored,
+    persistNow: (state) => urgent.persistNow(state),
+    onCommit: (state) => timelines.offer([state]),
+    estimate: learnedEstimate(eta),
+  });
   const generatorMetrics = new GeneratorMetrics();
   const orchestrator = new Orchestrator({
     tracker,
@@ -127,6 +146,7 @@ export async function startService(config: Config, log: Logger, options: Service
     faults: FaultLog.of(log),
   });
   registerGeneratorMetrics(metrics, generatorMetrics);
+  timelines.onRecorded = registerTimelineMetrics(metrics);
   let draining = false;
   const readiness = new Readiness({
     broker: () => broker.get(READINESS_PROBE_BOOK),
@@ -161,6 +181,13 @@ export async function startService(config: Config, log: Logger, options: Service
     frameAncestors: config.frameAncestors,
     staleAfterMs: config.staleAfterMs,
     timeline: (bookId) => database.deadline.run('reading a timeline', bookTimeline(database.db, bookId)),
+    analytics: async (window) => {
+      const [figures, completed] = await Promise.all([
+        database.deadline.run('reading analytics', analytics(database.db, window)),
+        database.deadline.run('reading completed runs', recentCompletedRuns(database.db, ANALYTICS_ETA_RUNS, window)),
+      ]);
+      return { ...figures, eta: etaAccuracy(eta.model, completed) };
+    },
     adminStatus: adminStatus({ owner, startedAt: Date.now(), streams, websockets, hub, readiness, snapshotter, runs, orchestrator, faults: FaultLog.of(log) }),
     adoption: new BookAdoption(database.db, database.deadline),
   });
@@ -187,8 +214,10 @@ export async function startService(config: Config, log: Logger, options: Service
     streams.stop();
     expiries.stop();
     hub.close();
+    eta.stop();
     load.stop();
     await drain();
+    await timelines.stop();
     await urgent.close();
     texts.close();
     await broker.close().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'closing the broker failed'));
@@ -213,6 +242,8 @@ export async function startService(config: Config, log: Logger, options: Service
     );
   }
   snapshotter.start();
+  timelines.start();
+  eta.start();
   orchestrator.begin();
 
   let closing: Promise<void> | null = null;
@@ -233,11 +264,15 @@ export async function startService(config: Config, log: Logger, options: Service
         await stopped;
         clearTimeout(force);
         await snapshotter.stop();
+        await timelines.stop();
       });
     })());
 
-  return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, close };
+  return { url, port, broker, texts, store, books, runs, snapshotter, orchestrator, tracker, hub, streams, timelines, eta, close };
 }
+
+/** Completed runs of a window the ETA's accuracy is scored on (the most recent). */
+const ANALYTICS_ETA_RUNS = 500;
 
 /** The book /readyz reads to see that the broker answers; no book has this id. */
 const READINESS_PROBE_BOOK = '__readyz__';

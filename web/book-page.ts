@@ -4,7 +4,7 @@ import { chapterTextView, savedChapter } from './chapter-text.js';
 import { showConnection } from './connection.js';
 import { byId, el, serverBase } from './dom.js';
 import { apiFetch, loadSession, may, pastedToken, staleAfterMs } from './session.js';
-import { bookName, counters, eta, joined, percent, stalledAt, stalledText } from './format.js';
+import { SteadyEnd, bookName, counters, eta, joined, percent, stalledAt, stalledText } from './format.js';
 import { StepTimes, renderSteps } from './steps.js';
 import type { TimelineStep } from './steps.js';
 import { bookActions, progressBar, setProgress, statusText } from './widgets.js';
@@ -33,6 +33,8 @@ let managed = false;
 let actions: BookActions | null = null;
 let watching: Watching | null = null;
 let timelineStep: string | null = null;
+const steadyEnd = new SteadyEnd();
+const steadyLate = new SteadyEnd();
 
 /** The header and the tab: the book's title, or its id when it has none. */
 function showName(title: string): void {
@@ -48,7 +50,7 @@ function renderSummary(progress: BookProgress): void {
     ['status', statusText(progress.status)],
     ['percent', percent(progress)],
     // "done" says again what "Complete" said: the list's ETA column keeps it.
-    ['eta', stalled === undefined && progress.status !== 'COMPLETE' ? eta(progress) : ''],
+    ['eta', stalled === undefined && progress.status !== 'COMPLETE' ? eta(progress, Date.now(), { end: steadyEnd.at(), late: steadyLate.at() }) : ''],
     ['stalled', stalled === undefined ? '' : stalledText(stalled)],
   ];
   const shown = parts.filter(([, text]) => text !== '');
@@ -59,6 +61,8 @@ function renderSummary(progress: BookProgress): void {
 
 function render(progress: BookProgress): void {
   latest = progress;
+  steadyEnd.set(progress.estimatedEndTime);
+  steadyLate.set(progress.estimatedEndTimeLate);
   times.observe(progress);
   setProgress(bar, progress);
   renderSummary(progress);

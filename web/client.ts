@@ -1,9 +1,9 @@
-import './jitless.js';
 import { jitteredBackoff } from '../src/backoff.js';
-import { BookProgressSchema, isTerminal } from '../src/progress/schema.js';
-import type { BookProgress } from '../src/progress/schema.js';
+import { isTerminal, parseBookProgress } from './sdk/guard.js';
+import type { BookProgress } from './sdk/guard.js';
 import { LiveText } from './live-text.js';
 import type { SectionTextUpdate } from './live-text.js';
+import { PatchedStates } from './merge-patch.js';
 
 export type { BookProgress, SectionTextUpdate };
 
@@ -14,7 +14,7 @@ type EventSourceLike = {
   readonly readyState: number;
   onopen: ((event: Event) => unknown) | null;
   onerror: ((event: Event) => unknown) | null;
-  addEventListener(type: 'progress' | 'auth' | 'text' | 'chapter', listener: (event: MessageEvent<string>) => void): void;
+  addEventListener(type: 'progress' | 'patch' | 'auth' | 'text' | 'chapter' | 'heartbeat', listener: (event: MessageEvent<string>) => void): void;
   close(): void;
 };
 type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
@@ -36,7 +36,14 @@ export interface WatchOptions {
   sseFailuresBeforePolling?: number;
   /** While polling, how often to try SSE again. */
   sseRetryMs?: number;
-  onConnection?: (state: ConnectionState) => void;
+  /** `buffered`: polling because a proxy held the open stream's events back (see heartbeatMs). */
+  onConnection?: (state: ConnectionState, detail: { buffered: boolean }) => void;
+  /**
+   * The server's HEARTBEAT_MS, until an open stream says it. A stream that brings nothing (no
+   * event, no heartbeat; or not even its headers) for two periods is held back by a buffering
+   * proxy: the client polls, and reports `buffered`.
+   */
+  heartbeatMs?: number;
   /** A token for a server with authentication (sent as ?access_token= to EventSource, Bearer to fetch). */
   token?: string;
   /**
@@ -54,16 +61,22 @@ export interface WatchOptions {
   onText?: (update: SectionTextUpdate) => void;
   /** A chapter was saved while the client was away: fetch its text (GET /api/books/:id). */
   onChapterSaved?: (bookId: string, chapter: number) => void;
+  /** Ask for `delta=merge-patch` (states after a book's first as patches, applied here); true by default. */
+  delta?: boolean;
+  /** States already shown (another tab's, a previous connection's): the stream resumes after them. */
+  resumeFrom?: Iterable<BookProgress>;
 }
 
 export interface Watching {
   readonly connection: ConnectionState;
+  /** Polling because a proxy buffers the stream (the open stream brought nothing for two heartbeat periods). */
+  readonly buffered: boolean;
   /** The newest state shown per book. */
   readonly latest: ReadonlyMap<string, BookProgress>;
   close(): void;
 }
 
-const DEFAULTS = { pollIntervalMs: 3_000, sseFailuresBeforePolling: 3, sseRetryMs: 30_000 };
+const DEFAULTS = { pollIntervalMs: 3_000, sseFailuresBeforePolling: 3, sseRetryMs: 30_000, heartbeatMs: 15_000 };
 const MAX_RECONNECT_MS = 15_000;
 
 /** Jittered exponential backoff: 0.5-1 x min(500 ms x 2^n, 15 s). */
@@ -85,6 +98,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   const settings = { ...DEFAULTS, ...options };
   const ids = books === 'all' ? null : [...new Set(books)];
   const latest = new Map<string, BookProgress>();
+  for (const state of options.resumeFrom ?? []) if (ids === null || ids.includes(state.bookId)) latest.set(state.bookId, state);
   const live = options.text ? new LiveText(options.onText ?? (() => {}), options.onChapterSaved) : null;
 
   let connection: ConnectionState = 'connecting';
@@ -93,11 +107,14 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   let timer: ReturnType<typeof setTimeout> | null = null;
   let pollTimer: ReturnType<typeof setTimeout> | null = null;
   let closed = false;
+  /** A proxy held an open stream back: polling goes on until a stream brings something again. */
+  let buffered = false;
+  let watchdog: ReturnType<typeof setTimeout> | null = null;
 
   const setConnection = (next: ConnectionState) => {
     if (connection === next) return;
     connection = next;
-    options.onConnection?.(next);
+    options.onConnection?.(next, { buffered });
   };
 
   const finished = () => ids !== null && ids.every((id) => {
@@ -106,9 +123,8 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   });
 
   const accept = (raw: unknown) => {
-    const parsed = BookProgressSchema.safeParse(raw);
-    if (!parsed.success) return;
-    const state = parsed.data;
+    const state = parseBookProgress(raw);
+    if (state === null) return;
     if (ids !== null && !ids.includes(state.bookId)) return;
     const shown = latest.get(state.bookId);
     if (shown && state.version <= shown.version) return;
@@ -130,10 +146,12 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   const streamUrl = (accessToken: string | undefined) => {
     const query: string[] = [];
     let path = `/api/ai/stream`;
+    query.push('heartbeats=1');
     if (ids !== null && ids.length === 1) path = `/api/ai/progress/${encodeURIComponent(ids[0] as string)}/stream`;
     else if (ids !== null) query.push(`books=${ids.map(encodeURIComponent).join(',')}`);
     const known = ids?.map((id) => latest.get(id)?.version ?? 0) ?? [];
     if (live) query.push('text=1');
+    if (options.delta !== false) query.push('delta=merge-patch');
     const textPart = live && ids !== null ? live.resumePart(ids) : '';
     const withText = textPart !== '' && textPart.split('.').some((p) => p !== '-');
     if (withText) query.push(`lastEventId=${encodeURIComponent(`${known.join('.')};${textPart}`)}`);
@@ -155,6 +173,42 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     if (closed) return;
     const es = options.withCredentials ? new EventSourceClass(url, { withCredentials: true }) : new EventSourceClass(url);
     source = es;
+    let heartbeatMs = settings.heartbeatMs;
+    /** Something arrived: the stream flows (again, after a buffering proxy was suspected). */
+    const arm = () => {
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = setTimeout(heldBack, 2 * heartbeatMs);
+    };
+    const alive = () => {
+      if (source !== es) return;
+      arm();
+      if (buffered) {
+        buffered = false;
+        sseFailures = 0;
+        stopPolling();
+        setConnection('live');
+      }
+    };
+    const heldBack = () => {
+      watchdog = null;
+      if (source !== es || closed) return;
+      es.close();
+      source = null;
+      buffered = true;
+      startPolling();
+      setConnection('polling');
+      schedule(settings.sseRetryMs, () => void connectSse());
+    };
+    arm(); // nor may it hang unopened: the server answers at once
+    es.addEventListener('heartbeat', (event) => {
+      try {
+        const period = (JSON.parse(event.data) as { heartbeatMs?: unknown }).heartbeatMs;
+        if (typeof period === 'number' && period > 0) heartbeatMs = period;
+      } catch {
+        // Keep the period we had.
+      }
+      alive();
+    });
     // The token expired on the open stream: reconnect at once with a fresh one, where it left off.
     es.addEventListener('auth', () => {
       refresh = true;
@@ -162,15 +216,34 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
       if (source === es) source = null;
       if (!closed) void connectSse();
     });
+    // What this connection sent, the base of its patches: a new connection starts each book whole.
+    const patched = new PatchedStates();
     es.addEventListener('progress', (event) => {
+      alive();
       try {
-        accept(JSON.parse(event.data));
+        accept(patched.whole(JSON.parse(event.data)));
       } catch {
         // A frame that is not JSON is not ours: ignore it.
       }
     });
+    es.addEventListener('patch', (event) => {
+      alive();
+      let state: unknown;
+      try {
+        state = patched.patch(JSON.parse(event.data));
+      } catch {
+        return;
+      }
+      if (state !== undefined) return accept(state);
+      // Nothing to patch (not expected): reconnect, which starts whole from the versions shown.
+      if (source !== es) return;
+      es.close();
+      source = null;
+      void connectSse();
+    });
     if (live) {
       es.addEventListener('text', (event) => {
+        alive();
         let frame: Parameters<LiveText['apply']>[0];
         try {
           frame = JSON.parse(event.data) as typeof frame;
@@ -185,6 +258,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
         }
       });
       es.addEventListener('chapter', (event) => {
+        alive();
         try {
           const saved = JSON.parse(event.data) as { bookId: string; chapter: number };
           live.chapterSaved(saved.bookId, saved.chapter);
@@ -196,11 +270,15 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     let opened = false;
     es.onopen = () => {
       opened = true;
+      arm();
+      if (buffered) return; // live once something arrives
       sseFailures = 0;
       stopPolling();
       setConnection('live');
     };
     es.onerror = () => {
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = null;
       // Refused before it opened: EventSource hides the status, and a 401 looks the same, so the
       // next token asked for is a fresh one.
       if (!opened) refresh = true;
@@ -282,6 +360,7 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
     source?.close();
     source = null;
     if (timer) clearTimeout(timer);
+    if (watchdog) clearTimeout(watchdog);
     stopPolling();
     setConnection('closed');
   };
@@ -292,6 +371,9 @@ export function watch(books: readonly string[] | 'all', onProgress: (progress: B
   return {
     get connection() {
       return connection;
+    },
+    get buffered() {
+      return buffered;
     },
     latest,
     close: stop,

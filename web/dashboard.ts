@@ -177,7 +177,7 @@ if (session.state === 'signed-in') {
   byId('new-book').hidden = !may('books:write');
   if (await loadBooks()) {
     const token = pastedToken();
-    watch('all', update, { baseUrl: serverBase(), onConnection: (state) => showConnection(connection, state), ...(token ? { token } : {}) });
+    watch('all', update, { baseUrl: serverBase(), delta: true, onConnection: (state) => showConnection(connection, state), ...(token ? { token } : {}) });
   }
 } else if (session.state === 'unreachable') {
   connection.dataset.state = 'offline';

@@ -28,11 +28,47 @@ export function duration(ms: number): string {
   return `${minutes} min ${seconds % 60} s`;
 }
 
-/** "about 2 min left", or '' when there is no estimate. */
-export function eta(progress: BookProgress, now = Date.now()): string {
+/**
+ * "about 2 min left", "about 2 min left (up to 3 min)" when the learned ETA gives a late bound,
+ * or '' when there is no estimate. `steady`: the ends as a SteadyEnd shows them (no jump).
+ */
+export function eta(progress: BookProgress, now = Date.now(), steady?: { end?: number; late?: number }): string {
   if (progress.status === 'COMPLETE') return 'done';
-  if (progress.status === 'ERROR' || progress.estimatedEndTime === undefined) return '';
-  return `about ${duration(progress.estimatedEndTime - now)} left`;
+  const end = steady ? steady.end : progress.estimatedEndTime;
+  const late = steady ? steady.late : progress.estimatedEndTimeLate;
+  if (progress.status === 'ERROR' || end === undefined) return '';
+  const left = Math.max(0, end - now);
+  const upTo = late !== undefined && late - now > left + 1_000 ? ` (up to ${duration(late - now)})` : '';
+  return `about ${duration(left)} left${upTo}`;
+}
+
+/** How long a new estimate takes to replace the one shown. */
+export const EASE_MS = 5_000;
+
+/**
+ * An estimated end that counts down steadily: a new estimate is reached over EASE_MS instead of
+ * at once, so the text moves by a second each second rather than jumping with every update.
+ */
+export class SteadyEnd {
+  #from: number | undefined;
+  #to: number | undefined;
+  #since = 0;
+
+  set(end: number | undefined, now = Date.now()): void {
+    if (end === undefined) {
+      this.#from = this.#to = undefined;
+      return;
+    }
+    if (end === this.#to) return;
+    this.#from = this.at(now) ?? end;
+    this.#to = end;
+    this.#since = now;
+  }
+
+  at(now = Date.now()): number | undefined {
+    if (this.#from === undefined || this.#to === undefined) return undefined;
+    return this.#from + (this.#to - this.#from) * Math.min(1, Math.max(0, now - this.#since) / EASE_MS);
+  }
 }
 
 export function percent(progress: BookProgress): string {

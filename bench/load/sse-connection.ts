@@ -29,6 +29,8 @@ export class SseConnection {
   /** Decoded SSE text not yet ending with a blank line. */
   #sse = '';
   #closed = false;
+  /** Bytes received after the response head: what the stream costs on the wire. */
+  bodyBytes = 0;
 
   constructor(host: string, port: number, path: string, listener: SseListener) {
     this.#listener = listener;
@@ -48,6 +50,7 @@ export class SseConnection {
   }
 
   #onData(chunk: Buffer): void {
+    this.bodyBytes += chunk.length;
     this.#pending += chunk.toString('latin1');
     for (;;) {
       if (this.#phase === 'head') {

@@ -22,11 +22,11 @@ export function bookId(range: Pick<BookRange, 'prefix'>, index: number): string 
  * receiver's latency is its clock minus that stamp. Built by hand because it is on the
  * publisher's hot path.
  */
-export function stateJson(id: string, version: number, timestamp: number, tenant?: string): string {
+export function stateJson(id: string, version: number, timestamp: number, tenant?: string, startTime = timestamp - 60_000): string {
   return (
     `{"bookId":"${id}","status":"GENERATING","generationStep":"CHAPTERS","currentChapter":3,` +
     `"totalChapters":12,"currentSection":1,"totalSections":4,"overallProgress":${version % 100},` +
-    `"message":"Writing chapter 3 of 12","timestamp":${timestamp},"startTime":${timestamp - 60_000},` +
+    `"message":"Writing chapter 3 of 12","timestamp":${timestamp},"startTime":${startTime},` +
     `${tenant === undefined ? '' : `"tenant":"${tenant}",`}"version":${version}}`
   );
 }

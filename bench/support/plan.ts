@@ -3,7 +3,7 @@
 export interface Plan {
   quick: boolean;
   /** Run only this scenario (an experiment: no floors, no results file). */
-  only: 'fanout' | 'embedded' | 'poll' | null;
+  only: 'fanout' | 'embedded' | 'deltas' | 'poll' | null;
   poll: {
     connections: number;
     durationSec: number;
@@ -61,8 +61,8 @@ export interface Plan {
 /** Narrows a run for experiments (`--only fanout --sizes 10000 --targets server,b3 --shapes a`). */
 export interface PlanOverrides {
   /** Run only this scenario; every scenario (and the floors) when absent. */
-  only?: 'fanout' | 'embedded' | 'poll';
-  /** Rounds of the poll runs (3 in a full run, 1 in a quick one). */
+  only?: 'fanout' | 'embedded' | 'deltas' | 'poll';
+  /** Rounds of the poll runs (3 in a full run, 1 in a quick one), and of the fan-out targets with `--only fanout`. */
   repeats?: number;
   sizes?: number[];
   targets?: Plan['fanout']['targets'];

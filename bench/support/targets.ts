@@ -87,7 +87,7 @@ let started = 0;
 const childName = (kind: string) => `${kind}-${++started}`;
 
 const PROBE = ['--expose-gc', '--import', 'tsx', '--import', './bench/support/probe.ts'];
-/** The V8 flags `npm start` and the Dockerfile run the server with (see README, Operations). */
+/** The V8 flags `npm start` and the Dockerfile run the server with (see docs/operations.md, "Memory and GC"). */
 const SERVER_V8_FLAGS = ['--max-semi-space-size=32'];
 
 export interface ServerOptions {

@@ -8,10 +8,13 @@ script; HttpPublisher posts to the server with the standard library.
     p = RedisPublisher.single("redis://localhost:6379", tenant="acme")
     p.publish("book-1", status="GENERATING", generationStep="CHAPTERS", currentChapter=1,
               totalChapters=10, overallProgress=12.5, message="Writing Chapter 1 of 10...")
+    offset = p.append_text("book-1", 1, 1, 0, "It was a bright cold day")  # live text: the new length
+    offset = p.append_text("book-1", 1, 1, offset, ", and the clocks")
     p.complete("book-1")
 
 test/clients/python.test.ts runs this module against real Redis servers and the server, and
-checks that docs/protocol.md quotes it and that COMMIT is the server's script.
+test/clients/embed.test.ts checks that docs/protocol.md quotes it and that COMMIT, BEGIN_SECTION
+and APPEND_TEXT are the server's scripts (`npm run docs:embed` copies them).
 """
 
 import base64
@@ -22,13 +25,41 @@ import time
 import urllib.error
 import urllib.request
 
-__all__ = ["RedisPublisher", "HttpPublisher", "InvalidState", "mint_token", "partition_of", "LAST_SAVED_SQL", "COMMIT"]
+__all__ = [
+    "RedisPublisher", "HttpPublisher", "InvalidState", "TextRefused", "OffsetMismatch", "TextTooLarge", "Fenced", "HttpError",
+    "mint_token", "partition_of", "names", "text_names", "LAST_SAVED_SQL", "COMMIT", "BEGIN_SECTION", "APPEND_TEXT",
+]
 
 # The server's commit script, byte for byte (src/broker/scripts.ts COMMIT).
 COMMIT = r"""
+local function strictJson(json)
+  -- cjson also reads 0x1, 01, +1, NaN and Infinity, which JSON.parse (the server) refuses: outside
+  -- string literals a state holds only digits, . e E -, structure, whitespace, true false null.
+  local bare, pos = {}, 1
+  while true do
+    local q = string.find(json, '"', pos, true)
+    if not q then bare[#bare + 1] = string.sub(json, pos) break end
+    bare[#bare + 1] = string.sub(json, pos, q - 1)
+    local e = q + 1
+    while true do
+      local c = string.find(json, '["\\]', e)
+      if not c then return false end
+      if string.byte(json, c) == 92 then e = c + 2 else e = c + 1 break end
+    end
+    bare[#bare + 1] = '""'
+    pos = e
+  end
+  local rest = ' ' .. string.gsub(string.gsub(table.concat(bare), 'true', ''), 'false', '')
+  rest = string.gsub(rest, 'null', '')
+  if string.find(rest, '[^%s%d%.eE%-:,%[%]{}"]') then return false end
+  return not string.find(rest, '[^%d%.eE]0%d')
+end
+
 local function stateProblem(json, bookId)
   local ok, s = pcall(cjson.decode, json)
   if not ok or type(s) ~= 'table' then return 'the state is not a JSON object (or holds an unpaired surrogate)' end
+  if not strictJson(json) then return 'the state is not strict JSON (numbers such as 0x1, 01, +1, NaN or Infinity)' end
+  if s.stalledSince ~= nil then return 'stalledSince is computed by the server when it answers, never stored' end
   local function integer(name, min, max, optional)
     local v = s[name]
     if v == nil and optional then return nil end
@@ -112,6 +143,73 @@ end
 return 1
 """
 
+# The server's live-text scripts, byte for byte (src/broker/scripts.ts BEGIN_SECTION, APPEND_TEXT).
+BEGIN_SECTION = r"""
+local chapter, section = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not chapter or not section then return redis.error_reply('ERR chapter and section must be integers') end
+local fence = ARGV[3]
+if fence ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(fence) then return {-1} end
+chapter, section = string.format('%d', chapter), string.format('%d', section)
+local field = chapter .. ':' .. section
+local publish = 'PUBLISH'
+if ARGV[7] == 'SPUBLISH' then publish = 'SPUBLISH' end
+local function announce(attempt, offset, text, reset)
+  local message = '{"bookId":' .. cjson.encode(ARGV[6]) .. ',"chapter":' .. chapter .. ',"section":' .. section ..
+    ',"attempt":' .. attempt .. ',"offset":' .. offset .. ',"text":' .. cjson.encode(text) .. (reset and ',"reset":true}' or '}')
+  redis.call(publish, ARGV[5], message)
+  if ARGV[8] ~= '' then redis.call(publish, ARGV[8], message) end
+end
+local function keep(attempt)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('HSET', KEYS[2], field, attempt, 'current', field)
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  if fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ARGV[4]) end
+end
+
+-- Attempts only go up: after the section's text expired, its attempt is still in the hash.
+local held = redis.call('EXISTS', KEYS[1]) == 1
+local attempt = tonumber(redis.call('HGET', KEYS[2], field) or '0') + 1
+redis.call('SET', KEYS[1], '')
+keep(attempt)
+if held then announce(attempt, 0, '', true) end
+return {1, attempt}
+"""
+
+APPEND_TEXT = r"""
+local chapter, section = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not chapter or not section then return redis.error_reply('ERR chapter and section must be integers') end
+local fence = ARGV[3]
+if fence ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(fence) then return {-1} end
+chapter, section = string.format('%d', chapter), string.format('%d', section)
+local field = chapter .. ':' .. section
+local publish = 'PUBLISH'
+if ARGV[7] == 'SPUBLISH' then publish = 'SPUBLISH' end
+local function announce(attempt, offset, text, reset)
+  local message = '{"bookId":' .. cjson.encode(ARGV[6]) .. ',"chapter":' .. chapter .. ',"section":' .. section ..
+    ',"attempt":' .. attempt .. ',"offset":' .. offset .. ',"text":' .. cjson.encode(text) .. (reset and ',"reset":true}' or '}')
+  redis.call(publish, ARGV[5], message)
+  if ARGV[8] ~= '' then redis.call(publish, ARGV[8], message) end
+end
+local function keep(attempt)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('HSET', KEYS[2], field, attempt, 'current', field)
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  if fence ~= '' then redis.call('SET', KEYS[3], fence, 'EX', ARGV[4]) end
+end
+
+local length = redis.call('STRLEN', KEYS[1])
+if tonumber(ARGV[9]) ~= length then return {0, length} end
+if length + #ARGV[10] > tonumber(ARGV[11]) then return {2, length} end
+-- A section held is at its attempt; a fresh one after an expired one is a new attempt, never its old number again.
+local stored = tonumber(redis.call('HGET', KEYS[2], field) or '0')
+local attempt = stored + 1
+if redis.call('EXISTS', KEYS[1]) == 1 then attempt = math.max(stored, 1) end
+local grown = redis.call('APPEND', KEYS[1], ARGV[10])
+keep(attempt)
+announce(attempt, length, ARGV[10], false)
+return {1, grown}
+"""
+
 STATUSES = ("PLANNING", "GENERATING", "COMPLETE", "ERROR")
 EDITABLE = frozenset((
     "status", "generationStep", "currentChapter", "totalChapters", "currentSection", "totalSections",
@@ -121,6 +219,31 @@ EDITABLE = frozenset((
 
 class InvalidState(ValueError):
     """The commit script refused the state (INVALID_STATE <reason>): the book keeps its state."""
+
+
+class TextRefused(Exception):
+    """An append or reset that changed nothing; `length` is the section's length in UTF-8 bytes (None when fenced)."""
+    code = "text_refused"
+
+    def __init__(self, message, length=None):
+        super().__init__(message)
+        self.length = length
+
+
+class OffsetMismatch(TextRefused):
+    """`offset` was not the section's length: nothing was written. A retry whose first try landed
+    gets this too, so text is never doubled: go on from `length` (or start the section over)."""
+    code = "offset_mismatch"
+
+
+class TextTooLarge(TextRefused):
+    """The section would pass its size limit (MAX_SECTION_TEXT_BYTES): nothing was written."""
+    code = "text_too_large"
+
+
+class Fenced(TextRefused):
+    """A writer with a higher fence (lease epoch) wrote to the book: this one was superseded."""
+    code = "fenced"
 
 
 # [docs/protocol.md: keys]
@@ -144,6 +267,18 @@ def names(prefix, book_id, cluster):
         "fence": f"{prefix}{tag}fence:{book_id}",
         "channel": f"{prefix}{tag}updates:{book_id}",
         "feed": f"{prefix}{tag}feed" if cluster else "",
+    }
+
+
+def text_names(prefix, book_id, chapter, section, cluster):
+    """The live-text keys (section text, text hash, fence), channel and feed ('' on one Redis)."""
+    tag = f"{{p{partition_of(book_id)}}}:" if cluster else ""
+    return {
+        "text": f"{prefix}{tag}text:{book_id}:{chapter}:{section}",
+        "meta": f"{prefix}{tag}textmeta:{book_id}",
+        "fence": f"{prefix}{tag}fence:{book_id}",
+        "channel": f"{prefix}{tag}texts:{book_id}",
+        "feed": f"{prefix}{tag}textfeed" if cluster else "",
     }
 # [end]
 
@@ -200,7 +335,8 @@ def next_state(book_id, base, fields, version, tenant=None, now_ms=None):
 class RedisPublisher:
     """Publishes straight into Redis, as the server does: read, merge, commit if unchanged, retry."""
 
-    def __init__(self, client, prefix="booksai:", tenant=None, last_saved=None, pubsub="sharded", ttl_seconds=86400, terminal_ttl_seconds=3600):
+    def __init__(self, client, prefix="booksai:", tenant=None, last_saved=None, pubsub="sharded", ttl_seconds=86400, terminal_ttl_seconds=3600,
+                 max_section_bytes=262144):
         from redis.cluster import RedisCluster
         self.client, self.prefix, self.tenant, self.ttl_seconds = client, prefix, tenant, ttl_seconds
         # A finished state (COMPLETE, ERROR) is kept this long (the server's TERMINAL_TTL_SECONDS).
@@ -214,6 +350,9 @@ class RedisPublisher:
         self.written = {}  # the last version this publisher wrote per book
         # On RedisCluster the first call logs a harmless NoScriptError, then loads the script.
         self.commit = client.register_script(COMMIT)
+        # Live text: a section holds at most this many UTF-8 bytes (the server's MAX_SECTION_TEXT_BYTES).
+        self.max_section_bytes = max_section_bytes
+        self.begin_script, self.append_script = client.register_script(BEGIN_SECTION), client.register_script(APPEND_TEXT)
 
     @classmethod
     def single(cls, url="redis://localhost:6379", **options):
@@ -268,8 +407,51 @@ class RedisPublisher:
         raw = self.client.get(names(self.prefix, book_id, self.cluster)["state"])
         return json.loads(raw) if raw else None
 
-    # append_text(book_id, chapter, section, offset, text): live text (docs/protocol.md "Live text")
-    # belongs here once its APPEND_TEXT script is on main.
+# [end]
+
+# [docs/protocol.md: live text]
+    def append_text(self, book_id, chapter, section, offset, text, reset=False, fence=None):
+        """Appends `text` to the section at `offset` (UTF-8 bytes written so far: the last answer, 0
+        for a new section) and returns the new length; `reset` starts the section over first (offset 0).
+        Raises OffsetMismatch or TextTooLarge (nothing written, `.length` the section's), or Fenced."""
+        data = check_text(chapter, section, offset, text, reset).encode("utf-8")
+        if reset:
+            self.begin_section(book_id, chapter, section, fence)
+            if not data:
+                return 0
+        reply = self._text(self.append_script, book_id, chapter, section, fence, [offset, data, self.max_section_bytes])
+        if reply[0] == 1:
+            return reply[1]
+        if reply[0] == 0:
+            raise OffsetMismatch(f"offset {offset} is not the length of chapter {chapter} section {section} ({reply[1]} bytes)", reply[1])
+        raise TextTooLarge(f"chapter {chapter} section {section} would pass {self.max_section_bytes} bytes (it holds {reply[1]})", reply[1])
+
+    def begin_section(self, book_id, chapter, section, fence=None):
+        """Starts the section over (readers drop its text: a reset) and returns its attempt. A
+        section never begun needs no call: the first append starts it at attempt 1."""
+        check_text(chapter, section, 0, "", True)
+        return self._text(self.begin_script, book_id, chapter, section, fence, [])[1]
+
+    def _text(self, script, book_id, chapter, section, fence, more):
+        n = text_names(self.prefix, book_id, chapter, section, self.cluster)
+        args = [chapter, section, "" if fence is None else fence, self.ttl_seconds, n["channel"], book_id,
+                self.publish_command, n["feed"]] + more
+        reply = script(keys=[n["text"], n["meta"], n["fence"]], args=args)
+        if reply[0] == -1:
+            raise Fenced(f"a newer writer holds book {book_id}: fence {fence} was superseded")
+        return reply
+
+
+def check_text(chapter, section, offset, text, reset):
+    """The checks of POST /api/ai/progress/:bookId/text; returns `text`."""
+    for name, value in (("chapter", chapter), ("section", section)):
+        if type(value) is not int or not 1 <= value <= 1_000_000:
+            raise ValueError(f"{name} must be an integer from 1 to 1000000, not {value!r}")
+    if type(offset) is not int or offset < 0 or (reset and offset != 0):
+        raise ValueError(f"offset must be {'0 with reset' if reset else 'an integer from 0'}, not {offset!r}")
+    if not isinstance(text, str) or (text == "" and not reset):
+        raise ValueError("text must be a string, not empty (unless reset)")
+    return text
 # [end]
 
 
@@ -303,7 +485,36 @@ class HttpPublisher:
 
     def publish(self, book_id, **fields):
         """Posts a partial update; returns the committed state. Raises HttpError on a 4xx/5xx answer."""
-        request = urllib.request.Request(f"{self.base_url}/api/ai/progress/{book_id}", data=json.dumps(fields).encode(), method="POST")
+        return self._post(f"/api/ai/progress/{book_id}", fields)
+
+    def complete(self, book_id, **fields):
+        return self.publish(book_id, **{"status": "COMPLETE", "generationStep": "COMPLETE", "message": "Book generation complete", **fields})
+
+    def fail(self, book_id, error, **fields):
+        return self.publish(book_id, **{"status": "ERROR", "error": str(error)[:8000], "message": "Book generation failed", **fields})
+
+    def append_text(self, book_id, chapter, section, offset, text, reset=False, fence=None):
+        """RedisPublisher.append_text through POST /api/ai/progress/:bookId/text (the book needs a
+        state first); returns the new length. Raises OffsetMismatch, TextTooLarge, Fenced, or HttpError."""
+        body = {"chapter": chapter, "section": section, "offset": offset, "text": text}
+        if reset:
+            body["reset"] = True
+        if fence is not None:
+            body["fence"] = fence
+        try:
+            return self._post(f"/api/ai/progress/{book_id}/text", body)["length"]
+        except HttpError as error:
+            refused = {"offset_mismatch": OffsetMismatch, "text_too_large": TextTooLarge, "fenced": Fenced}.get(error.code)
+            if refused is None:
+                raise
+            raise refused(error.message, error.details.get("length")) from None
+
+    def begin_section(self, book_id, chapter, section, fence=None):
+        """Starts the section over (a reset); the server does not say the attempt."""
+        self.append_text(book_id, chapter, section, 0, "", reset=True, fence=fence)
+
+    def _post(self, path, body):
+        request = urllib.request.Request(f"{self.base_url}{path}", data=json.dumps(body).encode(), method="POST")
         request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
@@ -314,20 +525,13 @@ class HttpPublisher:
                 return json.load(response)["data"]
         except urllib.error.HTTPError as error:
             body = json.loads(error.read() or b"{}").get("error", {})
-            raise HttpError(error.code, body.get("code"), body.get("message")) from None
-
-    def complete(self, book_id, **fields):
-        return self.publish(book_id, **{"status": "COMPLETE", "generationStep": "COMPLETE", "message": "Book generation complete", **fields})
-
-    def fail(self, book_id, error, **fields):
-        return self.publish(book_id, **{"status": "ERROR", "error": str(error)[:8000], "message": "Book generation failed", **fields})
-
-    # append_text(book_id, chapter, section, offset, text): POST /api/ai/progress/:bookId/text
-    # belongs here once live text is on main.
+            raise HttpError(error.code, body.get("code"), body.get("message"), body.get("details")) from None
 # [end]
 
 
 class HttpError(Exception):
-    def __init__(self, status, code, message):
+    """A 4xx/5xx answer of the server: its status, `error.code`, `error.message` and `error.details` ({} when none)."""
+
+    def __init__(self, status, code, message, details=None):
         super().__init__(f"{status} {code}: {message}")
-        self.status, self.code = status, code
+        self.status, self.code, self.message, self.details = status, code, message, details or {}

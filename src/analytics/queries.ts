@@ -202,12 +202,16 @@ export interface RunHistory {
   steps: Partial<Record<Step, number>>;
 }
 
-/** The `limit` most recently ended COMPLETE runs, newest first, with their exact step durations: one statement. */
-export async function recentCompletedRuns(db: Database, limit: number): Promise<RunHistory[]> {
+/** The `limit` most recently ended COMPLETE runs (those that ended in `window`, if given), newest first, with their exact step durations: one statement. */
+export async function recentCompletedRuns(db: Database, limit: number, window?: AnalyticsWindow): Promise<RunHistory[]> {
+  const within =
+    window === undefined
+      ? sql`true`
+      : and(gte(runTimelines.endedAt, new Date(window.since)), lt(runTimelines.endedAt, new Date(window.until)), window.tenant === undefined ? sql`true` : eq(runTimelines.tenant, window.tenant));
   const recent = db
     .select({ bookId: runTimelines.bookId, startedAt: runTimelines.startedAt, endedAt: runTimelines.endedAt, totalChapters: runTimelines.totalChapters, totalSections: runTimelines.totalSections, durationMs: runTimelines.durationMs })
     .from(runTimelines)
-    .where(sql`${runTimelines.status} = 'COMPLETE' and ${runTimelines.endedAt} is not null`)
+    .where(and(sql`${runTimelines.status} = 'COMPLETE' and ${runTimelines.endedAt} is not null`, within))
     .orderBy(desc(runTimelines.endedAt))
     .limit(limit)
     .as('recent');

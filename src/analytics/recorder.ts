@@ -4,8 +4,17 @@ import type { BookProgress, Status } from '../progress/schema.js';
 import type { Database } from '../store/database.js';
 import { DatabaseDeadline } from '../store/deadline.js';
 import { runSpans, runTimelines } from '../store/schema.js';
-import { CursorSchema, foldBatch } from './timeline.js';
-import type { FoldedBatch, RunRecord } from './timeline.js';
+import { CursorSchema, foldBatch, runKey } from './timeline.js';
+import type { FoldedBatch, RunRecord, Span } from './timeline.js';
+
+/**
+ * A batch recorded: what it folded, and what this call wrote first (RETURNING): the spans it
+ * inserted and the runs that ended in it whose row it updated. Several processes may record the
+ * same commits; only the first to write a span or an end counts it (the metrics use these).
+ */
+export interface RecordedBatch extends FoldedBatch {
+  written: { spans: Span[]; ended: RunRecord[] };
+}
 
 /**
  * Rows per statement at most: Postgres takes 65,535 parameters, a span row has 11. A batch
@@ -24,6 +33,8 @@ const MAX_DURATION_MS = 2_147_483_647;
  * update: its caller drains the feed (or a snapshot round) in batches.
  */
 export class TimelineRecorder {
+  /** Statements sent so far (reads and writes). */
+  statements = 0;
   readonly #db: Database;
   readonly #deadline: DatabaseDeadline;
 
@@ -33,22 +44,32 @@ export class TimelineRecorder {
   }
 
   /** Records the batch; resolves to what it folded. Throws when the database failed (retry the same batch). */
-  async record(states: readonly BookProgress[]): Promise<FoldedBatch> {
-    if (states.length === 0) return { runs: [], spans: [] };
+  async record(states: readonly BookProgress[]): Promise<RecordedBatch> {
+    const written: RecordedBatch['written'] = { spans: [], ended: [] };
+    if (states.length === 0) return { runs: [], spans: [], ended: new Set(), written };
     const last = await this.lastRuns([...new Set(states.map((s) => s.bookId))]);
     const folded = foldBatch(last, states);
+    const spanKey = (s: { bookId: string; runStartedAt: number; step: string; chapter: number; section: number }) => `${s.bookId}\u0000${s.runStartedAt}\u0000${s.step}\u0000${s.chapter}\u0000${s.section}`;
     for (let i = 0; i < folded.spans.length; i += MAX_ROWS_PER_STATEMENT) {
-      const rows = folded.spans.slice(i, i + MAX_ROWS_PER_STATEMENT).map((s) => ({
+      const slice = folded.spans.slice(i, i + MAX_ROWS_PER_STATEMENT);
+      const rows = slice.map((s) => ({
         ...s,
         runStartedAt: new Date(s.runStartedAt),
         startedAt: new Date(s.startedAt),
         endedAt: new Date(s.endedAt),
         durationMs: clampDuration(s.endedAt - s.startedAt),
       }));
-      await this.#deadline.run('a run spans insert', this.#db.insert(runSpans).values(rows).onConflictDoNothing());
+      this.statements++;
+      const inserted = await this.#deadline.run(
+        'a run spans insert',
+        this.#db.insert(runSpans).values(rows).onConflictDoNothing().returning({ bookId: runSpans.bookId, runStartedAt: runSpans.runStartedAt, step: runSpans.step, chapter: runSpans.chapter, section: runSpans.section }),
+      );
+      const keys = new Set(inserted.map((r) => spanKey({ ...r, runStartedAt: new Date(r.runStartedAt).getTime() })));
+      written.spans.push(...slice.filter((s) => keys.has(spanKey(s))));
     }
     for (let i = 0; i < folded.runs.length; i += MAX_ROWS_PER_STATEMENT) {
-      const rows = folded.runs.slice(i, i + MAX_ROWS_PER_STATEMENT).map(toRow);
+      const slice = folded.runs.slice(i, i + MAX_ROWS_PER_STATEMENT);
+      const rows = slice.map(toRow);
       const upsert = this.#db
         .insert(runTimelines)
         .values(rows)
@@ -65,16 +86,20 @@ export class TimelineRecorder {
             cursor: sql`excluded.cursor`,
           },
           setWhere: sql`${runTimelines.version} < excluded.version`,
-        });
-      await this.#deadline.run('a run timelines upsert', upsert);
+        })
+        .returning({ bookId: runTimelines.bookId, startedAt: runTimelines.startedAt });
+      this.statements++;
+      const updated = new Set((await this.#deadline.run('a run timelines upsert', upsert)).map((r) => runKey({ bookId: r.bookId, startedAt: new Date(r.startedAt).getTime() })));
+      written.ended.push(...slice.filter((run) => folded.ended.has(runKey(run)) && updated.has(runKey(run))));
     }
-    return folded;
+    return { ...folded, written };
   }
 
   /** The latest recorded run of each book (a cursor that no longer parses counts as none). */
   async lastRuns(bookIds: readonly string[]): Promise<Map<string, RunRecord>> {
     const found = new Map<string, RunRecord>();
     if (bookIds.length === 0) return found;
+    this.statements++;
     const rows = await this.#deadline.run(
       'a run timelines read',
       this.#db

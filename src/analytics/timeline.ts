@@ -169,6 +169,13 @@ function openChapterAndSection(cursor: Cursor, state: BookProgress, mark: { at: 
 export interface FoldedBatch {
   runs: RunRecord[];
   spans: Span[];
+  /** Keys (`runKey`) of the runs that ended (COMPLETE or ERROR) in this batch. */
+  ended: Set<string>;
+}
+
+/** A run's key: its book and start. */
+export function runKey(run: Pick<RunRecord, 'bookId' | 'startedAt'>): string {
+  return `${run.bookId}\u0000${run.startedAt}`;
 }
 
 /**
@@ -185,15 +192,18 @@ export function foldBatch(last: ReadonlyMap<string, RunRecord>, states: readonly
   }
   const runs = new Map<string, RunRecord>();
   const spans: Span[] = [];
+  const ended = new Set<string>();
   for (const [bookId, list] of byBook) {
     list.sort((a, b) => a.version - b.version);
     let run = last.get(bookId) ?? null;
     for (const state of list) {
       const next = observe(run, state);
       spans.push(...next.spans);
+      const wasRunning = run === null || run.startedAt !== next.run.startedAt || !isTerminal(run.status);
       run = next.run;
-      if (run !== last.get(bookId)) runs.set(`${bookId}\u0000${run.startedAt}`, run);
+      if (wasRunning && isTerminal(run.status)) ended.add(runKey(run));
+      if (run !== last.get(bookId)) runs.set(runKey(run), run);
     }
   }
-  return { runs: [...runs.values()], spans };
+  return { runs: [...runs.values()], spans, ended };
 }

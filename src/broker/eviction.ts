@@ -4,7 +4,7 @@
  * every book changed since the last snapshot would then never reach Postgres. `volatile-*`
  * policies only evict keys with a TTL: a book's state (which Postgres has up to its last
  * snapshot) and its fence key, whose loss lets a runner that lost its lease publish again
- * until the current one commits (README, Operations: noeviction while generating books).
+ * until the current one commits (docs/operations.md, "Redis memory": noeviction while generating books).
  * `noeviction` evicts nothing and refuses writes when full (503 `broker_full`).
  */
 export function evictsKeysWithoutTtl(policy: string): boolean {

@@ -13,6 +13,10 @@ interface Section {
 
 interface BookText {
   readonly sections: Map<string, Section>;
+  /** Each section's last attempt, kept past its text's expiry (as the Redis hash is): attempts only go up. */
+  readonly attempts: Map<string, number>;
+  /** When the attempts expire (the hash's TTL, refreshed by every write). */
+  expiresAt: number;
   current: CurrentSection | null;
 }
 
@@ -54,7 +58,8 @@ export class MemoryTextLog implements TextLog {
     const book = this.#book(bookId);
     const key = sectionKey(chapter, section);
     const held = this.#live(book, key);
-    book.current = { chapter, section, attempt: held ? held.attempt + 1 : 1 };
+    book.current = { chapter, section, attempt: (book.attempts.get(key) ?? 0) + 1 };
+    this.#keep(book, key, book.current.attempt);
     book.sections.set(key, { text: '', bytes: 0, attempt: book.current.attempt, expiresAt: this.#expiry(this.#options.ttlSeconds) });
     if (held) this.#announce({ bookId, chapter, section, attempt: book.current.attempt, offset: 0, text: '', reset: true });
     return book.current.attempt;
@@ -69,7 +74,8 @@ export class MemoryTextLog implements TextLog {
     if (at.offset !== length) return { ok: false, reason: 'offset_mismatch', length };
     const bytes = Buffer.byteLength(text);
     if (length + bytes > this.#options.maxSectionBytes) return { ok: false, reason: 'too_large', length };
-    const section = held ?? { text: '', bytes: 0, attempt: 1, expiresAt: 0 };
+    const section = held ?? { text: '', bytes: 0, attempt: (book.attempts.get(key) ?? 0) + 1, expiresAt: 0 };
+    this.#keep(book, key, section.attempt);
     section.text += text;
     section.bytes += bytes;
     section.expiresAt = this.#expiry(this.#options.ttlSeconds);
@@ -103,7 +109,10 @@ export class MemoryTextLog implements TextLog {
 
   /** The book finished: none of its text outlives `expiresAt` (when its state expires). */
   bookFinished(bookId: string, expiresAt: number): void {
-    for (const held of this.#books.get(bookId)?.sections.values() ?? []) held.expiresAt = Math.min(held.expiresAt, expiresAt);
+    const book = this.#books.get(bookId);
+    if (!book) return;
+    for (const held of book.sections.values()) held.expiresAt = Math.min(held.expiresAt, expiresAt);
+    book.expiresAt = Math.min(book.expiresAt, expiresAt);
   }
 
   async subscribeText(bookId: string, listener: TextListener): Promise<() => void> {
@@ -129,8 +138,15 @@ export class MemoryTextLog implements TextLog {
 
   #book(bookId: string): BookText {
     let book = this.#books.get(bookId);
-    if (!book) this.#books.set(bookId, (book = { sections: new Map(), current: null }));
+    if (!book || (book.sections.size === 0 && book.expiresAt <= this.#options.now())) {
+      this.#books.set(bookId, (book = { sections: new Map(), attempts: new Map(), expiresAt: 0, current: null }));
+    }
     return book;
+  }
+
+  #keep(book: BookText, key: string, attempt: number): void {
+    book.attempts.set(key, attempt);
+    book.expiresAt = this.#expiry(this.#options.ttlSeconds);
   }
 
   /** The section unless it expired (then it is dropped, and the book once it holds none). */
@@ -145,7 +161,7 @@ export class MemoryTextLog implements TextLog {
   #sweep(): void {
     for (const [bookId, book] of this.#books) {
       for (const key of [...book.sections.keys()]) this.#live(book, key);
-      if (book.sections.size === 0) this.#books.delete(bookId);
+      if (book.sections.size === 0 && book.expiresAt <= this.#options.now()) this.#books.delete(bookId);
     }
   }
 

@@ -9,6 +9,7 @@ import type { PubSubMode } from './redis-subscriptions.js';
 import { APPEND_TEXT, BEGIN_SECTION, READ_TEXT } from './scripts.js';
 import { DEFAULT_MAX_SECTION_TEXT_BYTES, TEXT_GRACE_SECONDS } from './text-log.js';
 import type { AppendResult, CurrentSection, SectionText, TextChunk, TextListener, TextLog, TextPosition } from './text-log.js';
+import { ChannelListeners } from './channel-listeners.js';
 
 /** What a RedisBroker shares with the text log beside it. */
 export interface SharedRedis {
@@ -94,9 +95,7 @@ export class RedisTextLog implements TextLog {
   readonly #publish: 'PUBLISH' | 'SPUBLISH';
   readonly #partitioned: boolean;
   readonly #subscriptions: Subscriptions;
-  readonly #listeners = new Map<string, Set<TextListener>>();
-  /** Each channel's SUBSCRIBE, as its first listener started it. */
-  readonly #subscribed = new Map<string, Promise<void>>();
+  readonly #listeners: ChannelListeners<TextListener>;
   #everyBookSubscribed: Promise<void> = Promise.resolve();
   readonly #allListeners = new Set<TextListener>();
 
@@ -129,6 +128,7 @@ export class RedisTextLog implements TextLog {
       onMessage: (channel, raw, everyBook) => this.#onMessage(channel, raw, everyBook),
       onGap: () => {},
     });
+    this.#listeners = new ChannelListeners(this.#subscriptions);
   }
 
   async beginSection(bookId: string, chapter: number, section: number, fence?: Fence): Promise<number | null> {
@@ -171,21 +171,7 @@ export class RedisTextLog implements TextLog {
 
   async subscribeText(bookId: string, listener: TextListener): Promise<() => void> {
     const channel = this.keys.channel(bookId);
-    let listeners = this.#listeners.get(channel);
-    if (!listeners) {
-      this.#listeners.set(channel, (listeners = new Set()));
-      this.#subscribed.set(channel, this.#subscriptions.add(channel));
-    }
-    // A later listener of the channel waits for the first one's SUBSCRIBE too: resolved means subscribed.
-    await this.#subscribed.get(channel);
-    listeners.add(listener);
-    return () => {
-      listeners.delete(listener);
-      if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
-      this.#listeners.delete(channel);
-      this.#subscribed.delete(channel);
-      this.#subscriptions.remove(channel);
-    };
+    return this.#listeners.add(channel, listener);
   }
 
   async subscribeAllText(listener: TextListener): Promise<() => void> {
@@ -201,7 +187,6 @@ export class RedisTextLog implements TextLog {
   /** Stops listening; the connections are the broker's, closed with it. */
   close(): void {
     this.#listeners.clear();
-    this.#subscribed.clear();
     this.#allListeners.clear();
     this.#subscriptions.close();
   }
@@ -225,7 +210,7 @@ export class RedisTextLog implements TextLog {
   }
 
   #onMessage(channel: string, raw: string, everyBook: boolean): void {
-    const listeners = everyBook ? this.#allListeners : this.#listeners.get(channel);
+    const listeners = everyBook ? this.#allListeners : this.#listeners.of(channel);
     if (!listeners || listeners.size === 0) return;
     const chunk = decodeChunk(raw);
     if (chunk === null) {

@@ -21,6 +21,7 @@ import { redisCall } from './redis-errors.js';
 import { Subscriptions } from './redis-subscriptions.js';
 import { textKeys } from './redis-text.js';
 import type { SharedRedis, TextKeys } from './redis-text.js';
+import { ChannelListeners } from './channel-listeners.js';
 
 type ScriptedRedis = (Redis | Cluster) & {
   progressCommit(stateKey: string, dirtyKey: string, fenceKey: string, textMetaKey: string, expected: string, state: string, ttl: number, channel: string, bookId: string, fence: string, publish: string, feed: string, terminalTtl: number, sectionPrefix: string): Promise<1 | -1 | [0, string]>;
@@ -64,9 +65,7 @@ export class RedisBroker implements Broker, DirtyClaims {
   readonly #subscriptions: Subscriptions;
   /** SPUBLISH from the commit script (a cluster with sharded pub/sub). */
   readonly #publish: 'PUBLISH' | 'SPUBLISH';
-  readonly #listeners = new Map<string, Set<ProgressListener>>();
-  /** Each channel's SUBSCRIBE, as its first listener started it. */
-  readonly #subscribed = new Map<string, Promise<void>>();
+  readonly #listeners: ChannelListeners<ProgressListener>;
   #everyBookSubscribed: Promise<void> = Promise.resolve();
   /** Every-book listeners and what to call when they may have missed states. */
   readonly #allListeners = new Map<ProgressListener, () => void>();
@@ -110,6 +109,7 @@ export class RedisBroker implements Broker, DirtyClaims {
         for (const onGap of this.#allListeners.values()) onGap();
       },
     });
+    this.#listeners = new ChannelListeners(this.#subscriptions);
     if (this.#redis === this.#subscriber) {
       // A cluster: ioredis replaces a node's silent connection and follows the slot map; the
       // shard subscribers watch their own connections.
@@ -175,21 +175,7 @@ export class RedisBroker implements Broker, DirtyClaims {
 
   async subscribe(bookId: string, listener: ProgressListener): Promise<() => void> {
     const channel = this.keys.channel(bookId);
-    let listeners = this.#listeners.get(channel);
-    if (!listeners) {
-      this.#listeners.set(channel, (listeners = new Set()));
-      this.#subscribed.set(channel, this.#subscriptions.add(channel));
-    }
-    // A later listener of the channel waits for the first one's SUBSCRIBE too: resolved means subscribed.
-    await this.#subscribed.get(channel);
-    listeners.add(listener);
-    return () => {
-      listeners.delete(listener);
-      if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
-      this.#listeners.delete(channel);
-      this.#subscribed.delete(channel);
-      this.#subscriptions.remove(channel);
-    };
+    return this.#listeners.add(channel, listener);
   }
 
   isLive(): boolean {
@@ -234,7 +220,6 @@ export class RedisBroker implements Broker, DirtyClaims {
     this.#closed = true;
     if (this.#healthPing) clearInterval(this.#healthPing);
     this.#listeners.clear();
-    this.#subscribed.clear();
     this.#allListeners.clear();
     this.#subscriptions.close();
     const connections = [...new Set([this.#redis, this.#subscriber])];
@@ -322,7 +307,7 @@ export class RedisBroker implements Broker, DirtyClaims {
   }
 
   #onMessage(channel: string, message: string): void {
-    const listeners = this.#listeners.get(channel);
+    const listeners = this.#listeners.of(channel);
     if (!listeners) return;
     const decoded = this.#decode(message, channel);
     if (decoded === null) return;

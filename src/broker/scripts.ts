@@ -1,8 +1,8 @@
 /**
  * Server-side scripts of the Redis broker. Each runs atomically, so versions are assigned
  * where the state lives and the snapshot claim is taken by one process at a time.
- * docs/protocol.md prints them for publishers in other languages (test/docs/protocol.test.ts
- * keeps the two equal).
+ * docs/protocol.md prints them for publishers in other languages, and clients/python carries
+ * COMMIT, BEGIN_SECTION and APPEND_TEXT (`npm run docs:embed`; test/clients/embed.test.ts keeps them equal).
  */
 import { DEFAULT_TERMINAL_TTL_SECONDS } from '../config.js';
 import { MAX_COUNT, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, MAX_TENANT_LENGTH, STATUSES, STEPS } from '../progress/schema.js';
@@ -19,9 +19,34 @@ const luaSet = (names: readonly string[]) => `{ ${names.map((n) => `${n} = true`
  * pass (the server drops them).
  */
 const STATE_PROBLEM = `
+local function strictJson(json)
+  -- cjson also reads 0x1, 01, +1, NaN and Infinity, which JSON.parse (the server) refuses: outside
+  -- string literals a state holds only digits, . e E -, structure, whitespace, true false null.
+  local bare, pos = {}, 1
+  while true do
+    local q = string.find(json, '"', pos, true)
+    if not q then bare[#bare + 1] = string.sub(json, pos) break end
+    bare[#bare + 1] = string.sub(json, pos, q - 1)
+    local e = q + 1
+    while true do
+      local c = string.find(json, '["\\\\]', e)
+      if not c then return false end
+      if string.byte(json, c) == 92 then e = c + 2 else e = c + 1 break end
+    end
+    bare[#bare + 1] = '""'
+    pos = e
+  end
+  local rest = ' ' .. string.gsub(string.gsub(table.concat(bare), 'true', ''), 'false', '')
+  rest = string.gsub(rest, 'null', '')
+  if string.find(rest, '[^%s%d%.eE%-:,%[%]{}"]') then return false end
+  return not string.find(rest, '[^%d%.eE]0%d')
+end
+
 local function stateProblem(json, bookId)
   local ok, s = pcall(cjson.decode, json)
   if not ok or type(s) ~= 'table' then return 'the state is not a JSON object (or holds an unpaired surrogate)' end
+  if not strictJson(json) then return 'the state is not strict JSON (numbers such as 0x1, 01, +1, NaN or Infinity)' end
+  if s.stalledSince ~= nil then return 'stalledSince is computed by the server when it answers, never stored' end
   local function integer(name, min, max, optional)
     local v = s[name]
     if v == nil and optional then return nil end
@@ -192,13 +217,14 @@ end
  * KEYS: section text, book's text hash, fence key. ARGV: chapter, section, fence ('' = none),
  * TTL seconds, channel, bookId, publish command ('SPUBLISH' on a cluster with sharded pub/sub),
  * partition feed channel ('' = none). Starts the section (attempt 1), or starts it over when its
- * text is held (attempt + 1, announced as a reset: offset 0, text ''). Returns {1, attempt}, or
+ * text is held (attempt + 1, announced as a reset: offset 0, text ''); attempts only go up, also
+ * past an expired text (the hash keeps the attempt). Returns {1, attempt}, or
  * {-1} when the fence is lower than the book's.
  */
 export const BEGIN_SECTION = `${TEXT_PRELUDE}
-local attempt = 1
+-- Attempts only go up: after the section's text expired, its attempt is still in the hash.
 local held = redis.call('EXISTS', KEYS[1]) == 1
-if held then attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1') + 1 end
+local attempt = tonumber(redis.call('HGET', KEYS[2], field) or '0') + 1
 redis.call('SET', KEYS[1], '')
 keep(attempt)
 if held then announce(attempt, 0, '', true) end
@@ -209,14 +235,17 @@ return {1, attempt}
  * KEYS: as BEGIN_SECTION. ARGV: as BEGIN_SECTION, then offset, text, the size limit in bytes.
  * Appends `text` when `offset` is the section's length (in bytes) and the result stays within
  * the limit, and announces it. Returns {1, new length}, {0, length} when the offset is not the
- * length, {2, length} when the text would pass the limit, or {-1} when fenced.
+ * length, {2, length} when the text would pass the limit, or {-1} when fenced. An append that
+ * starts a section whose text expired starts its next attempt.
  */
 export const APPEND_TEXT = `${TEXT_PRELUDE}
 local length = redis.call('STRLEN', KEYS[1])
 if tonumber(ARGV[9]) ~= length then return {0, length} end
 if length + #ARGV[10] > tonumber(ARGV[11]) then return {2, length} end
-local attempt = 1
-if redis.call('EXISTS', KEYS[1]) == 1 then attempt = tonumber(redis.call('HGET', KEYS[2], field) or '1') end
+-- A section held is at its attempt; a fresh one after an expired one is a new attempt, never its old number again.
+local stored = tonumber(redis.call('HGET', KEYS[2], field) or '0')
+local attempt = stored + 1
+if redis.call('EXISTS', KEYS[1]) == 1 then attempt = math.max(stored, 1) end
 local grown = redis.call('APPEND', KEYS[1], ARGV[10])
 keep(attempt)
 announce(attempt, length, ARGV[10], false)

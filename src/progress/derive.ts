@@ -50,6 +50,9 @@ const EMPTY: Omit<BookProgress, 'bookId' | 'version' | 'timestamp'> = {
   message: '',
 };
 
+/** A learned end for a running state (null: none; the linear estimate stands). Pure and fast: it runs on every publish. */
+export type EndEstimator = (state: BookProgress) => { estimatedEndTime: number; estimatedEndTimeLate?: number } | null;
+
 /**
  * The state after applying `update` to `previous` (null: the book has no state yet, and it
  * gets `tenant`).
@@ -64,6 +67,7 @@ export function nextState(
   now: number,
   minVersion = 0,
   tenant?: string,
+  estimator?: EndEstimator,
 ): BookProgress {
   const base: BookProgress = previous ?? { ...EMPTY, bookId, version: 0, timestamp: now, ...(tenant === undefined ? {} : { tenant }) };
   const status = update.status ?? (update.generationStep === 'COMPLETE' ? 'COMPLETE' : base.status);
@@ -86,17 +90,23 @@ export function nextState(
     merged.currentSection = merged.totalSections;
   }
   if (status !== 'ERROR') delete merged.error;
+  // Computed when a state is answered (progress/stall.ts), never stored.
+  delete merged.stalledSince;
 
   const floor = newRun ? 0 : base.overallProgress;
   const derived = status === 'COMPLETE' ? 100 : (update.overallProgress ?? stepProgress(merged));
   merged.overallProgress = Math.max(floor, derived);
 
+  // The late bound is the learned model's alone: a publisher's own estimate or the linear one has none.
+  delete merged.estimatedEndTimeLate;
   if (status === 'COMPLETE') merged.estimatedEndTime = now;
   else if (status === 'ERROR') delete merged.estimatedEndTime;
   else if (update.estimatedEndTime === undefined) {
-    const eta = merged.startTime === undefined ? undefined : estimateEnd(merged.startTime, now, merged.overallProgress);
+    const learned = estimator?.(merged) ?? null;
+    const eta = learned?.estimatedEndTime ?? (merged.startTime === undefined ? undefined : estimateEnd(merged.startTime, now, merged.overallProgress));
     if (eta === undefined) delete merged.estimatedEndTime;
     else merged.estimatedEndTime = eta;
+    if (learned?.estimatedEndTimeLate !== undefined) merged.estimatedEndTimeLate = Math.max(eta ?? 0, learned.estimatedEndTimeLate);
   }
 
   const checked = BookProgressSchema.safeParse(merged);

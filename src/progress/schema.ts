@@ -9,6 +9,9 @@ export const MAX_MESSAGE_LENGTH = 2_000;
 export const MAX_ERROR_LENGTH = 8_000;
 export const MAX_COUNT = 100_000;
 export const MAX_TENANT_LENGTH = 256;
+/** The most chapters of a book, and sections of a chapter, the server generates or takes live text for. */
+export const MAX_CHAPTERS = 50;
+export const MAX_SECTIONS_PER_CHAPTER = 20;
 
 export const BookIdSchema = z
   .string()
@@ -74,7 +77,8 @@ export const BookProgressSchema = z
     version: z.number().int().min(1),
   })
   .refine(chapterInRange, { message: 'currentChapter must not exceed totalChapters', path: ['currentChapter'] })
-  .refine(sectionInRange, { message: 'currentSection must not exceed totalSections', path: ['currentSection'] });
+  .refine(sectionInRange, { message: 'currentSection must not exceed totalSections', path: ['currentSection'] })
+  .meta({ id: 'BookProgress' });
 
 export type BookProgress = z.infer<typeof BookProgressSchema>;
 
@@ -95,7 +99,7 @@ export type Step = (typeof STEPS)[number];
  * (`overalProgress`) is an error instead of a silently ignored value.
  * bookId, version and timestamp are assigned by the tracker.
  */
-export const ProgressUpdateSchema = z.object(editable).partial().strict();
+export const ProgressUpdateSchema = z.object(editable).partial().strict().meta({ id: 'ProgressUpdate' });
 
 export type ProgressUpdate = z.infer<typeof ProgressUpdateSchema>;
 

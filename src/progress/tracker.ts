@@ -1,5 +1,6 @@
 import type { Fence, VersionedStates } from '../broker/commit.js';
 import { nextState, startsRun } from './derive.js';
+import type { EndEstimator } from './derive.js';
 import { conflict, foreignBook, invalidProgress } from './errors.js';
 import { BookIdSchema, BookProgressSchema, MAX_ERROR_LENGTH, MAX_MESSAGE_LENGTH, ProgressUpdateSchema, isTerminal } from './schema.js';
 import type { BookProgress, ProgressUpdate } from './schema.js';
@@ -21,6 +22,13 @@ export interface TrackerOptions {
    * queued for retry while the database is down).
    */
   persistNow?: (state: BookProgress) => Promise<void>;
+  /** Called with every state this tracker committed, in commit order (the run timelines: no gap when a broker subscription misses it). */
+  onCommit?: (state: BookProgress) => void;
+  /**
+   * A learned end for a running state, given when its current step began (if this process saw
+   * it); null: the linear estimate. Called on every publish: it must not do I/O (eta-refresher.ts).
+   */
+  estimate?: (state: BookProgress, stepStartedAt: number | undefined, now: number) => ReturnType<EndEstimator>;
   now?: () => number;
 }
 
@@ -54,6 +62,10 @@ export class ProgressTracker {
   readonly #states: VersionedStates;
   readonly #recover: (bookId: string) => Promise<BookProgress | null>;
   readonly #persistNow: (state: BookProgress) => Promise<void>;
+  readonly #onCommit: (state: BookProgress) => void;
+  readonly #estimate: TrackerOptions['estimate'];
+  /** When each running book's current step began, as this process saw it. */
+  readonly #stepStarts = new Map<string, { startTime: number | undefined; step: string; at: number }>();
   readonly #now: () => number;
   /**
    * The last state this process committed per running book, so a restarted-empty Redis neither
@@ -67,6 +79,8 @@ export class ProgressTracker {
     this.#states = options.states;
     this.#recover = options.recover ?? (async () => null);
     this.#persistNow = options.persistNow ?? (async () => {});
+    this.#onCommit = options.onCommit ?? (() => {});
+    this.#estimate = options.estimate;
     this.#now = options.now ?? Date.now;
   }
 
@@ -114,11 +128,14 @@ export class ProgressTracker {
       if (current !== null && !writer.anyTenant && current.tenant !== (writer.tenant ?? undefined)) {
         throw foreignBook(bookId);
       }
-      const next = nextState(bookId, current, update, this.#now(), minVersion, writer.tenant ?? undefined);
+      const now = this.#now();
+      const next = nextState(bookId, current, update, now, minVersion, writer.tenant ?? undefined, this.#estimator(current, now));
       const result = await this.#states.commit(next, expected, fence);
       if ('fenced' in result) throw new FencedError(`book ${bookId}: the update's fence ${fence} was superseded`);
       if (result.committed) {
         this.#remember(next);
+        this.#rememberStep(current, next);
+        this.#onCommit(next);
         if (isTerminal(next.status) || startsRun(current, next)) await this.#persistNow(next);
         return next;
       }
@@ -145,7 +162,8 @@ export class ProgressTracker {
         if (current.tenant === tenant) return { outcome: 'unchanged' as const, state: current };
         if (current.tenant !== undefined) return { outcome: 'taken' as const, state: null };
         // Parsed again so the field lands where the schema puts it; derive.ts keeps it from now on.
-        const next = BookProgressSchema.parse({ ...current, tenant, version: current.version + 1, timestamp: this.#now() });
+        const { stalledSince: _computedAtRead, ...stored } = current;
+        const next = BookProgressSchema.parse({ ...stored, tenant, version: current.version + 1, timestamp: this.#now() });
         const result = await this.#states.commit(next, expected);
         if ('fenced' in result) throw new FencedError(`book ${bookId}: fenced`);
         if (result.committed) {
@@ -177,6 +195,36 @@ export class ProgressTracker {
       error: fit(message, MAX_ERROR_LENGTH),
       message: fit(`Generation failed: ${message}`, MAX_MESSAGE_LENGTH),
     }, options);
+  }
+
+  #estimator(current: BookProgress | null, now: number): EndEstimator | undefined {
+    const estimate = this.#estimate;
+    if (estimate === undefined) return undefined;
+    return (state) => {
+      let stepStartedAt: number | undefined;
+      if (startsRun(current, state)) stepStartedAt = state.startTime;
+      else if (current !== null && current.generationStep !== state.generationStep) stepStartedAt = now;
+      else {
+        const seen = this.#stepStarts.get(state.bookId);
+        if (seen !== undefined && seen.startTime === state.startTime && seen.step === state.generationStep) stepStartedAt = seen.at;
+      }
+      return estimate(state, stepStartedAt, now);
+    };
+  }
+
+  #rememberStep(previous: BookProgress | null, next: BookProgress): void {
+    if (this.#estimate === undefined) return;
+    const seen = this.#stepStarts.get(next.bookId);
+    this.#stepStarts.delete(next.bookId);
+    if (isTerminal(next.status)) return;
+    const same = seen !== undefined && seen.startTime === next.startTime && seen.step === next.generationStep;
+    let at: number;
+    if (same) at = seen.at;
+    else if (startsRun(previous, next)) at = next.startTime ?? next.timestamp;
+    else if (previous !== null && previous.generationStep !== next.generationStep) at = next.timestamp;
+    else return; // The step began before this process saw the book: unknown.
+    this.#stepStarts.set(next.bookId, { startTime: next.startTime, step: next.generationStep, at });
+    if (this.#stepStarts.size > MAX_REMEMBERED_BOOKS) this.#stepStarts.delete(this.#stepStarts.keys().next().value as string);
   }
 
   #remember(state: BookProgress): void {

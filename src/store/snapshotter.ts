@@ -25,6 +25,8 @@ export interface SnapshotterOptions {
   owner: string;
   log: Logger;
   now?: () => number;
+  /** Called with the states each write put in the database (the run timelines fill their gaps from them). */
+  onWritten?: (states: readonly BookProgress[]) => void;
 }
 
 export interface SnapshotStats {
@@ -113,6 +115,7 @@ export class Snapshotter {
         for (const state of await broker.getMany(books.slice(j, j + READ_BATCH))) if (state !== null) states.push(state);
       }
       written += await store.saveProgress(states);
+      this.#options.onWritten?.(states);
     };
     try {
       // On a cluster one claim holds some of the round's partitions: the next claims take more,
@@ -156,6 +159,7 @@ export class Snapshotter {
     }
     try {
       await this.#options.store.saveProgress([state]);
+      this.#options.onWritten?.([state]);
       return 'written';
     } catch (error) {
       // Only an outage is worth waiting for; a state Postgres refuses would block every later write.
@@ -228,6 +232,7 @@ export class Snapshotter {
     if (this.#waitingForDatabase.size === 0) return;
     const states = [...this.#waitingForDatabase.values()];
     await this.#options.store.saveProgress(states);
+    this.#options.onWritten?.(states);
     for (const state of states) {
       if (this.#waitingForDatabase.get(state.bookId) === state) this.#waitingForDatabase.delete(state.bookId);
     }

@@ -6,7 +6,8 @@ import { textLogContract } from './text-contract.js';
 textLogContract('memory', async ({ maxSectionBytes }) => {
   const broker = new MemoryBroker({ ttlSeconds: 60 });
   const fences = new Map<string, number>();
-  const text = new MemoryTextLog({ ttlSeconds: 60, maxSectionBytes, fenceOf: (bookId) => fences.get(bookId) ?? 0 });
+  let skewMs = 0;
+  const text = new MemoryTextLog({ ttlSeconds: 600, maxSectionBytes, graceSeconds: 1, fenceOf: (bookId) => fences.get(bookId) ?? 0, now: () => Date.now() + skewMs });
   return {
     text,
     raiseFence: async (bookId, fence) => {
@@ -14,6 +15,11 @@ textLogContract('memory', async ({ maxSectionBytes }) => {
       const state = { bookId, status: 'GENERATING', generationStep: 'PLANNING', currentChapter: 0, totalChapters: 1, currentSection: 0, totalSections: 1, overallProgress: 0, message: '', timestamp: Date.now(), version: 1 } as BookProgress;
       await broker.commit(state, null, fence);
       fences.set(bookId, fence);
+    },
+    expireSection: async (bookId, chapter, section) => {
+      // Its grace runs out (the clock moves on 2 s): the section goes, the book's attempts stay.
+      await text.chapterSaved(bookId, chapter, section);
+      skewMs += 2_000;
     },
     close: async () => {
       text.close();

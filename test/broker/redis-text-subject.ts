@@ -18,6 +18,10 @@ export function textLogOn(broker: RedisBroker, keyPrefix: string, maxSectionByte
       const held = await broker.get(bookId);
       await broker.commit({ ...fencedState(bookId), version: (held?.version ?? 0) + 1 }, held?.version ?? null, fence);
     },
+    expireSection: async (bookId, chapter, section) => {
+      // What the TTL does when it runs out: the key goes, the hash of attempts stays.
+      await broker.shared.commands.del(text.keys.section(bookId, chapter, section));
+    },
     close: async () => {
       text.close();
       await broker.close();

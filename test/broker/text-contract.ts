@@ -6,6 +6,8 @@ import { until } from '../support/wait.js';
 export interface TextLogUnderTest {
   readonly text: TextLog;
   raiseFence(bookId: string, fence: number): Promise<void>;
+  /** The section's text expires (its TTL ran out), the rest of the book's text staying. */
+  expireSection(bookId: string, chapter: number, section: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -133,6 +135,25 @@ export function textLogContract(name: string, make: (options: { maxSectionBytes:
       await log.append(id, { chapter: 1, section: 1, offset: 0 }, 'kept a while');
       await log.chapterSaved(id, 1, 3);
       expect((await log.read(id, 1, 1))?.text).toBe('kept a while');
+    });
+
+    it("never gives a section's attempt number again once its text expired: a fresh start after it is the next attempt", async () => {
+      const id = uniqueBook();
+      await log.append(id, { chapter: 1, section: 1, offset: 0 }, 'the first text');
+      await subject.expireSection(id, 1, 1);
+      expect(await log.read(id, 1, 1)).toBeNull();
+      // An append starts it afresh: attempt 2, so a reader at 1:1:1:14 is not handed this as a continuation.
+      const chunks: TextChunk[] = [];
+      const unsubscribe = await log.subscribeText(id, (chunk) => chunks.push(chunk));
+      expect(await log.append(id, { chapter: 1, section: 1, offset: 0 }, 'another text')).toEqual({ ok: true, length: 12 });
+      expect(await log.read(id, 1, 1)).toEqual({ attempt: 2, text: 'another text', length: 12 });
+      await until(() => chunks.length === 1, 5_000, 'the chunk');
+      expect(chunks[0]).toMatchObject({ attempt: 2, offset: 0, text: 'another text' });
+      // And a begin after another expiry is attempt 3, never 1.
+      await subject.expireSection(id, 1, 1);
+      expect(await log.beginSection(id, 1, 1)).toBe(3);
+      expect(await log.current(id)).toEqual({ chapter: 1, section: 1, attempt: 3 });
+      unsubscribe();
     });
   });
 }

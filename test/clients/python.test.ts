@@ -11,6 +11,7 @@ import type { TestDatabase } from '../support/backends.js';
 import { Watch } from '../support/events.js';
 import { RedisCluster, RedisSentinels } from '../support/redis-cluster.js';
 import { startTestService } from '../support/service.js';
+import { TextWatch } from '../support/text.js';
 import { TEST_SECRET, mintToken } from '../support/tokens.js';
 import { until } from '../support/wait.js';
 
@@ -24,11 +25,15 @@ import json, sys
 import booksai_progress as b
 spec = json.load(sys.stdin)
 options = {"prefix": spec["prefix"], "tenant": spec.get("tenant")}
+if "pubsub" in spec:
+    options["pubsub"] = spec["pubsub"]
+if "max_section_bytes" in spec:
+    options["max_section_bytes"] = spec["max_section_bytes"]
 if "saved" in spec:
     options["last_saved"] = lambda book_id: (spec["saved"]["progress"], spec["saved"]["version"])
 mode = spec["mode"]
 if mode == "http":
-    token = spec.get("token") or b.mint_token(spec["secret"], "worker", tenant=spec.get("tenant"))
+    token = None if spec.get("anonymous") else spec.get("token") or b.mint_token(spec["secret"], "worker", tenant=spec.get("tenant"))
     p = b.HttpPublisher(spec["url"], token=token)
 elif mode == "single":
     p = b.RedisPublisher.single(spec["url"], **options)
@@ -37,7 +42,32 @@ elif mode == "sentinel":
 else:
     p = b.RedisPublisher.cluster_of([("127.0.0.1", port) for port in spec["nodes"]], **options)
 call = spec["call"]
+
+
+def text(ops):
+    """Runs appends and resets as a worker does: each offset the length the last append answered."""
+    lengths, results = {}, []
+    for op in ops:
+        at = (op["chapter"], op["section"])
+        try:
+            if op["op"] == "begin":
+                results.append({"attempt": p.begin_section(spec["book"], *at, fence=op.get("fence"))})
+                lengths[at] = 0
+                continue
+            offset = op.get("offset", lengths.get(at, 0))
+            lengths[at] = p.append_text(spec["book"], *at, offset, op["text"], reset=op.get("reset", False), fence=op.get("fence"))
+            results.append({"length": lengths[at]})
+        except b.TextRefused as error:
+            results.append({"refused": error.code, "length": error.length, "type": type(error).__name__})
+        except b.HttpError as error:
+            results.append({"http": error.status, "code": error.code})
+    return results
+
+
 try:
+    if call == "text":
+        print(json.dumps({"text": text(spec["ops"])}))
+        sys.exit(0)
     if call == "complete":
         result = p.complete(spec["book"], **spec.get("fields", {}))
     elif call == "fail":
@@ -62,7 +92,25 @@ interface Answer {
   invalid?: string;
   http?: number;
   code?: string;
+  /** One result per text operation (call: 'text'). */
+  text?: TextResult[];
 }
+
+type TextResult = { length: number } | { attempt: number } | { refused: string; length: number | null; type: string } | { http: number; code: string };
+type TextOp = { op: 'append' | 'begin'; chapter: number; section: number; text?: string; offset?: number; reset?: boolean; fence?: number };
+
+/** Waits until the reader's copy satisfies `done`, naming what it holds when it does not. */
+async function received(watch: TextWatch, done: () => boolean): Promise<void> {
+  await until(done, 5_000, 'the text on the stream').catch((error: Error) => {
+    const held = [...watch.copy.sections].map(([key, { attempt, bytes: b }]) => `${key} attempt ${attempt}: ${JSON.stringify(b.toString())}`);
+    throw new Error(`${error.message}; the reader holds ${held.join(', ') || 'nothing'} (faults: ${watch.copy.faults.join('; ') || 'none'})`);
+  });
+}
+
+const texts = (spec: Spec, book: string, ops: TextOp[]) => python({ ...spec, book, call: 'text', ops });
+const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+/** Chunks with characters of 1 to 4 UTF-8 bytes: offsets count bytes, not characters. */
+const CHUNKS = ['Él dijo «hola» ', '— 你好, ', 'the 🙂 of it', '\nand "quoted" on.'];
 
 function python(spec: Spec): Promise<Answer> {
   return new Promise((resolve, reject) => {
@@ -97,6 +145,7 @@ beforeAll(async () => {
   const single = uniquePrefix();
   const sentinelPrefix = uniquePrefix();
   const clusterPrefix = uniquePrefix();
+  const classicPrefix = uniquePrefix();
   await Promise.all([
     start('single', { REDIS_KEY_PREFIX: single }, { mode: 'single', url: REDIS_URL, prefix: single, tenant: null }),
     start('sentinel', { REDIS_URL: undefined, REDIS_SENTINELS: sentinels.sentinels, REDIS_SENTINEL_MASTER: RedisSentinels.MASTER_NAME, REDIS_KEY_PREFIX: sentinelPrefix }, {
@@ -106,9 +155,16 @@ beforeAll(async () => {
       prefix: sentinelPrefix,
     }),
     start('cluster', { REDIS_URL: undefined, REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: clusterPrefix }, { mode: 'cluster', nodes: cluster.ports, prefix: clusterPrefix }),
+    // The module's pubsub="classic": PUBLISH on a cluster, for a server with REDIS_CLUSTER_PUBSUB=classic.
+    start('cluster-classic', { REDIS_URL: undefined, REDIS_CLUSTER_NODES: cluster.seeds, REDIS_CLUSTER_PUBSUB: 'classic', REDIS_KEY_PREFIX: classicPrefix }, {
+      mode: 'cluster',
+      nodes: cluster.ports,
+      prefix: classicPrefix,
+      pubsub: 'classic',
+    }),
   ]);
   const http = uniquePrefix();
-  await start('http', { REDIS_KEY_PREFIX: http, AUTH_JWT_SECRET: TEST_SECRET }, { mode: 'http', secret: TEST_SECRET, tenant: 'acme', prefix: http });
+  await start('http', { REDIS_KEY_PREFIX: http, AUTH_JWT_SECRET: TEST_SECRET, MAX_SECTION_TEXT_BYTES: '1024' }, { mode: 'http', secret: TEST_SECRET, tenant: 'acme', prefix: http });
   const publisher = setups.get('http')!;
   publisher.spec.url = publisher.service.url;
 }, 120_000);
@@ -133,7 +189,7 @@ async function listed(setup: Setup, bookId: string, token?: string): Promise<{ s
   return body.data.find((book) => book.bookId === bookId);
 }
 
-describe.each(['single', 'sentinel', 'cluster'])('booksai_progress.py, RedisPublisher (%s)', (mode) => {
+describe.each(['single', 'sentinel', 'cluster', 'cluster-classic'])('booksai_progress.py, RedisPublisher (%s)', (mode) => {
   const setup = () => setups.get(mode)!;
 
   it('publishes versions 1-4 that a real EventSource on the server receives, and Postgres gets the first and the terminal one at once', async () => {
@@ -180,6 +236,59 @@ describe.each(['single', 'sentinel', 'cluster'])('booksai_progress.py, RedisPubl
   }, 30_000);
 });
 
+describe.each(['single', 'sentinel', 'cluster', 'cluster-classic'])('booksai_progress.py, live text through RedisPublisher (%s)', (mode) => {
+  const setup = () => setups.get(mode)!;
+
+  it('appends text that a real EventSource with ?text=1 receives byte for byte and in order; a retry with the old offset, one past the limit and a lower fence are refused with the length', async () => {
+    const { service, spec } = setup();
+    const book = `py-text-${mode}`;
+    await python({ ...spec, book, fields: { status: 'GENERATING', generationStep: 'CHAPTERS', currentChapter: 1, totalChapters: 2, message: 'Writing Chapter 1 of 2...' } });
+    const watch = new TextWatch(`${service.url}/api/ai/progress/${book}/stream?text=1`);
+    try {
+      await watch.opened;
+      const whole = CHUNKS.join('');
+      const lengths = CHUNKS.map((_, i) => bytes(CHUNKS.slice(0, i + 1).join('')));
+      const first = await python({ ...spec, book, call: 'text', max_section_bytes: 1024, ops: [
+        ...CHUNKS.map((text): TextOp => ({ op: 'append', chapter: 1, section: 1, text })),
+        // The last append retried (its first try landed): refused, never doubled.
+        { op: 'append', chapter: 1, section: 1, offset: lengths[2], text: CHUNKS[3]! },
+        { op: 'append', chapter: 1, section: 1, offset: lengths[3], text: 'x'.repeat(1024 - lengths[3]! + 1) },
+        { op: 'append', chapter: 1, section: 2, text: 'Section two.', fence: 5 },
+        { op: 'append', chapter: 1, section: 2, offset: bytes('Section two.'), text: ' Stale.', fence: 3 },
+        // Without a fence an outside worker is never fenced; its last chunk tells the reader that all has come.
+        { op: 'append', chapter: 1, section: 2, text: ' More.' },
+      ] });
+      expect(first.text).toEqual([
+        ...lengths.map((length) => ({ length })),
+        { refused: 'offset_mismatch', type: 'OffsetMismatch', length: lengths[3] },
+        { refused: 'text_too_large', type: 'TextTooLarge', length: lengths[3] },
+        { length: bytes('Section two.') },
+        { refused: 'fenced', type: 'Fenced', length: null },
+        { length: bytes('Section two. More.') },
+      ]);
+      await received(watch, () => watch.copy.text(book, 1, 2) === 'Section two. More.');
+      expect(watch.copy.text(book, 1, 1)).toBe(whole);
+      expect(watch.copy.faults).toEqual([]);
+      // The server reads the sections from the keys the module wrote.
+      const chapter = (await (await fetch(`${service.url}/api/books/${book}/chapters/1`)).json()) as { data: { text: string; saved: boolean } };
+      expect(chapter.data).toMatchObject({ saved: false, text: `${whole}\n\nSection two. More.` });
+
+      // Starting over: readers get a reset (attempt 2), then only the new text.
+      const again = await texts(spec, book, [
+        { op: 'begin', chapter: 1, section: 1 },
+        { op: 'append', chapter: 1, section: 1, offset: lengths[3], text: ' Stale.' },
+        { op: 'append', chapter: 1, section: 1, text: 'Über again.' },
+      ]);
+      expect(again.text).toEqual([{ attempt: 2 }, { refused: 'offset_mismatch', type: 'OffsetMismatch', length: 0 }, { length: bytes('Über again.') }]);
+      await received(watch, () => watch.copy.sections.get(`${book}/1:1`)?.attempt === 2 && watch.copy.bytes(book, 1, 1) === bytes('Über again.'));
+      expect(watch.copy.text(book, 1, 1)).toBe('Über again.');
+      expect(watch.copy.faults).toEqual([]);
+    } finally {
+      watch.close();
+    }
+  }, 60_000);
+});
+
 describe('booksai_progress.py when the key is missing', () => {
   it('continues from the state and version Postgres saved (LAST_SAVED_SQL), merged', async () => {
     const setup = setups.get('single')!;
@@ -220,4 +329,47 @@ describe('booksai_progress.py, HttpPublisher with a token minted by the standard
     const admin = await mintToken({ sub: 'ops', scope: 'admin' });
     expect(await listed(setup, book, admin)).toMatchObject({ status: 'COMPLETE' });
   }, 30_000);
+
+  it('appends live text through the server, which a reader of the tenant receives; the same refusals; a forged or another tenant\'s token is refused', async () => {
+    const setup = setups.get('http')!;
+    const book = 'py-http-text';
+    await python({ ...setup.spec, book, fields: { status: 'GENERATING', generationStep: 'CHAPTERS', totalChapters: 1, currentChapter: 1, message: 'one' } });
+    const reader = await mintToken({ sub: 'reader', tenant: 'acme', scope: 'progress:read' });
+    const watch = new TextWatch(`${setup.service.url}/api/ai/progress/${book}/stream?text=1&access_token=${reader}`);
+    try {
+      await watch.opened;
+      const lengths = CHUNKS.map((_, i) => bytes(CHUNKS.slice(0, i + 1).join('')));
+      const out = await texts(setup.spec, book, [
+        ...CHUNKS.map((text): TextOp => ({ op: 'append', chapter: 1, section: 1, text })),
+        { op: 'append', chapter: 1, section: 1, offset: lengths[2], text: CHUNKS[3]! },
+        // The server's MAX_SECTION_TEXT_BYTES is 1024 here.
+        { op: 'append', chapter: 1, section: 1, offset: lengths[3], text: 'x'.repeat(1024 - lengths[3]! + 1) },
+        { op: 'append', chapter: 1, section: 2, text: 'Two.', fence: 5 },
+        { op: 'append', chapter: 1, section: 2, offset: bytes('Two.'), text: ' Stale.', fence: 3 },
+      ]);
+      expect(out.text).toEqual([
+        ...lengths.map((length) => ({ length })),
+        { refused: 'offset_mismatch', type: 'OffsetMismatch', length: lengths[3] },
+        { refused: 'text_too_large', type: 'TextTooLarge', length: lengths[3] },
+        { length: bytes('Two.') },
+        { refused: 'fenced', type: 'Fenced', length: null },
+      ]);
+      const reset = await texts(setup.spec, book, [{ op: 'append', chapter: 1, section: 1, offset: 0, text: 'Anew.', reset: true }]);
+      expect(reset.text).toEqual([{ length: bytes('Anew.') }]);
+      await received(watch, () => watch.copy.sections.get(`${book}/1:1`)?.attempt === 2 && watch.copy.bytes(book, 1, 1) === bytes('Anew.') && watch.copy.bytes(book, 1, 2) > 0);
+      expect(watch.copy.text(book, 1, 1)).toBe('Anew.');
+      expect(watch.copy.text(book, 1, 2)).toBe('Two.');
+      expect(watch.copy.faults).toEqual([]);
+    } finally {
+      watch.close();
+    }
+    const more: TextOp = { op: 'append', chapter: 1, section: 1, offset: bytes('Anew.'), text: ' More.' };
+    expect((await texts({ ...setup.spec, secret: 'another-secret-of-32-bytes-long!' }, book, [more])).text).toEqual([{ http: 401, code: 'invalid_token' }]);
+    const other = await mintToken({ sub: 'worker', tenant: 'other', scope: 'progress:write' });
+    expect((await texts({ ...setup.spec, token: other }, book, [more])).text).toEqual([{ http: 404, code: 'not_found' }]);
+    const expired = await mintToken({ sub: 'worker', tenant: 'acme', scope: 'progress:write' }, { ttlSeconds: -60 });
+    expect((await texts({ ...setup.spec, token: expired }, book, [more])).text).toEqual([{ http: 401, code: 'invalid_token' }]);
+    expect((await texts({ ...setup.spec, anonymous: true }, book, [more])).text).toMatchObject([{ http: 401 }]);
+    expect((await texts(setup.spec, book, [more])).text).toEqual([{ length: bytes('Anew. More.') }]);
+  }, 60_000);
 });

@@ -95,10 +95,10 @@ describe('deploy/nginx.conf', () => {
     expect(Number(/(\d+)s$/.exec(keepalive ?? '')?.[1]) * 1000).toBeLessThan(5_000); // Node's keepAliveTimeout
   });
 
-  it('is quoted whole in the README', () => {
-    const readme = readFileSync('README.md', 'utf8');
+  it('is quoted whole in docs/nginx.md', () => {
+    const page = readFileSync('docs/nginx.md', 'utf8');
     const start = nginx.indexOf('http {');
-    expect(readme).toContain(nginx.slice(start).trim());
+    expect(page).toContain(nginx.slice(start).trim());
   });
 });
 

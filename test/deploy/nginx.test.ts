@@ -145,7 +145,7 @@ describe('behind Debian nginx with deploy/nginx.conf', () => {
     const streams = Array.from({ length: MAX_CONNECTIONS }, () => new Stream(`${proxied}/api/ai/progress/${id}/stream`));
     try {
       await Promise.all(streams.map((s) => s.opened));
-      await until(async () => (await server.metric('booksai_sse_streams')) >= MAX_CONNECTIONS, 5_000, 'every stream counted');
+      await until(async () => (await server.metric('booksai_sse_streams')) >= MAX_CONNECTIONS, 15_000, 'every stream counted');
       const refused = await fetch(`${proxied}/api/ai/progress/${id}/stream`);
       expect(refused.status).toBe(503);
       expect(refused.headers.get('retry-after')).toBe('2');

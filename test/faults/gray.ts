@@ -27,6 +27,8 @@ export function startLogged(env: Record<string, string>, log: Logger): Promise<S
     DATA_DIR: mkdtempSync(join(tmpdir(), 'booksai-gray-')),
     DEMO_STEP_MS: '20',
     DEMO_TOKENS_PER_SECOND: '1000000000',
+    // It shares its event loop with the test runner: the runner's own stalls are not overload.
+    OVERLOAD_LOOP_DELAY_MS: '0',
     ...env,
   });
   return startService(config, log);

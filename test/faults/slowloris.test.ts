@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { startServer } from '../support/service.js';
 import { waitOut, withTimeout } from '../support/wait.js';
+import { Watch } from '../support/events.js';
 
 const HEADERS_TIMEOUT_MS = 2_000;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -84,21 +85,13 @@ describe('slow clients (slowloris)', () => {
 
   it('an open stream outlives REQUEST_TIMEOUT_MS', async () => {
     await service.tracker.updateProgress('long-stream', { message: 'first' });
-    const stream = await fetch(`${service.url}/api/ai/progress/long-stream/stream`);
-    const reader = stream.body!.getReader();
-    const decoder = new TextDecoder();
-    let received = '';
-    const receive = async (what: RegExp) => {
-      while (!what.test(received)) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`the stream ended before ${what}: ${received}`);
-        received += decoder.decode(value);
-      }
-    };
-    await receive(/"message":"first"/);
+    const watch = new Watch(`${service.url}/api/ai/progress/long-stream/stream`);
+    await watch.next((state) => state.message === 'first', 10_000);
     await waitOut(REQUEST_TIMEOUT_MS + CLOSE_SLACK_MS);
     await service.tracker.updateProgress('long-stream', { message: 'after the request timeout' });
-    await receive(/"message":"after the request timeout"/);
-    await reader.cancel();
+    await watch.next((state) => state.message === 'after the request timeout', 10_000);
+    // The same connection: it was never cut (EventSource would have reconnected and counted an error).
+    expect(watch.errors).toBe(0);
+    watch.source.close();
   }, 40_000);
 });

@@ -116,11 +116,39 @@ function liveTextHttp(mode: string, redisEnv: () => Record<string, string>) {
         { chapter: 1, section: 1, offset: 0, text: '' },
         { chapter: 1, section: 1, offset: 3, text: 'x', reset: true },
         { chapter: 1, section: 1, offset: 0, text: 'x', extra: true },
+        // Past what a book has (MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER): each reader would read that far.
+        { chapter: 51, section: 1, offset: 0, text: 'x' },
+        { chapter: 1, section: 21, offset: 0, text: 'x' },
+        { chapter: 1, section: 1_000_000, offset: 0, text: 'x' },
+        // Text the saved chapter could not hold (the progress schema refuses them too).
+        { chapter: 1, section: 1, offset: 0, text: 'lone \ud800 surrogate' },
+        { chapter: 1, section: 1, offset: 0, text: 'nul \u0000' },
       ]) {
         const res = await append(t.alice, id, body);
         expect(res.status, JSON.stringify(body)).toBe(400);
       }
       expect(await service.texts.read(id, 1, 1)).toBeNull();
+    });
+
+    it('answers 400 invalid_query to a chapter `from` inside a UTF-8 character', async () => {
+      const id = await aliceBook('midchar');
+      expect((await append(t.alice, id, { chapter: 1, section: 1, offset: 0, text: 'hé wörld' })).status).toBe(200);
+      await expectError(await chapter(t.alice, id, 1, '?from=2'), 400, 'invalid_query');
+      const res = await chapter(t.alice, id, 1, '?from=3');
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { data: { text: string } }).data.text).toBe(' wörld');
+    });
+
+    it('refuses an append to a finished book with 409 book_finished, so its text expires with its state', async () => {
+      for (const status of ['COMPLETE', 'ERROR'] as const) {
+        const id = await aliceBook(`done-${status}`);
+        expect((await append(t.alice, id, { chapter: 1, section: 1, offset: 0, text: 'live' })).status).toBe(200);
+        const res = await fetch(progressUrl(service.url, id), { method: 'POST', headers: bearer(t.alice, json), body: JSON.stringify({ status, message: 'done' }) });
+        expect(res.status, await res.clone().text()).toBe(200);
+        await refusedWith(await append(t.alice, id, { chapter: 1, section: 1, offset: 4, text: ' more' }), 409, 'book_finished');
+        await refusedWith(await append(t.alice, id, { chapter: 1, section: 1, offset: 0, text: '', reset: true }), 409, 'book_finished');
+        expect((await service.texts.read(id, 1, 1))?.text).toBe('live');
+      }
     });
 
     it("refuses no token, another tenant's, an expired and a forged token, and a read-only one, on both endpoints", async () => {

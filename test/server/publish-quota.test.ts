@@ -33,6 +33,23 @@ describe('MAX_PUBLISHES_PER_SECOND_PER_TENANT', () => {
     expect((await fetch(`${server.url}/api/ai/progress/flooded-book`, { headers: bearer(flooder) })).status).toBe(200);
   });
 
+  it('counts text appends as publishes', async () => {
+    const writer = await mintToken({ sub: 'texter', tenant: 'texter', scope: 'progress:write progress:read' });
+    expect((await publish(writer, 'text-book', 'begin')).status).toBe(200);
+    const statuses: number[] = [];
+    for (let i = 0; i < RATE * 3; i++) {
+      const response = await fetch(`${server.url}/api/ai/progress/text-book/text`, {
+        method: 'POST',
+        headers: bearer(writer, { 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ chapter: 1, section: 1, offset: i, text: 'x' }),
+      });
+      statuses.push(response.status);
+      await response.body?.cancel();
+    }
+    expect(statuses).toContain(429);
+    expect(statuses.filter((status) => status === 200).length).toBeGreaterThanOrEqual(RATE * 2 - 1);
+  });
+
   it('counts only publishes: a refused caller is refused by auth first, and reads never count', async () => {
     const reader = await mintToken({ sub: 'reader', tenant: 'reader', scope: 'progress:read' });
     expect((await publish(reader, 'reader-book', 'no scope')).status).toBe(403);

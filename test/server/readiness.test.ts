@@ -5,6 +5,7 @@ import type { TestDatabase } from '../support/backends.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { startServer, startTestService } from '../support/service.js';
 import { until } from '../support/wait.js';
+import { Watch } from '../support/events.js';
 
 interface Ready {
   status: number;
@@ -80,18 +81,8 @@ describe('GET /readyz', () => {
     const service: Service = await startServer({ SHUTDOWN_DRAIN_MS: '3000' });
     started.push(service);
     await service.tracker.updateProgress('draining-book', { message: 'before' });
-    const stream = await fetch(`${service.url}/api/ai/progress/draining-book/stream`);
-    const reader = stream.body!.getReader();
-    const decoder = new TextDecoder();
-    let received = '';
-    const receive = async (what: RegExp) => {
-      while (!what.test(received)) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`the stream ended before ${what}: ${received}`);
-        received += decoder.decode(value);
-      }
-    };
-    await receive(/"message":"before"/);
+    const watch = new Watch(`${service.url}/api/ai/progress/draining-book/stream`);
+    await watch.next((state) => state.message === 'before', 10_000);
 
     const closing = service.close();
     const draining = await readyz(service.url);
@@ -100,9 +91,11 @@ describe('GET /readyz', () => {
     expect(draining.body.error?.message).toMatch(/shutting down/);
     // Still serving: the open stream gets a new update, and a new request is answered.
     await service.tracker.updateProgress('draining-book', { message: 'while draining' });
-    await receive(/"message":"while draining"/);
+    await watch.next((state) => state.message === 'while draining', 10_000);
+    // The same connection: it was never cut (EventSource would have reconnected and counted an error).
+    expect(watch.errors).toBe(0);
     expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
     await closing;
-    await reader.cancel().catch(() => {});
+    watch.source.close();
   });
 });

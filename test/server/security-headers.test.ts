@@ -67,6 +67,7 @@ describe('security headers', () => {
       const policy = page.headers.get('content-security-policy') ?? '';
       expect(policy).toContain("default-src 'self'");
       expect(policy).toContain("script-src 'self'");
+      expect(policy).toContain("worker-src 'self'");
       expect(policy).toContain("connect-src 'self'");
       expect(policy).toContain("frame-ancestors 'self'");
       expect(policy).not.toMatch(/unsafe-inline|unsafe-eval/);
@@ -105,4 +106,22 @@ describe('the dashboard under its policy, in Chromium', () => {
       await page.close();
     }
   }, 60_000);
+});
+
+describe('a malformed request on a connection whose response is being written', () => {
+  it('closes the connection instead of writing a refusal into the stream', async () => {
+    await service.tracker.updateProgress('pipelined-book', { message: 'streaming' });
+    const socket = connect(service.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    socket.write('GET /api/ai/progress/pipelined-book/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await withTimeout(
+      new Promise<void>((resolve) => socket.on('data', () => received.includes('"message":"streaming"') && resolve())),
+      10_000,
+      'the stream to deliver',
+    );
+    socket.write('\x00\x01garbage\r\n\r\n');
+    await withTimeout(new Promise((resolve) => socket.on('close', resolve)), 10_000, 'the server to close the connection');
+    expect(received).not.toContain('HTTP/1.1 400');
+  });
 });

@@ -2,7 +2,8 @@ import { get } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TEXT_BACKLOG_BYTES } from '../../src/server/delivery/text-feed.js';
+import { TEXT_BACKLOG_BYTES, TextFeed, frameData } from '../../src/server/delivery/text-feed.js';
+import type { TextFrame } from '../../src/server/delivery/text-feed.js';
 import { serverForFile } from '../support/service.js';
 import { TextCopy, TextWatch } from '../support/text.js';
 import type { TextData } from '../support/text.js';
@@ -76,5 +77,59 @@ describe('a slow consumer of live text', () => {
     await until(() => copy.text(id, 1, sections) === expected[sections - 1], 10_000, 'the resumed reader to catch up');
     expect(copy.faults).toEqual([]);
     for (let section = 1; section <= sections; section++) expect(copy.text(id, 1, section)).toBe(expected[section - 1]);
+  });
+});
+
+describe('a catch-up read of a long chapter', () => {
+  it('holds at most the backlog bound plus a section per connection, reads the rest as the client takes it, and bounds live chunks waiting behind it', async () => {
+    const texts = server.service.texts; // the server's text log, on the real Redis
+    const id = bookId('longread');
+    const sectionBytes = 200 * 1024;
+    const expected: string[] = [];
+    for (let section = 1; section <= 20; section++) {
+      const whole = `s${section} `.padEnd(sectionBytes, 'w');
+      const result = await texts.append(id, { chapter: 1, section, offset: 0 }, whole);
+      if (!result.ok) throw new Error(JSON.stringify(result));
+      expected.push(whole);
+    }
+    let due = 0;
+    let overflowed = 0;
+    const feed = new TextFeed(texts, { onDue: () => due++, onOverflow: () => overflowed++ });
+    closers.push(() => feed.close());
+    // A client that takes nothing: add resolves (so the stream opens), with 4 MB of text unread.
+    await withTimeout(feed.add(id, null), 10_000, 'the catch-up to open');
+    const held: TextFrame[] = [];
+    const heldBytes = () => held.reduce((sum, frame) => sum + (frame.kind === 'text' ? Buffer.byteLength(frame.text) : 0), 0);
+    // What is pending is taken only now; before, it had to stay within the bound and one section.
+    for (let frame = feed.take(); frame !== null; frame = feed.take()) held.push(frame);
+    expect(heldBytes()).toBeLessThanOrEqual(TEXT_BACKLOG_BYTES + sectionBytes);
+    expect(heldBytes()).toBeGreaterThan(0);
+    // Taking makes room: the reads go on, and the client gets the whole chapter, byte for byte.
+    const copy = new TextCopy();
+    await until(() => {
+      for (let frame = feed.take(); frame !== null; frame = feed.take()) held.push(frame);
+      return heldBytes() >= 20 * sectionBytes;
+    }, 10_000, 'the rest of the chapter');
+    for (const frame of held) if (frame.kind === 'text') copy.apply(frameData(frame) as unknown as TextData);
+    expect(copy.faults).toEqual([]);
+    for (let section = 1; section <= 20; section++) expect(copy.text(id, 1, section)).toBe(expected[section - 1]);
+    expect(overflowed).toBe(0);
+    feed.close();
+
+    // Another client that takes nothing, while the writer goes on: live chunks waiting behind its
+    // catch-up count too, and past the bound the client is ended (it resumes from what it got).
+    let ended = 0;
+    const stuck = new TextFeed(texts, { onDue: () => {}, onOverflow: () => ended++ });
+    closers.push(() => stuck.close());
+    await withTimeout(stuck.add(id, null), 10_000, 'the second catch-up to open');
+    let written = 0;
+    for (let section = 21; ended === 0 && written < 3 * TEXT_BACKLOG_BYTES; section++) {
+      const result = await texts.append(id, { chapter: 1, section, offset: 0 }, `s${section} `.padEnd(sectionBytes, 'y'));
+      if (!result.ok) throw new Error(JSON.stringify(result));
+      written += result.length;
+    }
+    await until(() => ended === 1, 5_000, 'the stuck client to be ended');
+    expect(written).toBeLessThan(3 * TEXT_BACKLOG_BYTES);
+    expect(due).toBeGreaterThan(0);
   });
 });

@@ -136,6 +136,26 @@ describe.each([
     expect(again.copy.faults).toEqual([]);
   });
 
+  it('gives a resume offset inside a UTF-8 character the section anew (a reset), never text cut mid-character', async () => {
+    const id = bookId('midchar');
+    await server.service.tracker.updateProgress(id, { status: 'GENERATING', message: 'writing' });
+    await write(server.service, id, 1, 1, ['hé', 'llo wörld']); // é is bytes 1-2: offset 2 is inside it
+    const byTextFrom = open(`/api/ai/progress/${id}/stream?text=1&textFrom=1:1:1:2`);
+    const byLastId = open(`/api/ai/progress/${id}/stream?text=1`, undefined, '1;1:1:1:2');
+    for (const w of [byTextFrom, byLastId]) {
+      await until(() => w.copy.text(id, 1, 1) === 'héllo wörld', 5_000, 'the section anew');
+      expect(w.copy.faults).toEqual([]);
+      expect(w.lastId.endsWith(`;1:1:1:${Buffer.byteLength('héllo wörld')}`)).toBe(true);
+    }
+    // On a character (after é), the rest only.
+    const rest = await fetch(`${server.url}/api/ai/progress/${id}/stream?text=1&textFrom=1:1:1:3`);
+    const reader = (rest.body as ReadableStream<Uint8Array>).getReader();
+    let body = '';
+    while (!body.includes('event: text')) body += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(body).toContain('"offset":3,"text":"llo wörld"');
+  });
+
   it('refuses a malformed textFrom and Last-Event-ID', async () => {
     const id = bookId('bad');
     for (const [query, headers] of [

@@ -32,8 +32,8 @@ export class NginxProcess {
     child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
   }
 
-  /** Proxies `listenHost`:free port to `upstream` (`127.0.0.1:1234`). */
-  static async start(upstream: string, listenHost = '127.0.0.1'): Promise<NginxProcess> {
+  /** Proxies `listenHost`:free port to `upstream` (`127.0.0.1:1234`); `edit` changes the configuration further (a misconfigured proxy). */
+  static async start(upstream: string, listenHost = '127.0.0.1', edit: (conf: string) => string = (conf) => conf): Promise<NginxProcess> {
     const port = await freePort();
     const folder = mkdtempSync(join(tmpdir(), 'booksai-nginx-'));
     const conf = readFileSync(NGINX_CONF, 'utf8');
@@ -42,7 +42,7 @@ export class NginxProcess {
       .replace('listen 80;', `listen ${listenHost}:${port};`)
       .replaceAll('/var/log/nginx/', `${folder}/`);
     if (templated === conf || !templated.includes(upstream) || !templated.includes(`${listenHost}:${port}`)) throw new Error(`${NGINX_CONF} no longer has the lines this test replaces`);
-    writeFileSync(join(folder, 'nginx.conf'), templated);
+    writeFileSync(join(folder, 'nginx.conf'), edit(templated));
     const child = spawn(NGINX_BIN, ['-c', join(folder, 'nginx.conf'), '-p', folder, '-e', join(folder, 'error.log'), '-g', `daemon off; pid ${folder}/nginx.pid;`], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -43,7 +43,7 @@ describe('the dashboard under BASE_PATH=/progress, in Chromium', () => {
     await page.getByRole('link', { name: 'Prefixed Book' }).click();
     await page.waitForURL(/\/progress\/book\/bk_/);
     await expect.poll(() => page.locator('article.chapter').count(), { timeout: 10_000 }).toBe(2);
-    expect(await page.locator('#connection').textContent()).toBe('Finished');
+    await expect.poll(() => page.locator('#connection').textContent(), { timeout: 10_000 }).toBe('Finished');
     await page.getByRole('link', { name: '← All books' }).click();
     await page.waitForURL(`${origin}/progress/`);
 

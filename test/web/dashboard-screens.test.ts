@@ -95,5 +95,5 @@ describe('dashboard states at 390 px and 1280 px', () => {
       await page.locator('tbody tr').nth(3).waitFor();
       await page.locator(`tr[data-book-id="${stalled}"] .stalled`).waitFor({ timeout: 5_000 });
     });
-  });
+  }, 90_000);
 });

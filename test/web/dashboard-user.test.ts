@@ -38,7 +38,7 @@ beforeAll(async () => {
   browser = await launchChromium();
   database = await createTestDatabase();
   // Long steps: a demo book is still running when the test clicks Cancel.
-  service = await startTestService({ DATABASE_URL: database.url, STALE_AFTER_SECONDS: '2', DEMO_STEP_MS: '300' });
+  service = await startTestService({ DATABASE_URL: database.url, STALE_AFTER_SECONDS: '8', DEMO_STEP_MS: '300' });
   handle = await openDatabase(database.url, '', 5_000);
 });
 afterAll(async () => {
@@ -91,15 +91,15 @@ describe('a book whose publisher went silent', () => {
     await publish(id, { status: 'GENERATING', generationStep: 'CHAPTERS', title: 'Silent book', overallProgress: 10 });
     await withPage(async (page) => {
       await page.goto(`${service.url}/book/${id}`);
-      // STALE_AFTER_SECONDS is 2: the page turns it stalled by itself, with no new state.
-      await page.locator('#summary #stalled', { hasText: 'Stalled: no update for' }).waitFor({ timeout: 10_000 });
+      // STALE_AFTER_SECONDS is 8: the page turns it stalled by itself, with no new state.
+      await page.locator('#summary #stalled', { hasText: 'Stalled: no update for' }).waitFor({ timeout: 20_000 });
       expect(await page.textContent('#summary')).toMatch(/^◑ Generating · 10 % · ⚠ Stalled: no update for \d+ s$/);
       await publish(id, { overallProgress: 20 });
       await page.locator('#percent', { hasText: '20 %' }).waitFor();
       expect(await page.locator('#stalled').count()).toBe(0);
 
       await page.goto(service.url);
-      await page.locator(`tr[data-book-id="${id}"][data-stalled] .stalled`).waitFor({ timeout: 10_000 });
+      await page.locator(`tr[data-book-id="${id}"][data-stalled] .stalled`).waitFor({ timeout: 20_000 });
     });
   });
 });

@@ -6,6 +6,10 @@ interface BookSlot {
   /** The version the client has; 0 for none. */
   sent: number;
   pending: EncodedState | null;
+  /** Whether the client takes patches of this book (`delta=merge-patch`): then `last` is kept. */
+  delta: boolean;
+  /** The state last taken for the client, the base of its next patch (null: none, or no patches). */
+  last: EncodedState | null;
   /** The slot after this one in the queue of pending books. */
   nextDue: BookSlot | null;
 }
@@ -23,10 +27,25 @@ export class BookQueue {
   #firstDue: BookSlot | null = null;
   #lastDue: BookSlot | null = null;
   #pendingCount = 0;
+  /** Whether new slots take patches. */
+  readonly #delta: boolean;
+  #base: EncodedState | null = null;
 
-  /** `known`: versions the client already has (Last-Event-ID, or a WebSocket subscribe). */
-  constructor(known: Iterable<readonly [string, number]> = []) {
+  /**
+   * `known`: versions the client already has (Last-Event-ID, or a WebSocket subscribe): their
+   * states are not kept, so their next update goes whole. `delta`: every book takes patches.
+   */
+  constructor(known: Iterable<readonly [string, number]> = [], delta = false) {
+    this.#delta = delta;
     for (const [bookId, version] of known) this.know(bookId, version);
+  }
+
+  /**
+   * What the client had of the book of the update take() returned last, the base for a patch
+   * to it; null when it had nothing kept, or takes no patches of it (then send it whole).
+   */
+  get base(): EncodedState | null {
+    return this.#base;
   }
 
   get hasPending(): boolean {
@@ -38,10 +57,11 @@ export class BookQueue {
     return this.#slots.get(bookId)?.sent ?? 0;
   }
 
-  /** The client has this version (or a newer one it already had). */
-  know(bookId: string, version: number): void {
+  /** The client has this version (or a newer one it already had); `delta`: whether it takes patches of the book. */
+  know(bookId: string, version: number, delta?: boolean): void {
     const slot = this.#slot(bookId);
     slot.sent = Math.max(slot.sent, version);
+    if (delta !== undefined) slot.delta = delta;
   }
 
   /** Queues an update the client lacks; false when it has it, or has a newer or final one pending. */
@@ -72,6 +92,10 @@ export class BookQueue {
       slot.pending = null;
       slot.sent = Math.max(slot.sent, update.version);
       this.#pendingCount--;
+      if (slot.delta) {
+        this.#base = slot.last;
+        slot.last = update;
+      } else this.#base = null;
       return update;
     }
     return null;
@@ -83,6 +107,7 @@ export class BookQueue {
     if (!slot) return;
     if (slot.pending !== null) this.#pendingCount--;
     slot.pending = null;
+    slot.last = null;
     this.#slots.delete(bookId);
   }
 
@@ -96,12 +121,13 @@ export class BookQueue {
     }
     this.#lastDue = null;
     this.#pendingCount = 0;
+    this.#base = null;
   }
 
   #slot(bookId: string): BookSlot {
     let slot = this.#slots.get(bookId);
     if (!slot) {
-      slot = { bookId, sent: 0, pending: null, nextDue: null };
+      slot = { bookId, sent: 0, pending: null, delta: this.#delta, last: null, nextDue: null };
       this.#slots.set(bookId, slot);
     }
     return slot;

@@ -38,6 +38,10 @@ export type Watched = readonly string[] | 'all';
  * Event ids make resuming exact: for one book the id is its version (the frame built once per
  * version is shared by every watcher); for a list it is the versions in list order joined by
  * '.', e.g. `12.7.0`. The every-book stream has no id: a reconnect gets the latest states again.
+ *
+ * With `delta=merge-patch` a book's first event on the stream is its whole state and the next
+ * ones are `patch` events against the state this stream sent before (see StatePatch), with the
+ * same ids; a state a patch cannot carry well (terminal, a member set to null) goes whole.
  */
 export class ProgressStream implements Watcher {
   readonly #res: ServerResponse;
@@ -63,6 +67,9 @@ export class ProgressStream implements Watcher {
   #lastEventAt = 0;
   /** Live text, for a stream opened with `?text=1` (null: progress only, at no cost). */
   #text: TextFeed | null = null;
+  /** A comment, or with `?heartbeats=1` an event EventSource shows (see visibleHeartbeats). */
+  #heartbeat = HEARTBEAT;
+  #helloFirst = false;
 
   /**
    * `known`: versions the client already has, from Last-Event-ID. `admits`: which updates the
@@ -74,10 +81,11 @@ export class ProgressStream implements Watcher {
     known: ReadonlyMap<string, number>,
     admits: ((update: EncodedState) => boolean) | null,
     onEnd: () => void,
+    delta = false,
   ) {
     this.#res = res;
     this.#watched = watched;
-    this.#books = new BookQueue(known);
+    this.#books = new BookQueue(known, delta);
     this.#admits = admits;
     this.#onEnd = onEnd;
     this.#connection = res.req.socket;
@@ -115,6 +123,15 @@ export class ProgressStream implements Watcher {
    */
   attachText(feed: TextFeed): void {
     this.#text = feed;
+  }
+
+  /**
+   * Heartbeats as `event: heartbeat` (data: the period), the first right after the headers: a
+   * browser client, which cannot see comments, then notices a proxy that holds the stream back.
+   */
+  visibleHeartbeats(heartbeatMs: number): void {
+    this.#heartbeat = new EncodedEvent(formatSseEvent({ event: 'heartbeat', data: `{"heartbeatMs":${heartbeatMs}}` }));
+    this.#helloFirst = true;
   }
 
   /** Text frames waited their coalescing window: written now unless the socket is not draining. */
@@ -155,7 +172,7 @@ export class ProgressStream implements Watcher {
   /** Keeps an idle connection open through proxies (see StreamRegistry); skipped when an event was written since `quietSince`. */
   heartbeat(quietSince: number): void {
     if (this.#lastEventAt >= quietSince) return;
-    if (this.#open && !this.#ended && !this.#waitingForDrain) this.#write(HEARTBEAT);
+    if (this.#open && !this.#ended && !this.#waitingForDrain) this.#write(this.#heartbeat);
   }
 
   /** States may have been missed: the client reconnects soon and gets the latest ones again. */
@@ -187,6 +204,7 @@ export class ProgressStream implements Watcher {
     this.#socket = socket;
     this.#chunked = this.#res.chunkedEncoding;
     this.#write(new EncodedEvent(formatSseEvent({ retry: retryMs })));
+    if (this.#helloFirst) this.#write(this.#heartbeat);
     this.#open = true;
     this.#flush();
     if (this.#gapBeforeOpen) setImmediate(() => this.close(GAP_RETRY_MS));
@@ -217,7 +235,7 @@ export class ProgressStream implements Watcher {
         else this.#finished.add(update.bookId);
       }
       this.#lastEventAt = Date.now();
-      if (!this.#write(this.#frame(update))) {
+      if (!this.#write(this.#frame(update, this.#books.base))) {
         this.#awaitDrain();
         return;
       }
@@ -262,7 +280,14 @@ export class ProgressStream implements Watcher {
     return `${versions};${this.#watched.map((bookId) => formatCursor(text.position(bookId))).join('.')}`;
   }
 
-  #frame(update: EncodedState): EncodedEvent {
+  /** `base`: what the client had of the book, for a patch (null: the state goes whole). */
+  #frame(update: EncodedState, base: EncodedState | null): EncodedEvent {
+    const patch = base === null ? null : update.patchFrom(base);
+    if (patch !== null) {
+      if (this.#watched === 'all') return patch.frameWithoutId;
+      if (this.#watched.length === 1 && this.#text === null) return patch.frame;
+      return EncodedEvent.named('patch', this.#watched.length === 1 ? (patch.json as string) : patch.jsonWithBookId, this.#resumeId());
+    }
     if (this.#watched === 'all') return update.frameWithoutId;
     if (this.#watched.length === 1 && this.#text === null) return update.frame;
     return EncodedEvent.progress(update.json, this.#resumeId());

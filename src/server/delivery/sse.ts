@@ -64,9 +64,14 @@ export class EncodedEvent {
    * event's text built first: this runs once per update, and the text would be garbage at once.
    */
   static progress(json: string, id?: string): EncodedEvent {
+    return EncodedEvent.named('progress', json, id);
+  }
+
+  /** An event named `event` (`progress`, `patch`) carrying `json`, built as progress() is. */
+  static named(event: string, json: string, id?: string): EncodedEvent {
     // JSON from a foreign publisher may hold line breaks between its tokens: one data line each.
-    if (HAS_LINE_BREAK.test(json)) return new EncodedEvent(formatSseEvent({ event: 'progress', id, data: json }));
-    const head = id === undefined ? 'event: progress\ndata: ' : `event: progress\nid: ${field('id', id)}\ndata: `;
+    if (HAS_LINE_BREAK.test(json)) return new EncodedEvent(formatSseEvent({ event, id, data: json }));
+    const head = id === undefined ? `event: ${event}\ndata: ` : `event: ${event}\nid: ${field('id', id)}\ndata: `;
     return new EncodedEvent(head, json, '\n\n');
   }
 

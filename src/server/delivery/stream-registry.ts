@@ -33,8 +33,11 @@ export class StreamRegistry {
   readonly #labels = new Map<ProgressStream, StreamLabel>();
   readonly #timer: NodeJS.Timeout;
   #tick = 0;
+  /** No open stream stays silent for longer. */
+  readonly heartbeatMs: number;
 
   constructor(heartbeatMs: number) {
+    this.heartbeatMs = heartbeatMs;
     const visitMs = heartbeatMs * VISIT_SHARE;
     const slices = Math.max(1, Math.floor(visitMs / HEARTBEAT_TICK_MS));
     const tickMs = Math.floor(visitMs / slices);

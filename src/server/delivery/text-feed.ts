@@ -1,4 +1,5 @@
 import type { TextChunk, TextLog } from '../../broker/text-log.js';
+import { MAX_CHAPTERS } from '../../progress/schema.js';
 
 /** Where a reader is in a book's live text: it has the section's bytes up to `offset` of `attempt` (0: any attempt). */
 export interface TextCursor {
@@ -42,6 +43,7 @@ interface BookFeed {
   /** Every-book feeds: null while the caller's right to the book is being checked. */
   allowed: boolean | null;
   readonly backlog: TextChunk[];
+  backlogBytes: number;
   unsubscribe: (() => void) | null;
   removed: boolean;
 }
@@ -66,6 +68,12 @@ export class TextFeed {
   #liveBytes = 0;
   #timer: NodeJS.Timeout | null = null;
   #lastTake = 0;
+  /** Bytes of live chunks waiting in the books' backlogs while their catch-up reads: they count toward the bound too. */
+  #backlogBytes = 0;
+  /** Catch-up reads waiting for the client to take what is pending (at most `backlogBytes` of it, plus one section). */
+  readonly #roomWaiters: Array<() => void> = [];
+  /** Resolves once a catch-up first waits for room: add() then resolves too, so the transport opens and drains. */
+  readonly #blocked: { promise: Promise<void>; resolve: () => void };
   #closed = false;
   #overflowed = false;
   #unsubscribeAll: (() => void) | null = null;
@@ -73,13 +81,20 @@ export class TextFeed {
   constructor(texts: TextLog, options: TextFeedOptions) {
     this.#texts = texts;
     this.#options = { coalesceMs: TEXT_COALESCE_MS, backlogBytes: TEXT_BACKLOG_BYTES, ...options };
+    let resolve = () => {};
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#blocked = { promise, resolve };
   }
 
   get hasPending(): boolean {
     return this.#pending.length > 0;
   }
 
-  /** Follows a book's text from `known` (null: from the start of the section being written); resolves once caught up. */
+  /**
+   * Follows a book's text from `known` (null: from the start of the section being written);
+   * resolves once caught up, or once the catch-up waits for the client to take what it read (it
+   * goes on as the client reads: a connection holds at most the backlog bound plus one section).
+   */
   async add(bookId: string, known: TextCursor | null): Promise<void> {
     if (this.#closed || this.#books.has(bookId)) return;
     const book = this.#book(bookId, true);
@@ -87,11 +102,10 @@ export class TextFeed {
     const unsubscribe = await this.#texts.subscribeText(bookId, (chunk) => this.#live(book, chunk));
     if (book.removed || this.#closed) return unsubscribe();
     book.unsubscribe = unsubscribe;
-    try {
-      await this.#resume(book, known);
-    } finally {
-      this.#settle(book);
-    }
+    const resumed = this.#resume(book, known).finally(() => this.#settle(book));
+    const outcome = await Promise.race([resumed.then(() => 'done' as const), this.#blocked.promise.then(() => 'blocked' as const)]);
+    // Caught up later, as the client reads: a read that fails then ends the client, which resumes.
+    if (outcome === 'blocked') resumed.catch(() => this.#overflow());
   }
 
   /** Follows every book's text (the every-book stream); each book starts at its section being written. */
@@ -109,6 +123,7 @@ export class TextFeed {
     if (!book) return;
     book.removed = true;
     book.unsubscribe?.();
+    this.#dropBacklog(book);
     this.#books.delete(bookId);
   }
 
@@ -123,6 +138,7 @@ export class TextFeed {
     if (!frame) return null;
     this.#pendingBytes -= frame.bytes;
     if (this.#pending.length === 0) this.#liveBytes = 0;
+    if (this.#pendingBytes <= this.#options.backlogBytes) this.#wake();
     this.#lastTake = Date.now();
     const book = this.#books.get(frame.bookId);
     if (book) book.sent = after(book.sent, frame);
@@ -138,10 +154,28 @@ export class TextFeed {
     for (const bookId of [...this.#books.keys()]) this.remove(bookId);
     this.#pending.length = 0;
     this.#pendingBytes = 0;
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const resolve of this.#roomWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves when the client has taken enough of what is pending for another read (or the feed closed). */
+  async #room(): Promise<void> {
+    if (this.#closed || this.#pendingBytes <= this.#options.backlogBytes) return;
+    this.#blocked.resolve();
+    await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  #dropBacklog(book: BookFeed): void {
+    this.#backlogBytes -= book.backlogBytes;
+    book.backlogBytes = 0;
+    book.backlog.length = 0;
   }
 
   #book(bookId: string, allowed: boolean | null): BookFeed {
-    const book: BookFeed = { bookId, accepted: null, sent: null, busy: false, allowed, backlog: [], unsubscribe: null, removed: false };
+    const book: BookFeed = { bookId, accepted: null, sent: null, busy: false, allowed, backlog: [], backlogBytes: 0, unsubscribe: null, removed: false };
     this.#books.set(bookId, book);
     return book;
   }
@@ -154,7 +188,7 @@ export class TextFeed {
         .catch(() => false)
         .then((allowed) => {
           book.allowed = allowed;
-          if (!allowed) book.backlog.length = 0;
+          if (!allowed) this.#dropBacklog(book);
           else this.#settle(book);
         });
     }
@@ -170,7 +204,7 @@ export class TextFeed {
     }
     if (known === null) {
       // A new reader gets the chapter being written, from its first section.
-      for (let section = 1; section <= current.section; section++) await this.#catchUp(book, current.chapter, section, null);
+      await this.#sections(book, current.chapter, 1, current.section, null);
       return;
     }
     if (known.chapter > current.chapter || (known.chapter === current.chapter && known.section > current.section)) {
@@ -180,44 +214,80 @@ export class TextFeed {
     }
     let from = 1;
     if (known.chapter < current.chapter) {
-      // The rest of those chapters is in Postgres by now: the client fetches them.
-      for (let chapter = known.chapter; chapter < current.chapter; chapter++) this.#push(book, { kind: 'chapter', bookId: book.bookId, chapter, saved: true, bytes: 0 });
+      // The rest of those chapters is in Postgres by now: the client fetches them (a book has at most MAX_CHAPTERS).
+      for (let chapter = Math.max(known.chapter, current.chapter - MAX_CHAPTERS); chapter < current.chapter; chapter++) {
+        this.#push(book, { kind: 'chapter', bookId: book.bookId, chapter, saved: true, bytes: 0 });
+      }
     } else {
       from = Math.max(1, known.section);
       book.accepted = known;
       book.sent = known;
     }
-    for (let section = from; section <= current.section; section++) {
-      await this.#catchUp(book, current.chapter, section, known.chapter === current.chapter && section === known.section ? known : null);
+    await this.#sections(book, current.chapter, from, current.section, known.chapter === current.chapter ? known : null);
+  }
+
+  /**
+   * Sections `first`..`last` of a chapter, the first from `known` when it is in that section; stops
+   * at the first section the log does not hold (sections are written in order, as liveChapter
+   * reads them), and once the book or the connection is gone: a reader costs one read per section
+   * held, whatever section number a writer used.
+   */
+  async #sections(book: BookFeed, chapter: number, first: number, last: number, known: TextCursor | null): Promise<void> {
+    for (let section = first; section <= last; section++) {
+      if (this.#gone(book)) return;
+      const from = known !== null && known.chapter === chapter && known.section === section ? known : null;
+      if (!(await this.#catchUp(book, chapter, section, from))) return;
     }
   }
 
-  /** Reads what the client lacks of a section: from its offset, or (a new attempt, or none) a reset to the whole text. */
-  async #catchUp(book: BookFeed, chapter: number, section: number, from: TextCursor | null): Promise<void> {
+  #gone(book: BookFeed): boolean {
+    return book.removed || this.#closed;
+  }
+
+  /**
+   * Reads what the client lacks of a section: from its offset, or (a new attempt, or none) a reset
+   * to the whole text. False when the log holds no text of the section (or the book is gone).
+   */
+  async #catchUp(book: BookFeed, chapter: number, section: number, from: TextCursor | null): Promise<boolean> {
+    await this.#room();
+    if (this.#gone(book)) return false;
     if (from !== null && from.offset > 0) {
       const tail = await this.#texts.read(book.bookId, chapter, section, from.offset);
-      if (tail === null) return;
-      // Without the attempt (a bare textFrom) only a section never reset is known to be the reader's.
-      if ((from.attempt === 0 ? tail.attempt === 1 : tail.attempt === from.attempt) && tail.length >= from.offset) {
+      if (tail === null || this.#gone(book)) return false;
+      // Without the attempt (a bare textFrom) only a section never reset is known to be the reader's;
+      // an offset inside a character is no client's (frames end on characters): it gets the section anew.
+      const ours = (from.attempt === 0 ? tail.attempt === 1 : tail.attempt === from.attempt) && tail.length >= from.offset;
+      if (ours && (tail.text.charCodeAt(0) !== 0xfffd || (await this.#onCharacter(book, chapter, section, from.offset)))) {
         book.accepted = { chapter, section, attempt: tail.attempt, offset: from.offset };
         if (tail.text !== '') this.#pushText(book, { chapter, section, attempt: tail.attempt, offset: from.offset, text: tail.text });
-        return;
+        return true;
       }
     }
     const whole = await this.#texts.read(book.bookId, chapter, section, 0);
-    if (whole === null) return;
+    if (whole === null || this.#gone(book)) return false;
     const reset = from !== null && (from.offset > 0 || from.attempt !== whole.attempt);
     if (whole.text === '' && !reset) {
       book.accepted = { chapter, section, attempt: whole.attempt, offset: 0 };
-      return;
+      return true;
     }
     this.#pushText(book, { chapter, section, attempt: whole.attempt, offset: 0, text: whole.text, ...(reset ? { reset: true as const } : {}) });
+    return true;
+  }
+
+  /** Whether byte `offset` of the section starts a character (a tail read from inside one starts with U+FFFD, as a real U+FFFD does). */
+  async #onCharacter(book: BookFeed, chapter: number, section: number, offset: number): Promise<boolean> {
+    const whole = await this.#texts.read(book.bookId, chapter, section, 0);
+    return whole !== null && startsCharacter(Buffer.from(whole.text, 'utf8'), offset);
   }
 
   #live(book: BookFeed, chunk: TextChunk): void {
     if (book.removed || this.#closed || book.allowed === false) return;
     if (book.busy || book.allowed === null) {
       book.backlog.push(chunk);
+      const bytes = utf8(chunk.text);
+      book.backlogBytes += bytes;
+      this.#backlogBytes += bytes;
+      if (this.#liveBytes + this.#backlogBytes > this.#options.backlogBytes) this.#overflow();
       return;
     }
     const known = book.accepted;
@@ -261,10 +331,13 @@ export class TextFeed {
   #advance(book: BookFeed, known: TextCursor | null, chunk: TextChunk): void {
     book.busy = true;
     book.backlog.unshift(chunk);
+    const bytes = utf8(chunk.text);
+    book.backlogBytes += bytes;
+    this.#backlogBytes += bytes;
     const catchUp = async () => {
       if (known !== null) await this.#catchUp(book, known.chapter, known.section, known);
       const first = known !== null && known.chapter === chunk.chapter ? known.section + 1 : 1;
-      for (let section = first; section < chunk.section; section++) await this.#catchUp(book, chunk.chapter, section, null);
+      await this.#sections(book, chunk.chapter, first, chunk.section - 1, null);
       // Between sections: the chunk (and what follows) now starts the next one.
       book.accepted = { chapter: chunk.chapter, section: 0, attempt: 0, offset: 0 };
     };
@@ -276,10 +349,16 @@ export class TextFeed {
   /** The catch-up is done: the chunks that came meanwhile, in order. */
   #settle(book: BookFeed): void {
     book.busy = false;
-    while (book.backlog.length > 0 && !book.busy) this.#live(book, book.backlog.shift() as TextChunk);
+    while (book.backlog.length > 0 && !book.busy) {
+      const chunk = book.backlog.shift() as TextChunk;
+      const bytes = utf8(chunk.text);
+      book.backlogBytes -= bytes;
+      this.#backlogBytes -= bytes;
+      this.#live(book, chunk);
+    }
   }
 
-  /** `live`: a chunk as it came, which counts toward the backlog bound (catch-up reads are bounded by what the log holds). */
+  /** `live`: a chunk as it came, which counts toward the backlog bound (catch-up reads wait for room instead, see #room). */
   #pushText(book: BookFeed, at: Omit<TextChunk, 'bookId'>, live = false): void {
     const bytes = utf8(at.text);
     const frame: PendingFrame = { kind: 'text', bookId: book.bookId, chapter: at.chapter, section: at.section, attempt: at.attempt, offset: at.offset, text: at.text, bytes, ...(at.reset ? { reset: true as const } : {}) };
@@ -299,7 +378,7 @@ export class TextFeed {
     }
     this.#pendingBytes += frame.bytes;
     if (live) this.#liveBytes += frame.bytes;
-    if (this.#liveBytes > this.#options.backlogBytes) return this.#overflow();
+    if (this.#liveBytes + this.#backlogBytes > this.#options.backlogBytes) return this.#overflow();
     this.#schedule();
   }
 
@@ -317,6 +396,11 @@ export class TextFeed {
     this.#overflowed = true;
     this.#options.onOverflow();
   }
+}
+
+/** Whether byte `offset` of `bytes` starts a UTF-8 character (or is the end): not a continuation byte. */
+export function startsCharacter(bytes: Uint8Array, offset: number): boolean {
+  return offset >= bytes.length || ((bytes[offset] as number) & 0xc0) !== 0x80;
 }
 
 /** The cursor once `frame` is applied. */

@@ -4,8 +4,8 @@ import { errorBody } from '../../refusal.js';
 
 /**
  * The WebSocket protocol, the twin of sse.ts. Messages are JSON: `{ type: 'subscribe', books,
- * versions? }`, `{ type: 'unsubscribe', books }` and `{ type: 'auth', token }` from the client;
- * `{ type: 'progress', data }`, `{ type: 'text', bookId, chapter, section, attempt,
+ * versions?, text?, textFrom?, delta? }`, `{ type: 'unsubscribe', books }` and `{ type: 'auth', token }` from the client;
+ * `{ type: 'progress', data }`, `{ type: 'patch', bookId, data }` (with `delta: 'merge-patch'`), `{ type: 'text', bookId, chapter, section, attempt,
  * offset, text, reset? }`, `{ type: 'chapter', bookId, chapter, saved }`, `{ type: 'auth', data: { expiresAt } }` and `{ type: 'error',
  * [bookId,] error: { code, message } }` from the server.
  */
@@ -20,7 +20,7 @@ export const CLOSE_RESTARTING = 1012;
 /** The client fell too far behind the live text: it reconnects and resumes (textFrom) from what it has. */
 export const CLOSE_TEXT_BEHIND = 4429;
 
-const ClientMessageSchema = z.discriminatedUnion('type', [
+export const ClientMessageSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('subscribe'),
     books: z.array(BookIdSchema).min(1),
@@ -30,6 +30,8 @@ const ClientMessageSchema = z.discriminatedUnion('type', [
     text: z.boolean().optional(),
     /** Where the client is in each book's text, `<chapter>:<section>[:<attempt>]:<offset>`: only what it lacks is sent. */
     textFrom: z.record(z.string(), z.string().max(64)).optional(),
+    /** After a book's first `progress` message, `patch` messages: JSON Merge Patches against the state sent before. */
+    delta: z.literal('merge-patch').optional(),
   }),
   z.object({ type: z.literal('unsubscribe'), books: z.array(BookIdSchema).min(1) }),
   /** A fresh token for the same user, sent before the current one expires. */

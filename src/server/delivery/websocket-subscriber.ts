@@ -116,7 +116,7 @@ export class Subscriber implements Watcher {
     for (const [bookId, raw] of Object.entries(textFrom)) {
       if (parseTextFrom(raw) === undefined) return this.#send(errorMessage('invalid_text_from', `textFrom of ${bookId} must be <chapter>:<section>:<offset>`, bookId));
     }
-    return this.#subscribe(message.books, message.versions ?? {}, message.text === true ? textFrom : null);
+    return this.#subscribe(message.books, message.versions ?? {}, message.text === true ? textFrom : null, message.delta === 'merge-patch');
   }
 
   #unsubscribe(books: readonly string[]): void {
@@ -128,7 +128,7 @@ export class Subscriber implements Watcher {
   }
 
   /** `textFrom`: null for progress only, else where the client is in each book's text (none: from the chapter's start). */
-  async #subscribe(books: readonly string[], versions: Readonly<Record<string, number>>, textFrom: Readonly<Record<string, string>> | null): Promise<void> {
+  async #subscribe(books: readonly string[], versions: Readonly<Record<string, number>>, textFrom: Readonly<Record<string, string>> | null, delta: boolean): Promise<void> {
     const { hub, maxBooksPerConnection } = this.#context;
     const added = [...new Set(books)].filter((bookId) => !this.#books.has(bookId) && !this.#joining.has(bookId));
     if (this.#books.size + this.#joining.size + added.length > maxBooksPerConnection) {
@@ -136,7 +136,7 @@ export class Subscriber implements Watcher {
     }
     for (const bookId of added) {
       this.#joining.add(bookId);
-      this.#queue.know(bookId, versions[bookId] ?? 0);
+      this.#queue.know(bookId, versions[bookId] ?? 0, delta);
     }
     const refused = new Set<string>();
     const joins = await Promise.all(
@@ -231,7 +231,9 @@ export class Subscriber implements Watcher {
     for (let update = this.#queue.take(); update !== null; update = this.#queue.take()) {
       if (this.#ws.readyState !== WebSocket.OPEN) return;
       this.#sending++;
-      this.#ws.send(update.wsMessage, { binary: false }, this.#sent);
+      const base = this.#queue.base;
+      const patch = base === null ? null : update.patchFrom(base);
+      this.#ws.send(patch === null ? update.wsMessage : patch.wsMessage, { binary: false }, this.#sent);
       if (this.#ws.bufferedAmount >= BACKPRESSURE_BYTES) return;
     }
   }

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
@@ -62,7 +62,12 @@ export function createEdge(options: EdgeOptions): Server {
   const vary = cors.vary;
   const timeouts = { headersTimeout: options.headersTimeoutMs, requestTimeout: options.requestTimeoutMs, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS };
   const refuse = (socket: Duplex, refusal: Refusal) => endWithRefusal(socket, refusal, options.securityHeaders);
+  // Each socket's current response: a parse error (a pipelined request) while it is being written,
+  // a stream say, must not put a refusal in the middle of it (as Node's own handler does not).
+  const answering = new WeakMap<Duplex, ServerResponse>();
   const server = createServer(timeouts, (req, res) => {
+    answering.set(req.socket, res);
+    res.once('close', () => answering.get(req.socket) === res && answering.delete(req.socket));
     logRequest(req, res);
     // Set first: the answers written here (fast path, refusals, streams) carry them; Hono's override them with the same.
     for (const [name, value] of options.securityHeaders) res.setHeader(name, value);
@@ -75,7 +80,10 @@ export function createEdge(options: EdgeOptions): Server {
     if (mount(req, res)) return;
     if (!fastPoll(req, res)) void honoListener(req, res);
   });
-  server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => refuse(socket, malformedRequestRefusal(error)));
+  server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
+    if (answering.get(socket)?.headersSent) return void socket.destroy();
+    refuse(socket, malformedRequestRefusal(error));
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const [path, query] = splitUrl(req.url ?? '');
     if (hasDotSegment(path)) return refuse(socket, dotSegmentRefusal());

@@ -25,8 +25,11 @@ import type { Readiness } from './readiness.js';
 import { apiSecurityHeaders } from './security-headers.js';
 import type { AppEnv, TrustedPages } from './auth.js';
 import { refusalResponse, toErrorResponse } from './errors.js';
+import { analyticsRoutes } from './routes/analytics.js';
+import type { AnalyticsRoutesOptions } from './routes/analytics.js';
 import { adminRoutes } from './routes/admin.js';
 import { bookRoutes } from './routes/books.js';
+import { docsRoutes } from './routes/docs.js';
 import { progressRoutes } from './routes/progress.js';
 import { sessionRoutes } from './routes/session.js';
 import { streamRoutes } from './routes/streams.js';
@@ -70,6 +73,8 @@ export interface AppDeps {
   staleAfterMs: number;
   /** The latest recorded run of a book (analytics); null: none recorded. */
   timeline: (bookId: string) => Promise<BookTimeline | null>;
+  /** GET /api/analytics: the aggregates of a window. */
+  analytics: AnalyticsRoutesOptions['analytics'];
   /** The operator view's answer (GET /api/admin/status). */
   adminStatus: () => Promise<AdminStatus>;
   /** Gives books without a tenant to one (POST /api/admin/adopt). */
@@ -93,6 +98,7 @@ export function createApp(deps: AppDeps) {
   app.get(WEBSOCKET_PATH, (c) =>
     refusalResponse(c, new Refusal(426, 'upgrade_required', 'this endpoint takes a WebSocket: send Connection: Upgrade and Upgrade: websocket'), { Upgrade: 'websocket' }),
   );
+  app.route('/', docsRoutes(deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   app.use('/api/*', authenticate(deps.auth, undefined, deps.pages));
   // Open mode keeps /metrics open, as the rest; with authentication it needs `admin`.
   app.get('/metrics', authenticate(deps.auth, deps.auth.enabled ? 'admin' : undefined), async (c) => c.body(await deps.metrics.metrics(), 200, { 'Content-Type': deps.metrics.contentType }));
@@ -104,13 +110,17 @@ export function createApp(deps: AppDeps) {
   app.route('/api/ai/progress', streams.perBook);
   app.use('/api/ai/progress/:bookId', publishAdmission(deps.load ?? null));
   app.use('/api/ai/progress/:bookId/text', publishAdmission(deps.load ?? null));
-  app.use('/api/ai/progress/:bookId', publishQuota(deps.publishQuota));
+  // Text appends count as publishes: one bucket per tenant for both.
+  const quota = publishQuota(deps.publishQuota);
+  app.use('/api/ai/progress/:bookId', quota);
+  app.use('/api/ai/progress/:bookId/text', quota);
   app.route('/api/ai/progress', progressRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/progress', textRoutes({ ...deps, findNewest: deps.newest.find }));
   app.route('/api/ai/stream', streams.multiplexed);
   app.route('/', webRoutes(WEB_ROOT, deps.basePath ?? '', deps.frameAncestors ?? ["'self'"]));
   if (deps.requestDeadlineMs !== undefined) app.use('/api/books/*', requestDeadline(deps.requestDeadlineMs));
   app.route('/api/books', bookRoutes(deps));
+  app.route('/api/analytics', analyticsRoutes(deps));
   app.route('/api/admin', adminRoutes({ authEnabled: deps.auth.enabled, status: deps.adminStatus, adoption: deps.adoption, tracker: deps.tracker, maxBodyBytes: deps.maxBodyBytes }));
   app.route('/api/session', sessionRoutes({ authEnabled: deps.auth.enabled, staleAfterMs: deps.staleAfterMs }));
 

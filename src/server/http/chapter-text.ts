@@ -1,8 +1,7 @@
 import type { TextLog } from '../../broker/text-log.js';
+import { MAX_SECTIONS_PER_CHAPTER } from '../../progress/schema.js';
 import type { ChapterRecord } from '../../store/books.js';
 
-/** Sections of a chapter looked for in the text log when the section being written is elsewhere. */
-const MAX_LIVE_SECTIONS = 20;
 /** How a chapter's sections are joined, in the live text as in the saved chapter (pipeline.ts). */
 const SECTION_SEPARATOR = '\n\n';
 
@@ -33,7 +32,7 @@ export function savedChapter(record: ChapterRecord): ChapterText {
 /** The chapter being written (or written and not saved yet), or null when the log holds none of it. */
 export async function liveChapter(texts: TextLog, bookId: string, chapter: number): Promise<ChapterText | null> {
   const current = await texts.current(bookId);
-  const last = current?.chapter === chapter ? current.section : MAX_LIVE_SECTIONS;
+  const last = current?.chapter === chapter ? current.section : MAX_SECTIONS_PER_CHAPTER;
   const parts: Buffer[] = [];
   const sections: LiveSection[] = [];
   for (let section = 1; section <= last; section++) {

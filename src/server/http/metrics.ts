@@ -1,4 +1,5 @@
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RecordedBatch } from '../../analytics/recorder.js';
 import type { Broker } from '../../broker/broker.js';
 import { FAULT_KINDS } from '../../fault-log.js';
 import type { FaultLog } from '../../fault-log.js';
@@ -66,4 +67,22 @@ export function createMetrics(sources: MetricSources): Registry {
     });
   }
   return registry;
+}
+
+/** Seconds: a step or a run of a generation takes from about a second to an hour. */
+const STEP_BUCKETS = [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1_800, 3_600];
+const RUN_BUCKETS = [5, 10, 20, 30, 60, 120, 300, 600, 1_200, 1_800, 3_600, 7_200];
+
+/**
+ * `booksai_step_duration_seconds{step}` and `booksai_run_duration_seconds{status}`, fed from the
+ * timeline fold (TimelineFeed's onRecorded): exact step spans and runs that ended, each counted
+ * by the one process that wrote it first, so the sum over instances counts each once.
+ */
+export function registerTimelineMetrics(registry: Registry): (batch: RecordedBatch) => void {
+  const steps = new Histogram({ name: 'booksai_step_duration_seconds', help: 'Duration of finished generation steps (exact spans of the run timelines)', labelNames: ['step'], buckets: STEP_BUCKETS, registers: [registry] });
+  const runs = new Histogram({ name: 'booksai_run_duration_seconds', help: 'Duration of ended runs, by final status (COMPLETE, ERROR)', labelNames: ['status'], buckets: RUN_BUCKETS, registers: [registry] });
+  return (batch) => {
+    for (const span of batch.written.spans) if (span.kind === 'step' && span.exact) steps.observe({ step: span.step }, (span.endedAt - span.startedAt) / 1000);
+    for (const run of batch.written.ended) if (run.endedAt !== null) runs.observe({ status: run.status }, Math.max(0, run.endedAt - run.startedAt) / 1000);
+  };
 }

@@ -20,7 +20,7 @@ export function apiSecurityHeaders(): MiddlewareHandler {
 }
 
 /**
- * The dashboard's pages: scripts and styles from this server only, no inline script, fetches,
+ * The dashboard's pages: scripts, workers and styles from this server only, no inline script, fetches,
  * streams and WebSockets to this server only; framed only by FRAME_ANCESTORS.
  */
 export function pageSecurityHeaders(frameAncestors: readonly string[]): MiddlewareHandler {
@@ -29,6 +29,7 @@ export function pageSecurityHeaders(frameAncestors: readonly string[]): Middlewa
     contentSecurityPolicy: {
       defaultSrc: ["'self'"],
       scriptSrc: ["'self'"],
+      workerSrc: ["'self'"], // the client's shared worker (assets/shared-worker.js)
       styleSrc: ["'self'"],
       imgSrc: ["'self'", 'data:'],
       connectSrc: ["'self'"],

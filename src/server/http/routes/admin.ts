@@ -13,7 +13,8 @@ import { readJson } from '../params.js';
 /** Books one adopt request may name. */
 export const MAX_ADOPT_BOOKS = 1_000;
 
-const AdoptSchema = z.union([
+/** `POST /api/admin/adopt`: books without a tenant given to `tenant`, named or all of them. */
+export const AdoptSchema = z.union([
   z.object({ tenant: TenantSchema, books: z.array(BookIdSchema).min(1).max(MAX_ADOPT_BOOKS) }).strict(),
   z.object({ tenant: TenantSchema, untenanted: z.literal(true) }).strict(),
 ]);

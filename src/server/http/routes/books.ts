@@ -7,6 +7,7 @@ import { mayRead, mayWrite } from '../../../auth/caller.js';
 import type { TextLog } from '../../../broker/text-log.js';
 import type { Orchestrator } from '../../../orchestrator/orchestrator.js';
 import type { BookTimeline } from '../../../analytics/queries.js';
+import { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER } from '../../../progress/schema.js';
 import type { BookProgress } from '../../../progress/schema.js';
 import { withStall } from '../../../progress/stall.js';
 import { Refusal } from '../../../refusal.js';
@@ -14,16 +15,18 @@ import type { BookRecord, BookStore } from '../../../store/books.js';
 import type { RunState } from '../../../store/runs.js';
 import type { NewestStates } from '../../delivery/newest-state.js';
 import { tenantFilter } from '../../delivery/recent-books.js';
+import { startsCharacter } from '../../delivery/text-feed.js';
+import type { BookStartedSchema, BookSummarySchema, ChapterTextSchema } from '../api-schemas.js';
 import { PRIVATE_HEADERS, callerWith } from '../auth.js';
 import { chapterTag, liveChapter, savedChapter } from '../chapter-text.js';
 import type { AppEnv } from '../auth.js';
 import { parseBookId, readJson } from '../params.js';
 
-export const MAX_CHAPTERS = 50;
-export const MAX_SECTIONS_PER_CHAPTER = 20;
-const MAX_LIST_LIMIT = 500;
+export { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER };
+export const MAX_LIST_LIMIT = 500;
 
-const BookRequestSchema = z
+/** `POST /api/books`: a demo generation to start. */
+export const BookRequestSchema = z
   .object({
     title: z.string().trim().min(1).max(200),
     chapters: z.number().int().min(1).max(MAX_CHAPTERS).default(5),
@@ -31,8 +34,10 @@ const BookRequestSchema = z
   })
   .strict();
 
-const ListQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(100) });
-const ChapterQuerySchema = z.object({ n: z.coerce.number().int().min(1).max(1_000_000), from: z.coerce.number().int().min(0).default(0) });
+/** `GET /api/books?limit=`. */
+export const ListQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(100) });
+/** `GET /api/books/:bookId/chapters/:n?from=`: the chapter number and the byte offset to read from. */
+export const ChapterQuerySchema = z.object({ n: z.coerce.number().int().min(1).max(1_000_000), from: z.coerce.number().int().min(0).default(0) });
 
 export interface BookRoutesOptions {
   orchestrator: Orchestrator;
@@ -61,7 +66,7 @@ export function bookRoutes(options: BookRoutesOptions) {
     }
     const spec = await orchestrator.start({ ...parsed.data, tenant: caller.tenant, owner: caller.sub });
     c.header('Location', `${options.basePath ?? ''}/api/books/${spec.bookId}`);
-    return c.json({ success: true, data: { ...spec, status: 'PLANNING' } }, 201);
+    return c.json({ success: true, data: { ...spec, status: 'PLANNING' } satisfies z.input<typeof BookStartedSchema> }, 201);
   });
 
   app.get('/', async (c) => {
@@ -116,6 +121,8 @@ export function bookRoutes(options: BookRoutesOptions) {
     const headers = { ETag: etag, ...PRIVATE_HEADERS };
     if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
     const reset = from > chapter.bytes.length;
+    // Answers end on characters: a `from` inside one is no poller's, and the text would not decode.
+    if (!reset && !startsCharacter(chapter.bytes, from)) throw new Refusal(400, 'invalid_query', `from ${from} is inside a UTF-8 character of chapter ${n}`);
     const start = reset ? 0 : from;
     const data = {
       bookId,
@@ -126,8 +133,8 @@ export function bookRoutes(options: BookRoutesOptions) {
       length: chapter.bytes.length,
       text: chapter.bytes.subarray(start).toString('utf8'),
       ...(reset ? { reset: true } : {}),
-      ...(chapter.saved ? {} : { sections: chapter.sections }),
-    };
+      ...(chapter.saved ? {} : { sections: [...chapter.sections] }),
+    } satisfies z.input<typeof ChapterTextSchema>;
     return c.json({ success: true, data }, 200, headers);
   });
 
@@ -166,7 +173,7 @@ function readable(caller: Caller): (state: BookProgress) => boolean {
  * `progress`: the book's newest state (see NewestStates.ofRows). `run`: where the book stands in
  * the generation queue; null for a book an outside worker publishes.
  */
-function present(row: BookRecord, progress: BookProgress | null, run: RunState | undefined) {
+function present(row: BookRecord, progress: BookProgress | null, run: RunState | undefined): BookSummary {
   return {
     bookId: row.id,
     title: row.title,
@@ -179,3 +186,12 @@ function present(row: BookRecord, progress: BookProgress | null, run: RunState |
     updatedAt: row.updatedAt,
   };
 }
+
+/** A book as the books API answers it (api-schemas.ts), before JSON turns its dates into strings. */
+type BookSummary = Omit<z.input<typeof BookSummarySchema>, 'createdAt' | 'updatedAt' | 'status' | 'generationStep'> & {
+  /** Postgres's column when no state is at hand: a status, typed as text there. */
+  status: string;
+  generationStep: string;
+  createdAt: Date;
+  updatedAt: Date;
+};

@@ -23,7 +23,8 @@ export interface ProgressRoutesOptions {
   books: BookStore;
 }
 
-const TitleSchema = z.string().trim().min(1).max(200);
+/** A publish body's optional `title`: the book's name in Postgres, not part of the state. */
+export const TitleSchema = z.string().trim().min(1).max(200);
 
 /**
  * A publish body's optional `title` (the book's name in Postgres, not part of the state), apart

@@ -1,5 +1,7 @@
 import { Hono } from 'hono';
 import { SCOPES, hasScope } from '../../../auth/caller.js';
+import type { z } from 'zod';
+import type { SessionSchema } from '../api-schemas.js';
 import type { AppEnv } from '../auth.js';
 
 export interface SessionRoutesOptions {
@@ -28,7 +30,7 @@ export function sessionRoutes(options: SessionRoutesOptions) {
         scopes: SCOPES.filter((scope) => hasScope(caller, scope)),
         expiresAt: caller.expiresAt,
         staleAfterSeconds: Math.round(options.staleAfterMs / 1000),
-      },
+      } satisfies z.input<typeof SessionSchema>,
     });
   });
   return app;

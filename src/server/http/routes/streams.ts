@@ -76,6 +76,8 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
   const resume = watched === 'all' ? { versions: new Map<string, number>(), texts: new Map<string, TextCursor | null>() } : parseStreamResume(lastEventId, watched);
   const known = resume.versions;
   const withText = ['1', 'true'].includes(c.req.query('text') ?? '');
+  const delta = c.req.query('delta');
+  if (delta !== undefined && delta !== 'merge-patch') throw new Refusal(400, 'invalid_delta', 'delta must be merge-patch');
   const textFrom = c.req.query('textFrom');
   if (textFrom !== undefined) {
     const cursor = parseTextFrom(textFrom);
@@ -101,7 +103,8 @@ async function serve(c: Context<AppEnv>, options: StreamRoutesOptions, caller: C
   const stream = new ProgressStream(c.env.outgoing as ServerResponse, watched, known, admits, () => {
     end();
     streams.delete(stream);
-  });
+  }, delta === 'merge-patch');
+  if (['1', 'true'].includes(c.req.query('heartbeats') ?? '')) stream.visibleHeartbeats(streams.heartbeatMs);
 
   let first: Array<EncodedState | null>;
   try {

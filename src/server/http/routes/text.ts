@@ -3,20 +3,21 @@ import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { mayWrite } from '../../../auth/caller.js';
 import type { TextLog } from '../../../broker/text-log.js';
+import { MAX_CHAPTERS, MAX_SECTIONS_PER_CHAPTER, isStorableText, isTerminal } from '../../../progress/schema.js';
 import { Refusal } from '../../../refusal.js';
 import type { FindNewest } from '../../delivery/newest-state.js';
 import { callerWith } from '../auth.js';
 import type { AppEnv } from '../auth.js';
 import { parseBookId, readJson } from '../params.js';
 
-const position = z.number().int().min(1).max(1_000_000);
 
-const AppendSchema = z
+/** `POST /api/ai/progress/:bookId/text`: one chunk of a section's live text (docs/live-text.md "Writing"). */
+export const TextAppendSchema = z
   .object({
-    chapter: position,
-    section: position,
+    chapter: z.number().int().min(1).max(MAX_CHAPTERS),
+    section: z.number().int().min(1).max(MAX_SECTIONS_PER_CHAPTER),
     offset: z.number().int().min(0),
-    text: z.string(),
+    text: z.string().refine(isStorableText, 'must not contain NUL or unpaired surrogates'),
     /** Starts the section over first (a new attempt); the offset is then 0. */
     reset: z.boolean().optional(),
     /** The writer's lease epoch, refused once a higher one wrote to the book. */
@@ -40,7 +41,7 @@ export function textRoutes(options: TextRoutesOptions) {
   app.post('/:bookId/text', bodyLimit({ maxSize: options.maxBodyBytes }), async (c) => {
     const caller = callerWith(c, 'progress:write');
     const bookId = parseBookId(c);
-    const parsed = AppendSchema.safeParse(await readJson(c));
+    const parsed = TextAppendSchema.safeParse(await readJson(c));
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new Refusal(400, 'invalid_text', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
@@ -49,6 +50,8 @@ export function textRoutes(options: TextRoutesOptions) {
     // Text goes to a book that has progress, of the caller's tenant: another tenant's is answered as a missing one.
     const found = await findNewest(bookId);
     if (!found || !mayWrite(caller, found.state.tenant)) throw new Refusal(404, 'not_found', `no progress for book ${bookId}`);
+    // A finished book's text expires with its state (TERMINAL_TTL_SECONDS): an append would keep it for the progress TTL again.
+    if (isTerminal(found.state.status)) throw new Refusal(409, 'book_finished', `book ${bookId} is ${found.state.status}: its text takes no more appends`);
     if (reset === true) {
       if ((await texts.beginSection(bookId, chapter, section, fence)) === null) throw fenced(bookId);
       if (text === '') return c.json({ success: true, data: { length: 0 } });
