@@ -142,7 +142,9 @@ describe('POST /api/admin/adopt', () => {
     expect(byId.get(leftAlone)?.tenant).toBeNull();
     expect((await service.runs.find(demoBook))?.tenant).toBe('acme');
     const timelines = await sql<Array<{ tenant: string | null }>>`select tenant from run_timelines where book_id = ${workerBook}`;
-    expect(timelines.map((row) => row.tenant)).toEqual(['acme']);
+    // Each recorded run of the book (the recorder may have written it more than once): all acme's now.
+    expect(timelines.length).toBeGreaterThan(0);
+    expect(new Set(timelines.map((row) => row.tenant))).toEqual(new Set(['acme']));
     expect((await service.broker.get(demoBook))?.tenant).toBe('acme');
   });
 

@@ -49,6 +49,8 @@ class Model {
   readonly ledger = new SubscriptionLedger((slot) => this.view[slot]);
   /** Channels whose add has settled (a listener relies on them), still wanted. */
   readonly relied = new Set<string>();
+  /** The add each wanted channel's listener waits on: a reply to an earlier add, removed since, resolves nobody. */
+  readonly #addedBy = new Map<string, SubscribeAttempt>();
   restores = 0;
 
   run(op: Op): void {
@@ -59,9 +61,10 @@ class Model {
         this.ledger.want(channel, slotOf(channel));
         const node = this.view[slotOf(channel)]!;
         const attempt = this.ledger.begin(node, [channel], false);
+        this.#addedBy.set(channel, attempt);
         this.#send(node, attempt, (ok) => {
           if (this.ledger.settle(attempt, ok).displaced) this.sync();
-          if (this.ledger.wants(channel)) this.relied.add(channel);
+          if (this.#addedBy.get(channel) === attempt) this.relied.add(channel);
         });
         return;
       }
@@ -69,6 +72,7 @@ class Model {
         const channel = CHANNELS[op.channel]!;
         if (!this.ledger.wants(channel)) return;
         this.relied.delete(channel);
+        this.#addedBy.delete(channel);
         const node = this.ledger.unwant(channel);
         if (node !== null) this.queues.get(node)!.push({ kind: 'sunsubscribe', channel });
         return;

@@ -24,7 +24,8 @@ beforeAll(async () => {
   database = await createTestDatabase();
   const env = { REDIS_URL, REDIS_KEY_PREFIX: uniquePrefix(), DATABASE_URL: database.url, MAX_GENERATIONS: '0' };
   peer = await startTestService(env);
-  server = await ServerProcess.start({ ...env, NODE_OPTIONS: `--import ${STALL_LOOP}` });
+  // The gate at its default (test servers run without it otherwise).
+  server = await ServerProcess.start({ ...env, OVERLOAD_LOOP_DELAY_MS: '200', NODE_OPTIONS: `--import ${STALL_LOOP}` });
 }, 60_000);
 
 afterAll(async () => {
