@@ -4,6 +4,8 @@
  * prints PASS/FAIL per floor and writes bench/results/<date>.json and .md (not kept in git). Everything it starts, it stops: on
  * success, on error and on Ctrl-C. Needs Redis on 127.0.0.1:6379 and Postgres on :5432.
  *
+ * `--only poll [--repeats N] [--no-profile]` runs the poll scenario alone and prints its tables.
+ *
  * For experiments, `--only fanout [--sizes 10000] [--targets server,b3] [--shapes a]
  * [--loop-stats] [--server-env KEY=VALUE,...] [--server-cpu-prof DIR] [--server-publish publish]` runs the fan-out scenario alone and prints its
  * table (no floors, no results file); (a) always runs, `--shapes a` leaves (b) out.
@@ -26,7 +28,7 @@ import { PgProxy } from './support/pg-proxy.js';
 import { makePlan } from './support/plan.js';
 import type { Plan, PlanOverrides } from './support/plan.js';
 import { POSTGRES_HOST, POSTGRES_PORT, createDatabase, dropDatabase } from './support/postgres.js';
-import { embeddedTable, fanoutOnlyMarkdown, resultStem, toMarkdown, writeReport } from './support/report.js';
+import { embeddedTable, fanoutOnlyMarkdown, pollTable, resultStem, toMarkdown, writeReport } from './support/report.js';
 import type { Machine, RunReport } from './support/report.js';
 import { runDatabase } from './scenarios/database.js';
 import { runEmbedded } from './scenarios/embedded.js';
@@ -64,8 +66,13 @@ function parseOverrides(argv: string[]): PlanOverrides {
   const overrides: PlanOverrides = { loopStats: argv.includes('--loop-stats') };
   const only = listArg('only');
   if (only) {
-    if (!['fanout', 'embedded', 'deltas'].includes(only.join())) throw new Error(`--only takes "fanout", "embedded" or "deltas"; got ${only.join()}`);
-    overrides.only = only.join() as 'fanout' | 'embedded' | 'deltas';
+    if (!['fanout', 'embedded', 'deltas', 'poll'].includes(only.join())) throw new Error(`--only takes "fanout", "embedded", "deltas" or "poll"; got ${only.join()}`);
+    overrides.only = only.join() as 'fanout' | 'embedded' | 'deltas' | 'poll';
+  }
+  const repeats = listArg('repeats')?.map(Number);
+  if (repeats) {
+    if (repeats.length !== 1 || !Number.isInteger(repeats[0]) || (repeats[0] as number) < 1) throw new Error('--repeats takes a count, e.g. 5');
+    overrides.repeats = repeats[0] as number;
   }
   const sizes = listArg('sizes')?.map(Number);
   if (sizes) {
@@ -81,7 +88,7 @@ function parseOverrides(argv: string[]): PlanOverrides {
   }
   const shapes = listArg('shapes');
   if (shapes) {
-    if (shapes.length === 0 || !shapes.every((s) => s === 'a' || s === 'b')) throw new Error('--shapes takes a, b or a,b');
+    if (shapes.length === 0 || !shapes.every((s) => s === 'a' || s === 'b' || s === 'c')) throw new Error('--shapes takes a, b, c or a list of them');
     overrides.shapes = shapes as Plan['fanout']['shapes'];
   }
   const serverPublish = listArg('server-publish')?.join(',');
@@ -158,6 +165,12 @@ async function main(): Promise<number> {
     const ctx: BenchContext = { root: ROOT, logDir, runPrefix, redis, databaseName, proxy, proxyPort, quick };
     if (plan.only === 'embedded') {
       console.log(`\n${embeddedTable(await runEmbedded(ctx, plan)).join('\n')}`);
+      dropLogs(logDir);
+      return 0;
+    }
+    if (plan.only === 'poll') {
+      log(`poll: B0, B1 and the servers under wrk, ${plan.poll.repeats} rounds`);
+      console.log(`\n${pollTable(await runPoll(ctx, plan)).join('\n')}`);
       dropLogs(logDir);
       return 0;
     }

@@ -4,8 +4,12 @@
  * - commit: the server's own Lua commit (state key with TTL, dirty set, PUBLISH), as any
  *   publisher following docs/protocol.md does;
  * - publish: a bare PUBLISH of the same JSON on the same channel (B3);
- * - socketio: `io.to(book).emit('progress', json)` through @socket.io/redis-adapter.
+ * - socketio: `io.to(book).emit('progress', json)` through @socket.io/redis-adapter;
+ * - http: `POST /api/ai/progress/:bookId` with a partial update to BENCH_TARGET_URL, as an
+ *   orchestrator in another process publishes (the server assigns the version and stamps the
+ *   time; B3 answers the same POST with a bare PUBLISH).
  */
+import { Agent, request } from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
@@ -18,7 +22,7 @@ import { REDIS_URL, STATE_TTL_SECONDS, bookId, stateJson } from '../support/fixt
 import type { BookRange } from '../support/fixtures.js';
 import { Histogram } from '../support/histogram.js';
 
-export type PublishMode = 'commit' | 'publish' | 'socketio';
+export type PublishMode = 'commit' | 'publish' | 'socketio' | 'http';
 
 export interface RunCommand {
   books: BookRange;
@@ -40,6 +44,9 @@ const mode = (process.env.BENCH_PUBLISH_MODE ?? 'commit') as PublishMode;
 const keys = redisKeys(process.env.BENCH_KEY_PREFIX ?? 'bench:');
 const texts = textKeys(process.env.BENCH_KEY_PREFIX ?? 'bench:', false);
 const socketIoKey = process.env.BENCH_SOCKETIO_KEY ?? 'socket.io';
+const targetUrl = new URL(process.env.BENCH_TARGET_URL ?? 'http://127.0.0.1:3000');
+/** Kept-alive connections for the HTTP publishes: a few suffice at (c)'s 200/s. */
+const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
 type CommitRedis = Redis & {
   progressCommit(...args: Array<string | number>): Promise<1 | -1 | [0, string]>;
@@ -55,19 +62,44 @@ if (mode === 'socketio') {
   io.adapter(createAdapter(redis, subscriber, { key: socketIoKey }));
 }
 
-/** Sends one state; resolves true when the target took it (a commit can lose to another writer). */
-function send(id: string, version: number): Promise<boolean> {
+/** POSTs an update of `id`; resolves to the version the target answered with. */
+function post(id: string, version: number): Promise<number> {
+  const body = JSON.stringify({ message: `Writing part ${version}`, currentChapter: 3, totalChapters: 12 });
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { agent, host: targetUrl.hostname, port: targetUrl.port, method: 'POST', path: `/api/ai/progress/${id}`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`POST answered ${res.statusCode}: ${text.slice(0, 200)}`));
+          resolve((JSON.parse(text) as { data: { version: number } }).data.version);
+        });
+      },
+    );
+    req.once('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Sends one state; resolves to the version the target holds after it, or null when the target
+ * did not take it (a commit can lose to another writer). `version`: the one this process assigns.
+ */
+function send(id: string, version: number): Promise<number | null> {
+  if (mode === 'http') return post(id, version);
   const json = stateJson(id, version, Date.now());
   if (mode === 'commit') {
     const expected = String(version - 1);
     // As the server's RedisBroker.commit calls it (docs/protocol.md): no fence, PUBLISH, no feed.
     const commitKeys = [keys.state(id), keys.dirty(0), keys.fence(id), texts.meta(id)];
     const args = [expected, json, STATE_TTL_SECONDS, keys.channel(id), id, '', 'PUBLISH', '', STATE_TTL_SECONDS, texts.sectionPrefix(id)];
-    return redis.progressCommit(...commitKeys, ...args).then((reply) => reply === 1);
+    return redis.progressCommit(...commitKeys, ...args).then((reply) => (reply === 1 ? version : null));
   }
-  if (mode === 'publish') return redis.publish(keys.channel(id), json).then(() => true);
+  if (mode === 'publish') return redis.publish(keys.channel(id), json).then(() => version);
   io!.to(id).emit('progress', json);
-  return Promise.resolve(true);
+  return Promise.resolve(version);
 }
 
 async function run(command: RunCommand): Promise<void> {
@@ -80,6 +112,7 @@ async function run(command: RunCommand): Promise<void> {
   let sent = 0;
   let acked = 0;
   let failed = 0;
+  let firstFailure: string | null = null;
   let rejected = 0;
   let inFlight = 0;
   /** Time from sending a state to Redis' reply (Socket.IO's emit has no reply: not measured). */
@@ -99,13 +132,14 @@ async function run(command: RunCommand): Promise<void> {
           (taken) => {
             inFlight--;
             if (mode !== 'socketio') ackMs.record(performance.now() - sentAt);
-            if (!taken) return void rejected++;
+            if (taken === null) return void rejected++;
             acked++;
-            if (version > finalVersions[b]!) finalVersions[b] = version;
+            if (taken > finalVersions[b]!) finalVersions[b] = taken;
           },
-          () => {
+          (error: Error) => {
             inFlight--;
             failed++;
+            firstFailure ??= error.message;
           },
         );
       }
@@ -117,8 +151,9 @@ async function run(command: RunCommand): Promise<void> {
   });
   const publishedMs = performance.now() - started;
   for (let waited = 0; inFlight > 0 && waited < DRAIN_TIMEOUT_MS; waited += 10) await new Promise((r) => setTimeout(r, 10));
-  ids.forEach((id, b) => held.set(id, versions[b]!));
-  emit({ evt: 'published', sent, acked, failed, rejected, inFlight, publishedMs, rate: (1000 * acked) / publishedMs, ackMs: ackMs.summary(), finalVersions });
+  // Over HTTP the target assigns versions: the next run goes on from what it answered.
+  ids.forEach((id, b) => held.set(id, mode === 'http' ? finalVersions[b]! : versions[b]!));
+  emit({ evt: 'published', sent, acked, failed, firstFailure, rejected, inFlight, publishedMs, rate: (1000 * acked) / publishedMs, ackMs: ackMs.summary(), finalVersions });
 }
 
 async function handle(command: Command): Promise<void> {
@@ -133,6 +168,7 @@ serveCommands(handle, {
   maxLifeMs: MAX_LIFE_MS,
   onExit: async () => {
     io?.close();
+    agent.destroy();
     redis.disconnect();
     subscriber?.disconnect();
   },

@@ -44,6 +44,9 @@ export interface ChurnResult {
   errors: Record<string, number>;
 }
 
+/** How a connect's clients spread over its books (see SwarmPool.connect). */
+export type Layout = 'own' | 'one' | 'shared';
+
 /** One slice of a connect: which books and how many clients one process takes. */
 interface Slice {
   books: BookRange;
@@ -73,11 +76,12 @@ export class SwarmPool {
   }
 
   /**
-   * Opens `clients` clients on `target`: with `oneBook` all watch `books.first`, otherwise
-   * client i watches book `books.first + i` (books.count must equal clients).
+   * Opens `clients` clients on `target`. Layout `one`: all watch `books.first`; `own`: client i
+   * watches book `books.first + i` (books.count must equal clients); `shared`: clients spread
+   * evenly over every book of the range, `clients / books.count` watchers each.
    */
-  async connect(kind: ClientKind, target: Target, books: BookRange, clients: number, oneBook: boolean, timeoutMs: number): Promise<ConnectResult> {
-    this.#slices = this.#split(books, clients, oneBook);
+  async connect(kind: ClientKind, target: Target, books: BookRange, clients: number, layout: Layout, timeoutMs: number): Promise<ConnectResult> {
+    this.#slices = this.#split(books, clients, layout);
     const events = await Promise.all(
       this.#slices.map((slice, i) =>
         this.#children[i]!.request(
@@ -180,15 +184,18 @@ export class SwarmPool {
     return this.#children.slice(0, Math.max(1, this.#slices.length));
   }
 
-  #split(books: BookRange, clients: number, oneBook: boolean): Slice[] {
+  #split(books: BookRange, clients: number, layout: Layout): Slice[] {
     const parts = this.#children.length;
     if (clients > parts * MAX_CLIENTS_PER_PROCESS) throw new Error(`${clients} clients need more than ${parts} swarm processes`);
-    if (!oneBook && books.count !== clients) throw new Error('one book per client: books.count must equal clients');
+    if (layout === 'own' && books.count !== clients) throw new Error('one book per client: books.count must equal clients');
+    if (layout === 'shared' && clients % (parts * books.count) !== 0) throw new Error(`shared books: ${clients} clients do not spread evenly over ${parts} processes and ${books.count} books`);
     const slices: Slice[] = [];
     let first = books.first;
     for (let i = 0; i < parts; i++) {
       const n = Math.floor(clients / parts) + (i < clients % parts ? 1 : 0);
-      slices.push({ clients: n, books: oneBook ? { ...books, count: 1 } : { prefix: books.prefix, first, count: Math.max(1, n) } });
+      // Shared: every process watches the whole range (its client j on book first + j % count), so its report covers every book.
+      const range = layout === 'one' ? { ...books, count: 1 } : layout === 'shared' ? books : { prefix: books.prefix, first, count: Math.max(1, n) };
+      slices.push({ clients: n, books: range });
       first += n;
     }
     return slices;

@@ -1,10 +1,14 @@
 /**
  * Fan-out, memory and churn, at each client count, on the server, B3 and Socket.IO in turn:
  * (a) every client watches its own book, each book updated `ownBookHz` times a second;
- * (b) every client watches one book updated `oneBookHz` times a second.
+ * (b) every client watches one book updated `oneBookHz` times a second;
+ * (c) `watchersPerBook` clients on each of clients / watchersPerBook books, fed by HTTP publishes
+ *     (`POST /api/ai/progress/:bookId`) at `publishesPerSecond` in all: how users run it. The
+ *     server and B3 only (B3 answers the same POST with a bare PUBLISH).
  * Memory per idle connection is read once (a)'s clients are connected and before anything is
  * published; churn runs on the server at the largest size.
  */
+import { loadavg } from 'node:os';
 import { Child } from '../support/children.js';
 import { seedBooks } from '../support/fixtures.js';
 import type { BookRange } from '../support/fixtures.js';
@@ -14,7 +18,7 @@ import { cpuMeter } from '../support/proc.js';
 import type { PublishMode } from '../load/publisher.js';
 import type { ChurnResult, ConnectResult, DeliveryReport, SwarmPool } from '../load/swarm-pool.js';
 import type { ClientKind } from '../load/swarm-protocol.js';
-import { startBaseline, startServer } from '../support/targets.js';
+import { HOST, startBaseline, startServer } from '../support/targets.js';
 import type { BenchContext, LoopStats, MemoryReading, Target } from '../support/targets.js';
 
 export type FanoutTarget = 'server' | 'b3' | 'socketio';
@@ -23,8 +27,8 @@ export const FANOUT_TARGETS: FanoutTarget[] = ['server', 'b3', 'socketio'];
 export interface FanoutRun {
   target: FanoutTarget;
   clients: number;
-  /** a: one book per client; b: one book for all. */
-  shape: 'a' | 'b';
+  /** a: one book per client; b: one book for all; c: 100 watchers per book, HTTP publishes. */
+  shape: 'a' | 'b' | 'c';
   connect: ConnectResult;
   /** How long the publisher published. */
   windowMs: number;
@@ -46,6 +50,8 @@ export interface FanoutRun {
   /** Publisher's send-to-reply time of each Redis command (commit or PUBLISH); null for Socket.IO. */
   redisAckMs: LatencySummary | null;
   errors: Record<string, number>;
+  /** Publishes that failed (an HTTP error or a Redis error), and the first one's message. */
+  publishFailures: { count: number; first: string | null };
   /** The target's event-loop delay and GC pauses while publishing (only with `--loop-stats`). */
   loop?: LoopStats;
 }
@@ -77,9 +83,11 @@ export async function runFanout(ctx: BenchContext, plan: Plan, swarm: SwarmPool,
   const result: FanoutResult = { runs: [], memory: [], churn: null };
   const largest = Math.max(...plan.fanout.sizes);
   for (const clients of plan.fanout.sizes) {
-    for (const kind of FANOUT_TARGETS.filter((t) => plan.fanout.targets.includes(t))) {
-      log(`fan-out: ${kind} at ${clients} clients`);
-      await onTarget(ctx, plan, swarm, kind, clients, result, clients === largest);
+    for (let round = 1; round <= plan.fanout.repeats; round++) {
+      for (const kind of FANOUT_TARGETS.filter((t) => plan.fanout.targets.includes(t))) {
+        log(`fan-out: ${kind} at ${clients} clients${plan.fanout.repeats > 1 ? `, round ${round} of ${plan.fanout.repeats}` : ''} (load average ${loadavg()[0]?.toFixed(1)})`);
+        await onTarget(ctx, plan, swarm, kind, clients, result, clients === largest && round === 1);
+      }
     }
   }
   return result;
@@ -102,7 +110,7 @@ async function onTarget(ctx: BenchContext, plan: Plan, swarm: SwarmPool, kind: F
   try {
     await publisher.next('ready', 30_000);
     const before = await target.memory();
-    const connectA = await swarm.connect(MODES[kind].client, target, own, clients, false, plan.fanout.connectTimeoutMs);
+    const connectA = await swarm.connect(MODES[kind].client, target, own, clients, 'own', plan.fanout.connectTimeoutMs);
     await sleep(plan.fanout.idleMs);
     const after = await target.memory();
     const opened = Math.max(1, connectA.opened);
@@ -120,8 +128,10 @@ async function onTarget(ctx: BenchContext, plan: Plan, swarm: SwarmPool, kind: F
     result.runs.push(await measure(ctx, plan, swarm, publisher, target, kind, 'a', own, clients, plan.fanout.ownBookHz, connectA));
     await swarm.disconnect();
 
+    if (plan.fanout.shapes.includes('c') && kind !== 'socketio') result.runs.push(await sharedBooks(ctx, plan, swarm, target, kind, prefix, clients));
+
     if (plan.fanout.shapes.includes('b')) {
-      const connectB = await swarm.connect(MODES[kind].client, target, one, clients, true, plan.fanout.connectTimeoutMs);
+      const connectB = await swarm.connect(MODES[kind].client, target, one, clients, 'one', plan.fanout.connectTimeoutMs);
       await sleep(plan.fanout.idleMs / 2);
       result.runs.push(await measure(ctx, plan, swarm, publisher, target, kind, 'b', one, clients, plan.fanout.oneBookHz, connectB));
       await swarm.disconnect();
@@ -133,6 +143,35 @@ async function onTarget(ctx: BenchContext, plan: Plan, swarm: SwarmPool, kind: F
     }
   } finally {
     await Promise.all([publisher.stop(), target.stop()]);
+  }
+}
+
+/**
+ * (c): the clients spread over clients / watchersPerBook books, and a publisher of its own
+ * POSTing updates to the target (the server's HTTP publish; B3's bare one).
+ */
+async function sharedBooks(ctx: BenchContext, plan: Plan, swarm: SwarmPool, target: Target, kind: FanoutTarget, prefix: string, clients: number): Promise<FanoutRun> {
+  const { publishesPerSecond, watchersPerBook } = plan.fanout.shared;
+  const books: BookRange = { prefix: `c${clients}-`, first: 0, count: Math.max(1, Math.floor(clients / watchersPerBook)) };
+  await seedBooks(ctx.redis, prefix, books);
+  const publisher = new Child({
+    name: `publisher-http-${kind}-${clients}`,
+    nodeArgs: ['--import', 'tsx', 'bench/load/publisher.ts'],
+    cwd: ctx.root,
+    logDir: ctx.logDir,
+    env: { BENCH_PUBLISH_MODE: 'http', BENCH_KEY_PREFIX: prefix, BENCH_TARGET_URL: `http://${HOST}:${target.port}` },
+  });
+  try {
+    await publisher.next('ready', 30_000);
+    const connect = await swarm.connect('sse', target, books, books.count * watchersPerBook, 'shared', plan.fanout.connectTimeoutMs);
+    const hz = publishesPerSecond / books.count;
+    await publisher.request({ cmd: 'run', books, hz, durationMs: plan.fanout.warmupMs }, 'published', plan.fanout.warmupMs + 60_000);
+    await sleep(plan.fanout.idleMs);
+    const run = await measure(ctx, plan, swarm, publisher, target, kind, 'c', books, clients, hz, connect);
+    await swarm.disconnect();
+    return run;
+  } finally {
+    await publisher.stop();
   }
 }
 
@@ -155,7 +194,7 @@ async function measure(
   publisher: Child,
   target: Target,
   kind: FanoutTarget,
-  shape: 'a' | 'b',
+  shape: 'a' | 'b' | 'c',
   books: BookRange,
   clients: number,
   hz: number,
@@ -180,7 +219,7 @@ async function measure(
     report = await swarm.report(finalVersions);
   }
   const acked = Number(published.acked);
-  const watchersPerState = shape === 'a' ? 1 : clients;
+  const watchersPerState = shape === 'a' ? 1 : shape === 'c' ? plan.fanout.shared.watchersPerBook : clients;
   const spanMs = Math.max(1, report.lastReceiveAt - startedAt);
   return {
     target: kind,
@@ -201,6 +240,7 @@ async function measure(
     redisCpuPercent,
     redisAckMs: kind === 'socketio' ? null : (published.ackMs as LatencySummary),
     errors: report.errors,
+    publishFailures: { count: Number(published.failed), first: (published.firstFailure as string | null) ?? null },
     ...(loop ? { loop } : {}),
   };
 }

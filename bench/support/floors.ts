@@ -32,7 +32,8 @@ export function checkFloors({ poll, fanout, database, embedded }: Figures): Floo
   const rps = (target: string) => poll.runs.find((r) => r.target === target && !r.notModified)?.requestsPerSecond ?? 0;
   const server = rps('server');
   const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
-  floors.push(floor('poll ≥ 0.85 × B0 requests/s', ratio(server, rps('b0')), 0.85, '≥', (v) => `${v.toFixed(2)} × B0`));
+  floors.push(floor('poll ≥ 0.9 × B0 requests/s', ratio(server, rps('b0')), 0.9, '≥', (v) => `${v.toFixed(2)} × B0`));
+  floors.push(floor('poll with token ≥ 0.9 × poll without', ratio(rps('server-token'), server), 0.9, '≥', (v) => `${v.toFixed(2)} × poll without`));
   floors.push(floor('poll ≥ 1.0 × B1 requests/s', ratio(server, rps('b1')), 1.0, '≥', (v) => `${v.toFixed(2)} × B1`));
 
   const size = fanout.runs.some((r) => r.clients === FLOOR_CLIENTS) ? FLOOR_CLIENTS : Math.max(0, ...fanout.runs.map((r) => r.clients));
@@ -52,6 +53,14 @@ export function checkFloors({ poll, fanout, database, embedded }: Figures): Floo
         note,
       ),
     );
+  }
+  const shared = (target: string): FanoutRun | undefined => fanout.runs.find((r) => r.target === target && r.shape === 'c' && r.clients === size);
+  const oursC = shared('server');
+  const b3C = shared('b3');
+  if (oursC && b3C) {
+    floors.push(withNote(floor('fan-out (c) p99 ≤ 50 ms', oursC.latency.p99, 50, '≤', (v) => `${v} ms`), note));
+    floors.push(withNote(floor('fan-out (c) p99 ≤ 1.5 × B3 p99', ratio(oursC.latency.p99, Math.max(1, b3C.latency.p99)), 1.5, '≤', (v) => `${v.toFixed(2)} × B3 (${oursC.latency.p99} vs ${b3C.latency.p99} ms)`), note));
+    floors.push(withNote(floor('fan-out (c) lost latest states = 0', oursC.lost, 0, '≤', (v) => `${v}`), note));
   }
   const memory = (target: string) => fanout.memory.find((m) => m.target === target && m.clients === size);
   const ourMemory = memory('server');

@@ -3,10 +3,12 @@
 export interface Plan {
   quick: boolean;
   /** Run only this scenario (an experiment: no floors, no results file). */
-  only: 'fanout' | 'embedded' | 'deltas' | null;
+  only: 'fanout' | 'embedded' | 'deltas' | 'poll' | null;
   poll: {
     connections: number;
     durationSec: number;
+    /** Rounds of runs, the targets alternating in each; the report takes each one's median. */
+    repeats: number;
     /** Also run B0 and B1 with If-None-Match (the server always runs both paths). */
     baselinesNotModified: boolean;
     /** One more server run under `--cpu-prof`, not counted in the figures (`--no-profile` skips it). */
@@ -19,7 +21,7 @@ export interface Plan {
      * one hiccup of this shared machine does not make its p99, and that every target's window
      * holds one snapshot round of the server (rounds come every 30 s).
      */
-    durationMs: { a: number; b: number };
+    durationMs: { a: number; b: number; c: number };
     /** Longest wait after publishing for every client to reach the latest version. */
     settleMs: number;
     connectTimeoutMs: number;
@@ -29,9 +31,13 @@ export interface Plan {
     warmupMs: number;
     ownBookHz: number;
     oneBookHz: number;
+    /** (c): HTTP publishes to the target at this rate in all, over clients / watchersPerBook books. */
+    shared: { publishesPerSecond: number; watchersPerBook: number };
     /** Which targets and shapes run; every one by default. */
     targets: Array<'server' | 'b3' | 'socketio'>;
-    shapes: Array<'a' | 'b'>;
+    shapes: Array<'a' | 'b' | 'c'>;
+    /** Rounds over the targets (alternating), for medians. */
+    repeats: number;
     /** Ask each target's probe for event-loop delay and GC pauses while publishing. */
     loopStats: boolean;
     /** Extra environment for the server under test, e.g. SNAPSHOT_INTERVAL_MS for an experiment. */
@@ -55,7 +61,9 @@ export interface Plan {
 /** Narrows a run for experiments (`--only fanout --sizes 10000 --targets server,b3 --shapes a`). */
 export interface PlanOverrides {
   /** Run only this scenario; every scenario (and the floors) when absent. */
-  only?: 'fanout' | 'embedded' | 'deltas';
+  only?: 'fanout' | 'embedded' | 'deltas' | 'poll';
+  /** Rounds of the poll runs (3 in a full run, 1 in a quick one), and of the fan-out targets with `--only fanout`. */
+  repeats?: number;
   sizes?: number[];
   targets?: Plan['fanout']['targets'];
   shapes?: Plan['fanout']['shapes'];
@@ -70,18 +78,20 @@ export function makePlan(quick: boolean, profile: boolean | null, overrides: Pla
   return {
     quick,
     only: overrides.only ?? null,
-    poll: { connections: 50, durationSec: quick ? 3 : 10, baselinesNotModified: !quick, profile: profile ?? true },
+    poll: { connections: 50, durationSec: quick ? 3 : 10, repeats: overrides.repeats ?? (quick ? 1 : 3), baselinesNotModified: !quick, profile: profile ?? true },
     fanout: {
       sizes: overrides.sizes ?? (quick ? [1_000] : [1_000, 5_000, 10_000]),
-      durationMs: quick ? { a: 3_000, b: 3_000 } : { a: 30_000, b: 10_000 },
+      durationMs: quick ? { a: 3_000, b: 3_000, c: 3_000 } : { a: 30_000, b: 10_000, c: 30_000 },
       settleMs: quick ? 3_000 : 5_000,
       connectTimeoutMs: 60_000,
       idleMs: quick ? 500 : 1_000,
       warmupMs: quick ? 1_000 : 3_000,
       ownBookHz: 1,
       oneBookHz: 10,
+      shared: { publishesPerSecond: 200, watchersPerBook: 100 },
       targets: overrides.targets ?? ['server', 'b3', 'socketio'],
-      shapes: overrides.shapes ?? ['a', 'b'],
+      shapes: overrides.shapes ?? ['a', 'b', 'c'],
+      repeats: overrides.only === 'fanout' ? (overrides.repeats ?? 1) : 1,
       loopStats: overrides.loopStats ?? false,
       serverEnv: overrides.serverEnv ?? {},
       serverCpuProfileDir: overrides.serverCpuProfileDir ?? null,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Figures, Floor } from './floors.js';
 import type { EmbeddedResult } from '../scenarios/embedded.js';
 import type { FanoutResult, FanoutRun } from '../scenarios/fanout.js';
+import type { PollResult } from '../scenarios/poll.js';
 
 export interface Machine {
   node: string;
@@ -24,7 +25,7 @@ export interface RunReport extends Figures {
 const KIB = 1024;
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number, digits = 2) => n.toFixed(digits);
-const TARGET_NAMES: Record<string, string> = { server: 'server (poll without token)', 'server-token': 'server, poll with token (auth on)', b0: 'B0 node:http', b1: 'B1 node:http + GET', b3: 'B3 node:http SSE', socketio: 'Socket.IO + redis-adapter' };
+const TARGET_NAMES: Record<string, string> = { server: 'server (poll without token)', 'server-token': 'server, poll with token (auth on)', b0: 'B0 node:http', 'b0-token': 'B0 node:http, sent the token too', b1: 'B1 node:http + GET', b3: 'B3 node:http SSE', socketio: 'Socket.IO + redis-adapter' };
 
 export function toMarkdown(report: RunReport): string {
   const { poll, fanout, database, machine } = report;
@@ -34,15 +35,7 @@ export function toMarkdown(report: RunReport): string {
   out.push('### Floors', '', '| floor | measured | limit | result |', '| --- | --- | --- | --- |');
   for (const f of report.floors) out.push(`| ${f.name} | ${f.measured}${f.note ? ` (${f.note})` : ''} | ${f.limit} | ${f.pass ? 'PASS' : '**FAIL**'} |`);
 
-  const rps = (target: string, notModified: boolean) => poll.runs.find((r) => r.target === target && r.notModified === notModified)?.requestsPerSecond ?? 0;
-  out.push('', '### Poll (wrk, 1 thread, 50 connections, no pipelining)', '', '| target | path | req/s | p50 ms | p99 ms | target CPU % | × B0 | × B1 |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of poll.runs) {
-    const b0 = rps('b0', r.notModified) || rps('b0', false);
-    const b1 = rps('b1', r.notModified) || rps('b1', false);
-    const codes = Object.entries(r.statusCodes).map(([s, n]) => `${s}×${int(n)}`).join(' ');
-    out.push(`| ${TARGET_NAMES[r.target]} | ${r.notModified ? `If-None-Match (${codes})` : `200 (${codes})`} | ${int(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${int(r.cpuPercent)} | ${fixed(r.requestsPerSecond / b0)} | ${fixed(r.requestsPerSecond / b1)} |`);
-  }
-  out.push('', `Statements the server sent to Postgres during its poll runs: ${poll.database.statements}, of which reads of books (the poll path's fallback): ${poll.database.bookReads}; the rest are the generation queue's.`);
+  out.push('', ...pollTable(poll));
 
   out.push('', ...fanoutTable(fanout.runs));
 
@@ -56,23 +49,42 @@ export function toMarkdown(report: RunReport): string {
 
   out.push('', ...embeddedTable(report.embedded));
 
+  return `${out.join('\n')}\n`;
+}
+
+/** The poll tables (medians, then every run in order), shared by the full report and `--only poll`. */
+export function pollTable(poll: PollResult): string[] {
+  const out: string[] = [];
+  const rps = (target: string, notModified: boolean) => poll.runs.find((r) => r.target === target && r.notModified === notModified)?.requestsPerSecond ?? 0;
+  const rounds = poll.samples.filter((r) => r.target === 'server' && !r.notModified).length;
+  out.push(`### Poll (wrk, 1 thread, 50 connections, no pipelining; median of ${rounds} alternating rounds)`, '', '| target | path | req/s | p50 ms | p99 ms | target CPU % | load avg | × B0 | × B1 | × poll without token |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of poll.runs) {
+    const b0 = rps('b0', r.notModified) || rps('b0', false);
+    const b1 = rps('b1', r.notModified) || rps('b1', false);
+    const plain = rps('server', r.notModified);
+    const codes = Object.entries(r.statusCodes).map(([s, n]) => `${s}×${int(n)}`).join(' ');
+    out.push(`| ${TARGET_NAMES[r.target]} | ${r.notModified ? `If-None-Match (${codes})` : `200 (${codes})`} | ${int(r.requestsPerSecond)} | ${r.p50} | ${r.p99} | ${int(r.cpuPercent)} | ${fixed(r.loadAverage, 1)} | ${fixed(r.requestsPerSecond / b0)} | ${fixed(r.requestsPerSecond / b1)} | ${fixed(r.requestsPerSecond / plain)} |`);
+  }
+  out.push('', 'Every run, in order (req/s, load average):', '');
+  out.push(poll.samples.map((r) => `${r.target}${r.notModified ? ' 304' : ''} ${int(r.requestsPerSecond)} (${fixed(r.loadAverage, 1)})`).join(' · '));
+  out.push('', `Statements the server sent to Postgres during its poll runs: ${poll.database.statements}, of which reads of books (the poll path's fallback): ${poll.database.bookReads}; the rest are the generation queue's.`);
   if (poll.profile) {
-    out.push('', `### CPU profile of the server under poll load (${Math.round(poll.profile.durationMs / 1000)} s of load, start-up left out; \`${poll.profile.file}\`)`, '', '| function (self time) | self % | total % |', '| --- | ---: | ---: |');
+    out.push('', `### CPU profile of the server under poll load with a token (${Math.round(poll.profile.durationMs / 1000)} s of load, start-up left out; \`${poll.profile.file}\`)`, '', '| function (self time) | self % | total % |', '| --- | ---: | ---: |');
     for (const f of poll.profile.bySelf) out.push(`| \`${f.name}\` | ${f.selfPercent} | ${f.totalPercent} |`);
     out.push('', '| project function (inclusive time) | self % | total % |', '| --- | ---: | ---: |');
     for (const f of poll.profile.projectByTotal) out.push(`| \`${f.name}\` | ${f.selfPercent} | ${f.totalPercent} |`);
   }
-  return `${out.join('\n')}\n`;
+  return out;
 }
 
 /** The fan-out table, shared by the full report and `--only fanout`. */
 function fanoutTable(runs: FanoutRun[]): string[] {
   const out: string[] = ['### Fan-out (raw HTTP SSE swarm; Socket.IO clients for Socket.IO)', ''];
-  const window = (shape: 'a' | 'b') => {
+  const window = (shape: 'a' | 'b' | 'c') => {
     const run = runs.find((r) => r.shape === shape);
     return run ? ` (publishing for ${run.windowMs / 1000} s)` : '';
   };
-  out.push(`(a) every client on its own book, each updated once a second${window('a')}; (b) every client on one book updated 10 times a second${window('b')}.`, '');
+  out.push(`(a) every client on its own book, each updated once a second${window('a')}; (b) every client on one book updated 10 times a second${window('b')}; (c) 100 clients on each book, HTTP publishes at 200/s over all books${window('c')}.`, '');
   out.push('| clients | shape | target | published/s | delivered/s | expected | received | p50 ms | p99 ms | max ms | lost latest | target CPU % | swarm CPU % | Redis CPU % | Redis reply p99 ms |');
   out.push('| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of runs) {
@@ -99,6 +111,11 @@ function memoryTable(fanout: FanoutResult): string[] {
 
 export function fanoutOnlyMarkdown(fanout: FanoutResult): string {
   const out = [...fanoutTable(fanout.runs), '', ...memoryTable(fanout), '', ...connectionTable(fanout)];
+  const troubled = fanout.runs.filter((r) => r.dropped > 0 || Object.keys(r.errors).length > 0 || r.publishFailures.count > 0);
+  if (troubled.length > 0) {
+    out.push('', 'Closed streams and client errors:', '');
+    for (const r of troubled) out.push(`- ${int(r.clients)} ${r.shape} ${TARGET_NAMES[r.target]}: ${r.dropped} dropped; ${Object.entries(r.errors).map(([m, n]) => `${m} ×${n}`).join(', ') || 'no client errors'}; ${r.publishFailures.count} publishes failed${r.publishFailures.first ? ` (first: ${r.publishFailures.first})` : ''}`);
+  }
   const measured = fanout.runs.filter((r) => r.loop);
   if (measured.length > 0) {
     out.push('', '### Event loop and GC of the target while publishing (bench/support/probe.ts)', '');

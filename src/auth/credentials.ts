@@ -27,15 +27,35 @@ export function credentialsOf(headers: { authorization?: string | undefined; coo
  */
 export function findToken(credentials: Credentials): { token: string | 'malformed' | null; from: 'header' | 'cookie' | 'query' | null } {
   const { authorization } = credentials;
-  if (authorization !== undefined) {
-    const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
-    return { token: match ? (match[1] as string) : 'malformed', from: 'header' };
-  }
+  if (authorization !== undefined) return { token: bearerToken(authorization), from: 'header' };
   const fromCookie = credentials.cookie === undefined ? null : cookieValue(credentials.cookie, TOKEN_COOKIE);
   if (fromCookie !== null) return { token: fromCookie, from: 'cookie' };
   const fromQuery = credentials.accessToken;
   if (fromQuery === undefined || fromQuery === null || fromQuery === '') return { token: null, from: null };
   return { token: fromQuery, from: 'query' };
+}
+
+const BEARER = /^Bearer +([^\s]+) *$/i;
+
+/**
+ * The token of `Authorization: Bearer <token>`, or 'malformed'. The common spelling (`Bearer `,
+ * one space, printable ASCII after it) is read without a regex, since every request of a poller
+ * carrying a token passes here; anything else goes through the full pattern.
+ */
+function bearerToken(header: string): string {
+  if (header.startsWith('Bearer ') && header.length > 7) {
+    let plain = true;
+    for (let i = 7; i < header.length; i++) {
+      const code = header.charCodeAt(i);
+      if (code <= 0x20 || code >= 0x7f) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) return header.slice(7);
+  }
+  const match = BEARER.exec(header);
+  return match ? (match[1] as string) : 'malformed';
 }
 
 /** One cookie's value from a Cookie header; null when absent or empty. */

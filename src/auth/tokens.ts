@@ -38,6 +38,12 @@ const ClaimsSchema = z.object({
   books: z.array(BookIdSchema).max(MAX_BOOKS_CLAIM).optional(),
 });
 
+interface CachedCaller {
+  readonly caller: Caller;
+  /** The insertion count when it was (re)inserted. */
+  readonly at: number;
+}
+
 /** The JWK Set could not be fetched: not the client's fault. */
 class JwksUnavailableError extends Error {
   override readonly name = 'JwksUnavailableError';
@@ -52,7 +58,10 @@ export class TokenVerifier {
   readonly #secrets: Uint8Array[];
   readonly #jwks: JWTVerifyGetKey | null;
   readonly #options: { issuer?: string; audience?: string };
-  readonly #cache = new Map<string, Caller>();
+  /** Verified tokens in least-recently-refreshed order (eviction takes the first). */
+  readonly #cache = new Map<string, CachedCaller>();
+  /** Counts insertions: an entry's `at` says how many came after it. */
+  #inserted = 0;
 
   constructor(settings: TokenSettings) {
     this.#secrets = settings.secrets.map((secret) => new TextEncoder().encode(secret));
@@ -65,13 +74,23 @@ export class TokenVerifier {
 
   /** The caller of a token verified before and not expired; undefined otherwise (then call verify). */
   cached(token: string, now = Date.now()): Caller | undefined {
-    const caller = this.#cache.get(token);
-    if (caller === undefined) return undefined;
+    const entry = this.#cache.get(token);
+    if (entry === undefined) return undefined;
+    if ((entry.caller.expiresAt as number) <= now) {
+      this.#cache.delete(token);
+      return undefined;
+    }
+    // A hit costs one lookup. Only an entry in the older half is moved to the end (delete and
+    // set), so a token in use is never the next evicted, without reordering the Map on every
+    // request of a poller.
+    if (this.#inserted - entry.at > MAX_CACHED_TOKENS / 2) this.#insert(token, entry.caller);
+    return entry.caller;
+  }
+
+  #insert(token: string, caller: Caller): void {
     this.#cache.delete(token);
-    if ((caller.expiresAt as number) <= now) return undefined;
-    // Re-inserted last: the Map stays in least-recently-used order, and eviction takes the first.
-    this.#cache.set(token, caller);
-    return caller;
+    if (this.#cache.size >= MAX_CACHED_TOKENS) this.#cache.delete(this.#cache.keys().next().value as string);
+    this.#cache.set(token, { caller, at: ++this.#inserted });
   }
 
   /** The caller the token names; throws a Refusal `invalid_token` (or `auth_unavailable`). */
@@ -80,8 +99,7 @@ export class TokenVerifier {
     if (hit) return hit;
     const payload = await this.#verifySignature(token);
     const caller = callerOf(payload);
-    if (this.#cache.size >= MAX_CACHED_TOKENS) this.#cache.delete(this.#cache.keys().next().value as string);
-    this.#cache.set(token, caller);
+    this.#insert(token, caller);
     return caller;
   }
 
