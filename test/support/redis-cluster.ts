@@ -88,7 +88,8 @@ export class RedisCluster {
       for (const port of ports) cluster.#spawn(port);
       for (const port of ports) await until(() => answers(port), 10_000, `cluster node ${port} answers`);
       await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 });
-      await cluster.healthy();
+      // A fresh cluster agrees on its slots within seconds; test files starting clusters side by side on few cores take longer.
+      await cluster.healthy(55_000);
       return cluster;
     } catch (error) {
       await cluster.stop();
