@@ -7,6 +7,9 @@ import type { DatabaseDeadline } from './deadline.js';
 import type { Database, DatabaseHandle } from './database.js';
 import { books, chapters, runs } from './schema.js';
 
+/** A book is created only with this much of its deadline left for the COMMIT, which the deadline cannot take back. */
+const COMMIT_MARGIN_MS = 50;
+
 /** A book's generation as the queue holds it. `epoch` is the fence every write of this run carries. */
 export interface Run {
   bookId: string;
@@ -113,27 +116,23 @@ export class RunStore {
     spec: { chapters: number; sectionsPerChapter: number },
     claimant: Claimant | null,
   ): Promise<Run> {
-    // The deadline must not answer 503 for a book that then commits: the transaction checks it
-    // before its end and rolls back once it has passed (only the COMMIT itself can still land
-    // late), and the server ends it too if this client goes silent inside it.
+    // The deadline must not answer 503 for a book that then commits: the transaction checks the
+    // time left before its end and rolls back when too little is, so that only a COMMIT slower than
+    // COMMIT_MARGIN_MS can still land late; the server ends it too if this client goes silent inside it.
     // Inside a request, its one deadline (request-deadline.ts) may end sooner than this call's own.
-    let expired = false;
-    const timer = setTimeout(() => (expired = true), Math.min(this.#deadline.timeoutMs, remainingMs() ?? Infinity));
-    try {
-      return await this.#deadline.run('creating a book', this.#db.transaction(async (tx) => {
-        await tx.execute(sql.raw(`set local idle_in_transaction_session_timeout = ${Math.round(this.#deadline.timeoutMs)}`));
-        await tx.insert(books).values({ id: book.id, title: book.title, owner: book.owner ?? null, tenant: book.tenant ?? null });
-        const claimed = claimant ? { state: 'running', epoch: 1, claims: 1, owner: claimant.owner, leaseUntil: leaseEnd(claimant.leaseMs) } : {};
-        const [row] = await tx
-          .insert(runs)
-          .values({ bookId: book.id, title: book.title, chapters: spec.chapters, sectionsPerChapter: spec.sectionsPerChapter, ...claimed })
-          .returning(RUN_COLUMNS);
-        if (expired) throw new DatabaseTimeoutError(`the database did not answer creating a book within ${this.#deadline.timeoutMs} ms`);
-        return row as Run;
-      }));
-    } finally {
-      clearTimeout(timer);
-    }
+    const startedAt = performance.now();
+    const leftMs = () => Math.min(this.#deadline.timeoutMs - (performance.now() - startedAt), remainingMs() ?? Infinity);
+    return this.#deadline.run('creating a book', this.#db.transaction(async (tx) => {
+      await tx.execute(sql.raw(`set local idle_in_transaction_session_timeout = ${Math.round(this.#deadline.timeoutMs)}`));
+      await tx.insert(books).values({ id: book.id, title: book.title, owner: book.owner ?? null, tenant: book.tenant ?? null });
+      const claimed = claimant ? { state: 'running', epoch: 1, claims: 1, owner: claimant.owner, leaseUntil: leaseEnd(claimant.leaseMs) } : {};
+      const [row] = await tx
+        .insert(runs)
+        .values({ bookId: book.id, title: book.title, chapters: spec.chapters, sectionsPerChapter: spec.sectionsPerChapter, ...claimed })
+        .returning(RUN_COLUMNS);
+      if (leftMs() < COMMIT_MARGIN_MS) throw new DatabaseTimeoutError(`the database did not answer creating a book within ${this.#deadline.timeoutMs} ms`);
+      return row as Run;
+    }));
   }
 
   /**
